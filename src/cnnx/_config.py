@@ -1,0 +1,137 @@
+"""Threads, the SIMD path and show_config().
+
+The thread count is resolved here, once, and handed to every kernel as a plain int.
+"""
+import os
+import sys
+
+import numpy as np
+
+from . import _kernels
+
+__all__ = ["get_num_threads", "set_num_threads", "show_config", "simd_path", "set_simd_path"]
+
+
+def _default_threads():
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n >= 1:
+            return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_threads()
+
+
+def get_num_threads():
+    """The number of threads cnnx's kernels use."""
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Use `n` threads in cnnx's kernels (default: OMP_NUM_THREADS, else the cores
+    this process may run on). Results are identical for any `n`."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: expected an int, received {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected n >= 1, received {n}")
+    _num_threads = int(n)
+
+
+# Below this much work (multiply-adds or elements) a kernel runs on one thread:
+# waking a team costs more than it saves.
+_PARALLEL_WORK = 1 << 15
+
+
+def threads_for(work):
+    """The thread count for a kernel call doing `work` units of work."""
+    return 1 if work < _PARALLEL_WORK else _num_threads
+
+
+def simd_path():
+    """The microkernel path in use: avx512, avx2, generic/neon or scalar."""
+    return _kernels.simd_path()
+
+
+def set_simd_path(name=None):
+    """Force a microkernel path by name; None picks the best the CPU has."""
+    return _kernels.select_simd(name or "")
+
+
+def _select_simd_from_env():
+    forced = os.environ.get("CNNX_SIMD", "").strip().lower()
+    if forced:
+        try:
+            _kernels.select_simd(forced)
+        except ValueError:
+            raise ImportError(
+                f"cnnx: CNNX_SIMD={forced!r} is not available on this CPU "
+                f"(expected one of avx512, avx2, generic, neon, scalar)"
+            ) from None
+
+
+_select_simd_from_env()
+
+
+def openmp_enabled():
+    return _kernels.openmp_version() > 0
+
+
+def _openmp_runtime():
+    """The OpenMP runtime loaded into this process, by its library name."""
+    if not openmp_enabled():
+        return "none (built without OpenMP: kernels run on one thread)"
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        maps = ""
+    for lib in ("libgomp", "libiomp5", "libomp", "vcomp"):
+        if lib in maps:
+            path = next(line.split()[-1] for line in maps.splitlines() if lib in line)
+            return f"{lib} ({path})"
+    compiler = _kernels.compiler()
+    if compiler.startswith("gcc"):
+        return "libgomp"
+    if compiler.startswith("msvc"):
+        return "vcomp"
+    return "libomp"
+
+
+def config():
+    """show_config()'s facts, as a dict."""
+    from . import __version__
+
+    return {
+        "cnnx": __version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "compiler": _kernels.compiler(),
+        "openmp": openmp_enabled(),
+        "openmp_version": _kernels.openmp_version(),
+        "openmp_runtime": _openmp_runtime(),
+        "threads": get_num_threads(),
+        "simd": simd_path(),
+    }
+
+
+def show_config():
+    """Print how this cnnx was built and how it runs."""
+    c = config()
+    omp = f"yes (OpenMP {c['openmp_version']})" if c["openmp"] else "NO"
+    print(f"cnnx            {c['cnnx']}")
+    print(f"numpy           {c['numpy']}")
+    print(f"python          {c['python']}")
+    print(f"compiler        {c['compiler']}")
+    print(f"openmp          {omp}")
+    print(f"openmp runtime  {c['openmp_runtime']}")
+    print(f"threads         {c['threads']}")
+    print(f"simd path       {c['simd']}")

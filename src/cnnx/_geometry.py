@@ -1,0 +1,53 @@
+"""Shape arithmetic shared by the layers, cnnx.ops and the NumPy reference."""
+import numbers
+
+__all__ = ["normalize_tuple", "normalize_padding", "conv_output_length", "padding_before"]
+
+
+def normalize_tuple(value, n, name, where, allow_zero=False):
+    """An int or a length-n sequence of ints, each >= 1 (or >= 0), as a tuple."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        values = (int(value),) * n
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise TypeError(
+                f"{where}: `{name}` must be an int or a tuple of {n} ints, "
+                f"received {value!r}"
+            ) from None
+        if len(values) != n or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
+        ):
+            raise ValueError(
+                f"{where}: `{name}` must be an int or a tuple of {n} ints, received {value!r}"
+            )
+        values = tuple(int(v) for v in values)
+    low = 0 if allow_zero else 1
+    if any(v < low for v in values):
+        raise ValueError(f"{where}: `{name}` must be >= {low}, received {value!r}")
+    return values
+
+
+def normalize_padding(padding, where):
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"{where}: `padding` must be 'valid' or 'same', received {padding!r}")
+    return padding.lower()
+
+
+def conv_output_length(length, window, padding, stride, dilation=1):
+    """Output length of a convolution or pooling along one axis, as in Keras."""
+    span = (window - 1) * dilation + 1
+    if padding == "same":
+        return (length + stride - 1) // stride
+    return max(0, (length - span) // stride + 1)
+
+
+def padding_before(length, window, padding, stride, dilation=1):
+    """Padding at the start of an axis. Under "same" the odd extra element of
+    padding goes at the end (bottom or right), as in Keras and TensorFlow."""
+    if padding == "valid":
+        return 0
+    out = conv_output_length(length, window, padding, stride, dilation)
+    total = max((out - 1) * stride + (window - 1) * dilation + 1 - length, 0)
+    return total // 2

@@ -1,0 +1,768 @@
+# Compiled kernels of cnnx: convolution, pooling, ReLU, dense, softmax and the
+# cross-entropies, forward and backward, for float32 and float64.
+#
+# This module knows arrays, shapes and thread counts, nothing else. It does not
+# validate: cnnx.ops is the only caller, and checks every argument first. Outputs are
+# allocated by the caller; scratch memory comes from the caller's `workspace(nbytes)`
+# callable, so that buffers live across calls.
+#
+# Every matrix product runs through one blocked GEMM driver (`_gemm`): operands are
+# described by a `Source` (a plain matrix, its transpose, or an implicit im2col of an
+# NHWC image) and packed tile by tile into thread-local panels, so no im2col buffer
+# for the whole batch ever exists. The inner tile is a SIMD microkernel from _simd.h.
+#
+# Determinism: work is split into items whose arithmetic does not depend on the
+# thread count. Reductions over the batch (kernel and bias gradients) use a fixed
+# number of chunks, set by the shape alone, summed in a fixed order.
+
+from cython.parallel cimport prange, parallel, threadid
+from cython cimport floating
+from libc.string cimport memset
+from libc.math cimport exp, log, log1p, fabs, INFINITY
+from libc.stdint cimport int32_t, uintptr_t
+
+cdef extern from "_simd.h" nogil:
+    ctypedef void (*cnnx_ukernel_f32)(long, const float *, const float *, float *, long,
+                                      int, int, int, const float *, int)
+    ctypedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *, long,
+                                      int, int, int, const double *, int)
+    cnnx_ukernel_f32 cnnx_uk_f32
+    cnnx_ukernel_f64 cnnx_uk_f64
+    int cnnx_mr_f32, cnnx_nr_f32, cnnx_mr_f64, cnnx_nr_f64
+    const char *cnnx_simd_name
+    int cnnx_simd_available(const char *name)
+    int cnnx_simd_select(const char *name)
+    const char *CNNX_COMPILER
+    int CNNX_OPENMP
+
+
+# ---------------------------------------------------------------------------------
+# Build facts and the SIMD path
+# ---------------------------------------------------------------------------------
+
+def compiler():
+    """The compiler that built this module, as it names itself."""
+    return CNNX_COMPILER.decode()
+
+
+def openmp_version():
+    """The _OPENMP date macro (e.g. 201511) this module was built with; 0 without OpenMP."""
+    return CNNX_OPENMP
+
+
+def openmp_threads_used(int nthreads):
+    """How many threads a parallel region asked for `nthreads` really runs."""
+    cdef int i, used = 0
+    cdef int seen[1024]
+    memset(seen, 0, sizeof(seen))
+    with nogil, parallel(num_threads=nthreads):
+        seen[threadid() % 1024] = 1
+    for i in range(1024):
+        used += seen[i]
+    return used
+
+
+def simd_available(str name):
+    return bool(cnnx_simd_available(name.encode()))
+
+
+def select_simd(str name=""):
+    """Select a microkernel path by name ("" for the best available)."""
+    if cnnx_simd_select(name.encode()) != 0:
+        raise ValueError(f"SIMD path {name!r} is not available on this CPU or build")
+    return cnnx_simd_name.decode()
+
+
+def simd_path():
+    return cnnx_simd_name.decode()
+
+
+# ---------------------------------------------------------------------------------
+# Operand sources and packing
+# ---------------------------------------------------------------------------------
+
+cdef enum:
+    SRC_ROWS = 0      # element (r, k) = data[r * ld + k]
+    SRC_COLS = 1      # element (r, k) = data[k * ld + r]   (transpose of a row-major matrix)
+    SRC_IM2COL = 2    # element (r, k) = im2col(image)[r, k]
+    SRC_IM2COL_T = 3  # element (r, k) = im2col(image)[k, r]
+
+cdef enum:
+    # Blocking. KC keeps a B micro-panel (KC x NR) in L1; MC keeps an A block in L2.
+    KC = 256
+    MC_TARGET = 96
+    # Fixed chunk of the reduction dimension for split-K products (kernel gradients).
+    SPLIT_K_CHUNK = 2048
+    MAX_SPLIT_K = 64
+    ALIGN = 64
+
+
+cdef struct Geometry:
+    # A gather of conv windows from an NHWC image of size H x W x C. Row r of im2col
+    # is output pixel (n, oh, ow) of an OH x OW grid; column k is tap (i, j), channel c,
+    # in the kernel's (KH, KW, C) order. The window's source row, in the image upsampled
+    # by (uh, uw), is oh*sh + i*dh - ph; rows that fall between samples read zero.
+    # uh = uw = 1 for a forward convolution; the strides for its input gradient.
+    long H, W, C, OH, OW, KH, KW
+    long sh, sw, dh, dw, ph, pw, uh, uw
+
+
+cdef struct Source:
+    int kind
+    const void *data
+    long ld
+    Geometry g
+
+
+cdef inline void _im2col_run(const Geometry *g, const floating *x, long p, long k,
+                             long count, floating *dst, long stride) noexcept nogil:
+    """Writes im2col[p, k : k+count] to dst[0], dst[stride], ..."""
+    cdef long ow = p % g.OW
+    cdef long t = p // g.OW
+    cdef long oh = t % g.OH
+    cdef long n = t // g.OH
+    cdef long tap = k // g.C
+    cdef long c = k - tap * g.C
+    cdef long base_h = oh * g.sh - g.ph
+    cdef long base_w = ow * g.sw - g.pw
+    cdef long i, j, hu, wu, run, q
+    cdef const floating *src
+    while count > 0:
+        i = tap // g.KW
+        j = tap - i * g.KW
+        run = g.C - c
+        if run > count:
+            run = count
+        hu = base_h + i * g.dh
+        wu = base_w + j * g.dw
+        if (hu >= 0 and wu >= 0 and hu % g.uh == 0 and wu % g.uw == 0
+                and hu // g.uh < g.H and wu // g.uw < g.W):
+            src = x + ((n * g.H + hu // g.uh) * g.W + wu // g.uw) * g.C + c
+            if stride == 1:
+                for q in range(run):
+                    dst[q] = src[q]
+            else:
+                for q in range(run):
+                    dst[q * stride] = src[q]
+        else:
+            for q in range(run):
+                dst[q * stride] = 0
+        dst += run * stride
+        count -= run
+        tap += 1
+        c = 0
+
+
+cdef void _pack(const Source *s, floating *dst, long r0, long rows, long R,
+                long k0, long kc) noexcept nogil:
+    """Packs the block (r0 : r0+rows, k0 : k0+kc) k-major: dst[k*R + r].
+    Rows rows..R-1 are zero, so partial tiles compute on zeros."""
+    cdef const floating *m = <const floating *> s.data
+    cdef long r, k
+    if s.kind == SRC_ROWS:
+        for r in range(rows):
+            for k in range(kc):
+                dst[k * R + r] = m[(r0 + r) * s.ld + k0 + k]
+    elif s.kind == SRC_COLS:
+        for k in range(kc):
+            for r in range(rows):
+                dst[k * R + r] = m[(k0 + k) * s.ld + r0 + r]
+    elif s.kind == SRC_IM2COL:
+        for r in range(rows):
+            _im2col_run(&s.g, m, r0 + r, k0, kc, dst + r, R)
+    else:
+        for k in range(kc):
+            _im2col_run(&s.g, m, k0 + k, r0, rows, dst + k * R, 1)
+    if rows < R:
+        for k in range(kc):
+            for r in range(rows, R):
+                dst[k * R + r] = 0
+
+
+# ---------------------------------------------------------------------------------
+# The GEMM driver:  C[M, N] = A[M, K] @ B[K, N] (+ bias, ReLU)
+# ---------------------------------------------------------------------------------
+
+cdef inline long _cdiv(long a, long b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef inline long _align(long nbytes) noexcept nogil:
+    return _cdiv(nbytes, ALIGN) * ALIGN
+
+
+cdef inline void _tile_shape(int is_f32, long *mr, long *nr) noexcept nogil:
+    if is_f32:
+        mr[0] = cnnx_mr_f32
+        nr[0] = cnnx_nr_f32
+    else:
+        mr[0] = cnnx_mr_f64
+        nr[0] = cnnx_nr_f64
+
+
+cdef long _split_k(long M, long N, long K) noexcept nogil:
+    """Chunks of the reduction dimension: a function of the shape alone, never of the
+    thread count, so the summation order (and the result) is the same for any threads."""
+    cdef long s = K // SPLIT_K_CHUNK
+    if s > MAX_SPLIT_K:
+        s = MAX_SPLIT_K
+    return s if s > 1 else 1
+
+
+cdef long _gemm_scratch_bytes(long M, long N, long K, long split, int nthreads,
+                              long itemsize, int is_f32) noexcept nogil:
+    cdef long mr, nr
+    _tile_shape(is_f32, &mr, &nr)
+    cdef long mc = _cdiv(MC_TARGET, mr) * mr
+    cdef long bpack = _align(K * _cdiv(N, nr) * nr * itemsize)
+    cdef long apack = _align(mc * KC * itemsize)
+    cdef long partial = _align(split * M * N * itemsize) if split > 1 else 0
+    return bpack + nthreads * apack + partial + ALIGN
+
+
+def gemm_scratch_bytes(long M, long N, long K, bint split_k, int nthreads, int itemsize):
+    cdef long split = _split_k(M, N, K) if split_k else 1
+    return _gemm_scratch_bytes(M, N, K, split, nthreads, itemsize, itemsize == 4)
+
+
+cdef inline void _ukernel(long kc, const floating *a, const floating *b, floating *c, long ldc,
+                          int mr, int nr, int accumulate, const floating *bias,
+                          int relu) noexcept nogil:
+    if floating is float:
+        cnnx_uk_f32(kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
+    else:
+        cnnx_uk_f64(kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
+
+
+cdef inline floating *_bpanel(floating *bpack, long n_pad, long nr, long K, long k0,
+                              long jp) noexcept nogil:
+    """Start of packed B for the k block at k0 and column panel jp."""
+    cdef long kc = K - k0 if K - k0 < KC else KC
+    return bpack + k0 * n_pad + jp * kc * nr
+
+
+cdef struct Plan:
+    # One product C = A @ B, as cut into blocks by _gemm.
+    const Source *A
+    long M, N, K, mr, nr, mc, n_pad
+    long split, chunk, m_blocks, n_blocks, panels_per_block
+    const void *bias
+    int relu
+
+
+cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *bpack,
+                     floating *C, long ldc, floating *partial) noexcept nogil:
+    """One work item (chunk ci, row block ib, column block): pack the A block, then
+    sweep it against the packed B panels of the block's columns."""
+    cdef long ci = item // (p.m_blocks * p.n_blocks)
+    cdef long ib = (item // p.n_blocks) % p.m_blocks
+    cdef long jp0 = (item % p.n_blocks) * p.panels_per_block
+    cdef long jp1 = min(jp0 + p.panels_per_block, _cdiv(p.N, p.nr))
+    cdef long m0 = ib * p.mc
+    cdef long rows = min(p.M - m0, p.mc)
+    cdef long kbeg = ci * p.chunk
+    cdef long kend = min(kbeg + p.chunk, p.K)
+    cdef long mr = p.mr, nr = p.nr
+    cdef long k0, kc, jp, strip, ldd = ldc
+    cdef int fuse
+    cdef const floating *bias = <const floating *> p.bias
+    cdef floating *dst = C
+    if p.split > 1:
+        dst = partial + ci * p.M * p.N
+        ldd = p.N
+    k0 = kbeg
+    while k0 < kend:
+        kc = min(kend - k0, KC)
+        fuse = k0 + kc == kend and p.split == 1   # last block: bias and ReLU
+        for strip in range(_cdiv(rows, mr)):
+            _pack(p.A, apack + strip * kc * mr, m0 + strip * mr,
+                  min(rows - strip * mr, mr), mr, k0, kc)
+        for jp in range(jp0, jp1):
+            for strip in range(_cdiv(rows, mr)):
+                _ukernel(kc, apack + strip * kc * mr, _bpanel(bpack, p.n_pad, nr, p.K, k0, jp),
+                         dst + (m0 + strip * mr) * ldd + jp * nr, ldd,
+                         min(rows - strip * mr, mr), min(p.N - jp * nr, nr),
+                         k0 != kbeg,
+                         bias + jp * nr if (fuse and bias != NULL) else NULL,
+                         p.relu and fuse)
+        k0 += kc
+
+
+cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
+                long M, long N, long K, const floating *bias, int relu, int split_k,
+                char *scratch, int nthreads) noexcept nogil:
+    """C = A @ B (+ bias per column, then ReLU). Bt describes B transposed (N x K).
+    With split_k, the K dimension is cut into fixed chunks summed in order."""
+    cdef Plan p
+    cdef long itemsize = sizeof(floating)
+    _tile_shape(floating is float, &p.mr, &p.nr)
+    p.A = A
+    p.M = M
+    p.N = N
+    p.K = K
+    p.mc = _cdiv(MC_TARGET, p.mr) * p.mr
+    p.n_pad = _cdiv(N, p.nr) * p.nr
+    p.split = _split_k(M, N, K) if split_k else 1
+    p.chunk = _cdiv(K, p.split)
+    p.m_blocks = _cdiv(M, p.mc)
+    p.bias = bias
+    p.relu = relu
+    cdef long n_panels = _cdiv(N, p.nr)
+    cdef long k_blocks = _cdiv(K, KC)
+    # Column blocks only spread work over threads; they change no sum.
+    p.n_blocks = 1
+    while p.n_blocks < n_panels and p.split * p.m_blocks * p.n_blocks < 4 * nthreads:
+        p.n_blocks += 1
+    p.panels_per_block = _cdiv(n_panels, p.n_blocks)
+    p.n_blocks = _cdiv(n_panels, p.panels_per_block)
+
+    cdef floating *bpack = <floating *> ((<uintptr_t> scratch + ALIGN - 1) // ALIGN * ALIGN)
+    cdef char *apack_base = <char *> bpack + _align(K * p.n_pad * itemsize)
+    cdef long apack_bytes = _align(p.mc * KC * itemsize)
+    cdef floating *partial = <floating *> (apack_base + nthreads * apack_bytes)
+    cdef long item, kb, jp, k0, i, j, ci
+    cdef floating v
+
+    # 1. Pack all of B once: k block kb, column panel jp at _bpanel(kb * KC, jp).
+    with parallel(num_threads=nthreads):
+        for item in prange(k_blocks * n_panels, schedule="static"):
+            kb = item // n_panels
+            jp = item - kb * n_panels
+            k0 = kb * KC
+            _pack(Bt, _bpanel(bpack, p.n_pad, p.nr, K, k0, jp), jp * p.nr,
+                  min(N - jp * p.nr, p.nr), p.nr, k0, min(K - k0, KC))
+
+    # 2. The items, each on one thread with its own A panel.
+    with parallel(num_threads=nthreads):
+        for item in prange(p.split * p.m_blocks * p.n_blocks, schedule="static"):
+            _gemm_item(&p, item, <floating *> (apack_base + threadid() * apack_bytes),
+                       bpack, C, ldc, partial)
+
+    # 3. Split-K: sum the chunks in order, then bias and ReLU.
+    if p.split > 1:
+        with parallel(num_threads=nthreads):
+            for i in prange(M, schedule="static"):
+                for j in range(N):
+                    v = partial[i * N + j]
+                    for ci in range(1, p.split):
+                        v = v + partial[(ci * M + i) * N + j]
+                    if bias != NULL:
+                        v = v + bias[j]
+                    if relu and v <= 0:
+                        v = 0
+                    C[i * ldc + j] = v
+
+
+cdef char *_scratch(workspace, long nbytes) except NULL:
+    cdef unsigned char[::1] buf = workspace(nbytes)
+    if buf.shape[0] < nbytes:
+        raise RuntimeError(f"workspace gave {buf.shape[0]} bytes, {nbytes} needed")
+    return <char *> &buf[0]
+
+
+# ---------------------------------------------------------------------------------
+# Convolution
+# ---------------------------------------------------------------------------------
+
+cdef Geometry _geometry(long H, long W, long C, long OH, long OW, long KH, long KW,
+                        long sh, long sw, long dh, long dw, long ph, long pw,
+                        long uh, long uw) noexcept nogil:
+    cdef Geometry g
+    g.H = H; g.W = W; g.C = C; g.OH = OH; g.OW = OW; g.KH = KH; g.KW = KW
+    g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw; g.ph = ph; g.pw = pw; g.uh = uh; g.uw = uw
+    return g
+
+
+def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel,
+           const floating[::1] bias, floating[:, :, :, ::1] y,
+           long sh, long sw, long ph, long pw, long dh, long dw,
+           bint relu, int nthreads, workspace):
+    """y = conv(x, kernel) (+ bias, ReLU). x: (N,H,W,C), kernel: (KH,KW,C,F),
+    y: (N,OH,OW,F). ph, pw: padding before (top, left); after is implied by y."""
+    cdef long N = x.shape[0], F = kernel.shape[3]
+    cdef long P = N * y.shape[1] * y.shape[2]
+    cdef long K = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+    cdef Source a, bt
+    a.kind = SRC_IM2COL
+    a.data = &x[0, 0, 0, 0]
+    a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
+                    kernel.shape[0], kernel.shape[1], sh, sw, dh, dw, ph, pw, 1, 1)
+    bt.kind = SRC_COLS
+    bt.data = &kernel[0, 0, 0, 0]
+    bt.ld = F
+    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(P, F, K, 1, nthreads,
+                                                           sizeof(floating), floating is float))
+    cdef const floating *b = &bias[0] if bias is not None else NULL
+    with nogil:
+        _gemm(&a, &bt, &y[0, 0, 0, 0], F, P, F, K, b, relu, 0, s, nthreads)
+
+
+def conv2d_input_grad(const floating[:, :, :, ::1] dy,
+                      const floating[:, :, :, ::1] kernel_flipped,
+                      floating[:, :, :, ::1] dx,
+                      long sh, long sw, long ph, long pw, long dh, long dw,
+                      int nthreads, workspace):
+    """dx = the gradient of conv2d with respect to x, given dy.
+
+    It is itself a convolution: of dy upsampled by the strides, padded by
+    d*(k-1) - p, with the kernel flipped in space and its channels swapped
+    (kernel_flipped[i, j, f, c] = kernel[KH-1-i, KW-1-j, c, f]). Each dx element is
+    written once by one thread, so no scatter and no atomics."""
+    cdef long KH = kernel_flipped.shape[0], KW = kernel_flipped.shape[1]
+    cdef long C = dx.shape[3]
+    cdef long P = dx.shape[0] * dx.shape[1] * dx.shape[2]
+    cdef long K = KH * KW * kernel_flipped.shape[2]
+    cdef Source a, bt
+    a.kind = SRC_IM2COL
+    a.data = &dy[0, 0, 0, 0]
+    a.g = _geometry(dy.shape[1], dy.shape[2], dy.shape[3], dx.shape[1], dx.shape[2],
+                    KH, KW, 1, 1, dh, dw, dh * (KH - 1) - ph, dw * (KW - 1) - pw, sh, sw)
+    bt.kind = SRC_COLS
+    bt.data = &kernel_flipped[0, 0, 0, 0]
+    bt.ld = C
+    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(P, C, K, 1, nthreads,
+                                                           sizeof(floating), floating is float))
+    with nogil:
+        _gemm(&a, &bt, &dx[0, 0, 0, 0], C, P, C, K, NULL, 0, 0, s, nthreads)
+
+
+def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                       floating[:, :, :, ::1] dkernel, floating[::1] dbias,
+                       long sh, long sw, long ph, long pw, long dh, long dw,
+                       int nthreads, workspace):
+    """dkernel = im2col(x)^T @ dy, reduced over the batch in fixed chunks;
+    dbias = dy summed over N, OH, OW (skipped when dbias is None)."""
+    cdef long F = dy.shape[3]
+    cdef long P = dy.shape[0] * dy.shape[1] * dy.shape[2]
+    cdef long K = dkernel.shape[0] * dkernel.shape[1] * dkernel.shape[2]
+    cdef Source a, bt
+    a.kind = SRC_IM2COL_T
+    a.data = &x[0, 0, 0, 0]
+    a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
+                    dkernel.shape[0], dkernel.shape[1], sh, sw, dh, dw, ph, pw, 1, 1)
+    bt.kind = SRC_COLS
+    bt.data = &dy[0, 0, 0, 0]
+    bt.ld = F
+    cdef char *s = _scratch(workspace, max(
+        _gemm_scratch_bytes(K, F, P, _split_k(K, F, P), nthreads, sizeof(floating),
+                            floating is float),
+        _column_sums_scratch_bytes(P, F, sizeof(floating))))
+    with nogil:
+        _gemm(&a, &bt, &dkernel[0, 0, 0, 0], F, K, F, P, NULL, 0, 1, s, nthreads)
+    if dbias is not None:
+        _column_sums(&dy[0, 0, 0, 0], P, F, &dbias[0], s, nthreads)
+
+
+cdef void _column_sums(const floating *m, long rows, long cols, floating *out,
+                       char *scratch, int nthreads) except *:
+    """out[j] = sum_i m[i, j], in fixed chunks of rows summed in order."""
+    cdef long split = _split_k(cols, 1, rows)
+    cdef long chunk = _cdiv(rows, split)
+    cdef floating *partial = <floating *> ((<uintptr_t> scratch + ALIGN - 1) // ALIGN * ALIGN)
+    cdef long ci, i, j, r1
+    cdef floating *acc
+    with nogil, parallel(num_threads=nthreads):
+        for ci in prange(split, schedule="static"):
+            acc = partial + ci * cols
+            for j in range(cols):
+                acc[j] = 0
+            r1 = (ci + 1) * chunk if (ci + 1) * chunk < rows else rows
+            for i in range(ci * chunk, r1):
+                for j in range(cols):
+                    acc[j] = acc[j] + m[i * cols + j]
+    for j in range(cols):
+        out[j] = partial[j]
+    for ci in range(1, split):
+        for j in range(cols):
+            out[j] = out[j] + partial[ci * cols + j]
+
+
+cdef long _column_sums_scratch_bytes(long rows, long cols, long itemsize) noexcept nogil:
+    return _split_k(cols, 1, rows) * cols * itemsize + ALIGN
+
+
+# ---------------------------------------------------------------------------------
+# Dense
+# ---------------------------------------------------------------------------------
+
+def dense(const floating[:, ::1] x, const floating[:, ::1] kernel, const floating[::1] bias,
+          floating[:, ::1] y, bint relu, int nthreads, workspace):
+    """y = x @ kernel (+ bias, ReLU). x: (B, I), kernel: (I, O), y: (B, O)."""
+    cdef long B = x.shape[0], I = x.shape[1], O = kernel.shape[1]
+    cdef Source a, bt
+    a.kind = SRC_ROWS
+    a.data = &x[0, 0]
+    a.ld = I
+    bt.kind = SRC_COLS
+    bt.data = &kernel[0, 0]
+    bt.ld = O
+    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, O, I, 1, nthreads,
+                                                           sizeof(floating), floating is float))
+    cdef const floating *b = &bias[0] if bias is not None else NULL
+    with nogil:
+        _gemm(&a, &bt, &y[0, 0], O, B, O, I, b, relu, 0, s, nthreads)
+
+
+def dense_input_grad(const floating[:, ::1] dy, const floating[:, ::1] kernel,
+                     floating[:, ::1] dx, int nthreads, workspace):
+    """dx = dy @ kernel^T."""
+    cdef long B = dy.shape[0], I = kernel.shape[0], O = kernel.shape[1]
+    cdef Source a, bt
+    a.kind = SRC_ROWS
+    a.data = &dy[0, 0]
+    a.ld = O
+    bt.kind = SRC_ROWS
+    bt.data = &kernel[0, 0]
+    bt.ld = O
+    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, I, O, 1, nthreads,
+                                                           sizeof(floating), floating is float))
+    with nogil:
+        _gemm(&a, &bt, &dx[0, 0], I, B, I, O, NULL, 0, 0, s, nthreads)
+
+
+def dense_kernel_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
+                      floating[:, ::1] dkernel, floating[::1] dbias, int nthreads, workspace):
+    """dkernel = x^T @ dy and dbias = dy summed over the batch, in fixed chunks."""
+    cdef long B = x.shape[0], I = x.shape[1], O = dy.shape[1]
+    cdef Source a, bt
+    a.kind = SRC_COLS
+    a.data = &x[0, 0]
+    a.ld = I
+    bt.kind = SRC_COLS
+    bt.data = &dy[0, 0]
+    bt.ld = O
+    cdef char *s = _scratch(workspace, max(
+        _gemm_scratch_bytes(I, O, B, _split_k(I, O, B), nthreads, sizeof(floating),
+                            floating is float),
+        _column_sums_scratch_bytes(B, O, sizeof(floating))))
+    with nogil:
+        _gemm(&a, &bt, &dkernel[0, 0], O, I, O, B, NULL, 0, 1, s, nthreads)
+    if dbias is not None:
+        _column_sums(&dy[0, 0], B, O, &dbias[0], s, nthreads)
+
+
+# ---------------------------------------------------------------------------------
+# Elementwise
+# ---------------------------------------------------------------------------------
+
+def relu(const floating[::1] x, floating[::1] y, int nthreads):
+    """y = x where x > 0, else 0 (NaN passes through). y may be x."""
+    cdef Py_ssize_t i
+    cdef floating v
+    with nogil:
+        for i in prange(x.shape[0], num_threads=nthreads, schedule="static"):
+            v = x[i]
+            y[i] = 0 if v <= 0 else v
+
+
+def relu_grad(const floating[::1] dy, const floating[::1] x, floating[::1] dx, int nthreads):
+    """dx = dy where x > 0, else 0. x may be ReLU's input or its output."""
+    cdef Py_ssize_t i
+    with nogil:
+        for i in prange(dy.shape[0], num_threads=nthreads, schedule="static"):
+            dx[i] = dy[i] if x[i] > 0 else 0
+
+
+# ---------------------------------------------------------------------------------
+# Pooling (NHWC). ph, pw: padding before; windows are clipped to the image.
+# ---------------------------------------------------------------------------------
+
+def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+               int32_t[:, :, :, ::1] argmax, long PH, long PW, long sh, long sw,
+               long ph, long pw, int nthreads):
+    """y = max over each window; argmax = the flat index (h*W + w)*C + c within the
+    sample of the first maximum in row-major window order (or of the first NaN).
+    Channels are the inner loop, so it runs on contiguous, vectorisable rows."""
+    cdef long N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef long OH = y.shape[1], OW = y.shape[2]
+    cdef long row, n, oh, ow, h0, w0, h1, w1, h, w, c, base
+    cdef floating v, b
+    cdef int take
+    cdef floating *best
+    cdef int32_t *arg
+    cdef const floating *src
+    with nogil:
+        for row in prange(N * OH, num_threads=nthreads, schedule="static"):
+            n = row // OH
+            oh = row - n * OH
+            h0 = max(oh * sh - ph, 0)
+            h1 = min(oh * sh - ph + PH, H)
+            for ow in range(OW):
+                w0 = max(ow * sw - pw, 0)
+                w1 = min(ow * sw - pw + PW, W)
+                best = &y[n, oh, ow, 0]
+                arg = &argmax[n, oh, ow, 0]
+                base = (h0 * W + w0) * C
+                src = &x[n, h0, w0, 0]
+                for c in range(C):
+                    best[c] = src[c]
+                    arg[c] = <int32_t> (base + c)
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        base = (h * W + w) * C
+                        src = &x[n, h, w, 0]
+                        for c in range(C):
+                            v = src[c]
+                            b = best[c]
+                            # Branch-free select (random data mispredicts a branch half
+                            # the time). The first NaN wins and stays, as in np.max.
+                            take = (v > b) | ((v != v) & (b == b))
+                            best[c] = v if take else b
+                            arg[c] = <int32_t> (base + c) if take else arg[c]
+
+
+def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1] argmax,
+                    floating[:, :, :, ::1] dx, int nthreads):
+    """dx = dy scattered to the recorded argmax. Each sample is one thread's, in order."""
+    cdef long N = dy.shape[0]
+    cdef long per_in = dx.shape[1] * dx.shape[2] * dx.shape[3]
+    cdef long per_out = dy.shape[1] * dy.shape[2] * dy.shape[3]
+    cdef long n, i
+    cdef floating *d
+    cdef const floating *g
+    cdef const int32_t *a
+    with nogil:
+        for n in prange(N, num_threads=nthreads, schedule="static"):
+            d = &dx[n, 0, 0, 0]
+            g = &dy[n, 0, 0, 0]
+            a = &argmax[n, 0, 0, 0]
+            for i in range(per_in):
+                d[i] = 0
+            for i in range(per_out):
+                d[a[i]] = d[a[i]] + g[i]
+
+
+def average_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                   long PH, long PW, long sh, long sw, long ph, long pw, int nthreads):
+    """y = mean over each window; padding is not counted in the divisor."""
+    cdef long N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef long OH = y.shape[1], OW = y.shape[2]
+    cdef long row, n, oh, ow, h0, w0, h1, w1, h, w, c
+    cdef floating inv
+    cdef floating *out
+    cdef const floating *src
+    with nogil:
+        for row in prange(N * OH, num_threads=nthreads, schedule="static"):
+            n = row // OH
+            oh = row - n * OH
+            h0 = oh * sh - ph
+            h1 = h0 + PH if h0 + PH < H else H
+            h0 = h0 if h0 > 0 else 0
+            for ow in range(OW):
+                w0 = ow * sw - pw
+                w1 = w0 + PW if w0 + PW < W else W
+                w0 = w0 if w0 > 0 else 0
+                out = &y[n, oh, ow, 0]
+                for c in range(C):
+                    out[c] = 0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        src = &x[n, h, w, 0]
+                        for c in range(C):
+                            out[c] = out[c] + src[c]
+                inv = 1.0 / ((h1 - h0) * (w1 - w0))
+                for c in range(C):
+                    out[c] = out[c] * inv
+
+
+def average_pool2d_grad(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                        long PH, long PW, long sh, long sw, long ph, long pw, int nthreads):
+    """dx = each window's share of dy, scattered back. Each sample is one thread's."""
+    cdef long N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
+    cdef long OH = dy.shape[1], OW = dy.shape[2]
+    cdef long n, oh, ow, h0, w0, h1, w1, h, w, c, i
+    cdef floating inv
+    cdef floating *dst
+    cdef const floating *g
+    with nogil:
+        for n in prange(N, num_threads=nthreads, schedule="static"):
+            dst = &dx[n, 0, 0, 0]
+            for i in range(H * W * C):
+                dst[i] = 0
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                h1 = h0 + PH if h0 + PH < H else H
+                h0 = h0 if h0 > 0 else 0
+                for ow in range(OW):
+                    w0 = ow * sw - pw
+                    w1 = w0 + PW if w0 + PW < W else W
+                    w0 = w0 if w0 > 0 else 0
+                    inv = 1.0 / ((h1 - h0) * (w1 - w0))
+                    g = &dy[n, oh, ow, 0]
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            for c in range(C):
+                                dst[(h * W + w) * C + c] = dst[(h * W + w) * C + c] + g[c] * inv
+
+
+# ---------------------------------------------------------------------------------
+# Softmax and the cross-entropies, from logits
+# ---------------------------------------------------------------------------------
+
+cdef inline floating _softmax_row(const floating *z, floating *p, long K) noexcept nogil:
+    """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-sum-exp."""
+    cdef long j
+    cdef floating m = z[0], s = 0
+    for j in range(1, K):
+        if z[j] > m or z[j] != z[j]:
+            m = z[j]
+    for j in range(K):
+        p[j] = exp(z[j] - m)
+        s = s + p[j]
+    for j in range(K):
+        p[j] = p[j] / s
+    return m + log(s)
+
+
+def softmax(const floating[:, ::1] z, floating[:, ::1] p, int nthreads):
+    """Row-wise softmax, shifted by the row maximum for stability."""
+    cdef long i
+    with nogil:
+        for i in prange(z.shape[0], num_threads=nthreads, schedule="static"):
+            _softmax_row(&z[i, 0], &p[i, 0], z.shape[1])
+
+
+def softmax_cross_entropy(const floating[:, ::1] logits, const floating[:, ::1] targets,
+                          floating[::1] loss, floating[:, ::1] grad, int nthreads):
+    """loss[i] = logsumexp(z_i) - sum_j t_ij z_ij  (= -sum t log softmax(z) when the
+    targets sum to 1); grad = softmax(z) - t, per sample (unscaled by the batch)."""
+    cdef long i, j, K = logits.shape[1]
+    cdef floating lse, tsum, dot
+    with nogil:
+        for i in prange(logits.shape[0], num_threads=nthreads, schedule="static"):
+            lse = _softmax_row(&logits[i, 0], &grad[i, 0], K)
+            tsum = 0
+            dot = 0
+            for j in range(K):
+                tsum = tsum + targets[i, j]
+                dot = dot + targets[i, j] * logits[i, j]
+                grad[i, j] = grad[i, j] - targets[i, j]
+            loss[i] = tsum * lse - dot
+
+
+def sigmoid_cross_entropy(const floating[::1] logits, const floating[::1] targets,
+                          floating[::1] loss, floating[::1] grad, int nthreads):
+    """Elementwise: loss = max(z, 0) - z t + log1p(exp(-|z|)); grad = sigmoid(z) - t."""
+    cdef Py_ssize_t i
+    cdef floating z, e
+    with nogil:
+        for i in prange(logits.shape[0], num_threads=nthreads, schedule="static"):
+            z = logits[i]
+            e = exp(-fabs(z))
+            loss[i] = (z if z > 0 else 0) - z * targets[i] + log1p(e)
+            grad[i] = (1 / (1 + e) if z >= 0 else e / (1 + e)) - targets[i]
+
+
+def sigmoid(const floating[::1] x, floating[::1] y, int nthreads):
+    """y = 1 / (1 + exp(-x)), computed without overflow for either sign."""
+    cdef Py_ssize_t i
+    cdef floating e, v
+    with nogil:
+        for i in prange(x.shape[0], num_threads=nthreads, schedule="static"):
+            v = x[i]
+            e = exp(-fabs(v))
+            y[i] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+if cnnx_simd_select(NULL) != 0:  # pragma: no cover - the generic path always exists
+    raise ImportError("cnnx: no SIMD path could be selected")

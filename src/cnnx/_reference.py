@@ -1,0 +1,212 @@
+"""Pure-NumPy twins of cnnx's compiled kernels, with the signatures of cnnx.ops.
+
+This is the oracle of the test suite and the "pure NumPy" side of the benchmarks,
+so it is the best NumPy we know how to write, not a straw man:
+- im2col is one copy out of an `as_strided` window view, whose rows are contiguous
+  kh-runs of kw*C values; a convolution is then one matmul;
+- col2im adds shifted strided slices, one per kernel offset;
+- pooling reduces over strided slices, one per window offset;
+- ReLU's backward multiplies by the mask.
+No validation: call it with arrays cnnx.ops would accept.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ._geometry import conv_output_length, normalize_padding, normalize_tuple, padding_before
+
+__all__ = [
+    "conv2d", "conv2d_backward", "relu", "relu_backward", "max_pool2d", "max_pool2d_backward",
+    "average_pool2d", "average_pool2d_backward", "dense", "dense_backward", "softmax",
+    "sigmoid", "softmax_cross_entropy", "sigmoid_cross_entropy", "im2col",
+]
+
+
+def _pads(shape, window, strides, padding, dilation=(1, 1)):
+    """((top, bottom), (left, right)) padding and the output size, as in Keras."""
+    pads, out = [], []
+    for length, k, s, d in zip(shape, window, strides, dilation):
+        o = conv_output_length(length, k, padding, s, d)
+        before = padding_before(length, k, padding, s, d)
+        after = max((o - 1) * s + (k - 1) * d + 1 - length - before, 0)
+        pads.append((before, after))
+        out.append(o)
+    return pads, out
+
+
+def _conv_args(x, kernel, strides, padding, dilation_rate):
+    strides = normalize_tuple(strides, 2, "strides", "reference")
+    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", "reference")
+    padding = normalize_padding(padding, "reference")
+    pads, out = _pads(x.shape[1:3], kernel.shape[:2], strides, padding, dilation)
+    return strides, dilation, pads, out
+
+
+def im2col(x, kernel_shape, strides, dilation, pads, out):
+    """(N*OH*OW, kh*kw*C) patches of x, padded; columns in the kernel's (kh, kw, C) order."""
+    kh, kw = kernel_shape
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0))) if any(map(any, pads)) else x
+    xp = np.ascontiguousarray(xp)
+    n, _, _, c = xp.shape
+    sn, sh, sw, sc = xp.strides
+    windows = as_strided(
+        xp, shape=(n, out[0], out[1], kh, kw, c),
+        strides=(sn, strides[0] * sh, strides[1] * sw, dilation[0] * sh, dilation[1] * sw, sc),
+        writeable=False)
+    return windows.reshape(n * out[0] * out[1], kh * kw * c)
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+           activation=None):
+    strides, dilation, pads, out = _conv_args(x, kernel, strides, padding, dilation_rate)
+    kh, kw, c, f = kernel.shape
+    cols = im2col(x, (kh, kw), strides, dilation, pads, out)
+    y = cols @ kernel.reshape(kh * kw * c, f)
+    if bias is not None:
+        y += bias
+    if activation == "relu":
+        y = relu(y)
+    return y.reshape(x.shape[0], out[0], out[1], f)
+
+
+def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
+                    use_bias=True, input_grad=True):
+    strides, dilation, pads, out = _conv_args(x, kernel, strides, padding, dilation_rate)
+    kh, kw, c, f = kernel.shape
+    n, h, w, _ = x.shape
+    dy2 = dy.reshape(-1, f)
+    cols = im2col(x, (kh, kw), strides, dilation, pads, out)
+    dkernel = (cols.T @ dy2).reshape(kernel.shape)
+    dbias = dy2.sum(axis=0) if use_bias else None
+    dx = None
+    if input_grad:
+        dcols = (dy2 @ kernel.reshape(-1, f).T).reshape(n, out[0], out[1], kh, kw, c)
+        hp, wp = h + sum(pads[0]), w + sum(pads[1])
+        # Windows may stop short of the padded edge: leave room for a full stride.
+        dxp = np.zeros((n, hp + strides[0], wp + strides[1], c), dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                h0, w0 = i * dilation[0], j * dilation[1]
+                dxp[:, h0:h0 + strides[0] * out[0]:strides[0],
+                    w0:w0 + strides[1] * out[1]:strides[1]] += dcols[:, :, :, i, j]
+        dx = dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w]
+        dx = np.ascontiguousarray(dx)
+    return dx, dkernel, dbias
+
+
+def relu(x):
+    # np.where keeps NaN (NaN <= 0 is False), as the kernel does.
+    return np.where(x <= 0, x.dtype.type(0), x)
+
+
+def relu_backward(dy, x):
+    return dy * (x > 0)
+
+
+def sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softmax(x, axis=-1):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _pool_args(x, pool_size, strides, padding):
+    pool = normalize_tuple(pool_size, 2, "pool_size", "reference")
+    strides = pool if strides is None else normalize_tuple(strides, 2, "strides", "reference")
+    padding = normalize_padding(padding, "reference")
+    pads, out = _pads(x.shape[1:3], pool, strides, padding)
+    return pool, strides, pads, out
+
+
+def _window_slices(pool, strides, out):
+    for i in range(pool[0]):
+        for j in range(pool[1]):
+            yield i, j, (slice(None), slice(i, i + strides[0] * (out[0] - 1) + 1, strides[0]),
+                         slice(j, j + strides[1] * (out[1] - 1) + 1, strides[1]))
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    pool, strides, pads, out = _pool_args(x, pool_size, strides, padding)
+    n, h, w, c = x.shape
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-np.inf)
+    # Flat index of every padded position within its sample; padding never wins.
+    hh = np.arange(-pads[0][0], h + pads[0][1])[:, None, None]
+    ww = np.arange(-pads[1][0], w + pads[1][1])[None, :, None]
+    index = ((hh * w + ww) * c + np.arange(c)).astype(np.int32)
+    best = None
+    for _, _, s in _window_slices(pool, strides, out):
+        v, i = xp[s], np.broadcast_to(index[s[1:]], (n, out[0], out[1], c))
+        if best is None:
+            best, arg = v.copy(), i.copy()
+            continue
+        # Strictly greater keeps the first maximum; the first NaN wins, as in np.max.
+        take = (v > best) | (np.isnan(v) & ~np.isnan(best))
+        best = np.where(take, v, best)
+        arg = np.where(take, i, arg)
+    return best, arg
+
+
+def max_pool2d_backward(dy, argmax, input_shape):
+    n = input_shape[0]
+    per_sample = int(np.prod(input_shape[1:]))
+    dx = np.zeros((n, per_sample), dy.dtype)
+    rows = np.repeat(np.arange(n), argmax[0].size)
+    np.add.at(dx, (rows, argmax.reshape(-1)), dy.reshape(-1))
+    return dx.reshape(input_shape)
+
+
+def _window_counts(shape, pool, strides, pads, out):
+    """How many real (unpadded) elements each window covers."""
+    ones = np.pad(np.ones((1,) + tuple(shape) + (1,)), ((0, 0), pads[0], pads[1], (0, 0)))
+    count = np.zeros((1, out[0], out[1], 1))
+    for _, _, s in _window_slices(pool, strides, out):
+        count += ones[s]
+    return count
+
+
+def average_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    pool, strides, pads, out = _pool_args(x, pool_size, strides, padding)
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    total = np.zeros((x.shape[0], out[0], out[1], x.shape[3]), x.dtype)
+    for _, _, s in _window_slices(pool, strides, out):
+        total += xp[s]
+    return (total / _window_counts(x.shape[1:3], pool, strides, pads, out)).astype(x.dtype)
+
+
+def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding="valid"):
+    probe = np.empty((1,) + tuple(input_shape[1:3]) + (1,))
+    pool, strides, pads, out = _pool_args(probe, pool_size, strides, padding)
+    n, h, w, c = input_shape
+    share = dy / _window_counts((h, w), pool, strides, pads, out)
+    dxp = np.zeros((n, h + sum(pads[0]) + strides[0], w + sum(pads[1]) + strides[1], c),
+                   dy.dtype)
+    for _, _, s in _window_slices(pool, strides, out):
+        dxp[s] += share
+    return np.ascontiguousarray(dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w])
+
+
+def dense(x, kernel, bias=None, activation=None):
+    y = x @ kernel
+    if bias is not None:
+        y += bias
+    return relu(y) if activation == "relu" else y
+
+
+def dense_backward(x, kernel, dy, use_bias=True, input_grad=True):
+    dx = dy @ kernel.T if input_grad else None
+    return dx, x.T @ dy, (dy.sum(axis=0) if use_bias else None)
+
+
+def softmax_cross_entropy(logits, targets):
+    m = np.max(logits, axis=1, keepdims=True)
+    lse = m + np.log(np.sum(np.exp(logits - m), axis=1, keepdims=True))
+    loss = np.sum(targets, axis=1) * lse[:, 0] - np.sum(targets * logits, axis=1)
+    return loss, np.exp(logits - lse) - targets
+
+
+def sigmoid_cross_entropy(logits, targets):
+    loss = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    return loss, sigmoid(logits) - targets

@@ -1,0 +1,89 @@
+/* One register-blocked GEMM microkernel, instantiated once per (dtype, ISA).
+ *
+ * Include this file after defining:
+ *   UK_NAME   function name            UK_T     element type (float, double)
+ *   UK_IT     integer type of UK_T's width (for the ReLU bit mask)
+ *   UK_VBYTES vector width in bytes    UK_MR    rows of the tile
+ *   UK_NV     vectors per tile row     UK_ATTR  target attribute (may be empty)
+ *
+ * The kernel computes the MR x NR tile  C = [C +] A_panel @ B_panel  over kc steps,
+ * where A_panel is packed k-major (kc x MR) and B_panel k-major (kc x NR), then adds
+ * the bias and applies ReLU when asked. Only the first mr rows and nr columns are
+ * written, so the caller can pad partial tiles with zeros in the packed panels.
+ */
+#define UK_VW (UK_VBYTES / (int)sizeof(UK_T))
+#define UK_NR (UK_NV * UK_VW)
+
+typedef UK_T CNNX_CAT(UK_NAME, _vec) __attribute__((vector_size(UK_VBYTES), aligned(sizeof(UK_T))));
+typedef UK_IT CNNX_CAT(UK_NAME, _ivec) __attribute__((vector_size(UK_VBYTES), aligned(sizeof(UK_T))));
+
+UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restrict b,
+                            UK_T *restrict c, long ldc, int mr, int nr, int accumulate,
+                            const UK_T *restrict bias, int relu)
+{
+    typedef CNNX_CAT(UK_NAME, _vec) vec;
+    typedef CNNX_CAT(UK_NAME, _ivec) ivec;
+    vec acc[UK_MR][UK_NV];
+    const vec zero = {0};
+
+    CNNX_UNROLL
+    for (int i = 0; i < UK_MR; ++i) {
+        CNNX_UNROLL
+        for (int v = 0; v < UK_NV; ++v) acc[i][v] = zero;
+    }
+    for (long k = 0; k < kc; ++k) {
+        vec bv[UK_NV];
+        CNNX_UNROLL
+        for (int v = 0; v < UK_NV; ++v) bv[v] = *(const vec *)(b + v * UK_VW);
+        CNNX_UNROLL
+        for (int i = 0; i < UK_MR; ++i) {
+            const UK_T s = a[i];
+            CNNX_UNROLL
+            for (int v = 0; v < UK_NV; ++v) acc[i][v] += s * bv[v];
+        }
+        a += UK_MR;
+        b += UK_NR;
+    }
+
+    if (mr == UK_MR && nr == UK_NR) {
+        CNNX_UNROLL
+        for (int i = 0; i < UK_MR; ++i) {
+            CNNX_UNROLL
+            for (int v = 0; v < UK_NV; ++v) {
+                vec *dst = (vec *)(c + i * ldc + v * UK_VW);
+                vec r = acc[i][v];
+                if (accumulate) r += *dst;
+                if (bias) r += *(const vec *)(bias + v * UK_VW);
+                /* keep r where !(r <= 0): zeroes negatives, lets NaN through */
+                if (relu) r = (vec)((ivec)r & ~(ivec)(r <= zero));
+                *dst = r;
+            }
+        }
+    } else {
+        UK_T tile[UK_MR * UK_NR];
+        CNNX_UNROLL
+        for (int i = 0; i < UK_MR; ++i) {
+            CNNX_UNROLL
+            for (int v = 0; v < UK_NV; ++v) *(vec *)(tile + i * UK_NR + v * UK_VW) = acc[i][v];
+        }
+        for (int i = 0; i < mr; ++i) {
+            for (int j = 0; j < nr; ++j) {
+                UK_T r = tile[i * UK_NR + j];
+                if (accumulate) r += c[i * ldc + j];
+                if (bias) r += bias[j];
+                if (relu && r <= 0) r = 0;
+                c[i * ldc + j] = r;
+            }
+        }
+    }
+}
+
+#undef UK_VW
+#undef UK_NR
+#undef UK_NAME
+#undef UK_T
+#undef UK_IT
+#undef UK_VBYTES
+#undef UK_MR
+#undef UK_NV
+#undef UK_ATTR

@@ -1,0 +1,492 @@
+"""cnnx.ops: the validated functional API, and the only door into the compiled kernels.
+
+The names `conv`, `max_pool`, `average_pool`, `relu`, `sigmoid`, `softmax`,
+`categorical_crossentropy` and `binary_crossentropy` follow keras.ops. The layers use
+the functions with explicit gradients: `conv2d` / `conv2d_backward`, `max_pool2d` /
+`max_pool2d_backward`, `average_pool2d` / `average_pool2d_backward`, `dense` /
+`dense_backward`, `relu_backward`, `softmax_cross_entropy` and `sigmoid_cross_entropy`.
+Each has a pure-NumPy twin of the same signature in `cnnx._reference`.
+
+Every function checks its input and raises ValueError or TypeError naming the function,
+the argument, what it expected and what it received. Arrays are converted to float32
+(or kept float64), and made C-contiguous; layouts are channels_last (NHWC), conv
+kernels (kh, kw, in, out), dense kernels (in, out). Forward functions accept `out=`,
+a preallocated result, so that a caller can reuse buffers across steps.
+"""
+import threading
+
+import numpy as np
+
+from . import _kernels
+from ._config import threads_for
+from ._geometry import conv_output_length, normalize_padding, normalize_tuple, padding_before
+
+__all__ = [
+    "conv", "max_pool", "average_pool", "relu", "sigmoid", "softmax", "flatten",
+    "categorical_crossentropy", "binary_crossentropy",
+    "conv2d", "conv2d_backward", "relu_backward", "max_pool2d", "max_pool2d_backward",
+    "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
+    "softmax_cross_entropy", "sigmoid_cross_entropy",
+]
+
+_ACTIVATIONS = (None, "linear", "relu")
+
+
+# ---------------------------------------------------------------------------------
+# Checks and conversions
+# ---------------------------------------------------------------------------------
+
+class _Workspace(threading.local):
+    """Scratch memory for the kernels, one per Python thread, grown and kept."""
+
+    def __init__(self):
+        self.buffer = np.empty(0, np.uint8)
+
+    def __call__(self, nbytes):
+        if self.buffer.size < nbytes:
+            self.buffer = np.empty(max(nbytes, self.buffer.size * 3 // 2), np.uint8)
+        return self.buffer
+
+
+_workspace = _Workspace()
+
+_LAYOUT = {
+    4: "(batch, height, width, channels)",
+    2: "(batch, features)",
+    1: "(features,)",
+}
+
+
+def _array(x, name, where, ndim=None):
+    """x as a float32/float64 ndarray, checked for a numeric dtype and its ndim."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as e:  # ragged lists and the like
+            raise TypeError(f"{where}: `{name}` must be array-like, received {type(x).__name__}"
+                            f" ({e})") from None
+    kind = x.dtype.kind
+    if kind == "f" and x.dtype.itemsize in (4, 8):
+        pass
+    elif kind in "biuf":
+        x = x.astype(np.float32)
+    else:
+        raise TypeError(f"{where}: `{name}` must hold real numbers (float32 or float64), "
+                        f"received dtype {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        layout = _LAYOUT.get(ndim, "")
+        raise ValueError(f"{where}: `{name}` must be {ndim}-D {layout}, "
+                         f"received shape {x.shape}")
+    return x
+
+
+def _common(where, *arrays):
+    """Cast the arrays to one dtype (float64 if any is) and make them C-contiguous."""
+    dtype = np.float64 if any(a is not None and a.dtype == np.float64 for a in arrays) \
+        else np.float32
+    return [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+
+
+def _output(out, shape, dtype, where):
+    if out is None:
+        return np.empty(shape, dtype)
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype \
+            or not out.flags.c_contiguous or not out.flags.writeable:
+        got = (f"shape {out.shape}, dtype {out.dtype}, "
+               f"{'C-contiguous' if out.flags.c_contiguous else 'not contiguous'}"
+               if isinstance(out, np.ndarray) else type(out).__name__)
+        raise ValueError(f"{where}: `out` must be a writeable C-contiguous array of shape "
+                         f"{tuple(shape)} and dtype {np.dtype(dtype)}, received {got}")
+    return out
+
+
+def _activation(activation, where):
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"{where}: `activation` must be None, 'linear' or 'relu' "
+                         f"(the fused epilogues), received {activation!r}")
+    return activation == "relu"
+
+
+def _bias(bias, size, where):
+    if bias is None:
+        return None
+    bias = _array(bias, "bias", where, ndim=1)
+    if bias.shape[0] != size:
+        raise ValueError(f"{where}: `bias` must have shape ({size},), "
+                         f"received shape {bias.shape}")
+    return bias
+
+
+def _pool_geometry(x, pool_size, strides, padding, where):
+    pool = normalize_tuple(pool_size, 2, "pool_size", where)
+    strides = pool if strides is None else normalize_tuple(strides, 2, "strides", where)
+    padding = normalize_padding(padding, where)
+    H, W = x.shape[1:3]
+    if padding == "valid" and (pool[0] > H or pool[1] > W):
+        raise ValueError(f"{where}: `pool_size` {pool} is larger than the input's "
+                         f"height and width {(H, W)} under padding='valid'")
+    oh = conv_output_length(H, pool[0], padding, strides[0])
+    ow = conv_output_length(W, pool[1], padding, strides[1])
+    ph = padding_before(H, pool[0], padding, strides[0])
+    pw = padding_before(W, pool[1], padding, strides[1])
+    return pool, strides, (oh, ow), (ph, pw)
+
+
+def _conv_geometry(x, kernel, strides, padding, dilation_rate, where):
+    strides = normalize_tuple(strides, 2, "strides", where)
+    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+    padding = normalize_padding(padding, where)
+    if kernel.shape[2] != x.shape[3]:
+        raise ValueError(f"{where}: the kernel expects {kernel.shape[2]} input channels "
+                         f"(kernel shape {kernel.shape} is (kh, kw, in, out)), but the "
+                         f"input has {x.shape[3]} (input shape {x.shape})")
+    if min(kernel.shape) < 1:
+        raise ValueError(f"{where}: `kernel` must have no zero-sized axis, "
+                         f"received shape {kernel.shape}")
+    H, W = x.shape[1:3]
+    kh, kw = kernel.shape[:2]
+    span = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
+    if padding == "valid" and (span[0] > H or span[1] > W):
+        raise ValueError(f"{where}: the kernel's dilated size {span} is larger than the "
+                         f"input's height and width {(H, W)} under padding='valid'")
+    oh = conv_output_length(H, kh, padding, strides[0], dilation[0])
+    ow = conv_output_length(W, kw, padding, strides[1], dilation[1])
+    ph = padding_before(H, kh, padding, strides[0], dilation[0])
+    pw = padding_before(W, kw, padding, strides[1], dilation[1])
+    return strides, dilation, (oh, ow), (ph, pw)
+
+
+def _check_data_format(data_format, where):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{where}: only data_format='channels_last' is supported, "
+                         f"received {data_format!r}")
+
+
+def _check_grad(dy, shape, where, name="dy"):
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{where}: `{name}` must have the forward output's shape "
+                         f"{tuple(shape)}, received {dy.shape}")
+
+
+# ---------------------------------------------------------------------------------
+# Convolution
+# ---------------------------------------------------------------------------------
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+           activation=None, out=None):
+    """2-D convolution (cross-correlation, no kernel flip), NHWC, with an optional bias
+    and a fused ReLU. x: (N, H, W, C); kernel: (kh, kw, C, F); returns (N, OH, OW, F)."""
+    where = "conv2d"
+    x = _array(x, "inputs", where, ndim=4)
+    kernel = _array(kernel, "kernel", where, ndim=4)
+    relu_ = _activation(activation, where)
+    bias = _bias(bias, kernel.shape[3], where)
+    x, kernel, bias = _common(where, x, kernel, bias)
+    strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
+        x, kernel, strides, padding, dilation_rate, where)
+    y = _output(out, (x.shape[0], oh, ow, kernel.shape[3]), x.dtype, where)
+    if y.size:
+        work = y.size * kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+        _kernels.conv2d(x, kernel, bias, y, strides[0], strides[1], ph, pw,
+                        dilation[0], dilation[1], relu_, threads_for(work), _workspace)
+    return y
+
+
+def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
+                    use_bias=True, input_grad=True):
+    """Gradients of conv2d (without activation) given dy = dL/dy.
+    Returns (dx, dkernel, dbias); dx is None when input_grad is False (a first layer),
+    dbias is None when use_bias is False."""
+    where = "conv2d_backward"
+    x = _array(x, "inputs", where, ndim=4)
+    kernel = _array(kernel, "kernel", where, ndim=4)
+    dy = _array(dy, "dy", where, ndim=4)
+    x, kernel, dy = _common(where, x, kernel, dy)
+    strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
+        x, kernel, strides, padding, dilation_rate, where)
+    _check_grad(dy, (x.shape[0], oh, ow, kernel.shape[3]), where)
+    dkernel = np.empty_like(kernel)
+    dbias = np.empty(kernel.shape[3], x.dtype) if use_bias else None
+    dx = np.empty_like(x) if input_grad else None
+    if x.shape[0] == 0:
+        dkernel.fill(0)
+        if dbias is not None:
+            dbias.fill(0)
+        return dx, dkernel, dbias
+    work = dy.size * kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+    nthreads = threads_for(work)
+    _kernels.conv2d_kernel_grad(x, dy, dkernel, dbias, strides[0], strides[1], ph, pw,
+                                dilation[0], dilation[1], nthreads, _workspace)
+    if input_grad:
+        flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+        _kernels.conv2d_input_grad(dy, flipped, dx, strides[0], strides[1], ph, pw,
+                                   dilation[0], dilation[1], nthreads, _workspace)
+    return dx, dkernel, dbias
+
+
+def conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, data_format=None):
+    """keras.ops.conv for 2-D NHWC inputs: cross-correlation of inputs (N, H, W, C) with
+    kernel (kh, kw, C, F), no bias."""
+    _check_data_format(data_format, "conv")
+    return conv2d(inputs, kernel, None, strides, padding, dilation_rate)
+
+
+# ---------------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------------
+
+def relu(x, out=None):
+    """max(x, 0), elementwise; NaN passes through."""
+    x = np.ascontiguousarray(_array(x, "x", "relu"))
+    y = _output(out, x.shape, x.dtype, "relu")
+    _kernels.relu(x.reshape(-1), y.reshape(-1), threads_for(x.size))
+    return y
+
+
+def relu_backward(dy, x):
+    """dy where x > 0, else 0. `x` may be ReLU's input or its output."""
+    where = "relu_backward"
+    dy, x = _common(where, _array(dy, "dy", where), _array(x, "x", where))
+    _check_grad(dy, x.shape, where)
+    dx = np.empty_like(dy)
+    _kernels.relu_grad(dy.reshape(-1), x.reshape(-1), dx.reshape(-1), threads_for(dy.size))
+    return dx
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise, without overflow."""
+    x = np.ascontiguousarray(_array(x, "x", "sigmoid"))
+    y = np.empty_like(x)
+    _kernels.sigmoid(x.reshape(-1), y.reshape(-1), threads_for(x.size))
+    return y
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the maximum for stability."""
+    x = _array(x, "x", "softmax")
+    if x.ndim == 0:
+        raise ValueError("softmax: `x` must have at least one axis, received a scalar")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"softmax: `axis` must be in [{-x.ndim}, {x.ndim}), received {axis}")
+    moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+    rows = moved.reshape(-1, moved.shape[-1]) if moved.size else moved.reshape(0, 1)
+    y = np.empty_like(rows)
+    if rows.size:
+        _kernels.softmax(rows, y, threads_for(rows.size))
+    return np.moveaxis(y.reshape(moved.shape), -1, axis)
+
+
+def flatten(x):
+    """(N, ...) -> (N, features), row by row: height, then width, then channels."""
+    x = _array(x, "x", "flatten")
+    if x.ndim < 1:
+        raise ValueError("flatten: `x` must have a batch axis, received a scalar")
+    return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+
+
+# ---------------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------------
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
+    """Max pooling, NHWC. Returns (y, argmax): argmax (int32, y's shape) is the flat
+    index (h*W + w)*C + c of each maximum within its sample, for the backward pass."""
+    where = "max_pool2d"
+    x = np.ascontiguousarray(_array(x, "inputs", where, ndim=4))
+    pool, strides, (oh, ow), (ph, pw) = _pool_geometry(x, pool_size, strides, padding, where)
+    shape = (x.shape[0], oh, ow, x.shape[3])
+    y = _output(out, shape, x.dtype, where)
+    per_sample = x.shape[1] * x.shape[2] * x.shape[3]
+    if per_sample >= 2 ** 31:
+        raise ValueError(f"{where}: samples of {per_sample} elements exceed the int32 argmax")
+    argmax = np.empty(shape, np.int32)
+    _kernels.max_pool2d(x, y, argmax, pool[0], pool[1], strides[0], strides[1], ph, pw,
+                        threads_for(x.size))
+    return y, argmax
+
+
+def max_pool2d_backward(dy, argmax, input_shape):
+    """Scatter dy to the positions recorded by max_pool2d's argmax."""
+    where = "max_pool2d_backward"
+    dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
+    if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32:
+        raise TypeError(f"{where}: `argmax` must be the int32 array from max_pool2d, "
+                        f"received {getattr(argmax, 'dtype', type(argmax).__name__)}")
+    _check_grad(dy, argmax.shape, where)
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 4 or input_shape[0] != dy.shape[0] or input_shape[3] != dy.shape[3]:
+        raise ValueError(f"{where}: `input_shape` {input_shape} does not match dy's "
+                         f"batch and channels {dy.shape}")
+    per_sample = input_shape[1] * input_shape[2] * input_shape[3]
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= per_sample):
+        raise ValueError(f"{where}: `argmax` holds indices outside [0, {per_sample}); "
+                         f"it must come from max_pool2d on an input of shape {input_shape}")
+    dx = np.empty(input_shape, dy.dtype)
+    _kernels.max_pool2d_grad(dy, np.ascontiguousarray(argmax), dx, threads_for(dx.size))
+    return dx
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """keras.ops.max_pool for 2-D NHWC inputs."""
+    _check_data_format(data_format, "max_pool")
+    return max_pool2d(inputs, pool_size, strides, padding)[0]
+
+
+def average_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
+    """Average pooling, NHWC; under "same" the padding is left out of the divisor."""
+    where = "average_pool2d"
+    x = np.ascontiguousarray(_array(x, "inputs", where, ndim=4))
+    pool, strides, (oh, ow), (ph, pw) = _pool_geometry(x, pool_size, strides, padding, where)
+    y = _output(out, (x.shape[0], oh, ow, x.shape[3]), x.dtype, where)
+    _kernels.average_pool2d(x, y, pool[0], pool[1], strides[0], strides[1], ph, pw,
+                            threads_for(x.size))
+    return y
+
+
+def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding="valid"):
+    """Gradient of average_pool2d with respect to its input."""
+    where = "average_pool2d_backward"
+    dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 4:
+        raise ValueError(f"{where}: `input_shape` must be (N, H, W, C), received {input_shape}")
+    probe = np.empty((1,) + input_shape[1:3] + (1,), dy.dtype)
+    pool, strides, (oh, ow), (ph, pw) = _pool_geometry(probe, pool_size, strides, padding,
+                                                       where)
+    _check_grad(dy, (input_shape[0], oh, ow, input_shape[3]), where)
+    dx = np.empty(input_shape, dy.dtype)
+    _kernels.average_pool2d_grad(dy, dx, pool[0], pool[1], strides[0], strides[1], ph, pw,
+                                 threads_for(dx.size))
+    return dx
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """keras.ops.average_pool for 2-D NHWC inputs."""
+    _check_data_format(data_format, "average_pool")
+    return average_pool2d(inputs, pool_size, strides, padding)
+
+
+# ---------------------------------------------------------------------------------
+# Dense
+# ---------------------------------------------------------------------------------
+
+def _dense_operands(x, kernel, where):
+    x = _array(x, "inputs", where, ndim=2)
+    kernel = _array(kernel, "kernel", where, ndim=2)
+    if kernel.shape[0] != x.shape[1]:
+        raise ValueError(f"{where}: the kernel expects {kernel.shape[0]} input features "
+                         f"(kernel shape {kernel.shape} is (in, out)), but the input has "
+                         f"{x.shape[1]} (input shape {x.shape})")
+    if kernel.shape[0] == 0 or kernel.shape[1] == 0:
+        raise ValueError(f"{where}: `kernel` must have no zero-sized axis, "
+                         f"received shape {kernel.shape}")
+    return x, kernel
+
+
+def dense(x, kernel, bias=None, activation=None, out=None):
+    """x @ kernel (+ bias), with a fused ReLU. x: (B, in); kernel: (in, out)."""
+    where = "dense"
+    x, kernel = _dense_operands(x, kernel, where)
+    relu_ = _activation(activation, where)
+    bias = _bias(bias, kernel.shape[1], where)
+    x, kernel, bias = _common(where, x, kernel, bias)
+    y = _output(out, (x.shape[0], kernel.shape[1]), x.dtype, where)
+    if y.size:
+        _kernels.dense(x, kernel, bias, y, relu_, threads_for(y.size * kernel.shape[0]),
+                       _workspace)
+    return y
+
+
+def dense_backward(x, kernel, dy, use_bias=True, input_grad=True):
+    """Gradients of dense (without activation): (dx, dkernel, dbias)."""
+    where = "dense_backward"
+    x, kernel = _dense_operands(x, kernel, where)
+    dy = _array(dy, "dy", where, ndim=2)
+    x, kernel, dy = _common(where, x, kernel, dy)
+    _check_grad(dy, (x.shape[0], kernel.shape[1]), where)
+    dkernel = np.empty_like(kernel)
+    dbias = np.empty(kernel.shape[1], x.dtype) if use_bias else None
+    dx = np.empty_like(x) if input_grad else None
+    if x.shape[0] == 0:
+        dkernel.fill(0)
+        if dbias is not None:
+            dbias.fill(0)
+        return dx, dkernel, dbias
+    nthreads = threads_for(dy.size * kernel.shape[0])
+    _kernels.dense_kernel_grad(x, dy, dkernel, dbias, nthreads, _workspace)
+    if input_grad:
+        _kernels.dense_input_grad(dy, kernel, dx, nthreads, _workspace)
+    return dx, dkernel, dbias
+
+
+# ---------------------------------------------------------------------------------
+# Losses from logits (fused with their activation)
+# ---------------------------------------------------------------------------------
+
+def _logits_and_targets(logits, targets, where, ndim):
+    logits = _array(logits, "logits", where, ndim=ndim)
+    targets = _array(targets, "targets", where)
+    if targets.shape != logits.shape:
+        raise ValueError(f"{where}: `targets` must have the logits' shape {logits.shape}, "
+                         f"received {targets.shape}")
+    return _common(where, logits, targets)
+
+
+def softmax_cross_entropy(logits, targets):
+    """Per-sample cross-entropy of softmax(logits) against `targets` (N, K), computed
+    stably by log-sum-exp. Returns (loss (N,), grad (N, K) = softmax - targets)."""
+    logits, targets = _logits_and_targets(logits, targets, "softmax_cross_entropy", 2)
+    loss = np.empty(logits.shape[0], logits.dtype)
+    grad = np.empty_like(logits)
+    _kernels.softmax_cross_entropy(logits, targets, loss, grad, threads_for(logits.size))
+    return loss, grad
+
+
+def sigmoid_cross_entropy(logits, targets):
+    """Elementwise binary cross-entropy of sigmoid(logits) against `targets`, computed
+    stably. Returns (loss, grad = sigmoid - targets), both of the logits' shape."""
+    logits, targets = _logits_and_targets(logits, targets, "sigmoid_cross_entropy", None)
+    loss = np.empty_like(logits)
+    grad = np.empty_like(logits)
+    _kernels.sigmoid_cross_entropy(logits.reshape(-1), targets.reshape(-1),
+                                   loss.reshape(-1), grad.reshape(-1),
+                                   threads_for(logits.size))
+    return loss, grad
+
+
+_EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """keras.ops.categorical_crossentropy: per-sample -sum(target * log(output)).
+    Probabilities are renormalised and clipped to [1e-7, 1 - 1e-7] as in Keras."""
+    where = "categorical_crossentropy"
+    target = _array(target, "target", where)
+    output = _array(output, "output", where)
+    if target.shape != output.shape or output.ndim < 1:
+        raise ValueError(f"{where}: `target` and `output` must have one shape, received "
+                         f"{target.shape} and {output.shape}")
+    target, output = _common(where, target, output)
+    if from_logits:
+        t = np.moveaxis(target, axis, -1)
+        z = np.moveaxis(output, axis, -1)
+        loss, _ = softmax_cross_entropy(z.reshape(-1, z.shape[-1]), t.reshape(-1, t.shape[-1]))
+        return loss.reshape(z.shape[:-1])
+    p = output / np.sum(output, axis=axis, keepdims=True)
+    p = np.clip(p, _EPSILON, 1 - _EPSILON)
+    return -np.sum(target * np.log(p), axis=axis)
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """keras.ops.binary_crossentropy, elementwise; probabilities clipped as in Keras."""
+    where = "binary_crossentropy"
+    target = _array(target, "target", where)
+    output = _array(output, "output", where)
+    if target.shape != output.shape:
+        raise ValueError(f"{where}: `target` and `output` must have one shape, received "
+                         f"{target.shape} and {output.shape}")
+    target, output = _common(where, target, output)
+    if from_logits:
+        return sigmoid_cross_entropy(output, target)[0]
+    p = np.clip(output, _EPSILON, 1 - _EPSILON)
+    return -(target * np.log(p) + (1 - target) * np.log(1 - p))

@@ -1,0 +1,228 @@
+"""Every compiled kernel against its pure-NumPy twin in cnnx._reference."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from cnnx import _reference as ref
+from cnnx import ops
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+# (N, H, W, C, F, kernel, strides, padding, dilation)
+CONV_CASES = [
+    (2, 7, 7, 3, 5, (3, 3), 1, "valid", 1),
+    (3, 9, 8, 4, 33, (3, 3), 2, "same", 1),
+    (2, 10, 11, 2, 7, (3, 3), 1, "same", 2),
+    (4, 13, 13, 32, 64, (3, 3), 1, "valid", 1),
+    (1, 1, 1, 1, 1, (1, 1), 1, "valid", 1),
+    (1, 1, 1, 3, 2, (3, 3), 1, "same", 1),
+    (2, 6, 5, 3, 4, (2, 2), 3, "same", 1),
+    (2, 8, 9, 5, 6, (5, 3), (2, 1), "valid", (1, 2)),
+    (2, 8, 9, 5, 6, (2, 4), (1, 3), "same", (2, 1)),
+    (3, 12, 12, 1, 6, (5, 5), 1, "valid", 1),
+    (2, 16, 16, 3, 40, (3, 3), 1, "same", 1),
+    (1, 5, 17, 7, 3, (1, 7), (2, 2), "same", 1),
+]
+
+
+def _conv_check(case, dtype, rng, bias=True, activation=None):
+    n, h, w, c, f, k, s, pad, d = case
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    kernel = rng.standard_normal(k + (c, f)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype) if bias else None
+    y = ops.conv2d(x, kernel, b, s, pad, d, activation)
+    np.testing.assert_allclose(y, ref.conv2d(x, kernel, b, s, pad, d, activation),
+                               **TOL[dtype])
+    assert y.dtype == dtype
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    got = ops.conv2d_backward(x, kernel, dy, s, pad, d, use_bias=bias)
+    want = ref.conv2d_backward(x, kernel, dy, s, pad, d, use_bias=bias)
+    for name, g, r in zip(("dx", "dkernel", "dbias"), got, want):
+        if r is None:
+            assert g is None, name
+        else:
+            np.testing.assert_allclose(g, r, err_msg=name, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_matches_reference(case, dtype, rng, simd_path):
+    _conv_check(case, dtype, rng)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_fused_relu_and_no_bias(dtype, rng):
+    for case in CONV_CASES[:4]:
+        _conv_check(case, dtype, rng, bias=False, activation="relu")
+        _conv_check(case, dtype, rng, bias=True, activation="relu")
+
+
+def test_conv2d_large_reduction_uses_split_k(rng):
+    # P = 64*18*18 = 20736 rows: the kernel gradient is reduced in several chunks.
+    _conv_check((64, 20, 20, 8, 16, (3, 3), 1, "valid", 1), np.float64, rng)
+
+
+def test_conv2d_input_grad_can_be_skipped(rng):
+    x = rng.standard_normal((2, 5, 5, 3))
+    kernel = rng.standard_normal((3, 3, 3, 4))
+    dy = rng.standard_normal((2, 3, 3, 4))
+    dx, dk, db = ops.conv2d_backward(x, kernel, dy, input_grad=False)
+    assert dx is None
+    np.testing.assert_allclose(dk, ref.conv2d_backward(x, kernel, dy)[1], rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 3), h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 6),
+    f=st.integers(1, 20), kh=st.integers(1, 4), kw=st.integers(1, 4),
+    sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
+    padding=st.sampled_from(["valid", "same"]), seed=st.integers(0, 2 ** 32 - 1),
+)
+def test_conv2d_random_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, seed):
+    if padding == "valid" and ((kh - 1) * dh + 1 > h or (kw - 1) * dw + 1 > w):
+        return  # rejected by validation, tested elsewhere
+    rng = np.random.default_rng(seed)
+    _conv_check((n, h, w, c, f, (kh, kw), (sh, sw), padding, (dh, dw)), np.float64, rng)
+
+
+POOL_CASES = [
+    ((2, 7, 7, 3), 2, None, "same"),
+    ((2, 9, 8, 4), 3, 2, "valid"),
+    ((3, 5, 6, 2), (2, 3), (1, 2), "same"),
+    ((1, 1, 1, 1), 1, None, "valid"),
+    ((2, 6, 6, 3), 3, 1, "same"),
+    ((2, 26, 26, 32), 2, None, "valid"),
+    ((1, 4, 9, 5), (1, 2), (3, 1), "same"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,strides,padding", POOL_CASES)
+def test_max_pool_matches_reference(shape, pool, strides, padding, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    x[x < 0] = 0  # many ties, as after a ReLU: the first maximum must win in both
+    y, arg = ops.max_pool2d(x, pool, strides, padding)
+    y_ref, arg_ref = ref.max_pool2d(x, pool, strides, padding)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(ops.max_pool2d_backward(dy, arg, x.shape),
+                               ref.max_pool2d_backward(dy, arg_ref, x.shape), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,strides,padding", POOL_CASES)
+def test_average_pool_matches_reference(shape, pool, strides, padding, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    y = ops.average_pool2d(x, pool, strides, padding)
+    np.testing.assert_allclose(y, ref.average_pool2d(x, pool, strides, padding), **TOL[dtype])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(ops.average_pool2d_backward(dy, x.shape, pool, strides, padding),
+                               ref.average_pool2d_backward(dy, x.shape, pool, strides, padding),
+                               **TOL[dtype])
+
+
+def test_average_pool_same_leaves_padding_out_of_divisor():
+    x = np.ones((1, 3, 3, 1))
+    # Every window of ones averages to exactly 1, corners included.
+    np.testing.assert_array_equal(ops.average_pool2d(x, 2, 2, "same"), np.ones((1, 2, 2, 1)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (128, 26, 26, 32), (2, 3, 4, 5)])
+def test_relu_matches_reference(shape, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    np.testing.assert_array_equal(ops.relu(x), ref.relu(x))
+    dy = rng.standard_normal(shape).astype(dtype)
+    np.testing.assert_array_equal(ops.relu_backward(dy, x), ref.relu_backward(dy, x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("b,i,o", [(1, 1, 1), (5, 7, 3), (128, 6272, 128), (33, 65, 10),
+                                   (3000, 20, 17)])
+def test_dense_matches_reference(b, i, o, dtype, rng, simd_path):
+    x = rng.standard_normal((b, i)).astype(dtype)
+    kernel = rng.standard_normal((i, o)).astype(dtype)
+    bias = rng.standard_normal(o).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else TOL[dtype]
+    for act in (None, "relu"):
+        np.testing.assert_allclose(ops.dense(x, kernel, bias, act),
+                                   ref.dense(x, kernel, bias, act), **tol)
+    dy = rng.standard_normal((b, o)).astype(dtype)
+    for g, r in zip(ops.dense_backward(x, kernel, dy), ref.dense_backward(x, kernel, dy)):
+        np.testing.assert_allclose(g, r, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_and_cross_entropies_match_reference(dtype, rng):
+    z = (rng.standard_normal((50, 10)) * 5).astype(dtype)
+    np.testing.assert_allclose(ops.softmax(z), ref.softmax(z), **TOL[dtype])
+    np.testing.assert_allclose(ops.softmax(z, axis=0), ref.softmax(z, axis=0), **TOL[dtype])
+    np.testing.assert_allclose(ops.sigmoid(z), ref.sigmoid(z), **TOL[dtype])
+    t = np.eye(10, dtype=dtype)[rng.integers(0, 10, 50)]
+    for g, r in zip(ops.softmax_cross_entropy(z, t), ref.softmax_cross_entropy(z, t)):
+        np.testing.assert_allclose(g, r, **TOL[dtype])
+    tb = (rng.random((50, 10)) > 0.5).astype(dtype)
+    for g, r in zip(ops.sigmoid_cross_entropy(z, tb), ref.sigmoid_cross_entropy(z, tb)):
+        np.testing.assert_allclose(g, r, **TOL[dtype])
+
+
+def test_cross_entropies_are_stable_at_extreme_logits():
+    z = np.array([[1000.0, -1000.0], [-1000.0, 1000.0]], np.float32)
+    t = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    loss, grad = ops.softmax_cross_entropy(z, t)
+    np.testing.assert_allclose(loss, [0.0, 2000.0])
+    np.testing.assert_allclose(grad, [[0, 0], [-1, 1]])
+    loss, grad = ops.sigmoid_cross_entropy(np.array([1000.0, -1000.0]), np.array([0.0, 1.0]))
+    np.testing.assert_allclose(loss, [1000.0, 1000.0])
+    np.testing.assert_allclose(grad, [1.0, -1.0])
+    assert np.all(np.isfinite(ops.sigmoid(np.array([-1e4, 1e4], np.float32))))
+
+
+def test_keras_style_probability_losses():
+    t = np.array([[1.0, 0.0], [0.0, 1.0]])
+    p = np.array([[0.9, 0.1], [0.0, 1.0]])
+    np.testing.assert_allclose(ops.categorical_crossentropy(t, p),
+                               [-np.log(0.9), -np.log(1 - 1e-7)], rtol=1e-6)
+    z = np.log(p[:1])
+    np.testing.assert_allclose(ops.categorical_crossentropy(t[:1], z, from_logits=True),
+                               [-np.log(0.9)], rtol=1e-6)
+    np.testing.assert_allclose(ops.binary_crossentropy(np.array([1.0]), np.array([0.8])),
+                               [-np.log(0.8)], rtol=1e-6)
+    np.testing.assert_allclose(
+        ops.binary_crossentropy(np.array([1.0]), np.array([np.log(4.0)]), from_logits=True),
+        [-np.log(0.8)], rtol=1e-6)
+
+
+def test_out_argument_is_filled_and_returned(rng):
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    out = np.empty((2, 4, 4, 4), np.float32)
+    assert ops.conv2d(x, kernel, out=out) is out
+    np.testing.assert_allclose(out, ref.conv2d(x, kernel), rtol=1e-5, atol=1e-5)
+
+
+def test_nan_passes_through_without_crash():
+    x = np.ones((1, 4, 4, 2), np.float32)
+    x[0, 1, 1, 0] = np.nan
+    kernel = np.ones((2, 2, 2, 3), np.float32)
+    y = ops.conv2d(x, kernel, activation="relu")
+    assert np.isnan(y[0, :2, :2]).all() and np.isfinite(y[0, 2:, 2:]).all()
+    p, arg = ops.max_pool2d(x, 2)
+    assert np.isnan(p[0, 0, 0, 0]) and p[0, 0, 0, 1] == 1
+    assert arg[0, 0, 0, 0] == (1 * 4 + 1) * 2 + 0
+    assert np.isnan(ops.relu(x)[0, 1, 1, 0])
+    assert np.isnan(ops.softmax(np.array([[np.nan, 1.0]]))).all()
+    dx, dk, db = ops.conv2d_backward(x, kernel, np.ones_like(y))
+    assert np.isnan(dk).any()
+
+
+def test_empty_batch(rng):
+    x = np.zeros((0, 5, 5, 2), np.float32)
+    kernel = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)
+    assert ops.conv2d(x, kernel).shape == (0, 3, 3, 4)
+    dx, dk, db = ops.conv2d_backward(x, kernel, np.zeros((0, 3, 3, 4), np.float32))
+    assert dx.shape == x.shape and not dk.any() and not db.any()
+    assert ops.max_pool2d(x, 2)[0].shape == (0, 2, 2, 2)
+    assert ops.dense(np.zeros((0, 3)), np.ones((3, 2))).shape == (0, 2)

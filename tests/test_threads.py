@@ -1,0 +1,88 @@
+"""OpenMP is really there, and results are bitwise identical for any thread count."""
+import os
+
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx import _config, _kernels, ops
+
+
+def test_openmp_is_compiled_in_when_required():
+    # CI builds with CNNX_REQUIRE_OPENMP=1 and runs the tests with it set.
+    if os.environ.get("CNNX_REQUIRE_OPENMP") == "1":
+        assert _config.openmp_enabled(), "CNNX_REQUIRE_OPENMP=1 but cnnx was built serial"
+        assert _kernels.openmp_threads_used(2) == 2
+    elif not _config.openmp_enabled():
+        pytest.skip("built without OpenMP")
+
+
+def test_parallel_region_runs_the_threads_asked_for():
+    if not _config.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    assert _kernels.openmp_threads_used(1) == 1
+    assert _kernels.openmp_threads_used(3) == 3
+
+
+def _all_kernels(rng):
+    """Every kernel's outputs on shapes big enough to be split over threads."""
+    x = rng.standard_normal((16, 14, 14, 8)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 8, 24)).astype(np.float32)
+    bias = rng.standard_normal(24).astype(np.float32)
+    y = ops.conv2d(x, kernel, bias, 1, "same", activation="relu")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    out = [y, *ops.conv2d_backward(x, kernel, dy, 2 - 1, "same")]
+    big = rng.standard_normal((128, 12, 12, 16)).astype(np.float32)
+    bigk = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
+    out += ops.conv2d_backward(big, bigk, rng.standard_normal((128, 10, 10, 32)).astype(
+        np.float32))[1:]  # P = 12800: split-K reduction
+    p, arg = ops.max_pool2d(y, 2)
+    out += [p, arg, ops.max_pool2d_backward(p, arg, y.shape)]
+    out += [ops.average_pool2d(y, 3, 2, "same"),
+            ops.average_pool2d_backward(p, y.shape, 2)]
+    out += [ops.relu(dy), ops.relu_backward(dy, y)]
+    flat = ops.flatten(y)
+    w = rng.standard_normal((flat.shape[1], 10)).astype(np.float32)
+    z = ops.dense(flat, w, np.ones(10, np.float32), "relu")
+    out += [z, *ops.dense_backward(flat, w, z)]
+    xb = rng.standard_normal((5000, 40)).astype(np.float32)  # B = 5000: split-K
+    out += list(ops.dense_backward(xb, rng.standard_normal((40, 7)).astype(np.float32),
+                                   rng.standard_normal((5000, 7)).astype(np.float32)))
+    t = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 16)]
+    out += [*ops.softmax_cross_entropy(z, t), ops.softmax(z), ops.sigmoid(z)]
+    out += [*ops.sigmoid_cross_entropy(z, t)]
+    return out
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_bitwise_identical_for_any_thread_count(n, threads):
+    threads(1)
+    one = _all_kernels(np.random.default_rng(7))
+    threads(n)
+    many = _all_kernels(np.random.default_rng(7))
+    assert len(one) == len(many)
+    for i, (a, b) in enumerate(zip(one, many)):
+        assert a.dtype == b.dtype and np.array_equal(a, b), f"output {i} differs"
+
+
+def test_thread_count_api(threads):
+    threads(3)
+    assert cnnx.get_num_threads() == 3
+    with pytest.raises(ValueError, match="n >= 1"):
+        cnnx.set_num_threads(0)
+    with pytest.raises(TypeError, match="expected an int"):
+        cnnx.set_num_threads(2.5)
+    assert cnnx.get_num_threads() == 3
+
+
+def test_default_threads_honour_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert _config._default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert _config._default_threads() >= 1
+
+
+def test_small_work_runs_on_one_thread(threads):
+    threads(8)
+    assert _config.threads_for(10) == 1
+    assert _config.threads_for(10 ** 8) == 8
