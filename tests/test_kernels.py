@@ -226,3 +226,25 @@ def test_empty_batch(rng):
     assert dx.shape == x.shape and not dk.any() and not db.any()
     assert ops.max_pool2d(x, 2)[0].shape == (0, 2, 2, 2)
     assert ops.dense(np.zeros((0, 3)), np.ones((3, 2))).shape == (0, 2)
+
+
+def test_tuple_out_arguments_are_filled_and_returned(rng):
+    x = rng.standard_normal((2, 6, 6, 3))
+    kernel = rng.standard_normal((3, 3, 3, 4))
+    dy = rng.standard_normal((2, 4, 4, 4))
+    bufs = (np.empty_like(x), np.empty_like(kernel), np.empty(4))
+    got = ops.conv2d_backward(x, kernel, dy, out=bufs)
+    assert all(g is b for g, b in zip(got, bufs))
+    for g, r in zip(got, ref.conv2d_backward(x, kernel, dy)):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
+    y, arg = ops.max_pool2d(x, 2, out=(np.empty((2, 3, 3, 3)), None))
+    dx = np.empty_like(x)
+    assert ops.max_pool2d_backward(y, arg, x.shape, out=dx) is dx
+    w = rng.standard_normal((5, 2))
+    xd = rng.standard_normal((3, 5))
+    bufs = (None, np.empty_like(w), None)
+    dxd, dw, db = ops.dense_backward(xd, w, np.ones((3, 2)), out=bufs)
+    assert dw is bufs[1] and dxd.shape == xd.shape and db.shape == (2,)
+    g = np.ones_like(x)
+    assert ops.relu_backward(g, x, out=g) is g  # in place
+    np.testing.assert_array_equal(g, (x > 0).astype(float))

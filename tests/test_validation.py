@@ -52,6 +52,10 @@ K = np.zeros((3, 3, 3, 4), np.float32)
     (lambda: ops.softmax(np.zeros((2, 3)), axis=2), ValueError, r"`axis` must be in"),
     (lambda: ops.conv2d(X, K, out=np.zeros((2, 6, 6, 4))), ValueError,
      r"`out` must be .* shape \(2, 6, 6, 4\) and dtype float32, received .* dtype float64"),
+    (lambda: ops.conv2d_backward(X, K, np.zeros((2, 6, 6, 4), np.float32), out=(None,)),
+     ValueError, r"`out` must be a tuple of 3 arrays or None, received tuple of length 1"),
+    (lambda: ops.max_pool2d(X, 2, out=np.zeros((2, 4, 4, 3), np.float32)), ValueError,
+     r"`out` must be a tuple of 2 arrays or None, received ndarray"),
 ])
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):

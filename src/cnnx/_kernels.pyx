@@ -98,13 +98,11 @@ cdef enum:
 
 
 cdef struct Geometry:
-    # A gather of conv windows from an NHWC image of size H x W x C. Row r of im2col
-    # is output pixel (n, oh, ow) of an OH x OW grid; column k is tap (i, j), channel c,
-    # in the kernel's (KH, KW, C) order. The window's source row, in the image upsampled
-    # by (uh, uw), is oh*sh + i*dh - ph; rows that fall between samples read zero.
-    # uh = uw = 1 for a forward convolution; the strides for its input gradient.
+    # Conv windows over an NHWC image of size H x W x C. Row r of im2col is output pixel
+    # (n, oh, ow) of an OH x OW grid; column k is tap (i, j), channel c, in the kernel's
+    # (KH, KW, C) order, reading image row oh*sh + i*dh - ph (zero outside the image).
     long H, W, C, OH, OW, KH, KW
-    long sh, sw, dh, dw, ph, pw, uh, uw
+    long sh, sw, dh, dw, ph, pw
 
 
 cdef struct Source:
@@ -135,9 +133,8 @@ cdef inline void _im2col_run(const Geometry *g, const floating *x, long p, long 
             run = count
         hu = base_h + i * g.dh
         wu = base_w + j * g.dw
-        if (hu >= 0 and wu >= 0 and hu % g.uh == 0 and wu % g.uw == 0
-                and hu // g.uh < g.H and wu // g.uw < g.W):
-            src = x + ((n * g.H + hu // g.uh) * g.W + wu // g.uw) * g.C + c
+        if 0 <= hu < g.H and 0 <= wu < g.W:
+            src = x + ((n * g.H + hu) * g.W + wu) * g.C + c
             if stride == 1:
                 for q in range(run):
                     dst[q] = src[q]
@@ -214,10 +211,10 @@ cdef long _gemm_scratch_bytes(long M, long N, long K, long split, int nthreads,
     cdef long mr, nr
     _tile_shape(is_f32, &mr, &nr)
     cdef long mc = _cdiv(MC_TARGET, mr) * mr
-    cdef long bpack = _align(K * _cdiv(N, nr) * nr * itemsize)
+    cdef long bpack = _align(K * _cdiv(N, nr) * nr * itemsize) + ALIGN
     cdef long apack = _align(mc * KC * itemsize)
     cdef long partial = _align(split * M * N * itemsize) if split > 1 else 0
-    return bpack + nthreads * apack + partial + ALIGN
+    return bpack + nthreads * apack + partial
 
 
 def gemm_scratch_bytes(long M, long N, long K, bint split_k, int nthreads, int itemsize):
@@ -250,26 +247,17 @@ cdef struct Plan:
     int relu
 
 
-cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *bpack,
-                     floating *C, long ldc, floating *partial) noexcept nogil:
-    """One work item (chunk ci, row block ib, column block): pack the A block, then
-    sweep it against the packed B panels of the block's columns."""
-    cdef long ci = item // (p.m_blocks * p.n_blocks)
-    cdef long ib = (item // p.n_blocks) % p.m_blocks
-    cdef long jp0 = (item % p.n_blocks) * p.panels_per_block
-    cdef long jp1 = min(jp0 + p.panels_per_block, _cdiv(p.N, p.nr))
-    cdef long m0 = ib * p.mc
-    cdef long rows = min(p.M - m0, p.mc)
+cdef void _gemm_block(const Plan *p, long ci, long m0, long rows, long jp0, long jp1,
+                     floating *apack, const floating *bpack, floating *dst,
+                     long ldd) noexcept nogil:
+    """Rows m0 : m0+rows (at most mc) and column panels jp0 : jp1 of chunk ci of the
+    product: pack the A block, then sweep it against the packed B panels."""
     cdef long kbeg = ci * p.chunk
     cdef long kend = min(kbeg + p.chunk, p.K)
     cdef long mr = p.mr, nr = p.nr
-    cdef long k0, kc, jp, strip, ldd = ldc
+    cdef long k0, kc, jp, strip
     cdef int fuse
     cdef const floating *bias = <const floating *> p.bias
-    cdef floating *dst = C
-    if p.split > 1:
-        dst = partial + ci * p.M * p.N
-        ldd = p.N
     k0 = kbeg
     while k0 < kend:
         kc = min(kend - k0, KC)
@@ -280,7 +268,7 @@ cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *
         for jp in range(jp0, jp1):
             for strip in range(_cdiv(rows, mr)):
                 _ukernel(kc, apack + strip * kc * mr, _bpanel(bpack, p.n_pad, nr, p.K, k0, jp),
-                         dst + (m0 + strip * mr) * ldd + jp * nr, ldd,
+                         dst + strip * mr * ldd + jp * nr, ldd,
                          min(rows - strip * mr, mr), min(p.N - jp * nr, nr),
                          k0 != kbeg,
                          bias + jp * nr if (fuse and bias != NULL) else NULL,
@@ -288,14 +276,25 @@ cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *
         k0 += kc
 
 
-cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
-                long M, long N, long K, const floating *bias, int relu, int split_k,
-                char *scratch, int nthreads) noexcept nogil:
-    """C = A @ B (+ bias per column, then ReLU). Bt describes B transposed (N x K).
-    With split_k, the K dimension is cut into fixed chunks summed in order."""
-    cdef Plan p
-    cdef long itemsize = sizeof(floating)
-    _tile_shape(floating is float, &p.mr, &p.nr)
+cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *bpack,
+                     floating *C, long ldc, floating *partial) noexcept nogil:
+    """Work item = (chunk ci, row block ib, column block)."""
+    cdef long ci = item // (p.m_blocks * p.n_blocks)
+    cdef long ib = (item // p.n_blocks) % p.m_blocks
+    cdef long jp0 = (item % p.n_blocks) * p.panels_per_block
+    cdef long jp1 = min(jp0 + p.panels_per_block, _cdiv(p.N, p.nr))
+    cdef long m0 = ib * p.mc
+    if p.split > 1:
+        _gemm_block(p, ci, m0, min(p.M - m0, p.mc), jp0, jp1, apack, bpack,
+                    partial + ci * p.M * p.N + m0 * p.N, p.N)
+    else:
+        _gemm_block(p, ci, m0, min(p.M - m0, p.mc), jp0, jp1, apack, bpack,
+                    C + m0 * ldc, ldc)
+
+
+cdef void _plan(Plan *p, const Source *A, long M, long N, long K, const void *bias,
+               int relu, int split_k, int is_f32, int nthreads) noexcept nogil:
+    _tile_shape(is_f32, &p.mr, &p.nr)
     p.A = A
     p.M = M
     p.N = N
@@ -308,7 +307,6 @@ cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
     p.bias = bias
     p.relu = relu
     cdef long n_panels = _cdiv(N, p.nr)
-    cdef long k_blocks = _cdiv(K, KC)
     # Column blocks only spread work over threads; they change no sum.
     p.n_blocks = 1
     while p.n_blocks < n_panels and p.split * p.m_blocks * p.n_blocks < 4 * nthreads:
@@ -316,29 +314,51 @@ cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
     p.panels_per_block = _cdiv(n_panels, p.n_blocks)
     p.n_blocks = _cdiv(n_panels, p.panels_per_block)
 
-    cdef floating *bpack = <floating *> ((<uintptr_t> scratch + ALIGN - 1) // ALIGN * ALIGN)
-    cdef char *apack_base = <char *> bpack + _align(K * p.n_pad * itemsize)
-    cdef long apack_bytes = _align(p.mc * KC * itemsize)
-    cdef floating *partial = <floating *> (apack_base + nthreads * apack_bytes)
-    cdef long item, kb, jp, k0, i, j, ci
-    cdef floating v
 
-    # 1. Pack all of B once: k block kb, column panel jp at _bpanel(kb * KC, jp).
+cdef inline char *_aligned(char *ptr) noexcept nogil:
+    return <char *> ((<uintptr_t> ptr + ALIGN - 1) // ALIGN * ALIGN)
+
+
+cdef void _pack_b(const Plan *p, const Source *Bt, floating *bpack,
+                  int nthreads) noexcept nogil:
+    """Packs all of B into bpack: k block at k0, column panel jp at _bpanel(k0, jp)."""
+    cdef long n_panels = _cdiv(p.N, p.nr)
+    cdef long item, kb, jp, k0
     with parallel(num_threads=nthreads):
-        for item in prange(k_blocks * n_panels, schedule="static"):
+        for item in prange(_cdiv(p.K, KC) * n_panels, schedule="static"):
             kb = item // n_panels
             jp = item - kb * n_panels
             k0 = kb * KC
-            _pack(Bt, _bpanel(bpack, p.n_pad, p.nr, K, k0, jp), jp * p.nr,
-                  min(N - jp * p.nr, p.nr), p.nr, k0, min(K - k0, KC))
+            _pack(Bt, _bpanel(bpack, p.n_pad, p.nr, p.K, k0, jp), jp * p.nr,
+                  min(p.N - jp * p.nr, p.nr), p.nr, k0, min(p.K - k0, KC))
 
-    # 2. The items, each on one thread with its own A panel.
+
+cdef inline long _bpack_bytes(const Plan *p, long itemsize) noexcept nogil:
+    return _align(p.K * p.n_pad * itemsize) + ALIGN
+
+
+cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
+                long M, long N, long K, const floating *bias, int relu, int split_k,
+                char *scratch, int nthreads) noexcept nogil:
+    """C = A @ B (+ bias per column, then ReLU). Bt describes B transposed (N x K).
+    With split_k, the K dimension is cut into fixed chunks summed in order.
+    Scratch: packed B, then one A block per thread, then the split-K partials."""
+    cdef Plan p
+    _plan(&p, A, M, N, K, bias, relu, split_k, floating is float, nthreads)
+    cdef floating *bpack = <floating *> _aligned(scratch)
+    _pack_b(&p, Bt, bpack, nthreads)
+    cdef char *apack_base = scratch + _bpack_bytes(&p, sizeof(floating))
+    cdef long apack_bytes = _align(p.mc * KC * sizeof(floating))
+    cdef floating *partial = <floating *> (apack_base + nthreads * apack_bytes)
+    cdef long item, i, j, ci
+    cdef floating v
+
     with parallel(num_threads=nthreads):
         for item in prange(p.split * p.m_blocks * p.n_blocks, schedule="static"):
             _gemm_item(&p, item, <floating *> (apack_base + threadid() * apack_bytes),
                        bpack, C, ldc, partial)
 
-    # 3. Split-K: sum the chunks in order, then bias and ReLU.
+    # Split-K: sum the chunks in order, then bias and ReLU.
     if p.split > 1:
         with parallel(num_threads=nthreads):
             for i in prange(M, schedule="static"):
@@ -365,11 +385,10 @@ cdef char *_scratch(workspace, long nbytes) except NULL:
 # ---------------------------------------------------------------------------------
 
 cdef Geometry _geometry(long H, long W, long C, long OH, long OW, long KH, long KW,
-                        long sh, long sw, long dh, long dw, long ph, long pw,
-                        long uh, long uw) noexcept nogil:
+                        long sh, long sw, long dh, long dw, long ph, long pw) noexcept nogil:
     cdef Geometry g
     g.H = H; g.W = W; g.C = C; g.OH = OH; g.OW = OW; g.KH = KH; g.KW = KW
-    g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw; g.ph = ph; g.pw = pw; g.uh = uh; g.uw = uw
+    g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw; g.ph = ph; g.pw = pw
     return g
 
 
@@ -386,7 +405,7 @@ def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel,
     a.kind = SRC_IM2COL
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
-                    kernel.shape[0], kernel.shape[1], sh, sw, dh, dw, ph, pw, 1, 1)
+                    kernel.shape[0], kernel.shape[1], sh, sw, dh, dw, ph, pw)
     bt.kind = SRC_COLS
     bt.data = &kernel[0, 0, 0, 0]
     bt.ld = F
@@ -397,33 +416,96 @@ def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel,
         _gemm(&a, &bt, &y[0, 0, 0, 0], F, P, F, K, b, relu, 0, s, nthreads)
 
 
-def conv2d_input_grad(const floating[:, :, :, ::1] dy,
-                      const floating[:, :, :, ::1] kernel_flipped,
+def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] kernel,
                       floating[:, :, :, ::1] dx,
                       long sh, long sw, long ph, long pw, long dh, long dw,
                       int nthreads, workspace):
-    """dx = the gradient of conv2d with respect to x, given dy.
+    """dx = col2im(dy @ kernel^T), one tile of rows at a time.
 
-    It is itself a convolution: of dy upsampled by the strides, padded by
-    d*(k-1) - p, with the kernel flipped in space and its channels swapped
-    (kernel_flipped[i, j, f, c] = kernel[KH-1-i, KW-1-j, c, f]). Each dx element is
-    written once by one thread, so no scatter and no atomics."""
-    cdef long KH = kernel_flipped.shape[0], KW = kernel_flipped.shape[1]
-    cdef long C = dx.shape[3]
-    cdef long P = dx.shape[0] * dx.shape[1] * dx.shape[2]
-    cdef long K = KH * KW * kernel_flipped.shape[2]
+    Each work item owns whole samples: it multiplies a tile of their dy rows by the
+    kernel (transposed) into a thread-local column tile, then adds the tile's rows into
+    its own samples' dx, in row order. Each dx element thus gets the same sums in the
+    same order whatever the threads, and no whole-batch column buffer exists."""
+    cdef long N = dx.shape[0], F = dy.shape[3]
+    cdef long OHW = dy.shape[1] * dy.shape[2]
+    cdef long K = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
     cdef Source a, bt
-    a.kind = SRC_IM2COL
+    cdef Plan p
+    a.kind = SRC_ROWS
     a.data = &dy[0, 0, 0, 0]
-    a.g = _geometry(dy.shape[1], dy.shape[2], dy.shape[3], dx.shape[1], dx.shape[2],
-                    KH, KW, 1, 1, dh, dw, dh * (KH - 1) - ph, dw * (KW - 1) - pw, sh, sw)
-    bt.kind = SRC_COLS
-    bt.data = &kernel_flipped[0, 0, 0, 0]
-    bt.ld = C
-    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(P, C, K, 1, nthreads,
-                                                           sizeof(floating), floating is float))
+    a.ld = F
+    bt.kind = SRC_ROWS          # B = kernel^T (F x K), so B^T is the kernel as K x F
+    bt.data = &kernel[0, 0, 0, 0]
+    bt.ld = F
+    _plan(&p, &a, N * OHW, K, F, NULL, 0, 0, floating is float, nthreads)
+    cdef long apack_bytes = _align(p.mc * KC * sizeof(floating))
+    cdef long tile_bytes = _align(p.mc * K * sizeof(floating))
+    cdef char *s = _scratch(workspace, _bpack_bytes(&p, sizeof(floating))
+                            + nthreads * (apack_bytes + tile_bytes))
+    cdef char *per_thread = s + _bpack_bytes(&p, sizeof(floating))
+    cdef Geometry g = _geometry(dx.shape[1], dx.shape[2], dx.shape[3], dy.shape[1],
+                                dy.shape[2], kernel.shape[0], kernel.shape[1],
+                                sh, sw, dh, dw, ph, pw)
+    # Samples per item: enough items to balance the threads (no effect on the sums).
+    cdef long group = max(1, N // (4 * nthreads))
+    cdef long n_items = _cdiv(N, group)
+    cdef long item, r0, r1
+    cdef floating *apack
+    cdef floating *tile
+    cdef floating *bpack
     with nogil:
-        _gemm(&a, &bt, &dx[0, 0, 0, 0], C, P, C, K, NULL, 0, 0, s, nthreads)
+        bpack = <floating *> _aligned(s)
+        _pack_b(&p, &bt, bpack, nthreads)
+        with parallel(num_threads=nthreads):
+            apack = <floating *> (per_thread + threadid() * (apack_bytes + tile_bytes))
+            tile = <floating *> (<char *> apack + apack_bytes)
+            for item in prange(n_items, schedule="static"):
+                r0 = item * group
+                r1 = min(r0 + group, N)
+                _input_grad_samples(&p, &g, r0, r1, apack, bpack, tile, &dx[0, 0, 0, 0])
+
+
+cdef void _input_grad_samples(const Plan *p, const Geometry *g, long n0, long n1,
+                              floating *apack, const floating *bpack, floating *tile,
+                              floating *dx) noexcept nogil:
+    """dx of samples n0 : n1: zero them, then add each column tile of theirs in order."""
+    cdef long per_sample = g.H * g.W * g.C
+    cdef long K = p.N
+    cdef long m0 = n0 * g.OH * g.OW
+    cdef long m1 = n1 * g.OH * g.OW
+    cdef long rows
+    memset(dx + n0 * per_sample, 0, (n1 - n0) * per_sample * sizeof(floating))
+    while m0 < m1:
+        rows = min(m1 - m0, p.mc)
+        _gemm_block(p, 0, m0, rows, 0, _cdiv(K, p.nr), apack, bpack, tile, K)
+        _col2im_rows(g, tile, m0, rows, dx)
+        m0 += rows
+
+
+cdef void _col2im_rows(const Geometry *g, const floating *tile, long p0, long rows,
+                       floating *dx) noexcept nogil:
+    """Adds rows p0 : p0+rows of the column matrix (tile, row-major, K wide) into dx."""
+    cdef long K = g.KH * g.KW * g.C
+    cdef long r, p, n, oh, ow, i, j, h, w, c
+    cdef const floating *src
+    cdef floating *dst
+    for r in range(rows):
+        p = p0 + r
+        ow = p % g.OW
+        oh = (p // g.OW) % g.OH
+        n = p // (g.OW * g.OH)
+        for i in range(g.KH):
+            h = oh * g.sh + i * g.dh - g.ph
+            if h < 0 or h >= g.H:
+                continue
+            for j in range(g.KW):
+                w = ow * g.sw + j * g.dw - g.pw
+                if w < 0 or w >= g.W:
+                    continue
+                src = tile + r * K + (i * g.KW + j) * g.C
+                dst = dx + ((n * g.H + h) * g.W + w) * g.C
+                for c in range(g.C):
+                    dst[c] = dst[c] + src[c]
 
 
 def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
@@ -439,7 +521,7 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     a.kind = SRC_IM2COL_T
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
-                    dkernel.shape[0], dkernel.shape[1], sh, sw, dh, dw, ph, pw, 1, 1)
+                    dkernel.shape[0], dkernel.shape[1], sh, sw, dh, dw, ph, pw)
     bt.kind = SRC_COLS
     bt.data = &dy[0, 0, 0, 0]
     bt.ld = F
@@ -458,7 +540,7 @@ cdef void _column_sums(const floating *m, long rows, long cols, floating *out,
     """out[j] = sum_i m[i, j], in fixed chunks of rows summed in order."""
     cdef long split = _split_k(cols, 1, rows)
     cdef long chunk = _cdiv(rows, split)
-    cdef floating *partial = <floating *> ((<uintptr_t> scratch + ALIGN - 1) // ALIGN * ALIGN)
+    cdef floating *partial = <floating *> _aligned(scratch)
     cdef long ci, i, j, r1
     cdef floating *acc
     with nogil, parallel(num_threads=nthreads):
@@ -558,9 +640,11 @@ def relu(const floating[::1] x, floating[::1] y, int nthreads):
 def relu_grad(const floating[::1] dy, const floating[::1] x, floating[::1] dx, int nthreads):
     """dx = dy where x > 0, else 0. x may be ReLU's input or its output."""
     cdef Py_ssize_t i
+    cdef floating g
     with nogil:
         for i in prange(dy.shape[0], num_threads=nthreads, schedule="static"):
-            dx[i] = dy[i] if x[i] > 0 else 0
+            g = dy[i]  # loaded unconditionally, so the select needs no branch
+            dx[i] = g if x[i] > 0 else 0
 
 
 # ---------------------------------------------------------------------------------
@@ -613,23 +697,30 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 
 def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1] argmax,
                     floating[:, :, :, ::1] dx, int nthreads):
-    """dx = dy scattered to the recorded argmax. Each sample is one thread's, in order."""
+    """dx = dy scattered to the recorded argmax. Each sample is one thread's, in order.
+    Indices outside the sample are skipped and counted: the count is returned, so the
+    caller can reject an argmax that did not come from max_pool2d."""
     cdef long N = dy.shape[0]
     cdef long per_in = dx.shape[1] * dx.shape[2] * dx.shape[3]
     cdef long per_out = dy.shape[1] * dy.shape[2] * dy.shape[3]
-    cdef long n, i
+    cdef long n, i, bad = 0
+    cdef int32_t a
     cdef floating *d
     cdef const floating *g
-    cdef const int32_t *a
+    cdef const int32_t *arg
     with nogil:
         for n in prange(N, num_threads=nthreads, schedule="static"):
             d = &dx[n, 0, 0, 0]
             g = &dy[n, 0, 0, 0]
-            a = &argmax[n, 0, 0, 0]
-            for i in range(per_in):
-                d[i] = 0
+            arg = &argmax[n, 0, 0, 0]
+            memset(d, 0, per_in * sizeof(floating))
             for i in range(per_out):
-                d[a[i]] = d[a[i]] + g[i]
+                a = arg[i]
+                if 0 <= a < per_in:
+                    d[a] = d[a] + g[i]
+                else:
+                    bad += 1
+    return bad
 
 
 def average_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,

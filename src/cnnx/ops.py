@@ -10,8 +10,10 @@ Each has a pure-NumPy twin of the same signature in `cnnx._reference`.
 Every function checks its input and raises ValueError or TypeError naming the function,
 the argument, what it expected and what it received. Arrays are converted to float32
 (or kept float64), and made C-contiguous; layouts are channels_last (NHWC), conv
-kernels (kh, kw, in, out), dense kernels (in, out). Forward functions accept `out=`,
-a preallocated result, so that a caller can reuse buffers across steps.
+kernels (kh, kw, in, out), dense kernels (in, out). Functions accept `out=`, a preallocated
+result (a tuple for several results, as NumPy's ufuncs), so that a caller can keep its
+buffers across steps: on this VM a fresh multi-megabyte array costs about as much in
+page faults as the kernel that fills it.
 """
 import threading
 
@@ -98,6 +100,20 @@ def _output(out, shape, dtype, where):
         raise ValueError(f"{where}: `out` must be a writeable C-contiguous array of shape "
                          f"{tuple(shape)} and dtype {np.dtype(dtype)}, received {got}")
     return out
+
+
+def _outputs(out, specs, where):
+    """Outputs of a function with several results. `out` is None or a tuple with one
+    entry per result (None: allocate), as for NumPy ufuncs; specs gives each result's
+    (shape, dtype), or None for a result that is not computed."""
+    if out is None:
+        out = (None,) * len(specs)
+    if not isinstance(out, tuple) or len(out) != len(specs):
+        raise ValueError(f"{where}: `out` must be a tuple of {len(specs)} arrays or None, "
+                         f"received {type(out).__name__}"
+                         f"{' of length %d' % len(out) if isinstance(out, tuple) else ''}")
+    return [None if spec is None else _output(o, spec[0], spec[1], where)
+            for o, spec in zip(out, specs)]
 
 
 def _activation(activation, where):
@@ -193,10 +209,10 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
 
 
 def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
-                    use_bias=True, input_grad=True):
+                    use_bias=True, input_grad=True, out=None):
     """Gradients of conv2d (without activation) given dy = dL/dy.
     Returns (dx, dkernel, dbias); dx is None when input_grad is False (a first layer),
-    dbias is None when use_bias is False."""
+    dbias is None when use_bias is False. `out`: optional (dx, dkernel, dbias) buffers."""
     where = "conv2d_backward"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -205,9 +221,10 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
         x, kernel, strides, padding, dilation_rate, where)
     _check_grad(dy, (x.shape[0], oh, ow, kernel.shape[3]), where)
-    dkernel = np.empty_like(kernel)
-    dbias = np.empty(kernel.shape[3], x.dtype) if use_bias else None
-    dx = np.empty_like(x) if input_grad else None
+    dx, dkernel, dbias = _outputs(out, [(x.shape, x.dtype) if input_grad else None,
+                                        (kernel.shape, x.dtype),
+                                        ((kernel.shape[3],), x.dtype) if use_bias else None],
+                                  where)
     if x.shape[0] == 0:
         dkernel.fill(0)
         if dbias is not None:
@@ -218,8 +235,7 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     _kernels.conv2d_kernel_grad(x, dy, dkernel, dbias, strides[0], strides[1], ph, pw,
                                 dilation[0], dilation[1], nthreads, _workspace)
     if input_grad:
-        flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
-        _kernels.conv2d_input_grad(dy, flipped, dx, strides[0], strides[1], ph, pw,
+        _kernels.conv2d_input_grad(dy, kernel, dx, strides[0], strides[1], ph, pw,
                                    dilation[0], dilation[1], nthreads, _workspace)
     return dx, dkernel, dbias
 
@@ -243,12 +259,12 @@ def relu(x, out=None):
     return y
 
 
-def relu_backward(dy, x):
-    """dy where x > 0, else 0. `x` may be ReLU's input or its output."""
+def relu_backward(dy, x, out=None):
+    """dy where x > 0, else 0. `x` may be ReLU's input or its output; `out` may be dy."""
     where = "relu_backward"
     dy, x = _common(where, _array(dy, "dy", where), _array(x, "x", where))
     _check_grad(dy, x.shape, where)
-    dx = np.empty_like(dy)
+    dx = _output(out, dy.shape, dy.dtype, where)
     _kernels.relu_grad(dy.reshape(-1), x.reshape(-1), dx.reshape(-1), threads_for(dy.size))
     return dx
 
@@ -290,22 +306,22 @@ def flatten(x):
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
     """Max pooling, NHWC. Returns (y, argmax): argmax (int32, y's shape) is the flat
-    index (h*W + w)*C + c of each maximum within its sample, for the backward pass."""
+    index (h*W + w)*C + c of each maximum within its sample, for the backward pass.
+    `out`: optional (y, argmax) buffers."""
     where = "max_pool2d"
     x = np.ascontiguousarray(_array(x, "inputs", where, ndim=4))
     pool, strides, (oh, ow), (ph, pw) = _pool_geometry(x, pool_size, strides, padding, where)
     shape = (x.shape[0], oh, ow, x.shape[3])
-    y = _output(out, shape, x.dtype, where)
     per_sample = x.shape[1] * x.shape[2] * x.shape[3]
     if per_sample >= 2 ** 31:
         raise ValueError(f"{where}: samples of {per_sample} elements exceed the int32 argmax")
-    argmax = np.empty(shape, np.int32)
+    y, argmax = _outputs(out, [(shape, x.dtype), (shape, np.int32)], where)
     _kernels.max_pool2d(x, y, argmax, pool[0], pool[1], strides[0], strides[1], ph, pw,
                         threads_for(x.size))
     return y, argmax
 
 
-def max_pool2d_backward(dy, argmax, input_shape):
+def max_pool2d_backward(dy, argmax, input_shape, out=None):
     """Scatter dy to the positions recorded by max_pool2d's argmax."""
     where = "max_pool2d_backward"
     dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
@@ -317,12 +333,12 @@ def max_pool2d_backward(dy, argmax, input_shape):
     if len(input_shape) != 4 or input_shape[0] != dy.shape[0] or input_shape[3] != dy.shape[3]:
         raise ValueError(f"{where}: `input_shape` {input_shape} does not match dy's "
                          f"batch and channels {dy.shape}")
-    per_sample = input_shape[1] * input_shape[2] * input_shape[3]
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= per_sample):
-        raise ValueError(f"{where}: `argmax` holds indices outside [0, {per_sample}); "
+    dx = _output(out, input_shape, dy.dtype, where)
+    bad = _kernels.max_pool2d_grad(dy, np.ascontiguousarray(argmax), dx, threads_for(dx.size))
+    if bad:
+        per_sample = input_shape[1] * input_shape[2] * input_shape[3]
+        raise ValueError(f"{where}: `argmax` holds {bad} indices outside [0, {per_sample}); "
                          f"it must come from max_pool2d on an input of shape {input_shape}")
-    dx = np.empty(input_shape, dy.dtype)
-    _kernels.max_pool2d_grad(dy, np.ascontiguousarray(argmax), dx, threads_for(dx.size))
     return dx
 
 
@@ -343,7 +359,8 @@ def average_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
     return y
 
 
-def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding="valid"):
+def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding="valid",
+                            out=None):
     """Gradient of average_pool2d with respect to its input."""
     where = "average_pool2d_backward"
     dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
@@ -354,7 +371,7 @@ def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding=
     pool, strides, (oh, ow), (ph, pw) = _pool_geometry(probe, pool_size, strides, padding,
                                                        where)
     _check_grad(dy, (input_shape[0], oh, ow, input_shape[3]), where)
-    dx = np.empty(input_shape, dy.dtype)
+    dx = _output(out, input_shape, dy.dtype, where)
     _kernels.average_pool2d_grad(dy, dx, pool[0], pool[1], strides[0], strides[1], ph, pw,
                                  threads_for(dx.size))
     return dx
@@ -397,16 +414,18 @@ def dense(x, kernel, bias=None, activation=None, out=None):
     return y
 
 
-def dense_backward(x, kernel, dy, use_bias=True, input_grad=True):
-    """Gradients of dense (without activation): (dx, dkernel, dbias)."""
+def dense_backward(x, kernel, dy, use_bias=True, input_grad=True, out=None):
+    """Gradients of dense (without activation): (dx, dkernel, dbias).
+    `out`: optional (dx, dkernel, dbias) buffers."""
     where = "dense_backward"
     x, kernel = _dense_operands(x, kernel, where)
     dy = _array(dy, "dy", where, ndim=2)
     x, kernel, dy = _common(where, x, kernel, dy)
     _check_grad(dy, (x.shape[0], kernel.shape[1]), where)
-    dkernel = np.empty_like(kernel)
-    dbias = np.empty(kernel.shape[1], x.dtype) if use_bias else None
-    dx = np.empty_like(x) if input_grad else None
+    dx, dkernel, dbias = _outputs(out, [(x.shape, x.dtype) if input_grad else None,
+                                        (kernel.shape, x.dtype),
+                                        ((kernel.shape[1],), x.dtype) if use_bias else None],
+                                  where)
     if x.shape[0] == 0:
         dkernel.fill(0)
         if dbias is not None:

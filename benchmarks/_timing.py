@@ -1,0 +1,40 @@
+"""Shared timing helpers: runs in turns in one process, medians over repeats."""
+import os
+import time
+
+import numpy as np
+
+# OpenBLAS's worker threads spin for about 0.1-0.2 s after a NumPy matmul, and libgomp's
+# for a while after an OpenMP region; on a 2-core machine either steals a core from the
+# other library (measured: a cnnx convolution ran 5x slower right after a matmul). So
+# each timed block starts after the other library's threads have gone to sleep.
+SETTLE_S = 0.5
+
+
+def interleaved(funcs, repeats=7, min_block=0.02, settle=SETTLE_S):
+    """Median seconds per call of each function. The functions take turns, one timed
+    block each per repeat, so that machine noise hits all alike; a block repeats its
+    function to last at least min_block seconds and starts after `settle` seconds idle."""
+    inner = []
+    for f in funcs:
+        time.sleep(settle)
+        f()  # warm up: first-touch of buffers, workspaces
+        t = time.perf_counter()
+        f()
+        one = max(time.perf_counter() - t, 1e-7)
+        inner.append(max(1, int(min_block / one)))
+    samples = [[] for _ in funcs]
+    for _ in range(repeats):
+        for i, f in enumerate(funcs):
+            time.sleep(settle)
+            t = time.perf_counter()
+            for _ in range(inner[i]):
+                f()
+            samples[i].append((time.perf_counter() - t) / inner[i])
+    return [float(np.median(s)) for s in samples]
+
+
+def environment_line():
+    blas = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    shown = ", ".join(f"{k}={v}" if v else f"{k} unset" for k, v in blas.items())
+    return f"NumPy {np.__version__}; {shown}"

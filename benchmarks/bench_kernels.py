@@ -1,0 +1,136 @@
+"""Every cnnx kernel against the pure-NumPy reference, forward and backward, at the layer
+shapes of two networks, timed side by side in one process (medians of repeats).
+
+    python benchmarks/bench_kernels.py [--threads N] [--repeats R] [--json FILE]
+
+Networks:
+  course: the course CNN on 64x64x3, batch 32 (conv 32 3x3, pool 2, conv 32 3x3, pool 2,
+          dense 6272 -> 128)
+  mnist:  the keras.io "Simple MNIST convnet", batch 128 (conv 32 3x3, pool 2,
+          conv 64 3x3, pool 2, dense 1600 -> 10)
+Not a CI gate: timings are noisy. Ratios are reference time / cnnx time. The cnnx side
+passes preallocated `out=` buffers, as its layers keep theirs across steps; the NumPy
+side allocates its results, as idiomatic NumPy code does.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import environment_line, interleaved  # noqa: E402
+
+import cnnx  # noqa: E402
+from cnnx import _reference as ref  # noqa: E402
+from cnnx import ops  # noqa: E402
+
+NETWORKS = {
+    "course": dict(batch=32, input=(64, 64, 3), convs=[32, 32], dense=[128]),
+    "mnist": dict(batch=128, input=(28, 28, 1), convs=[32, 64], dense=[10]),
+}
+
+
+def layer_cases(name, spec, rng):
+    """(label, flops or None, cnnx thunk, reference thunk) for every kernel of a network."""
+    n = spec["batch"]
+    x = rng.standard_normal((n,) + spec["input"]).astype(np.float32)
+    cases = []
+    for i, filters in enumerate(spec["convs"], 1):
+        c = x.shape[3]
+        k = (rng.standard_normal((3, 3, c, filters)) * 0.1).astype(np.float32)
+        b = np.zeros(filters, np.float32)
+        y = ref.conv2d(x, k, b)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        out = np.empty_like(y)
+        fwd_flops = 2.0 * y.size * k.shape[0] * k.shape[1] * c
+        first = i == 1  # a first layer needs no input gradient
+        tag = f"conv{i} {x.shape[1]}x{x.shape[2]}x{c}->{filters}"
+        cases.append((f"{tag} fwd", fwd_flops,
+                      lambda x=x, k=k, b=b, out=out: ops.conv2d(x, k, b, out=out),
+                      lambda x=x, k=k, b=b: ref.conv2d(x, k, b)))
+        bwd_flops = fwd_flops * (1 if first else 2)
+        grads = (None if first else np.empty_like(x), np.empty_like(k), np.empty_like(b))
+        cases.append((f"{tag} bwd", bwd_flops,
+                      lambda x=x, k=k, dy=dy, f=first, g=grads: ops.conv2d_backward(
+                          x, k, dy, input_grad=not f, out=g),
+                      lambda x=x, k=k, dy=dy, f=first: ref.conv2d_backward(x, k, dy,
+                                                                          input_grad=not f)))
+        cases.append((f"relu{i} fwd", None,
+                      lambda y=y, out=out: ops.relu(y, out=out), lambda y=y: ref.relu(y)))
+        cases.append((f"relu{i} bwd", None,
+                      lambda y=y, dy=dy, out=out: ops.relu_backward(dy, y, out=out),
+                      lambda y=y, dy=dy: ref.relu_backward(dy, y)))
+        y = ref.relu(y)
+        p, arg = ops.max_pool2d(y, 2)
+        _, arg_ref = ref.max_pool2d(y, 2)
+        dp = rng.standard_normal(p.shape).astype(np.float32)
+        pout = (np.empty_like(p), np.empty_like(arg))
+        cases.append((f"maxpool{i} fwd", None,
+                      lambda y=y, pout=pout: ops.max_pool2d(y, 2, out=pout),
+                      lambda y=y: ref.max_pool2d(y, 2)))
+        cases.append((f"maxpool{i} bwd", None,
+                      lambda dp=dp, arg=arg, s=y.shape, o=np.empty_like(y):
+                          ops.max_pool2d_backward(dp, arg, s, out=o),
+                      lambda dp=dp, arg=arg_ref, s=y.shape: ref.max_pool2d_backward(dp, arg, s)))
+        x = p
+    flat = x.reshape(n, -1)
+    for j, units in enumerate(spec["dense"], 1):
+        w = (rng.standard_normal((flat.shape[1], units)) * 0.01).astype(np.float32)
+        b = np.zeros(units, np.float32)
+        dz = rng.standard_normal((n, units)).astype(np.float32)
+        flops = 2.0 * n * flat.shape[1] * units
+        tag = f"dense{j} {flat.shape[1]}->{units}"
+        cases.append((f"{tag} fwd", flops,
+                      lambda f=flat, w=w, b=b, o=np.empty_like(dz): ops.dense(f, w, b, out=o),
+                      lambda f=flat, w=w, b=b: ref.dense(f, w, b)))
+        grads = (np.empty_like(flat), np.empty_like(w), np.empty_like(b))
+        cases.append((f"{tag} bwd", 2 * flops,
+                      lambda f=flat, w=w, dz=dz, g=grads: ops.dense_backward(f, w, dz, out=g),
+                      lambda f=flat, w=w, dz=dz: ref.dense_backward(f, w, dz)))
+        flat = ref.dense(flat, w, b)
+    t = np.eye(flat.shape[1], dtype=np.float32)[rng.integers(0, flat.shape[1], n)]
+    if flat.shape[1] > 1:
+        cases.append(("softmax xent", None,
+                      lambda z=flat, t=t: ops.softmax_cross_entropy(z, t),
+                      lambda z=flat, t=t: ref.softmax_cross_entropy(z, t)))
+    return cases
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        cnnx.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"cnnx {cnnx.__version__}, {cnnx.get_num_threads()} threads, SIMD "
+          f"{cnnx._config.simd_path()}; {environment_line()}")
+    results = []
+    for name, spec in NETWORKS.items():
+        print(f"\n{name} network, batch {spec['batch']}")
+        print(f"{'kernel':34s} {'cnnx ms':>9s} {'GF/s':>6s} {'numpy ms':>9s} {'GF/s':>6s} "
+              f"{'ratio':>6s}")
+        for label, flops, fast, slow in layer_cases(name, spec, rng):
+            tc, tr = interleaved([fast, slow], repeats=args.repeats)
+            gc = f"{flops / tc / 1e9:6.0f}" if flops else " " * 6
+            gr = f"{flops / tr / 1e9:6.0f}" if flops else " " * 6
+            print(f"{label:34s} {tc * 1e3:9.3f} {gc} {tr * 1e3:9.3f} {gr} {tr / tc:6.2f}")
+            results.append(dict(network=name, kernel=label, cnnx_s=tc, numpy_s=tr,
+                                flops=flops, ratio=tr / tc))
+    # The issue's headline: conv forward + backward at the MNIST convnet's second layer.
+    fb = [r for r in results if r["network"] == "mnist" and r["kernel"].startswith("conv2")]
+    ratio = sum(r["numpy_s"] for r in fb) / sum(r["cnnx_s"] for r in fb)
+    print(f"\nMNIST conv2 (13x13x32 -> 11x11x64, batch 128) forward+backward: "
+          f"{ratio:.2f}x the NumPy reference")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(threads=cnnx.get_num_threads(), environment=environment_line(),
+                           results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
