@@ -17,7 +17,7 @@
 
 from cython.parallel cimport prange, parallel, threadid
 from cython cimport floating
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from libc.math cimport exp, log, log1p, fabs, INFINITY
 from libc.stdint cimport int32_t, uintptr_t
 
@@ -26,8 +26,8 @@ cdef extern from "_simd.h" nogil:
                                       int, int, int, const float *, int)
     ctypedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *, long,
                                       int, int, int, const double *, int)
-    cnnx_ukernel_f32 cnnx_uk_f32
-    cnnx_ukernel_f64 cnnx_uk_f64
+    cnnx_ukernel_f32 cnnx_uk_f32[2]
+    cnnx_ukernel_f64 cnnx_uk_f64[2]
     int cnnx_mr_f32, cnnx_nr_f32, cnnx_mr_f64, cnnx_nr_f64
     const char *cnnx_simd_name
     int cnnx_simd_available(const char *name)
@@ -150,12 +150,85 @@ cdef inline void _im2col_run(const Geometry *g, const floating *x, long p, long 
         c = 0
 
 
+cdef void _pack_im2col_t(const Geometry *g, const floating *x, floating *dst, long r0,
+                         long rows, long R, long p0, long count) noexcept nogil:
+    """dst[kk*R + r] = im2col(x)[p0 + kk, r0 + r]: for each of `count` pixels, the same
+    `rows` columns. The columns are cut once into runs within a tap; the pixels are
+    walked incrementally, so the loop does no division."""
+    cdef long run_h[64]
+    cdef long run_w[64]
+    cdef long run_c[64]
+    cdef long run_len[64]
+    cdef long run_dst[64]
+    cdef long n_runs = 0, r = 0, tap = r0 // g.C, c = r0 - tap * g.C
+    cdef long kk, q, length
+    while r < rows:  # rows <= R <= 64, so at most 64 runs
+        length = min(g.C - c, rows - r)
+        run_h[n_runs] = (tap // g.KW) * g.dh
+        run_w[n_runs] = (tap % g.KW) * g.dw
+        run_c[n_runs] = c
+        run_len[n_runs] = length
+        run_dst[n_runs] = r
+        n_runs += 1
+        r += length
+        tap += 1
+        c = 0
+    for q in range(n_runs):
+        _gather_run(g, x, dst + run_dst[q], R, run_h[q], run_w[q], run_c[q], run_len[q],
+                    p0, count)
+    if rows < R:
+        for kk in range(count):
+            for r in range(rows, R):
+                dst[kk * R + r] = 0
+
+
+cdef inline void _gather_run(const Geometry *g, const floating *x, floating *dst, long R,
+                             long off_h, long off_w, long c, long length, long p0,
+                             long count) noexcept nogil:
+    """dst[kk*R : kk*R + length] = x[pixel (p0 + kk) of tap offset (off_h, off_w), c : c+length]
+    for kk < count, walking the pixels without division. Runs as wide as a tile (12 or 6,
+    the MR of the SIMD paths) get a fixed-size copy the compiler unrolls."""
+    cdef long ow = p0 % g.OW, t = p0 // g.OW
+    cdef long oh = t % g.OH, n = t // g.OH
+    cdef long kk, r, h, w
+    cdef const floating *src
+    cdef floating *d
+    for kk in range(count):
+        d = dst + kk * R
+        h = oh * g.sh - g.ph + off_h
+        w = ow * g.sw - g.pw + off_w
+        if 0 <= h < g.H and 0 <= w < g.W:
+            src = x + ((n * g.H + h) * g.W + w) * g.C + c
+            if length == 12:
+                for r in range(12):
+                    d[r] = src[r]
+            elif length == 6:
+                for r in range(6):
+                    d[r] = src[r]
+            else:
+                for r in range(length):
+                    d[r] = src[r]
+        else:
+            for r in range(length):
+                d[r] = 0
+        ow += 1
+        if ow == g.OW:
+            ow = 0
+            oh += 1
+            if oh == g.OH:
+                oh = 0
+                n += 1
+
+
 cdef void _pack(const Source *s, floating *dst, long r0, long rows, long R,
                 long k0, long kc) noexcept nogil:
     """Packs the block (r0 : r0+rows, k0 : k0+kc) k-major: dst[k*R + r].
     Rows rows..R-1 are zero, so partial tiles compute on zeros."""
     cdef const floating *m = <const floating *> s.data
     cdef long r, k
+    if s.kind == SRC_IM2COL_T:
+        _pack_im2col_t(&s.g, m, dst, r0, rows, R, k0, kc)
+        return
     if s.kind == SRC_ROWS:
         for r in range(rows):
             for k in range(kc):
@@ -164,16 +237,35 @@ cdef void _pack(const Source *s, floating *dst, long r0, long rows, long R,
         for k in range(kc):
             for r in range(rows):
                 dst[k * R + r] = m[(k0 + k) * s.ld + r0 + r]
-    elif s.kind == SRC_IM2COL:
+    else:
         for r in range(rows):
             _im2col_run(&s.g, m, r0 + r, k0, kc, dst + r, R)
-    else:
-        for k in range(kc):
-            _im2col_run(&s.g, m, k0 + k, r0, rows, dst + k * R, 1)
     if rows < R:
         for k in range(kc):
             for r in range(rows, R):
                 dst[k * R + r] = 0
+
+
+cdef inline bint _rows_layout(const Source *s) noexcept nogil:
+    """Whether A from this source is packed row by row (contiguous copies) rather than
+    k-major: for sources whose rows are contiguous runs in memory."""
+    return s.kind == SRC_ROWS or s.kind == SRC_IM2COL
+
+
+cdef void _pack_rows(const Source *s, floating *dst, long r0, long rows, long R,
+                     long k0, long kc) noexcept nogil:
+    """Packs the block (r0 : r0+rows, k0 : k0+kc) row by row: dst[r*kc + k], by
+    contiguous copies. Rows rows..R-1 are zero. For ROWS and IM2COL sources only."""
+    cdef const floating *m = <const floating *> s.data
+    cdef long r
+    if s.kind == SRC_ROWS:
+        for r in range(rows):
+            memcpy(dst + r * kc, m + (r0 + r) * s.ld + k0, kc * sizeof(floating))
+    else:
+        for r in range(rows):
+            _im2col_run(&s.g, m, r0 + r, k0, kc, dst + r * kc, 1)
+    if rows < R:
+        memset(dst + rows * kc, 0, (R - rows) * kc * sizeof(floating))
 
 
 # ---------------------------------------------------------------------------------
@@ -222,13 +314,13 @@ def gemm_scratch_bytes(long M, long N, long K, bint split_k, int nthreads, int i
     return _gemm_scratch_bytes(M, N, K, split, nthreads, itemsize, itemsize == 4)
 
 
-cdef inline void _ukernel(long kc, const floating *a, const floating *b, floating *c, long ldc,
-                          int mr, int nr, int accumulate, const floating *bias,
-                          int relu) noexcept nogil:
+cdef inline void _ukernel(bint a_rows, long kc, const floating *a, const floating *b,
+                          floating *c, long ldc, int mr, int nr, int accumulate,
+                          const floating *bias, int relu) noexcept nogil:
     if floating is float:
-        cnnx_uk_f32(kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
+        cnnx_uk_f32[a_rows](kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
     else:
-        cnnx_uk_f64(kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
+        cnnx_uk_f64[a_rows](kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
 
 
 cdef inline floating *_bpanel(floating *bpack, long n_pad, long nr, long K, long k0,
@@ -257,17 +349,23 @@ cdef void _gemm_block(const Plan *p, long ci, long m0, long rows, long jp0, long
     cdef long mr = p.mr, nr = p.nr
     cdef long k0, kc, jp, strip
     cdef int fuse
+    cdef bint a_rows = _rows_layout(p.A)
     cdef const floating *bias = <const floating *> p.bias
     k0 = kbeg
     while k0 < kend:
         kc = min(kend - k0, KC)
         fuse = k0 + kc == kend and p.split == 1   # last block: bias and ReLU
         for strip in range(_cdiv(rows, mr)):
-            _pack(p.A, apack + strip * kc * mr, m0 + strip * mr,
-                  min(rows - strip * mr, mr), mr, k0, kc)
+            if a_rows:
+                _pack_rows(p.A, apack + strip * kc * mr, m0 + strip * mr,
+                           min(rows - strip * mr, mr), mr, k0, kc)
+            else:
+                _pack(p.A, apack + strip * kc * mr, m0 + strip * mr,
+                      min(rows - strip * mr, mr), mr, k0, kc)
         for jp in range(jp0, jp1):
             for strip in range(_cdiv(rows, mr)):
-                _ukernel(kc, apack + strip * kc * mr, _bpanel(bpack, p.n_pad, nr, p.K, k0, jp),
+                _ukernel(a_rows, kc, apack + strip * kc * mr,
+                         _bpanel(bpack, p.n_pad, nr, p.K, k0, jp),
                          dst + strip * mr * ldd + jp * nr, ldd,
                          min(rows - strip * mr, mr), min(p.N - jp * nr, nr),
                          k0 != kbeg,

@@ -27,58 +27,27 @@ typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *,
 #    define CNNX_UNROLL _Pragma("GCC unroll 16")
 #  endif
 
-/* Baseline: 128-bit vectors (SSE2 on x86-64, NEON on aarch64). */
-#define UK_NAME cnnx_uk_f32_generic
-#define UK_T float
-#define UK_IT int32_t
+/* Baseline: 128-bit vectors (SSE2 on x86-64, NEON on aarch64). Each kernel comes in
+ * two A layouts: _k (k-major panel) and _r (row-major panel). */
+#define CNNX_GENERIC_ATTR
+#define UK_PATH generic
 #define UK_VBYTES 16
 #define UK_MR 6
-#define UK_NV 2
-#define UK_ATTR
-#include "_ukernel_template.h"
-#define UK_NAME cnnx_uk_f64_generic
-#define UK_T double
-#define UK_IT int64_t
-#define UK_VBYTES 16
-#define UK_MR 6
-#define UK_NV 2
-#define UK_ATTR
-#include "_ukernel_template.h"
+#define UK_ATTR_ CNNX_GENERIC_ATTR
+#include "_ukernel_both.h"
 
 #  if defined(__x86_64__) || defined(_M_X64)
 #    define CNNX_X86 1
-#define UK_NAME cnnx_uk_f32_avx2
-#define UK_T float
-#define UK_IT int32_t
+#define UK_PATH avx2
 #define UK_VBYTES 32
 #define UK_MR 6
-#define UK_NV 2
-#define UK_ATTR __attribute__((target("avx2,fma")))
-#include "_ukernel_template.h"
-#define UK_NAME cnnx_uk_f64_avx2
-#define UK_T double
-#define UK_IT int64_t
-#define UK_VBYTES 32
-#define UK_MR 6
-#define UK_NV 2
-#define UK_ATTR __attribute__((target("avx2,fma")))
-#include "_ukernel_template.h"
-#define UK_NAME cnnx_uk_f32_avx512
-#define UK_T float
-#define UK_IT int32_t
+#define UK_ATTR_ __attribute__((target("avx2,fma")))
+#include "_ukernel_both.h"
+#define UK_PATH avx512
 #define UK_VBYTES 64
 #define UK_MR 12
-#define UK_NV 2
-#define UK_ATTR __attribute__((target("avx512f")))
-#include "_ukernel_template.h"
-#define UK_NAME cnnx_uk_f64_avx512
-#define UK_T double
-#define UK_IT int64_t
-#define UK_VBYTES 64
-#define UK_MR 12
-#define UK_NV 2
-#define UK_ATTR __attribute__((target("avx512f")))
-#include "_ukernel_template.h"
+#define UK_ATTR_ __attribute__((target("avx512f")))
+#include "_ukernel_both.h"
 #  endif
 #  if defined(__aarch64__)
 #    define CNNX_GENERIC_NAME "neon"
@@ -88,14 +57,15 @@ typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *,
 
 #else /* no GNU vector extensions: a plain C tile the compiler may vectorise */
 #  define CNNX_GENERIC_NAME "scalar"
-#  define CNNX_SCALAR_UKERNEL(NAME, T)                                                  \
+#  define CNNX_SCALAR_UKERNEL(NAME, T, AROWS)                                           \
     static void NAME(long kc, const T *a, const T *b, T *c, long ldc, int mr, int nr,   \
                      int accumulate, const T *bias, int relu)                           \
     {                                                                                   \
         T acc[4 * 8] = {0};                                                             \
-        for (long k = 0; k < kc; ++k, a += 4, b += 8)                                   \
+        for (long k = 0; k < kc; ++k, b += 8)                                           \
             for (int i = 0; i < 4; ++i)                                                 \
-                for (int j = 0; j < 8; ++j) acc[i * 8 + j] += a[i] * b[j];              \
+                for (int j = 0; j < 8; ++j)                                             \
+                    acc[i * 8 + j] += (AROWS ? a[i * kc + k] : a[k * 4 + i]) * b[j];    \
         for (int i = 0; i < mr; ++i)                                                    \
             for (int j = 0; j < nr; ++j) {                                              \
                 T r = acc[i * 8 + j];                                                   \
@@ -105,15 +75,27 @@ typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *,
                 c[i * ldc + j] = r;                                                     \
             }                                                                           \
     }
-CNNX_SCALAR_UKERNEL(cnnx_uk_f32_generic, float)
-CNNX_SCALAR_UKERNEL(cnnx_uk_f64_generic, double)
+CNNX_SCALAR_UKERNEL(cnnx_uk_f32_generic_k, float, 0)
+CNNX_SCALAR_UKERNEL(cnnx_uk_f32_generic_r, float, 1)
+CNNX_SCALAR_UKERNEL(cnnx_uk_f64_generic_k, double, 0)
+CNNX_SCALAR_UKERNEL(cnnx_uk_f64_generic_r, double, 1)
 #endif
 
-/* The chosen path. Written only by cnnx_simd_select (at import, or from the tests). */
-static cnnx_ukernel_f32 cnnx_uk_f32 = 0;
-static cnnx_ukernel_f64 cnnx_uk_f64 = 0;
+/* The chosen path. Written only by cnnx_simd_select (at import, or from the tests).
+ * Index 0: A panel k-major; index 1: A panel row-major. */
+static cnnx_ukernel_f32 cnnx_uk_f32[2] = {0, 0};
+static cnnx_ukernel_f64 cnnx_uk_f64[2] = {0, 0};
 static int cnnx_mr_f32 = 0, cnnx_nr_f32 = 0, cnnx_mr_f64 = 0, cnnx_nr_f64 = 0;
 static const char *cnnx_simd_name = "none";
+
+/* Points the dispatch at one path's four kernels and their tile shapes. */
+#define CNNX_USE(path)                                                                 \
+    do {                                                                               \
+        cnnx_uk_f32[0] = cnnx_uk_f32_##path##_k; cnnx_uk_f32[1] = cnnx_uk_f32_##path##_r; \
+        cnnx_uk_f64[0] = cnnx_uk_f64_##path##_k; cnnx_uk_f64[1] = cnnx_uk_f64_##path##_r; \
+        cnnx_mr_f32 = cnnx_uk_f32_##path##_MR; cnnx_nr_f32 = cnnx_uk_f32_##path##_NR;      \
+        cnnx_mr_f64 = cnnx_uk_f64_##path##_MR; cnnx_nr_f64 = cnnx_uk_f64_##path##_NR;      \
+    } while (0)
 
 static int cnnx_simd_available(const char *name)
 {
@@ -138,24 +120,23 @@ static int cnnx_simd_select(const char *name)
     if (!cnnx_simd_available(name)) return -1;
 #if defined(CNNX_X86)
     if (strcmp(name, "avx512") == 0) {
-        cnnx_uk_f32 = cnnx_uk_f32_avx512; cnnx_mr_f32 = 12; cnnx_nr_f32 = 32;
-        cnnx_uk_f64 = cnnx_uk_f64_avx512; cnnx_mr_f64 = 12; cnnx_nr_f64 = 16;
+        CNNX_USE(avx512);
         cnnx_simd_name = "avx512";
         return 0;
     }
     if (strcmp(name, "avx2") == 0) {
-        cnnx_uk_f32 = cnnx_uk_f32_avx2; cnnx_mr_f32 = 6; cnnx_nr_f32 = 16;
-        cnnx_uk_f64 = cnnx_uk_f64_avx2; cnnx_mr_f64 = 6; cnnx_nr_f64 = 8;
+        CNNX_USE(avx2);
         cnnx_simd_name = "avx2";
         return 0;
     }
 #endif
 #if defined(__GNUC__) || defined(__clang__)
-    cnnx_uk_f32 = cnnx_uk_f32_generic; cnnx_mr_f32 = 6; cnnx_nr_f32 = 8;
-    cnnx_uk_f64 = cnnx_uk_f64_generic; cnnx_mr_f64 = 6; cnnx_nr_f64 = 4;
+    CNNX_USE(generic);
 #else
-    cnnx_uk_f32 = cnnx_uk_f32_generic; cnnx_mr_f32 = 4; cnnx_nr_f32 = 8;
-    cnnx_uk_f64 = cnnx_uk_f64_generic; cnnx_mr_f64 = 4; cnnx_nr_f64 = 8;
+    cnnx_uk_f32[0] = cnnx_uk_f32_generic_k; cnnx_uk_f32[1] = cnnx_uk_f32_generic_r;
+    cnnx_uk_f64[0] = cnnx_uk_f64_generic_k; cnnx_uk_f64[1] = cnnx_uk_f64_generic_r;
+    cnnx_mr_f32 = cnnx_mr_f64 = 4;
+    cnnx_nr_f32 = cnnx_nr_f64 = 8;
 #endif
     cnnx_simd_name = CNNX_GENERIC_NAME;
     return 0;

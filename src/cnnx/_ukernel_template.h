@@ -5,11 +5,13 @@
  *   UK_IT     integer type of UK_T's width (for the ReLU bit mask)
  *   UK_VBYTES vector width in bytes    UK_MR    rows of the tile
  *   UK_NV     vectors per tile row     UK_ATTR  target attribute (may be empty)
+ *   UK_AROWS  1: A is packed row by row (element (i, k) at a[i*kc + k]);
+ *             0: A is packed k-major   (element (i, k) at a[k*MR + i])
  *
  * The kernel computes the MR x NR tile  C = [C +] A_panel @ B_panel  over kc steps,
- * where A_panel is packed k-major (kc x MR) and B_panel k-major (kc x NR), then adds
- * the bias and applies ReLU when asked. Only the first mr rows and nr columns are
- * written, so the caller can pad partial tiles with zeros in the packed panels.
+ * where B_panel is packed k-major (kc x NR), then adds the bias and applies ReLU when
+ * asked. Only the first mr rows and nr columns are written, so the caller can pad
+ * partial tiles with zeros in the packed panels.
  */
 #define UK_VW (UK_VBYTES / (int)sizeof(UK_T))
 #define UK_NR (UK_NV * UK_VW)
@@ -37,11 +39,19 @@ UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restric
         for (int v = 0; v < UK_NV; ++v) bv[v] = *(const vec *)(b + v * UK_VW);
         CNNX_UNROLL
         for (int i = 0; i < UK_MR; ++i) {
+#if UK_AROWS
+            const UK_T s = a[i * kc];
+#else
             const UK_T s = a[i];
+#endif
             CNNX_UNROLL
             for (int v = 0; v < UK_NV; ++v) acc[i][v] += s * bv[v];
         }
+#if UK_AROWS
+        a += 1;
+#else
         a += UK_MR;
+#endif
         b += UK_NR;
     }
 
@@ -83,7 +93,6 @@ UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restric
 #undef UK_NAME
 #undef UK_T
 #undef UK_IT
-#undef UK_VBYTES
-#undef UK_MR
 #undef UK_NV
 #undef UK_ATTR
+#undef UK_AROWS
