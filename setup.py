@@ -18,14 +18,16 @@ from setuptools.command.build_ext import build_ext
 DEBUG = os.environ.get("CNNX_DEBUG_BUILD") == "1"
 REQUIRE_OPENMP = os.environ.get("CNNX_REQUIRE_OPENMP") == "1"
 
+# Built and linked the way the extension is (a shared object, with the same flags),
+# so that the probe answers for the real build.
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>
-    int main(void) {
+    int cnnx_openmp_probe(void) {
         int n = 0;
         #pragma omp parallel reduction(+:n)
         n += 1;
-        return n > 0 ? 0 : 1;
+        return n + omp_get_max_threads();
     }
     """
 )
@@ -49,7 +51,8 @@ def compiles_and_links(compiler, cflags, ldflags):
             f.write(OPENMP_PROBE)
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-            compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=ldflags)
+            compiler.link_shared_object(objs, os.path.join(tmp, "probe.so"),
+                                        extra_postargs=ldflags)
         except Exception:
             return False
     return True

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ def test_every_simd_path_this_cpu_has_can_be_selected():
 def test_cnnx_simd_environment_forces_a_path():
     code = "import cnnx; print(cnnx._config.simd_path())"
     env_run = lambda value: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", code], env={"CNNX_SIMD": value, "PATH": ""},
+        [sys.executable, "-c", code], env={**os.environ, "CNNX_SIMD": value},
         capture_output=True, text=True)
     fallback = "neon" if _kernels.simd_available("neon") else (
         "generic" if _kernels.simd_available("generic") else "scalar")
