@@ -14,7 +14,8 @@ SETTLE_S = 0.5
 def interleaved(funcs, repeats=7, min_block=0.02, settle=SETTLE_S):
     """Median seconds per call of each function. The functions take turns, one timed
     block each per repeat, so that machine noise hits all alike; a block repeats its
-    function to last at least min_block seconds and starts after `settle` seconds idle."""
+    function to last at least min_block seconds, and starts after `settle` seconds idle
+    and one untimed call, so that it measures the steady state of a training loop."""
     inner = []
     for f in funcs:
         time.sleep(settle)
@@ -27,6 +28,7 @@ def interleaved(funcs, repeats=7, min_block=0.02, settle=SETTLE_S):
     for _ in range(repeats):
         for i, f in enumerate(funcs):
             time.sleep(settle)
+            f()  # untimed: wakes the thread pool and brings the data back into cache
             t = time.perf_counter()
             for _ in range(inner[i]):
                 f()
