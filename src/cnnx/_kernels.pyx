@@ -18,7 +18,7 @@
 from cython.parallel cimport prange, parallel, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
-from libc.math cimport exp, log, log1p, fabs, INFINITY
+from libc.math cimport exp, log, log1p, fabs, sqrt, INFINITY
 from libc.stdint cimport int32_t, uintptr_t
 
 cdef extern from "_simd.h" nogil:
@@ -955,3 +955,79 @@ def sigmoid(const floating[::1] x, floating[::1] y, int nthreads):
 
 if cnnx_simd_select(NULL) != 0:  # pragma: no cover - the generic path always exists
     raise ImportError("cnnx: no SIMD path could be selected")
+
+
+# ---------------------------------------------------------------------------------
+# Optimizer updates, in place, with Keras's update rules. Scalars arrive resolved
+# (learning rate of this step, bias corrections); `g` is the gradient.
+# ---------------------------------------------------------------------------------
+
+def sgd_update(floating[::1] w, const floating[::1] g, floating[::1] m, double lr,
+               double momentum, bint nesterov, int nthreads):
+    """momentum == 0: w -= lr g. Otherwise m = momentum m - lr g, then
+    w += m, or w += momentum m - lr g with nesterov."""
+    cdef Py_ssize_t i
+    cdef floating mi
+    with nogil:
+        if momentum == 0:
+            for i in prange(w.shape[0], num_threads=nthreads, schedule="static"):
+                w[i] = w[i] - <floating> lr * g[i]
+        else:
+            for i in prange(w.shape[0], num_threads=nthreads, schedule="static"):
+                mi = <floating> momentum * m[i] - <floating> lr * g[i]
+                m[i] = mi
+                if nesterov:
+                    w[i] = w[i] + <floating> momentum * mi - <floating> lr * g[i]
+                else:
+                    w[i] = w[i] + mi
+
+
+def adam_update(floating[::1] w, const floating[::1] g, floating[::1] m, floating[::1] v,
+                double lr_t, double beta1, double beta2, double epsilon,
+                double decay, int nthreads):
+    """Keras's Adam: m += (g - m)(1 - beta1); v += (g^2 - v)(1 - beta2);
+    w -= lr_t m / (sqrt(v) + epsilon), where lr_t carries the bias corrections.
+    decay > 0 (AdamW) first scales w by (1 - decay), decay = weight_decay * lr."""
+    cdef Py_ssize_t i
+    cdef floating gi, mi, vi
+    with nogil:
+        for i in prange(w.shape[0], num_threads=nthreads, schedule="static"):
+            gi = g[i]
+            if decay != 0:
+                w[i] = w[i] - w[i] * <floating> decay
+            mi = m[i] + (gi - m[i]) * <floating> (1 - beta1)
+            vi = v[i] + (gi * gi - v[i]) * <floating> (1 - beta2)
+            m[i] = mi
+            v[i] = vi
+            w[i] = w[i] - <floating> lr_t * mi / (sqrt(vi) + <floating> epsilon)
+
+
+def rmsprop_update(floating[::1] w, const floating[::1] g, floating[::1] v, floating[::1] m,
+                   double lr, double rho, double momentum, double epsilon, int nthreads):
+    """Keras's RMSprop: v = rho v + (1 - rho) g^2; step = lr g / sqrt(v + epsilon)
+    (epsilon inside the root); with momentum m = momentum m + step, w -= m; else w -= step."""
+    cdef Py_ssize_t i
+    cdef floating gi, vi, step
+    with nogil:
+        for i in prange(w.shape[0], num_threads=nthreads, schedule="static"):
+            gi = g[i]
+            vi = <floating> rho * v[i] + <floating> (1 - rho) * gi * gi
+            v[i] = vi
+            step = <floating> lr * gi / sqrt(vi + <floating> epsilon)
+            if momentum != 0:
+                step = <floating> momentum * m[i] + step
+                m[i] = step
+            w[i] = w[i] - step
+
+
+def adagrad_update(floating[::1] w, const floating[::1] g, floating[::1] acc, double lr,
+                   double epsilon, int nthreads):
+    """Keras's Adagrad: acc += g^2; w -= lr g / sqrt(acc + epsilon)."""
+    cdef Py_ssize_t i
+    cdef floating gi, ai
+    with nogil:
+        for i in prange(w.shape[0], num_threads=nthreads, schedule="static"):
+            gi = g[i]
+            ai = acc[i] + gi * gi
+            acc[i] = ai
+            w[i] = w[i] - <floating> lr * gi / sqrt(ai + <floating> epsilon)

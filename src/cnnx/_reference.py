@@ -210,3 +210,33 @@ def softmax_cross_entropy(logits, targets):
 def sigmoid_cross_entropy(logits, targets):
     loss = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
     return loss, sigmoid(logits) - targets
+
+
+# Optimizer updates: return the new (w, state...) instead of updating in place.
+
+def sgd_update(w, g, m, lr, momentum, nesterov):
+    if momentum == 0:
+        return w - lr * g, m
+    m = momentum * m - lr * g
+    return (w + momentum * m - lr * g if nesterov else w + m), m
+
+
+def adam_update(w, g, m, v, lr_t, beta1, beta2, epsilon, decay):
+    w = w - w * decay
+    m = m + (g - m) * (1 - beta1)
+    v = v + (g * g - v) * (1 - beta2)
+    return w - lr_t * m / (np.sqrt(v) + epsilon), m, v
+
+
+def rmsprop_update(w, g, v, m, lr, rho, momentum, epsilon):
+    v = rho * v + (1 - rho) * g * g
+    step = lr * g / np.sqrt(v + epsilon)
+    if momentum:
+        m = momentum * m + step
+        step = m
+    return w - step, v, m
+
+
+def adagrad_update(w, g, acc, lr, epsilon):
+    acc = acc + g * g
+    return w - lr * g / np.sqrt(acc + epsilon), acc

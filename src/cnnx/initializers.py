@@ -1,0 +1,158 @@
+"""cnnx.initializers, with Keras's defaults and fan rules.
+
+For a conv kernel (kh, kw, in, out): fan_in = kh*kw*in, fan_out = kh*kw*out.
+Every draw comes from cnnx's generator (seeded by cnnx.utils.set_random_seed), or from
+the initializer's own `seed`.
+"""
+import numpy as np
+
+from . import _random
+
+__all__ = ["Initializer", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
+           "LecunNormal", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "get"]
+
+
+def compute_fans(shape):
+    shape = tuple(shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[:-2]))
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+class Initializer:
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _rng(self):
+        return np.random.default_rng(self.seed) if self.seed is not None else _random.generator()
+
+    def __call__(self, shape, dtype="float32"):
+        return self.sample(tuple(shape)).astype(dtype)
+
+    def get_config(self):
+        return {"seed": self.seed} if self.seed is not None else {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class Zeros(Initializer):
+    def sample(self, shape):
+        return np.zeros(shape)
+
+
+class Ones(Initializer):
+    def sample(self, shape):
+        return np.ones(shape)
+
+
+class Constant(Initializer):
+    def __init__(self, value=0.0):
+        super().__init__()
+        self.value = float(value)
+
+    def sample(self, shape):
+        return np.full(shape, self.value)
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class RandomNormal(Initializer):
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def sample(self, shape):
+        return self._rng().normal(self.mean, self.stddev, shape)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
+
+
+class RandomUniform(Initializer):
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        super().__init__(seed)
+        self.minval, self.maxval = minval, maxval
+
+    def sample(self, shape):
+        return self._rng().uniform(self.minval, self.maxval, shape)
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, **super().get_config()}
+
+
+class _VarianceScaling(Initializer):
+    scale, mode, distribution = 1.0, "fan_in", "truncated_normal"
+
+    def sample(self, shape):
+        fan_in, fan_out = compute_fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(1.0, n)
+        rng = self._rng()
+        if self.distribution == "uniform":
+            limit = np.sqrt(3 * variance)
+            return rng.uniform(-limit, limit, shape)
+        if self.distribution == "normal":
+            return rng.normal(0, np.sqrt(variance), shape)
+        # Truncated at two standard deviations; .87962566 is the stddev of a unit
+        # normal truncated to [-2, 2], as in Keras.
+        std = np.sqrt(variance) / 0.87962566103423978
+        out = rng.normal(0, 1, shape)
+        bad = np.abs(out) > 2
+        while bad.any():
+            out[bad] = rng.normal(0, 1, int(bad.sum()))
+            bad = np.abs(out) > 2
+        return out * std
+
+
+class GlorotUniform(_VarianceScaling):
+    mode, distribution = "fan_avg", "uniform"
+
+
+class GlorotNormal(_VarianceScaling):
+    mode = "fan_avg"
+
+
+class HeNormal(_VarianceScaling):
+    scale = 2.0
+
+
+class HeUniform(_VarianceScaling):
+    scale, distribution = 2.0, "uniform"
+
+
+class LecunNormal(_VarianceScaling):
+    pass
+
+
+_BY_NAME = {
+    "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
+    "he_uniform": HeUniform, "lecun_normal": LecunNormal, "zeros": Zeros, "ones": Ones,
+    "constant": Constant, "random_normal": RandomNormal, "random_uniform": RandomUniform,
+}
+_BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+
+def get(identifier):
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower()) or _BY_CLASS.get(identifier)
+        if cls is None:
+            raise ValueError(f"Unknown initializer {identifier!r}; expected one of "
+                             f"{sorted(_BY_NAME)}")
+        return cls()
+    if isinstance(identifier, dict):
+        return _BY_CLASS[identifier["class_name"]].from_config(identifier.get("config", {}))
+    raise ValueError(f"Unsupported initializer {identifier!r}")
+
+
+def serialize(initializer):
+    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}

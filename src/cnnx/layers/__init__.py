@@ -1,0 +1,39 @@
+"""cnnx.layers: Keras-compatible layers."""
+from .base import Layer, Variable, clear_session
+from .convolutional import Conv2D
+from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, LeakyReLU, ReLU,
+                   Reshape, Softmax)
+from .normalization import BatchNormalization
+from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D,
+                      GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+
+Convolution2D = Conv2D
+
+__all__ = ["Layer", "Variable", "Input", "InputLayer", "Conv2D", "Convolution2D",
+           "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
+           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout",
+           "Reshape", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
+           "clear_session", "get", "serialize", "deserialize"]
+
+_CLASSES = {cls.__name__: cls for cls in (
+    InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+    GlobalMaxPooling2D, Flatten, Dense, Dropout, Reshape, Activation, ReLU, LeakyReLU,
+    Softmax, BatchNormalization)}
+
+
+def serialize(layer):
+    return {"module": "cnnx.layers", "class_name": type(layer).__name__,
+            "config": layer.get_config(),
+            "build_config": ({"input_shape": list(layer.input_shape)} if layer.built
+                             and layer.input_shape is not None else None)}
+
+
+def deserialize(config):
+    name = config.get("class_name")
+    if name not in _CLASSES:
+        raise ValueError(f"Unknown layer class {name!r}; cnnx knows {sorted(_CLASSES)}")
+    layer = _CLASSES[name].from_config(dict(config.get("config", {})))
+    build = config.get("build_config")
+    if build and build.get("input_shape") is not None:
+        layer._build_once(tuple(build["input_shape"]))
+    return layer

@@ -1,0 +1,198 @@
+"""The Layer life, as in Keras 3: __init__ validates, build(input_shape) creates the
+weights, call computes; plus backward, which cnnx adds: given dL/d(output) it returns
+dL/d(input) and leaves each trainable weight's gradient in `variable.grad`.
+
+Layers never loop over samples or pixels: they call cnnx.ops. The forward of a training
+step keeps what its backward needs, in buffers kept per batch shape.
+"""
+import re
+
+import numpy as np
+
+from .. import initializers, regularizers
+
+__all__ = ["Variable", "Layer"]
+
+_name_counts = {}
+
+
+def _unique_name(base):
+    n = _name_counts.get(base, 0)
+    _name_counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def clear_session():
+    """Restart automatic layer names (conv2d, conv2d_1, ...) from scratch."""
+    _name_counts.clear()
+
+
+def snake_case(name):
+    """Keras's rule: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class Variable:
+    """A weight: a float array updated in place by the optimizer."""
+
+    def __init__(self, value, name, trainable=True, regularizer=None):
+        self.value = np.ascontiguousarray(value)
+        self.name = name
+        self.trainable = trainable
+        self.regularizer = regularizer
+        self.grad = None
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self):
+        return self.value.copy()
+
+    def assign(self, value):
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"Variable {self.name!r}: cannot assign a value of shape "
+                             f"{value.shape} to a variable of shape {self.value.shape}")
+        self.value[...] = value
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __repr__(self):
+        return f"<Variable {self.name} shape={self.shape} dtype={self.dtype}>"
+
+
+class Layer:
+    """Base of all layers. Subclasses implement build, call, backward,
+    compute_output_shape and get_config."""
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
+                 batch_input_shape=None, input_dim=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{sorted(kwargs)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: `name` must be a str, received {name!r}")
+        self.name = name or _unique_name(snake_case(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.dtype = np.dtype(dtype or "float32")
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{self.name}: dtype must be float32 or float64, "
+                             f"received {self.dtype}")
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if batch_input_shape is not None and input_shape is None:
+            input_shape = tuple(batch_input_shape)[1:]
+        # Keras 2 style: the first layer may declare its input shape.
+        self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self._weights = []
+        self._buffers = {}
+
+    # -- weights -------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
+        init = initializers.get(initializer)
+        var = Variable(init(shape, self.dtype), f"{self.name}/{name}", trainable,
+                       regularizers.get(regularizer))
+        self._weights.append(var)
+        return var
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self._weights if w.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self._weights if not w.trainable or not self.trainable]
+
+    def get_weights(self):
+        return [w.numpy() for w in self._weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(f"Layer {self.name!r} expects {len(self._weights)} weight "
+                             f"arrays, received {len(weights)}")
+        for var, value in zip(self._weights, weights):
+            var.assign(value)
+
+    def count_params(self):
+        return int(sum(w.value.size for w in self._weights))
+
+    # -- life ----------------------------------------------------------------------
+    def build(self, input_shape):
+        self.built = True
+
+    def _build_once(self, input_shape):
+        input_shape = tuple(input_shape)
+        if not self.built:
+            self.input_shape = input_shape
+            self.build(input_shape)
+            self.built = True
+            self.output_shape = self.compute_output_shape(input_shape)
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def call(self, inputs, training=False):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def __call__(self, inputs, training=False):
+        """Public call: builds on first use and returns a fresh array (the internal
+        call may answer from a buffer that the next step reuses)."""
+        inputs = np.asarray(inputs)
+        if inputs.dtype != self.dtype:
+            inputs = inputs.astype(self.dtype)
+        self._build_once((None,) + inputs.shape[1:])
+        self._check_input(inputs.shape)
+        return np.array(self.call(inputs, training=training), copy=True)
+
+    def _check_input(self, shape):
+        expected = self.input_shape
+        if expected is not None and (len(shape) != len(expected) or any(
+                e is not None and e != s for e, s in zip(expected[1:], shape[1:]))):
+            raise ValueError(f"Input to layer {self.name!r} ({type(self).__name__}) has "
+                             f"shape {tuple(shape)}, but the layer expects "
+                             f"{tuple(expected)} (None: any batch size)")
+
+    def _buffer(self, key, shape, dtype=None):
+        """A scratch array kept across calls, reallocated only when the shape changes."""
+        dtype = np.dtype(dtype or self.dtype)
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = np.empty(shape, dtype)
+            self._buffers[key] = buf
+        return buf
+
+    def regularization_loss(self):
+        return sum(w.regularizer(w.value) for w in self.trainable_weights if w.regularizer)
+
+    # -- config --------------------------------------------------------------------
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self._input_shape_arg is not None:
+            config["input_shape"] = list(self._input_shape_arg)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -1,0 +1,88 @@
+"""Conv2D: NHWC, kernel (kh, kw, in, out), with ReLU fused into the kernel."""
+from .. import activations, initializers, ops, regularizers
+from .._geometry import conv_output_length, normalize_padding, normalize_tuple
+from .core import _Activated, _positive_int
+
+__all__ = ["Conv2D"]
+
+
+class Conv2D(_Activated):
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"Conv2D {self.name!r}"
+        self.filters = _positive_int(filters, "filters", where)
+        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", where)
+        self.strides = normalize_tuple(strides, 2, "strides", where)
+        self.padding = normalize_padding(padding, where)
+        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: only data_format='channels_last' is supported, "
+                             f"received {data_format!r}")
+        if self.strides != (1, 1) and self.dilation_rate != (1, 1):
+            raise ValueError(f"{where}: strides > 1 and dilation_rate > 1 cannot be combined "
+                             f"(as in Keras), received strides={self.strides}, "
+                             f"dilation_rate={self.dilation_rate}")
+        self._init_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"Conv2D {self.name!r} expects 4-D input "
+                             f"(batch, height, width, channels), received shape "
+                             f"{tuple(input_shape)}")
+        self.kernel = self.add_weight("kernel", self.kernel_size + (input_shape[-1],
+                                                                    self.filters),
+                                      self.kernel_initializer, self.kernel_regularizer)
+        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                     self.bias_regularizer) if self.use_bias else None)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        oh, ow = (conv_output_length(size, k, self.padding, s, d) for size, k, s, d in
+                  zip((h, w), self.kernel_size, self.strides, self.dilation_rate))
+        if oh < 1 or ow < 1:
+            raise ValueError(f"Conv2D {self.name!r}: the kernel {self.kernel_size} does not "
+                             f"fit the input of height and width {(h, w)} under "
+                             f"padding='valid'")
+        return (n, oh, ow, self.filters)
+
+    def call(self, inputs, training=False):
+        z = ops.conv2d(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
+                       self.strides, self.padding, self.dilation_rate,
+                       "relu" if self._fused_relu else None,
+                       out=self._buffer("z", (inputs.shape[0],) + self.output_shape[1:]))
+        self._x = inputs
+        return self._activate(z, training)
+
+    def backward(self, grad):
+        g = self._activation_grad(grad)
+        x = self._x
+        dx, dk, db = ops.conv2d_backward(
+            x, self.kernel.value, g, self.strides, self.padding, self.dilation_rate,
+            self.use_bias, self._need_input_grad,
+            out=(self._buffer("dx", x.shape) if self._need_input_grad else None,
+                 self._buffer("dkernel", self.kernel.shape),
+                 self._buffer("dbias", (self.filters,)) if self.use_bias else None))
+        self.kernel.grad = dk
+        if self.use_bias:
+            self.bias.grad = db
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": "channels_last",
+                "dilation_rate": list(self.dilation_rate),
+                "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}

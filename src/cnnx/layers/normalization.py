@@ -1,0 +1,74 @@
+"""BatchNormalization over the channel (last) axis, with Keras's defaults."""
+import numpy as np
+
+from .. import initializers, regularizers
+from .base import Layer
+
+__all__ = ["BatchNormalization"]
+
+
+class BatchNormalization(Layer):
+    """Training: normalise by the batch's mean and variance, and update the moving
+    statistics (moving = momentum * moving + (1 - momentum) * batch). Inference: use
+    the moving statistics."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise ValueError(f"BatchNormalization {self.name!r}: only axis=-1 (channels "
+                             f"last) is supported, received {axis}")
+        if not 0 <= momentum <= 1 or epsilon <= 0:
+            raise ValueError(f"BatchNormalization {self.name!r}: expected 0 <= momentum <= 1 "
+                             f"and epsilon > 0, received {momentum}, {epsilon}")
+        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self._inits = dict(beta=beta_initializer, gamma=gamma_initializer,
+                           moving_mean=moving_mean_initializer,
+                           moving_variance=moving_variance_initializer)
+        self._regs = dict(beta=beta_regularizer, gamma=gamma_regularizer)
+
+    def build(self, input_shape):
+        c = (input_shape[-1],)
+        self.gamma = (self.add_weight("gamma", c, self._inits["gamma"], self._regs["gamma"])
+                      if self.scale else None)
+        self.beta = (self.add_weight("beta", c, self._inits["beta"], self._regs["beta"])
+                     if self.center else None)
+        self.moving_mean = self.add_weight("moving_mean", c, self._inits["moving_mean"],
+                                           trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", c,
+                                               self._inits["moving_variance"], trainable=False)
+
+    def call(self, inputs, training=False):
+        axes = tuple(range(inputs.ndim - 1))
+        if training:
+            mean = inputs.mean(axis=axes)
+            var = inputs.var(axis=axes)
+            m = self.momentum
+            self.moving_mean.value[...] = m * self.moving_mean.value + (1 - m) * mean
+            self.moving_variance.value[...] = m * self.moving_variance.value + (1 - m) * var
+        else:
+            mean, var = self.moving_mean.value, self.moving_variance.value
+        inv = 1 / np.sqrt(var + self.epsilon)
+        xhat = (inputs - mean) * inv
+        self._xhat, self._inv = xhat, inv
+        y = xhat * self.gamma.value if self.scale else xhat
+        return (y + self.beta.value if self.center else y).astype(inputs.dtype)
+
+    def backward(self, grad):
+        axes = tuple(range(grad.ndim - 1))
+        n = grad.size // grad.shape[-1]
+        xhat = self._xhat
+        if self.center:
+            self.beta.grad = grad.sum(axis=axes).astype(grad.dtype)
+        if self.scale:
+            self.gamma.grad = (grad * xhat).sum(axis=axes).astype(grad.dtype)
+        g = grad * self.gamma.value if self.scale else grad
+        dx = self._inv / n * (n * g - g.sum(axis=axes) - xhat * (g * xhat).sum(axis=axes))
+        return dx.astype(grad.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale}

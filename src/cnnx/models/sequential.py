@@ -1,0 +1,553 @@
+"""Sequential: a stack of layers, with Keras's compile / fit / evaluate / predict."""
+import numbers
+
+import numpy as np
+
+from .. import _random, callbacks as callbacks_module, losses, metrics as metrics_module
+from .. import optimizers
+from ..layers import InputLayer, Layer, deserialize, serialize
+from ..layers.base import _unique_name
+from ..trainer import Progbar, batches
+
+__all__ = ["Sequential"]
+
+
+class Sequential:
+    def __init__(self, layers=None, name=None, trainable=True):
+        self.name = name or _unique_name("sequential")
+        self.trainable = trainable
+        self._layers = []
+        self._input_layer = None
+        self.optimizer = self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._metrics = []
+        self._metric_ids = []
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure -----------------------------------------------------------------
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError(f"Sequential {self.name!r}: an Input/InputLayer must come "
+                                 f"first, and only once")
+            self._input_layer = layer
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential {self.name!r}: add() expects a cnnx layer, "
+                            f"received {type(layer).__name__}")
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"Sequential {self.name!r}: a layer named {layer.name!r} is "
+                             f"already in the model; layer names must be unique")
+        self._layers.append(layer)
+        shape = self._declared_input_shape()
+        if shape is not None:
+            self._build_layers(shape)
+
+    def pop(self):
+        if not self._layers:
+            raise TypeError(f"Sequential {self.name!r}: there are no layers to pop")
+        return self._layers.pop()
+
+    def _declared_input_shape(self):
+        if self._input_layer is not None:
+            return (None,) + self._input_layer._input_shape_arg
+        if self._layers and self._layers[0]._input_shape_arg is not None:
+            return (None,) + self._layers[0]._input_shape_arg
+        if self._layers and self._layers[0].built:
+            return self._layers[0].input_shape
+        return None
+
+    def _build_layers(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            if layer.built and layer.input_shape is not None and tuple(
+                    layer.input_shape[1:]) != tuple(shape[1:]):
+                raise ValueError(f"Layer {layer.name!r} was built for input shape "
+                                 f"{layer.input_shape} but receives {shape}")
+            shape = layer._build_once(shape)
+        if self._layers:
+            first = self._layers[0]
+            if hasattr(first, "_need_input_grad"):
+                first._need_input_grad = False  # nothing upstream needs dL/dx
+        return shape
+
+    def build(self, input_shape=None):
+        shape = input_shape if input_shape is not None else self._declared_input_shape()
+        if shape is None:
+            raise ValueError(f"Sequential {self.name!r}: the input shape is unknown; pass "
+                             f"an Input, input_shape= to the first layer, or call build()")
+        self._build_layers((None,) + tuple(shape)[1:])
+
+    @property
+    def built(self):
+        return bool(self._layers) and all(layer.built for layer in self._layers)
+
+    @property
+    def input_shape(self):
+        return self._declared_input_shape()
+
+    @property
+    def output_shape(self):
+        return self._layers[-1].output_shape if self.built else None
+
+    @property
+    def weights(self):
+        return [w for layer in self._layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self._layers for w in layer.trainable_weights] \
+            if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    def get_weights(self):
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"Sequential {self.name!r} has {len(own)} weight arrays, "
+                             f"received {len(weights)}")
+        for var, value in zip(own, weights):
+            var.assign(value)
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self._layers)
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name!r}. Existing layers are: "
+                         f"{[layer.name for layer in self._layers]}")
+
+    # -- computing -----------------------------------------------------------------
+    def _forward(self, x, training):
+        for layer in self._layers:
+            x = layer.call(x, training=training)
+        return x
+
+    def _backward(self, grad):
+        for layer in reversed(self._layers):
+            if layer is self._layers[0] and not getattr(layer, "_need_input_grad", True):
+                layer.backward(grad)
+                return
+            grad = layer.backward(grad)
+
+    def __call__(self, inputs, training=False):
+        x = self._check_x(inputs, "__call__")
+        return np.array(self._forward(x, training), copy=True)
+
+    def _dtype(self):
+        return self._layers[0].dtype if self._layers else np.dtype(np.float32)
+
+    def _check_x(self, x, where):
+        if not self._layers:
+            raise ValueError(f"Sequential {self.name!r} has no layers")
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: `x` must hold numbers, received dtype {x.dtype}")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{where}: `x` is empty (shape {x.shape})")
+        if not self.built:
+            shape = self._declared_input_shape()
+            self.build(shape if shape is not None else (None,) + x.shape[1:])
+        expected = self._layers[0].input_shape
+        if x.shape[1:] != tuple(expected[1:]):
+            raise ValueError(f"{where}: input of shape {x.shape} is incompatible with layer "
+                             f"{self._layers[0].name!r}, which expects {tuple(expected)} "
+                             f"(None: any batch size)")
+        x = np.ascontiguousarray(x, dtype=self._dtype())
+        if not np.isfinite(x).all():
+            raise ValueError(f"{where}: `x` contains NaN or infinity "
+                             f"(first at index {np.argwhere(~np.isfinite(x))[0].tolist()})")
+        return x
+
+    # -- compile -------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
+        if loss is None:
+            raise ValueError(f"Sequential {self.name!r}: compile() needs a loss")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, (str, metrics_module.Metric)):
+            metrics = [metrics]
+        self._metric_ids = list(metrics)
+        self._metrics = None  # resolved once the output shape is known
+        self.compiled = True
+
+    def _resolve_metrics(self):
+        if self._metrics is None:
+            units = self.output_shape[-1] if self.built else None
+            self._metrics = [metrics_module.get(m, self.loss, units) for m in self._metric_ids]
+        return self._metrics
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in (self._metrics or [])]
+
+    def _fused_loss(self):
+        """Whether the final activation is fused with the loss into the logits path."""
+        last = self._layers[-1]
+        return (self.loss.fused_activation is not None
+                and getattr(last, "_act", None) == self.loss.fused_activation
+                and not getattr(self.loss, "from_logits", False))
+
+    def _regularization(self):
+        return sum(layer.regularization_loss() for layer in self._layers)
+
+    # -- labels --------------------------------------------------------------------
+    def _check_y(self, y, n, where):
+        if y is None:
+            raise ValueError(f"{where}: `y` is required")
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: `y` must hold numbers, received dtype {y.dtype}")
+        if y.shape[:1] != (n,):
+            raise ValueError(f"{where}: `x` has {n} samples but `y` has "
+                             f"{y.shape[0] if y.ndim else 0}; they must match")
+        out = self.output_shape
+        units = out[-1]
+        name = self.loss.name
+        if isinstance(self.loss, losses.SparseCategoricalCrossentropy):
+            labels = y.reshape(n, -1)
+            if labels.shape[1] != 1:
+                raise ValueError(f"{where}: {name} expects integer labels of shape ({n},), "
+                                 f"received {y.shape}")
+            if labels.min() < 0 or labels.max() >= units or np.any(labels != np.round(labels)):
+                raise ValueError(f"{where}: labels must be integers in [0, {units}) for the "
+                                 f"{units}-unit output layer, received values in "
+                                 f"[{labels.min()}, {labels.max()}]")
+            return labels.reshape(n).astype(np.int64)
+        if y.ndim == len(out) - 1 and units == 1:
+            y = y.reshape(n, 1)
+        if y.shape[1:] != tuple(out[1:]):
+            hint = (" (one-hot encode the labels with cnnx.utils.to_categorical, or use "
+                    "sparse_categorical_crossentropy)"
+                    if y.ndim == 1 and units > 1 else "")
+            raise ValueError(f"{where}: `y` has shape {y.shape} but the model's output has "
+                             f"shape {tuple(out)} ({units} units){hint}")
+        y = np.ascontiguousarray(y, dtype=self._dtype())
+        if not np.isfinite(y).all():
+            raise ValueError(f"{where}: `y` contains NaN or infinity")
+        return y
+
+    def _class_labels(self, y):
+        if y.ndim == 1:
+            return y.astype(np.int64)
+        if y.shape[-1] == 1:
+            return (y[:, 0] > 0.5).astype(np.int64)
+        return np.argmax(y, axis=-1)
+
+    def _sample_weights(self, y, sample_weight, class_weight, n, where):
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, np.float64).reshape(-1)
+            if sample_weight.shape != (n,):
+                raise ValueError(f"{where}: `sample_weight` must have shape ({n},), "
+                                 f"received {sample_weight.shape}")
+        if class_weight is not None:
+            labels = self._class_labels(y)
+            weights = np.array([class_weight.get(int(c), 1.0) for c in range(
+                int(labels.max()) + 1)])
+            cw = weights[labels]
+            sample_weight = cw if sample_weight is None else sample_weight * cw
+        return sample_weight
+
+    # -- training ------------------------------------------------------------------
+    def _require_compiled(self, where):
+        if not self.compiled:
+            raise RuntimeError(f"{where}: call compile() before training or evaluating "
+                               f"model {self.name!r}")
+
+    def _train_step(self, x, y, sample_weight):
+        fused = self._fused_loss()
+        last = self._layers[-1]
+        last._emit_logits = fused
+        try:
+            out = self._forward(x, training=True)
+            if fused:
+                value, grad, preds = self.loss.value_and_grad_from_logits(y, out, sample_weight)
+            else:
+                value, grad = self.loss.value_and_grad(y, out, sample_weight)
+                preds = out
+            value += self._regularization()
+            self._backward(grad)
+        finally:
+            last._emit_logits = False
+        variables = self.trainable_weights
+        grads = [v.grad + v.regularizer.gradient(v.value) if v.regularizer else v.grad
+                 for v in variables]
+        self.optimizer.apply(grads, variables)
+        for metric in self._resolve_metrics():
+            metric.update_state(y, preds, sample_weight)
+        return value
+
+    def _logs(self, loss):
+        logs = {"loss": float(loss)}
+        for metric in self._resolve_metrics():
+            logs[metric.name] = float(metric.result())
+        return dict(sorted(logs.items()))
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        where = "fit"
+        self._require_compiled(where)
+        batch_size = self._check_batch_size(batch_size, where)
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+            raise ValueError(f"{where}: `epochs` must be a positive int, received {epochs!r}")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"{where}: `validation_split` must be in [0, 1), "
+                             f"received {validation_split}")
+        x = self._check_x(x, where)
+        n = x.shape[0]
+        y = self._check_y(y, n, where)
+        sample_weight = self._sample_weights(y, sample_weight, class_weight, n, where)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(f"{where}: `validation_data` must be (x_val, y_val) or "
+                                 f"(x_val, y_val, sample_weight)")
+            vx = self._check_x(validation_data[0], where + " validation_data")
+            vy = self._check_y(validation_data[1], vx.shape[0], where + " validation_data")
+            val = (vx, vy, validation_data[2] if len(validation_data) == 3 else None)
+        elif validation_split:
+            # Keras takes the last fraction, before any shuffling.
+            split = int(n * (1 - validation_split))
+            if split == 0 or split == n:
+                raise ValueError(f"{where}: validation_split={validation_split} leaves no "
+                                 f"training or no validation samples out of {n}")
+            val = (x[split:], y[split:], None if sample_weight is None
+                   else sample_weight[split:])
+            x, y = x[:split], y[:split]
+            sample_weight = None if sample_weight is None else sample_weight[:split]
+            n = split
+
+        steps = -(-n // batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, int(steps_per_epoch))
+        verbose = 1 if verbose == "auto" else verbose
+        history = callbacks_module.History()
+        cbs = list(callbacks or [])
+        if verbose:
+            cbs.append(callbacks_module.ProgbarLogger(verbose))
+        cbs.append(history)
+        params = {"verbose": verbose, "epochs": epochs, "steps": steps}
+        cb = callbacks_module.CallbackList(cbs, self, params)
+        self.stop_training = False
+        self.history = history
+        cb.on_train_begin()
+        rng = _random.generator()
+        for epoch in range(initial_epoch, epochs):
+            for metric in self._resolve_metrics():
+                metric.reset_state()
+            cb.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle else None
+            total, seen, logs = 0.0, 0, {}
+            for step, (start, stop, idx) in enumerate(batches(n, batch_size, order)):
+                if step >= steps:
+                    break
+                cb.on_train_batch_begin(step)
+                xb = x[start:stop] if idx is None else x[idx]
+                yb = y[start:stop] if idx is None else y[idx]
+                wb = None if sample_weight is None else (
+                    sample_weight[start:stop] if idx is None else sample_weight[idx])
+                value = self._train_step(xb, yb, wb)
+                total += value * (stop - start)
+                seen += stop - start
+                logs = self._logs(total / seen)
+                cb.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self.evaluate(val[0], val[1], batch_size=validation_batch_size or
+                                         batch_size, verbose=0, sample_weight=val[2],
+                                         return_dict=True, _checked=True)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            epoch_logs = dict(sorted(epoch_logs.items()))
+            cb.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cb.on_train_end()
+        history.model = self
+        history.params = params
+        return history
+
+    @staticmethod
+    def _check_batch_size(batch_size, where, default=32):
+        if batch_size is None:
+            return default
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+                or batch_size <= 0:
+            raise ValueError(f"{where}: `batch_size` must be a positive int, "
+                             f"received {batch_size!r}")
+        return int(batch_size)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False, _checked=False):
+        where = "evaluate"
+        self._require_compiled(where)
+        batch_size = self._check_batch_size(batch_size, where)
+        if not _checked:
+            x = self._check_x(x, where)
+            y = self._check_y(y, x.shape[0], where)
+        n = x.shape[0]
+        metrics = self._resolve_metrics()
+        for metric in metrics:
+            metric.reset_state()
+        total, seen = 0.0, 0
+        regularization = self._regularization()
+        verbose = 1 if verbose == "auto" else verbose
+        bar = Progbar(-(-n // batch_size), verbose=verbose)
+        for step, (start, stop, _) in enumerate(batches(n, batch_size)):
+            if steps is not None and step >= steps:
+                break
+            wb = None if sample_weight is None else np.asarray(sample_weight)[start:stop]
+            preds = self._forward(x[start:stop], training=False)
+            value = self.loss(y[start:stop], preds, wb) + regularization
+            total += value * (stop - start)
+            seen += stop - start
+            for metric in metrics:
+                metric.update_state(y[start:stop], preds, wb)
+            bar.update(step + 1, self._logs(total / seen))
+        logs = self._logs(total / seen)
+        bar.update(bar.seen, logs, finalize=True)
+        if return_dict:
+            return logs
+        if not metrics:
+            return logs["loss"]
+        return [logs["loss"]] + [logs[m.name] for m in metrics]
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        where = "predict"
+        batch_size = self._check_batch_size(batch_size, where)
+        x = self._check_x(x, where)
+        n = x.shape[0]
+        out = np.empty((n,) + tuple(self.output_shape[1:]), self._dtype())
+        verbose = 1 if verbose == "auto" else verbose
+        bar = Progbar(-(-n // batch_size), verbose=verbose)
+        for step, (start, stop, _) in enumerate(batches(n, batch_size)):
+            out[start:stop] = self._forward(x[start:stop], training=False)
+            bar.update(step + 1)
+        bar.update(bar.seen, finalize=True)
+        return out
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        self._require_compiled("train_on_batch")
+        x = self._check_x(x, "train_on_batch")
+        y = self._check_y(y, x.shape[0], "train_on_batch")
+        w = self._sample_weights(y, sample_weight, class_weight, x.shape[0], "train_on_batch")
+        for metric in self._resolve_metrics():
+            metric.reset_state()
+        logs = self._logs(self._train_step(x, y, w))
+        return logs if return_dict else (
+            logs["loss"] if len(logs) == 1 else [logs["loss"]] +
+            [logs[m.name] for m in self._metrics])
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        return self.evaluate(x, y, batch_size=len(x), verbose=0, sample_weight=sample_weight,
+                             return_dict=return_dict)
+
+    def predict_on_batch(self, x):
+        x = self._check_x(x, "predict_on_batch")
+        return np.array(self._forward(x, training=False), copy=True)
+
+    # -- inspecting ----------------------------------------------------------------
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """A Keras 3-style table: layer (type), output shape, parameters; then totals."""
+        print_fn = print_fn or print
+        if not self.built:
+            raise ValueError(f"Sequential {self.name!r} is not built yet: give it an Input "
+                             f"or call build(input_shape) first")
+        rows = [(f"{layer.name} ({type(layer).__name__})", str(tuple(layer.output_shape)),
+                 f"{layer.count_params():,}") for layer in self._layers]
+        widths = [max(31, *(len(r[0]) + 2 for r in rows)),
+                  max(24, *(len(r[1]) + 2 for r in rows)), 15]
+        heads = ("Layer (type)", "Output Shape", "Param #")
+
+        def line(left, mid, right, fill):
+            return left + mid.join(fill * w for w in widths) + right
+
+        def row(cells, sep="\u2502", right_align_last=True):
+            parts = [f" {cells[0]:<{widths[0] - 1}}", f" {cells[1]:<{widths[1] - 1}}",
+                     f"{cells[2]:>{widths[2] - 1}} "]
+            return sep + sep.join(parts) + sep
+
+        total = self.count_params()
+        trainable = sum(w.value.size for w in self.trainable_weights)
+
+        def size(count):
+            nbytes = count * self._dtype().itemsize
+            for unit in ("B", "KB", "MB", "GB"):
+                if nbytes < 1024 or unit == "GB":
+                    return f"{nbytes:.2f} {unit}"
+                nbytes /= 1024
+
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line("\u250f", "\u2533", "\u2513", "\u2501"))
+        print_fn(row(heads, "\u2503"))
+        print_fn(line("\u2521", "\u2547", "\u2529", "\u2501"))
+        for i, r in enumerate(rows):
+            print_fn(row(r))
+            if i < len(rows) - 1:
+                print_fn(line("\u251c", "\u253c", "\u2524", "\u2500"))
+        print_fn(line("\u2514", "\u2534", "\u2518", "\u2500"))
+        print_fn(f" Total params: {total:,} ({size(total)})")
+        print_fn(f" Trainable params: {trainable:,} ({size(trainable)})")
+        print_fn(f" Non-trainable params: {total - trainable:,} ({size(total - trainable)})")
+
+    # -- config and saving -------------------------------------------------------------
+    def get_config(self):
+        layers = ([serialize(self._input_layer)] if self._input_layer is not None else [])
+        layers += [serialize(layer) for layer in self._layers]
+        return {"name": self.name, "trainable": self.trainable, "layers": layers}
+
+    @classmethod
+    def from_config(cls, config):
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        for layer_config in config.get("layers", []):
+            model.add(deserialize(layer_config))
+        return model
+
+    def compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": optimizers.serialize(self.optimizer),
+                "loss": losses.serialize(self.loss),
+                "metrics": [m if isinstance(m, str) else type(m).__name__
+                            for m in self._metric_ids]}
+
+    def save(self, filepath, overwrite=True):
+        from .saving import save_model
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        from .saving import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        from .saving import load_weights
+        load_weights(self, filepath)
+
+    def __repr__(self):
+        return f"<Sequential name={self.name}, {len(self._layers)} layers>"

@@ -1,0 +1,221 @@
+"""cnnx.optimizers, with Keras's defaults and update rules; updates run in place in
+the compiled kernels. Gradient clipping (clipnorm, clipvalue, global_clipnorm) is
+applied first, as in Keras."""
+import numbers
+
+import numpy as np
+
+from .. import _kernels
+from .._config import threads_for
+from . import schedules
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "schedules"]
+
+
+class Optimizer:
+    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{sorted(kwargs)}")
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(f"{type(self).__name__}: use at most one of clipnorm, "
+                             f"clipvalue and global_clipnorm")
+        if not isinstance(learning_rate, schedules.LearningRateSchedule):
+            if not isinstance(learning_rate, numbers.Real) or learning_rate < 0:
+                raise ValueError(f"{type(self).__name__}: `learning_rate` must be a "
+                                 f"non-negative number or a schedule, "
+                                 f"received {learning_rate!r}")
+            learning_rate = float(learning_rate)
+        self._learning_rate = learning_rate
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self._slots = {}   # id(variable) -> list of state arrays
+
+    @property
+    def learning_rate(self):
+        """The learning rate of the next step (a schedule is evaluated at iterations)."""
+        lr = self._learning_rate
+        return float(lr(self.iterations)) if callable(lr) else lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = value if callable(value) else float(value)
+
+    def _clip(self, grads):
+        if self.clipvalue is not None:
+            return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        if self.clipnorm is not None:
+            out = []
+            for g in grads:
+                norm = float(np.sqrt(np.sum(g.astype(np.float64) ** 2)))
+                out.append(g * (self.clipnorm / norm) if norm > self.clipnorm else g)
+            return out
+        if self.global_clipnorm is not None:
+            norm = float(np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads)))
+            if norm > self.global_clipnorm:
+                return [g * (self.global_clipnorm / norm) for g in grads]
+        return grads
+
+    def _state(self, var, count):
+        slots = self._slots.get(id(var))
+        if slots is None:
+            slots = [np.zeros(var.value.size, var.value.dtype) for _ in range(count)]
+            self._slots[id(var)] = slots
+        return slots
+
+    def apply(self, grads, variables):
+        """One step: w <- update(w, g) for each variable, in place."""
+        grads = self._clip([np.ascontiguousarray(g, dtype=v.value.dtype)
+                            for g, v in zip(grads, variables)])
+        lr = self.learning_rate
+        self.iterations += 1
+        for g, var in zip(grads, variables):
+            self._update(var.value.reshape(-1), g.reshape(-1), var, lr,
+                         threads_for(var.value.size))
+
+    apply_gradients_list = apply
+
+    def apply_gradients(self, grads_and_vars):
+        grads, variables = zip(*grads_and_vars)
+        self.apply(list(grads), list(variables))
+
+    # State for saving: a flat list of arrays in variable order, then the step count.
+    def variables_for(self, variables):
+        return [s for v in variables for s in self._slots.get(id(v), [])]
+
+    def load_state(self, variables, arrays, iterations):
+        arrays = list(arrays)
+        per = len(arrays) // max(len(variables), 1) if variables else 0
+        for i, v in enumerate(variables):
+            self._slots[id(v)] = [np.array(a, dtype=v.value.dtype).reshape(-1)
+                                  for a in arrays[i * per:(i + 1) * per]]
+        self.iterations = int(iterations)
+
+    def get_config(self):
+        lr = self._learning_rate
+        return {"name": self.name,
+                "learning_rate": schedules.serialize(lr) if callable(lr) else lr,
+                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
+        return cls(**config)
+
+
+class SGD(Optimizer):
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: `momentum` must be in [0, 1], received {momentum}")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def _update(self, w, g, var, lr, nthreads):
+        m = self._state(var, 1)[0] if self.momentum else w[:0]
+        _kernels.sgd_update(w, g, m, lr, self.momentum, self.nesterov, nthreads)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if amsgrad:
+            raise ValueError(f"{type(self).__name__}: amsgrad is not supported")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _decay(self, lr):
+        return 0.0
+
+    def _update(self, w, g, var, lr, nthreads):
+        m, v = self._state(var, 2)
+        t = self.iterations  # already counts this step
+        lr_t = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        _kernels.adam_update(w, g, m, v, lr_t, self.beta_1, self.beta_2, self.epsilon,
+                             self._decay(lr), nthreads)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class AdamW(Adam):
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
+        self.weight_decay = float(weight_decay)
+
+    def _decay(self, lr):
+        return self.weight_decay * lr
+
+    def get_config(self):
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+class RMSprop(Optimizer):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if centered:
+            raise ValueError("RMSprop: centered=True is not supported")
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+
+    def _update(self, w, g, var, lr, nthreads):
+        v, m = self._state(var, 2)
+        _kernels.rmsprop_update(w, g, v, m, lr, self.rho, self.momentum, self.epsilon,
+                                nthreads)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon}
+
+
+class Adagrad(Optimizer):
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
+
+    def _state(self, var, count):
+        if id(var) not in self._slots:
+            self._slots[id(var)] = [np.full(var.value.size, self.initial_accumulator_value,
+                                            var.value.dtype)]
+        return self._slots[id(var)]
+
+    def _update(self, w, g, var, lr, nthreads):
+        _kernels.adagrad_update(w, g, self._state(var, 1)[0], lr, self.epsilon, nthreads)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+_BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
+
+
+def get(identifier):
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"Unknown optimizer {identifier!r}; expected one of "
+                             f"{sorted(_BY_NAME)}")
+        return cls()
+    if isinstance(identifier, dict):
+        return _BY_CLASS[identifier["class_name"]].from_config(identifier["config"])
+    raise ValueError(f"Unsupported optimizer {identifier!r}")
+
+
+def serialize(optimizer):
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}

@@ -1,0 +1,76 @@
+"""Learning-rate schedules: callables of the step (optimizer.iterations)."""
+import math
+
+__all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay",
+           "CosineDecay", "serialize", "deserialize"]
+
+
+class LearningRateSchedule:
+    def get_config(self):
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class ExponentialDecay(LearningRateSchedule):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="ExponentialDecay"):
+        if decay_steps <= 0:
+            raise ValueError(f"ExponentialDecay: `decay_steps` must be > 0, "
+                             f"received {decay_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps, self.decay_rate = decay_steps, float(decay_rate)
+        self.staircase, self.name = bool(staircase), name
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        return self.initial_learning_rate * self.decay_rate ** (math.floor(p)
+                                                                if self.staircase else p)
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+        if len(values) != len(boundaries) + 1:
+            raise ValueError(f"PiecewiseConstantDecay: expected len(values) == "
+                             f"len(boundaries) + 1, received {len(values)} and "
+                             f"{len(boundaries)}")
+        self.boundaries, self.values, self.name = list(boundaries), list(values), name
+
+    def __call__(self, step):
+        for boundary, value in zip(self.boundaries, self.values):
+            if step <= boundary:
+                return float(value)
+        return float(self.values[-1])
+
+
+class CosineDecay(LearningRateSchedule):
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
+        if decay_steps <= 0:
+            raise ValueError(f"CosineDecay: `decay_steps` must be > 0, received {decay_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps, self.alpha, self.name = decay_steps, float(alpha), name
+        self.warmup_target, self.warmup_steps = warmup_target, warmup_steps
+
+    def __call__(self, step):
+        if self.warmup_target is not None and step < self.warmup_steps:
+            return self.initial_learning_rate + (
+                self.warmup_target - self.initial_learning_rate) * step / self.warmup_steps
+        start = self.initial_learning_rate if self.warmup_target is None else self.warmup_target
+        step = min(step - (self.warmup_steps if self.warmup_target is not None else 0),
+                   self.decay_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * step / self.decay_steps))
+        return start * ((1 - self.alpha) * cosine + self.alpha)
+
+
+_CLASSES = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay)}
+
+
+def serialize(schedule):
+    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+def deserialize(config):
+    return _CLASSES[config["class_name"]].from_config(config["config"])

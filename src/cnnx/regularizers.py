@@ -1,0 +1,61 @@
+"""cnnx.regularizers: penalties on weights, added to the loss, with their gradients."""
+import numpy as np
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "get"]
+
+
+class Regularizer:
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1, self.l2 = float(l1), float(l2)
+
+    def __call__(self, w):
+        return self.l1 * float(np.sum(np.abs(w))) + self.l2 * float(np.sum(w * w))
+
+    def gradient(self, w):
+        return self.l1 * np.sign(w) + 2 * self.l2 * w
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class L1L2(Regularizer):
+    pass
+
+
+class L1(Regularizer):
+    def __init__(self, l1=0.01):
+        super().__init__(l1=l1)
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+class L2(Regularizer):
+    def __init__(self, l2=0.01):
+        super().__init__(l2=l2)
+
+    def get_config(self):
+        return {"l2": self.l2}
+
+
+_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
+
+
+def get(identifier):
+    if identifier is None or isinstance(identifier, Regularizer):
+        return identifier
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, dict):
+        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))
+    raise ValueError(f"Unknown regularizer {identifier!r}; expected l1, l2 or l1_l2")
+
+
+def serialize(regularizer):
+    if regularizer is None:
+        return None
+    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}

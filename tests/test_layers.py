@@ -1,0 +1,123 @@
+"""Every layer's backward against finite differences (float64), shapes and configs."""
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx import layers
+from test_gradients import assert_grad, numerical_grad
+
+
+def _check_layer(layer, x, rng, training=True):
+    layer = layer if layer.built else layer
+    layer._build_once((None,) + x.shape[1:])
+    if hasattr(layer, "_need_input_grad"):
+        layer._need_input_grad = True
+    y = layer.call(x, training=training)
+    r = rng.standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(layer.call(x, training=training) * r))
+
+    layer.call(x, training=training)
+    dx = layer.backward(r.copy())
+    grads = [w.grad.copy() for w in layer.trainable_weights]
+    assert_grad(dx, numerical_grad(loss, x))
+    for w, g in zip(layer.trainable_weights, grads):
+        assert_grad(g, numerical_grad(loss, w.value))
+
+
+LAYERS = [
+    lambda: layers.Conv2D(3, 3, activation="relu", dtype="float64"),
+    lambda: layers.Conv2D(2, (2, 3), strides=2, padding="same", activation="tanh",
+                          dtype="float64"),
+    lambda: layers.Conv2D(2, 3, dilation_rate=2, padding="same", use_bias=False,
+                          dtype="float64"),
+    lambda: layers.MaxPooling2D(2, dtype="float64"),
+    lambda: layers.AveragePooling2D(3, strides=2, padding="same", dtype="float64"),
+    lambda: layers.GlobalAveragePooling2D(dtype="float64"),
+    lambda: layers.GlobalMaxPooling2D(dtype="float64"),
+    lambda: layers.Flatten(dtype="float64"),
+    lambda: layers.Reshape((-1, 4), dtype="float64"),
+    lambda: layers.ReLU(dtype="float64"),
+    lambda: layers.ReLU(max_value=0.5, negative_slope=0.1, dtype="float64"),
+    lambda: layers.LeakyReLU(dtype="float64"),
+    lambda: layers.Activation("sigmoid", dtype="float64"),
+    lambda: layers.Activation("elu", dtype="float64"),
+    lambda: layers.Activation("selu", dtype="float64"),
+    lambda: layers.Activation("gelu", dtype="float64"),
+    lambda: layers.Activation("softplus", dtype="float64"),
+    lambda: layers.BatchNormalization(dtype="float64"),
+]
+
+
+@pytest.mark.parametrize("make", LAYERS)
+def test_layer_gradient(make, rng):
+    x = rng.standard_normal((2, 6, 6, 4))
+    x[np.abs(x) < 0.05] += 0.2  # away from ReLU kinks
+    x[..., :] += rng.permutation(x.size).reshape(x.shape) * 1e-4  # no ties in max pooling
+    _check_layer(make(), x, rng)
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh", "softmax"])
+def test_dense_gradient(activation, rng):
+    x = rng.standard_normal((3, 5))
+    _check_layer(layers.Dense(4, activation=activation, dtype="float64",
+                              kernel_regularizer="l2"), x, rng)
+
+
+def test_dropout_gradient_uses_the_same_mask(rng):
+    layer = layers.Dropout(0.4, seed=3, dtype="float64")
+    x = rng.standard_normal((4, 10))
+    y = layer.call(x, training=True)
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / 0.6)
+    r = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(layer.backward(r), r * kept / 0.6)
+    assert layer.call(x, training=False) is x  # inference: the identity
+
+
+def test_flatten_is_row_by_row():
+    x = np.arange(2 * 2 * 3 * 2, dtype=np.float32).reshape(2, 2, 3, 2)
+    np.testing.assert_array_equal(layers.Flatten()(x), x.reshape(2, 12))
+
+
+def test_configs_round_trip():
+    for make in LAYERS + [lambda: layers.Dense(3, activation="relu", kernel_regularizer="l1"),
+                          lambda: layers.Dropout(0.3), lambda: layers.Softmax(),
+                          lambda: layers.InputLayer(shape=(5, 5, 1))]:
+        layer = make()
+        config = layer.get_config()
+        again = type(layer).from_config(config)
+        assert again.get_config() == config
+
+
+def test_invalid_arguments_are_rejected_in_init():
+    with pytest.raises(ValueError, match=r"Conv2D .*`filters` must be a positive int"):
+        layers.Conv2D(0, 3)
+    with pytest.raises(ValueError, match=r"`kernel_size` must be >= 1"):
+        layers.Conv2D(4, 0)
+    with pytest.raises(ValueError, match=r"`padding` must be 'valid' or 'same'"):
+        layers.Conv2D(4, 3, padding="full")
+    with pytest.raises(ValueError, match=r"Dense .*`units` must be a positive int"):
+        layers.Dense(-1)
+    with pytest.raises(ValueError, match=r"Dropout .*`rate` must be in \[0, 1\)"):
+        layers.Dropout(1.5)
+    with pytest.raises(ValueError, match=r"Unknown activation 'relux'"):
+        layers.Dense(3, activation="relux")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument"):
+        layers.Dense(3, unitz=4)
+
+
+def test_layer_call_checks_its_input_shape():
+    layer = layers.Dense(3)
+    layer(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"Input to layer 'dense.*' .*has shape \(2, 5\), "
+                                         r"but the layer expects \(None, 4\)"):
+        layer(np.zeros((2, 5)))
+
+
+def test_keras_style_names():
+    cnnx.layers.clear_session()
+    names = [layers.Conv2D(1, 1).name, layers.Conv2D(1, 1).name,
+             layers.MaxPooling2D().name, layers.BatchNormalization().name]
+    assert names == ["conv2d", "conv2d_1", "max_pooling2d", "batch_normalization"]

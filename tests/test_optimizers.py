@@ -1,0 +1,124 @@
+"""Optimizer steps against Keras's formulas, on values worked out by hand, and the
+compiled updates against their NumPy twins."""
+import numpy as np
+import pytest
+
+from cnnx import _reference as ref
+from cnnx import _kernels, optimizers
+from cnnx.layers import Variable
+
+
+def two_steps(opt, w=1.0, g=0.5):
+    var = Variable(np.array([w]), "w")
+    values = []
+    for _ in range(2):
+        opt.apply([np.array([g])], [var])
+        values.append(float(var.value[0]))
+    return values
+
+
+def test_sgd_plain_default_learning_rate():
+    assert two_steps(optimizers.SGD())[0] == pytest.approx(1 - 0.01 * 0.5)
+
+
+def test_sgd_momentum():
+    # m = 0.9 m - 0.1 g; w += m:  m1 = -0.05, w1 = 0.95;  m2 = -0.095, w2 = 0.855
+    assert two_steps(optimizers.SGD(0.1, momentum=0.9)) == pytest.approx([0.95, 0.855])
+
+
+def test_sgd_nesterov():
+    # w += 0.9 m - 0.1 g:  w1 = 1 - 0.045 - 0.05 = 0.905;  w2 = 0.905 - 0.0855 - 0.05
+    assert two_steps(optimizers.SGD(0.1, momentum=0.9, nesterov=True)) == pytest.approx(
+        [0.905, 0.7695])
+
+
+def test_adam_first_step():
+    # m = 0.05, v = 0.00025, lr_t = 0.1 sqrt(0.001) / 0.1 = 0.0316227766
+    # w = 1 - 0.0316227766 * 0.05 / (0.0158113883 + 1e-7) = 0.9000006324
+    w1, w2 = two_steps(optimizers.Adam(0.1))
+    assert w1 == pytest.approx(0.9000006324, abs=1e-9)
+    # step 2: m = 0.095, v = 0.00049975, lr_t = 0.1 sqrt(0.001999) / 0.19
+    m, v = 0.095, 0.00049975
+    lr_t = 0.1 * np.sqrt(1 - 0.999 ** 2) / (1 - 0.9 ** 2)
+    assert w2 == pytest.approx(w1 - lr_t * m / (np.sqrt(v) + 1e-7), abs=1e-12)
+
+
+def test_adamw_decays_before_the_adam_step():
+    # w = 1 - 1 * 0.004 * 0.1 = 0.9996, then the Adam step of 0.0999993676
+    assert two_steps(optimizers.AdamW(0.1))[0] == pytest.approx(0.8996006324, abs=1e-9)
+
+
+def test_rmsprop_epsilon_inside_the_root():
+    # v = 0.1 * 0.25 = 0.025; w = 1 - 0.1 * 0.5 / sqrt(0.025 + 1e-7) = 0.6837728...
+    assert two_steps(optimizers.RMSprop(0.1))[0] == pytest.approx(
+        1 - 0.05 / np.sqrt(0.0250001), abs=1e-12)
+    assert two_steps(optimizers.RMSprop(0.1))[0] == pytest.approx(0.68377286, abs=1e-8)
+
+
+def test_adagrad():
+    # acc = 0.1 + 0.25 = 0.35; w = 1 - 0.05 / sqrt(0.3500001) = 1 - 0.0845154134
+    assert two_steps(optimizers.Adagrad(0.1))[0] == pytest.approx(0.9154845866, abs=1e-9)
+
+
+def test_clipping():
+    var = Variable(np.array([0.0, 0.0]), "w")
+    optimizers.SGD(1.0, clipvalue=0.5).apply([np.array([2.0, -0.1])], [var])
+    np.testing.assert_allclose(var.value, [-0.5, 0.1])
+    var = Variable(np.array([0.0, 0.0]), "w")
+    optimizers.SGD(1.0, clipnorm=1.0).apply([np.array([3.0, 4.0])], [var])
+    np.testing.assert_allclose(var.value, [-0.6, -0.8])
+    a, b = Variable(np.zeros(1), "a"), Variable(np.zeros(1), "b")
+    optimizers.SGD(1.0, global_clipnorm=1.0).apply([np.array([3.0]), np.array([4.0])], [a, b])
+    np.testing.assert_allclose([a.value[0], b.value[0]], [-0.6, -0.8])
+
+
+def test_schedules():
+    s = optimizers.schedules
+    assert s.ExponentialDecay(0.1, 10, 0.5)(10) == pytest.approx(0.05)
+    assert s.ExponentialDecay(0.1, 10, 0.5, staircase=True)(15) == pytest.approx(0.05)
+    p = s.PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1])
+    assert [p(0), p(10), p(11), p(21)] == [1.0, 1.0, 0.5, 0.1]
+    c = s.CosineDecay(1.0, 100)
+    assert c(0) == 1.0 and c(50) == pytest.approx(0.5) and c(100) == pytest.approx(0.0)
+    opt = optimizers.SGD(s.ExponentialDecay(0.1, 1, 0.5))
+    var = Variable(np.array([0.0]), "w")
+    opt.apply([np.array([1.0])], [var])   # lr(0) = 0.1
+    opt.apply([np.array([1.0])], [var])   # lr(1) = 0.05
+    assert var.value[0] == pytest.approx(-0.15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_updates_match_reference(dtype, rng):
+    n = 1000
+    w, g, m, v = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    v = np.abs(v)
+    tol = dict(rtol=1e-5) if dtype == np.float32 else dict(rtol=1e-12)
+    for momentum, nesterov in ((0.0, False), (0.9, False), (0.9, True)):
+        ww, mm = w.copy(), m.copy()
+        _kernels.sgd_update(ww, g, mm, 0.1, momentum, nesterov, 2)
+        rw, rm = ref.sgd_update(w, g, m, 0.1, momentum, nesterov)
+        np.testing.assert_allclose(ww, rw, **tol)
+    ww, mm, vv = w.copy(), m.copy(), v.copy()
+    _kernels.adam_update(ww, g, mm, vv, 0.01, 0.9, 0.999, 1e-7, 0.001, 2)
+    for got, want in zip((ww, mm, vv), ref.adam_update(w, g, m, v, 0.01, 0.9, 0.999, 1e-7,
+                                                        0.001)):
+        np.testing.assert_allclose(got, want, **tol)
+    ww, vv, mm = w.copy(), v.copy(), m.copy()
+    _kernels.rmsprop_update(ww, g, vv, mm, 0.01, 0.9, 0.5, 1e-7, 2)
+    for got, want in zip((ww, vv, mm), ref.rmsprop_update(w, g, v, m, 0.01, 0.9, 0.5, 1e-7)):
+        np.testing.assert_allclose(got, want, **tol)
+    ww, aa = w.copy(), v.copy()
+    _kernels.adagrad_update(ww, g, aa, 0.01, 1e-7, 2)
+    for got, want in zip((ww, aa), ref.adagrad_update(w, g, v, 0.01, 1e-7)):
+        np.testing.assert_allclose(got, want, **tol)
+
+
+def test_optimizer_names_and_errors():
+    assert isinstance(optimizers.get("adam"), optimizers.Adam)
+    assert optimizers.get("sgd").learning_rate == 0.01
+    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'"):
+        optimizers.get("adamm")
+    with pytest.raises(ValueError, match="at most one of clipnorm"):
+        optimizers.SGD(clipnorm=1, clipvalue=1)
+    with pytest.raises(ValueError, match="`learning_rate` must be a non-negative"):
+        optimizers.Adam(-1)

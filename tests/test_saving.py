@@ -1,0 +1,147 @@
+"""save / load_model / save_weights: exact round trips, no pickle, atomic writes, and
+clean failures on corrupt, truncated or hostile files."""
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import cnnx as keras
+from test_model import data, small_model
+
+
+def trained(tmp_path):
+    x, y, _ = data(24)
+    model = small_model(seed=2, dropout=0.25)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    return model, x, y
+
+
+def test_save_load_gives_identical_predictions_and_identical_continued_training(tmp_path):
+    model, x, y = trained(tmp_path)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert [type(a).__name__ for a in loaded.layers] == [type(a).__name__ for a in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.optimizer.iterations == model.optimizer.iterations == 6
+    assert isinstance(loaded.optimizer, keras.optimizers.Adam)
+    # Continue both, from the same random state: every weight matches bitwise.
+    histories = []
+    for m in (model, loaded):
+        keras.utils.set_random_seed(9)
+        histories.append(m.fit(x, y, batch_size=8, epochs=2, verbose=0).history)
+    assert histories[0] == histories[1]
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_file_layout_is_plain_json_and_npz_without_pickle(tmp_path):
+    model, _, _ = trained(tmp_path)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == ["config.json", "metadata.json", "model.weights.npz"]
+        meta = json.loads(z.read("metadata.json"))
+        assert meta["format"] == "cnnx.keras" and meta["format_version"] == 1
+        config = json.loads(z.read("config.json"))
+        assert config["class_name"] == "Sequential"
+        assert config["compile_config"]["loss"]["class_name"] == "CategoricalCrossentropy"
+        with np.load(io.BytesIO(z.read("model.weights.npz")), allow_pickle=False) as npz:
+            assert "layers/0/vars/0" in npz.files and "optimizer/iterations" in npz.files
+            assert all(npz[k].dtype != object for k in npz.files)
+
+
+def test_weights_only_round_trip(tmp_path):
+    model, x, _ = trained(tmp_path)
+    model.save_weights(tmp_path / "w.weights.npz")
+    other = small_model(seed=99, dropout=0.25)
+    other.load_weights(tmp_path / "w.weights.npz")
+    np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match=r"must end in \.weights\.npz"):
+        model.save_weights(tmp_path / "w.h5")
+    with pytest.raises(ValueError, match=r"must end in \.keras"):
+        model.save(tmp_path / "m.h5")
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    model, _, _ = trained(tmp_path)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    good = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == good  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary left
+
+
+def _rewrite(path, target, replace):
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    replace(members)
+    with zipfile.ZipFile(target, "w") as z:
+        for name, content in members.items():
+            z.writestr(name, content)
+
+
+def test_corrupt_truncated_and_hostile_files_fail_cleanly(tmp_path):
+    model, _, _ = trained(tmp_path)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    blob = path.read_bytes()
+    bad = tmp_path / "bad.keras"
+
+    def fails(match):
+        with pytest.raises(ValueError, match=match) as info:
+            keras.models.load_model(bad)
+        assert "bad.keras" in str(info.value)
+
+    bad.write_bytes(blob[: len(blob) // 2])
+    fails("not a .keras zip archive|damaged")
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(100))
+    fails("not a .keras zip archive")
+    _rewrite(path, bad, lambda m: m.pop("model.weights.npz"))
+    fails("it has no model.weights.npz")
+    _rewrite(path, bad, lambda m: m.update({"config.json": b"{not json"}))
+    fails("config.json is not valid JSON")
+    _rewrite(path, bad, lambda m: m.update({"metadata.json": b'{"format": "other"}'}))
+    fails("does not describe a cnnx model")
+    _rewrite(path, bad, lambda m: m.update({"metadata.json": json.dumps(
+        {"format": "cnnx.keras", "format_version": 99}).encode()}))
+    fails("format version 99 is newer")
+
+    def pickled(m):
+        buf = io.BytesIO()
+        np.savez(buf, **{"layers/x/vars/0": np.array([{"evil": 1}], dtype=object)})
+        m["model.weights.npz"] = buf.getvalue()
+    _rewrite(path, bad, pickled)
+    fails("not plain arrays")
+
+    def wrong_shape(m):
+        with np.load(io.BytesIO(m["model.weights.npz"])) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        key = next(k for k in arrays if k.startswith("layers/"))
+        arrays[key] = np.zeros((1, 2, 3), np.float32)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        m["model.weights.npz"] = buf.getvalue()
+    _rewrite(path, bad, wrong_shape)
+    fails(r"has shape \(1, 2, 3\)")
+
+    def unknown_layer(m):
+        config = json.loads(m["config.json"])
+        config["config"]["layers"][1]["class_name"] = "Lambda"
+        m["config.json"] = json.dumps(config).encode()
+    _rewrite(path, bad, unknown_layer)
+    fails("Unknown layer class 'Lambda'")
+    with pytest.raises(FileNotFoundError):
+        keras.models.load_model(tmp_path / "missing.keras")
