@@ -223,3 +223,29 @@ def test_callbacks(tmp_path):
     plateau.fit(x, y, epochs=3, verbose=0, callbacks=[keras.callbacks.ReduceLROnPlateau(
         monitor="loss", factor=0.5, patience=1, min_delta=100)])
     assert plateau.optimizer.learning_rate < 0.1
+
+
+def test_sample_and_class_weights_scale_the_loss():
+    x, y, labels = data(12)
+    model = small_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="categorical_crossentropy")
+    base = model.fit(x, y, batch_size=12, epochs=1, verbose=0).history["loss"][0]
+    doubled = model.fit(x, y, batch_size=12, epochs=1, verbose=0,
+                        sample_weight=np.full(12, 2.0)).history["loss"][0]
+    assert doubled == pytest.approx(2 * base, rel=1e-5)
+    per_sample = keras.losses.categorical_crossentropy(y, model.predict(x, verbose=0))
+    weights = {0: 1.0, 1: 0.0, 2: 3.0}
+    weighted = model.fit(x, y, batch_size=12, epochs=1, verbose=0,
+                         class_weight=weights).history["loss"][0]
+    expected = np.mean(per_sample * np.array([weights[c] for c in labels]))
+    assert weighted == pytest.approx(expected, rel=1e-5)
+
+
+def test_initial_epoch_and_steps_per_epoch():
+    x, y, _ = data(20)
+    model = small_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    history = model.fit(x, y, batch_size=4, epochs=3, initial_epoch=1, steps_per_epoch=2,
+                        verbose=0)
+    assert history.epoch == [1, 2] and history.params["steps"] == 2
+    assert model.optimizer.iterations == 4
