@@ -112,6 +112,15 @@ cdef struct Source:
     Geometry g
 
 
+cdef inline Source _matrix(int kind, const void *data, long ld) noexcept nogil:
+    """A row-major matrix (SRC_ROWS) or its transpose (SRC_COLS), ld elements a row."""
+    cdef Source s
+    s.kind = kind
+    s.data = data
+    s.ld = ld
+    return s
+
+
 cdef inline void _im2col_run(const Geometry *g, const floating *x, long p, long k,
                              long count, floating *dst, long stride) noexcept nogil:
     """Writes im2col[p, k : k+count] to dst[0], dst[stride], ..."""
@@ -504,9 +513,7 @@ def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel,
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
                     kernel.shape[0], kernel.shape[1], sh, sw, dh, dw, ph, pw)
-    bt.kind = SRC_COLS
-    bt.data = &kernel[0, 0, 0, 0]
-    bt.ld = F
+    bt = _matrix(SRC_COLS, &kernel[0, 0, 0, 0], F)
     cdef char *s = _scratch(workspace, _gemm_scratch_bytes(P, F, K, 1, nthreads,
                                                            sizeof(floating), floating is float))
     cdef const floating *b = &bias[0] if bias is not None else NULL
@@ -529,12 +536,8 @@ def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, :
     cdef long K = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
     cdef Source a, bt
     cdef Plan p
-    a.kind = SRC_ROWS
-    a.data = &dy[0, 0, 0, 0]
-    a.ld = F
-    bt.kind = SRC_ROWS          # B = kernel^T (F x K), so B^T is the kernel as K x F
-    bt.data = &kernel[0, 0, 0, 0]
-    bt.ld = F
+    a = _matrix(SRC_ROWS, &dy[0, 0, 0, 0], F)
+    bt = _matrix(SRC_ROWS, &kernel[0, 0, 0, 0], F)  # B = kernel^T: B^T is the kernel, K x F
     _plan(&p, &a, N * OHW, K, F, NULL, 0, 0, floating is float, nthreads)
     cdef long apack_bytes = _align(p.mc * KC * sizeof(floating))
     cdef long tile_bytes = _align(p.mc * K * sizeof(floating))
@@ -620,9 +623,7 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
                     dkernel.shape[0], dkernel.shape[1], sh, sw, dh, dw, ph, pw)
-    bt.kind = SRC_COLS
-    bt.data = &dy[0, 0, 0, 0]
-    bt.ld = F
+    bt = _matrix(SRC_COLS, &dy[0, 0, 0, 0], F)
     cdef char *s = _scratch(workspace, max(
         _gemm_scratch_bytes(K, F, P, _split_k(K, F, P), nthreads, sizeof(floating),
                             floating is float),
@@ -669,13 +670,8 @@ def dense(const floating[:, ::1] x, const floating[:, ::1] kernel, const floatin
           floating[:, ::1] y, bint relu, int nthreads, workspace):
     """y = x @ kernel (+ bias, ReLU). x: (B, I), kernel: (I, O), y: (B, O)."""
     cdef long B = x.shape[0], I = x.shape[1], O = kernel.shape[1]
-    cdef Source a, bt
-    a.kind = SRC_ROWS
-    a.data = &x[0, 0]
-    a.ld = I
-    bt.kind = SRC_COLS
-    bt.data = &kernel[0, 0]
-    bt.ld = O
+    cdef Source a = _matrix(SRC_ROWS, &x[0, 0], I)
+    cdef Source bt = _matrix(SRC_COLS, &kernel[0, 0], O)
     cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, O, I, 1, nthreads,
                                                            sizeof(floating), floating is float))
     cdef const floating *b = &bias[0] if bias is not None else NULL
@@ -687,13 +683,8 @@ def dense_input_grad(const floating[:, ::1] dy, const floating[:, ::1] kernel,
                      floating[:, ::1] dx, int nthreads, workspace):
     """dx = dy @ kernel^T."""
     cdef long B = dy.shape[0], I = kernel.shape[0], O = kernel.shape[1]
-    cdef Source a, bt
-    a.kind = SRC_ROWS
-    a.data = &dy[0, 0]
-    a.ld = O
-    bt.kind = SRC_ROWS
-    bt.data = &kernel[0, 0]
-    bt.ld = O
+    cdef Source a = _matrix(SRC_ROWS, &dy[0, 0], O)
+    cdef Source bt = _matrix(SRC_ROWS, &kernel[0, 0], O)   # B = kernel^T
     cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, I, O, 1, nthreads,
                                                            sizeof(floating), floating is float))
     with nogil:
@@ -704,13 +695,8 @@ def dense_kernel_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                       floating[:, ::1] dkernel, floating[::1] dbias, int nthreads, workspace):
     """dkernel = x^T @ dy and dbias = dy summed over the batch, in fixed chunks."""
     cdef long B = x.shape[0], I = x.shape[1], O = dy.shape[1]
-    cdef Source a, bt
-    a.kind = SRC_COLS
-    a.data = &x[0, 0]
-    a.ld = I
-    bt.kind = SRC_COLS
-    bt.data = &dy[0, 0]
-    bt.ld = O
+    cdef Source a = _matrix(SRC_COLS, &x[0, 0], I)          # A = x^T
+    cdef Source bt = _matrix(SRC_COLS, &dy[0, 0], O)
     cdef char *s = _scratch(workspace, max(
         _gemm_scratch_bytes(I, O, B, _split_k(I, O, B), nthreads, sizeof(floating),
                             floating is float),

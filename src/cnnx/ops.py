@@ -116,6 +116,20 @@ def _outputs(out, specs, where):
             for o, spec in zip(out, specs)]
 
 
+def _backward_outputs(out, x, kernel, units, use_bias, input_grad, where):
+    """(dx, dkernel, dbias) buffers of a conv or dense backward, and whether the batch is
+    empty, in which case the kernel and bias gradients are already zero."""
+    dx, dkernel, dbias = _outputs(out, [(x.shape, x.dtype) if input_grad else None,
+                                        (kernel.shape, x.dtype),
+                                        ((units,), x.dtype) if use_bias else None], where)
+    empty = x.shape[0] == 0
+    if empty:
+        dkernel.fill(0)
+        if dbias is not None:
+            dbias.fill(0)
+    return dx, dkernel, dbias, empty
+
+
 def _activation(activation, where):
     if activation not in _ACTIVATIONS:
         raise ValueError(f"{where}: `activation` must be None, 'linear' or 'relu' "
@@ -221,14 +235,9 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
         x, kernel, strides, padding, dilation_rate, where)
     _check_grad(dy, (x.shape[0], oh, ow, kernel.shape[3]), where)
-    dx, dkernel, dbias = _outputs(out, [(x.shape, x.dtype) if input_grad else None,
-                                        (kernel.shape, x.dtype),
-                                        ((kernel.shape[3],), x.dtype) if use_bias else None],
-                                  where)
-    if x.shape[0] == 0:
-        dkernel.fill(0)
-        if dbias is not None:
-            dbias.fill(0)
+    dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, kernel.shape[3], use_bias,
+                                                  input_grad, where)
+    if empty:
         return dx, dkernel, dbias
     work = dy.size * kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
     nthreads = threads_for(work)
@@ -422,14 +431,9 @@ def dense_backward(x, kernel, dy, use_bias=True, input_grad=True, out=None):
     dy = _array(dy, "dy", where, ndim=2)
     x, kernel, dy = _common(where, x, kernel, dy)
     _check_grad(dy, (x.shape[0], kernel.shape[1]), where)
-    dx, dkernel, dbias = _outputs(out, [(x.shape, x.dtype) if input_grad else None,
-                                        (kernel.shape, x.dtype),
-                                        ((kernel.shape[1],), x.dtype) if use_bias else None],
-                                  where)
-    if x.shape[0] == 0:
-        dkernel.fill(0)
-        if dbias is not None:
-            dbias.fill(0)
+    dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, kernel.shape[1], use_bias,
+                                                  input_grad, where)
+    if empty:
         return dx, dkernel, dbias
     nthreads = threads_for(dy.size * kernel.shape[0])
     _kernels.dense_kernel_grad(x, dy, dkernel, dbias, nthreads, _workspace)

@@ -1,5 +1,5 @@
 """Conv2D: NHWC, kernel (kh, kw, in, out), with ReLU fused into the kernel."""
-from .. import activations, initializers, ops, regularizers
+from .. import ops
 from .._geometry import conv_output_length, normalize_padding, normalize_tuple
 from .core import _Activated, _positive_int
 
@@ -26,22 +26,16 @@ class Conv2D(_Activated):
                              f"(as in Keras), received strides={self.strides}, "
                              f"dilation_rate={self.dilation_rate}")
         self._init_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._init_weight_options(use_bias, kernel_initializer, bias_initializer,
+                                  kernel_regularizer, bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
             raise ValueError(f"Conv2D {self.name!r} expects 4-D input "
                              f"(batch, height, width, channels), received shape "
                              f"{tuple(input_shape)}")
-        self.kernel = self.add_weight("kernel", self.kernel_size + (input_shape[-1],
-                                                                    self.filters),
-                                      self.kernel_initializer, self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                     self.bias_regularizer) if self.use_bias else None)
+        self._add_kernel_and_bias(self.kernel_size + (input_shape[-1], self.filters),
+                                  self.filters)
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape
@@ -79,10 +73,4 @@ class Conv2D(_Activated):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "data_format": "channels_last",
-                "dilation_rate": list(self.dilation_rate),
-                "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "dilation_rate": list(self.dilation_rate), **self._weight_options_config()}

@@ -61,6 +61,29 @@ class _Activated(Layer):
         self._emit_logits = False
         self._need_input_grad = True
 
+    def _init_weight_options(self, use_bias, kernel_initializer, bias_initializer,
+                             kernel_regularizer, bias_regularizer):
+        """The kernel-and-bias options shared by Dense and Conv2D."""
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _add_kernel_and_bias(self, kernel_shape, units):
+        self.kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer,
+                                      self.kernel_regularizer)
+        self.bias = (self.add_weight("bias", (units,), self.bias_initializer,
+                                     self.bias_regularizer) if self.use_bias else None)
+
+    def _weight_options_config(self):
+        return {"activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
     @property
     def _fused_relu(self):
         return self._act == "relu" and not self._emit_logits
@@ -91,21 +114,15 @@ class Dense(_Activated):
         super().__init__(**kwargs)
         self.units = _positive_int(units, "units", f"Dense {self.name!r}")
         self._init_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._init_weight_options(use_bias, kernel_initializer, bias_initializer,
+                                  kernel_regularizer, bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 2:
             raise ValueError(f"Dense {self.name!r} expects 2-D input (batch, features), "
                              f"received shape {tuple(input_shape)}: add a Flatten layer "
                              f"before it")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
-                                      self.kernel_initializer, self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer,
-                                     self.bias_regularizer) if self.use_bias else None)
+        self._add_kernel_and_bias((input_shape[-1], self.units), self.units)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -131,13 +148,7 @@ class Dense(_Activated):
         return dx
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {**super().get_config(), "units": self.units, **self._weight_options_config()}
 
 
 class Activation(_Activated):
