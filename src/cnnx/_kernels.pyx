@@ -22,10 +22,10 @@ from libc.math cimport exp, log, log1p, fabs, sqrt, INFINITY
 from libc.stdint cimport int32_t, uintptr_t
 
 cdef extern from "_simd.h" nogil:
-    ctypedef void (*cnnx_ukernel_f32)(long, const float *, const float *, float *, long,
-                                      int, int, int, const float *, int)
-    ctypedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *, long,
-                                      int, int, int, const double *, int)
+    ctypedef void (*cnnx_ukernel_f32)(long, const float *, const float *, long, float *,
+                                      long, int, int, int, const float *, int)
+    ctypedef void (*cnnx_ukernel_f64)(long, const double *, const double *, long, double *,
+                                      long, int, int, int, const double *, int)
     cnnx_ukernel_f32 cnnx_uk_f32[2]
     cnnx_ukernel_f64 cnnx_uk_f64[2]
     int cnnx_mr_f32, cnnx_nr_f32, cnnx_mr_f64, cnnx_nr_f64
@@ -324,12 +324,12 @@ def gemm_scratch_bytes(long M, long N, long K, bint split_k, int nthreads, int i
 
 
 cdef inline void _ukernel(bint a_rows, long kc, const floating *a, const floating *b,
-                          floating *c, long ldc, int mr, int nr, int accumulate,
+                          long ldb, floating *c, long ldc, int mr, int nr, int accumulate,
                           const floating *bias, int relu) noexcept nogil:
     if floating is float:
-        cnnx_uk_f32[a_rows](kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
+        cnnx_uk_f32[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
     else:
-        cnnx_uk_f64[a_rows](kc, a, b, c, ldc, mr, nr, accumulate, bias, relu)
+        cnnx_uk_f64[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
 
 
 cdef inline floating *_bpanel(floating *bpack, long n_pad, long nr, long K, long k0,
@@ -346,6 +346,10 @@ cdef struct Plan:
     long split, chunk, m_blocks, n_blocks, panels_per_block
     const void *bias
     int relu
+    # B read in place (a row-major K x N matrix, N a multiple of nr): its data and row
+    # length; NULL when B is packed.
+    const void *b_direct
+    long ldb
 
 
 cdef void _gemm_block(const Plan *p, long ci, long m0, long rows, long jp0, long jp1,
@@ -374,7 +378,9 @@ cdef void _gemm_block(const Plan *p, long ci, long m0, long rows, long jp0, long
         for jp in range(jp0, jp1):
             for strip in range(_cdiv(rows, mr)):
                 _ukernel(a_rows, kc, apack + strip * kc * mr,
-                         _bpanel(bpack, p.n_pad, nr, p.K, k0, jp),
+                         (<const floating *> p.b_direct) + k0 * p.ldb + jp * nr
+                         if p.b_direct != NULL else _bpanel(bpack, p.n_pad, nr, p.K, k0, jp),
+                         p.ldb,
                          dst + strip * mr * ldd + jp * nr, ldd,
                          min(rows - strip * mr, mr), min(p.N - jp * nr, nr),
                          k0 != kbeg,
@@ -399,9 +405,17 @@ cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *
                     C + m0 * ldc, ldc)
 
 
-cdef void _plan(Plan *p, const Source *A, long M, long N, long K, const void *bias,
-               int relu, int split_k, int is_f32, int nthreads) noexcept nogil:
+cdef void _plan(Plan *p, const Source *A, const Source *Bt, long M, long N, long K,
+               const void *bias, int relu, int split_k, int is_f32,
+               int nthreads) noexcept nogil:
     _tile_shape(is_f32, &p.mr, &p.nr)
+    # B^T as SRC_COLS is B row-major: with whole panels, read it in place, unpacked.
+    if Bt.kind == SRC_COLS and N % p.nr == 0:
+        p.b_direct = Bt.data
+        p.ldb = Bt.ld
+    else:
+        p.b_direct = NULL
+        p.ldb = p.nr
     p.A = A
     p.M = M
     p.N = N
@@ -428,9 +442,12 @@ cdef inline char *_aligned(char *ptr) noexcept nogil:
 
 cdef void _pack_b(const Plan *p, const Source *Bt, floating *bpack,
                   int nthreads) noexcept nogil:
-    """Packs all of B into bpack: k block at k0, column panel jp at _bpanel(k0, jp)."""
+    """Packs all of B into bpack: k block at k0, column panel jp at _bpanel(k0, jp).
+    Nothing to do when B is read in place."""
     cdef long n_panels = _cdiv(p.N, p.nr)
     cdef long item, kb, jp, k0
+    if p.b_direct != NULL:
+        return
     with parallel(num_threads=nthreads):
         for item in prange(_cdiv(p.K, KC) * n_panels, schedule="static"):
             kb = item // n_panels
@@ -451,7 +468,7 @@ cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
     With split_k, the K dimension is cut into fixed chunks summed in order.
     Scratch: packed B, then one A block per thread, then the split-K partials."""
     cdef Plan p
-    _plan(&p, A, M, N, K, bias, relu, split_k, floating is float, nthreads)
+    _plan(&p, A, Bt, M, N, K, bias, relu, split_k, floating is float, nthreads)
     cdef floating *bpack = <floating *> _aligned(scratch)
     _pack_b(&p, Bt, bpack, nthreads)
     cdef char *apack_base = scratch + _bpack_bytes(&p, sizeof(floating))
@@ -538,7 +555,7 @@ def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, :
     cdef Plan p
     a = _matrix(SRC_ROWS, &dy[0, 0, 0, 0], F)
     bt = _matrix(SRC_ROWS, &kernel[0, 0, 0, 0], F)  # B = kernel^T: B^T is the kernel, K x F
-    _plan(&p, &a, N * OHW, K, F, NULL, 0, 0, floating is float, nthreads)
+    _plan(&p, &a, &bt, N * OHW, K, F, NULL, 0, 0, floating is float, nthreads)
     cdef long apack_bytes = _align(p.mc * KC * sizeof(floating))
     cdef long tile_bytes = _align(p.mc * K * sizeof(floating))
     cdef char *s = _scratch(workspace, _bpack_bytes(&p, sizeof(floating))

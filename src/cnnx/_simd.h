@@ -15,10 +15,10 @@
 #define CNNX_CAT_(a, b) a##b
 #define CNNX_CAT(a, b) CNNX_CAT_(a, b)
 
-typedef void (*cnnx_ukernel_f32)(long, const float *, const float *, float *, long, int, int,
-                                 int, const float *, int);
-typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *, long, int,
-                                 int, int, const double *, int);
+typedef void (*cnnx_ukernel_f32)(long, const float *, const float *, long, float *, long, int,
+                                 int, int, const float *, int);
+typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, long, double *, long,
+                                 int, int, int, const double *, int);
 
 #if defined(__GNUC__) || defined(__clang__)
 #  if defined(__clang__)
@@ -58,11 +58,11 @@ typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, double *,
 #else /* no GNU vector extensions: a plain C tile the compiler may vectorise */
 #  define CNNX_GENERIC_NAME "scalar"
 #  define CNNX_SCALAR_UKERNEL(NAME, T, AROWS)                                           \
-    static void NAME(long kc, const T *a, const T *b, T *c, long ldc, int mr, int nr,   \
-                     int accumulate, const T *bias, int relu)                           \
+    static void NAME(long kc, const T *a, const T *b, long ldb, T *c, long ldc, int mr, \
+                     int nr, int accumulate, const T *bias, int relu)                   \
     {                                                                                   \
         T acc[4 * 8] = {0};                                                             \
-        for (long k = 0; k < kc; ++k, b += 8)                                           \
+        for (long k = 0; k < kc; ++k, b += ldb)                                         \
             for (int i = 0; i < 4; ++i)                                                 \
                 for (int j = 0; j < 8; ++j)                                             \
                     acc[i * 8 + j] += (AROWS ? a[i * kc + k] : a[k * 4 + i]) * b[j];    \

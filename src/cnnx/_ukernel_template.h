@@ -9,8 +9,9 @@
  *             0: A is packed k-major   (element (i, k) at a[k*MR + i])
  *
  * The kernel computes the MR x NR tile  C = [C +] A_panel @ B_panel  over kc steps,
- * where B_panel is packed k-major (kc x NR), then adds the bias and applies ReLU when
- * asked. Only the first mr rows and nr columns are written, so the caller can pad
+ * where row k of B_panel (NR values) starts at b + k*ldb: ldb = NR for a packed panel,
+ * or the row length of a row-major B read in place. Then it adds the bias and applies
+ * ReLU when asked. Only the first mr rows and nr columns are written, so the caller can pad
  * partial tiles with zeros in the packed panels.
  */
 #define UK_VW (UK_VBYTES / (int)sizeof(UK_T))
@@ -20,8 +21,8 @@ typedef UK_T CNNX_CAT(UK_NAME, _vec) __attribute__((vector_size(UK_VBYTES), alig
 typedef UK_IT CNNX_CAT(UK_NAME, _ivec) __attribute__((vector_size(UK_VBYTES), aligned(sizeof(UK_T))));
 
 UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restrict b,
-                            UK_T *restrict c, long ldc, int mr, int nr, int accumulate,
-                            const UK_T *restrict bias, int relu)
+                            long ldb, UK_T *restrict c, long ldc, int mr, int nr,
+                            int accumulate, const UK_T *restrict bias, int relu)
 {
     typedef CNNX_CAT(UK_NAME, _vec) vec;
     typedef CNNX_CAT(UK_NAME, _ivec) ivec;
@@ -52,7 +53,7 @@ UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restric
 #else
         a += UK_MR;
 #endif
-        b += UK_NR;
+        b += ldb;
     }
 
     if (mr == UK_MR && nr == UK_NR) {
