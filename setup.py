@@ -73,13 +73,18 @@ class BuildExt(build_ext):
             print(f"\n{banner}\n{message}\nThe kernels will run on ONE thread.\n{banner}\n",
                   file=sys.stderr)
             cflags, ldflags = [], []
+        strip = []
         if self.compiler.compiler_type == "msvc":
             opt = ["/Od", "/Zi"] if DEBUG else ["/O2"]
         else:
-            opt = ["-O0", "-g"] if DEBUG else ["-O3"]
+            # Python's own CFLAGS carry -g: a release wheel needs no debug info (it would
+            # triple the extension's size).
+            opt = ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
+            if not DEBUG and sys.platform.startswith("linux"):
+                strip = ["-Wl,--strip-all"]
         for ext in self.extensions:
             ext.extra_compile_args = opt + cflags
-            ext.extra_link_args = ldflags
+            ext.extra_link_args = ldflags + strip
         super().build_extensions()
 
 
@@ -88,7 +93,8 @@ extensions = [
         "cnnx._kernels",
         ["src/cnnx/_kernels.pyx"],
         include_dirs=[numpy.get_include(), "src/cnnx"],
-        depends=["src/cnnx/_simd.h", "src/cnnx/_ukernel_template.h"],
+        depends=["src/cnnx/_simd.h", "src/cnnx/_ukernel_template.h",
+                 "src/cnnx/_ukernel_both.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
 ]

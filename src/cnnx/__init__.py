@@ -3,15 +3,30 @@
     import cnnx as keras          # typical Keras code runs with only this import changed
     cnnx.show_config()            # build, OpenMP runtime, threads, SIMD path
     cnnx.ops.conv(x, kernel)      # validated functional API (keras.ops-like)
+
+Submodules load on first use (PEP 562), so `import cnnx` stays fast.
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from . import (activations, callbacks, initializers, layers, losses, metrics, models, ops,
-               optimizers, regularizers, utils)
-from ._config import get_num_threads, set_num_threads, show_config
-from .layers import Input
-from .models import Sequential
+from ._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 
-__all__ = ["Sequential", "Input", "layers", "models", "activations", "losses", "metrics",
-           "optimizers", "initializers", "regularizers", "callbacks", "utils", "ops",
-           "get_num_threads", "set_num_threads", "show_config", "__version__"]
+_SUBMODULES = {"activations", "callbacks", "initializers", "layers", "losses", "metrics",
+               "models", "ops", "optimizers", "regularizers", "utils"}
+_NAMES = {"Sequential": "models", "Input": "layers"}
+
+__all__ = ["Sequential", "Input", *sorted(_SUBMODULES), "get_num_threads",
+           "set_num_threads", "show_config", "__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'cnnx' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

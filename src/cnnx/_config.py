@@ -2,10 +2,9 @@
 
 The thread count is resolved here, once, and handed to every kernel as a plain int.
 """
+import numbers
 import os
 import sys
-
-import numpy as np
 
 from . import _kernels
 
@@ -39,7 +38,7 @@ def set_num_threads(n):
     """Use `n` threads in cnnx's kernels (default: OMP_NUM_THREADS, else the cores
     this process may run on). Results are identical for any `n`."""
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: expected an int, received {type(n).__name__}")
     if n < 1:
         raise ValueError(f"set_num_threads: expected n >= 1, received {n}")
@@ -108,6 +107,8 @@ def _openmp_runtime():
 
 def config():
     """show_config()'s facts, as a dict."""
+    import numpy as np
+
     from . import __version__
 
     return {
