@@ -14,9 +14,9 @@ from ._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 
 _SUBMODULES = {"activations", "callbacks", "initializers", "layers", "losses", "metrics",
                "models", "ops", "optimizers", "regularizers", "utils"}
-_NAMES = {"Sequential": "models", "Input": "layers"}
+_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers"}
 
-__all__ = ["Sequential", "Input", *sorted(_SUBMODULES), "get_num_threads",
+__all__ = ["Sequential", "Model", "Input", *sorted(_SUBMODULES), "get_num_threads",
            "set_num_threads", "show_config", "__version__"]
 
 

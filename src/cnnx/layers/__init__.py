@@ -1,5 +1,5 @@
 """cnnx.layers: Keras-compatible layers."""
-from .base import Layer, Variable, clear_session
+from .base import KerasTensor, Layer, Variable, clear_session
 from .convolutional import Conv2D
 from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, LeakyReLU, ReLU,
                    Reshape, Softmax)
@@ -9,7 +9,7 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D,
 
 Convolution2D = Conv2D
 
-__all__ = ["Layer", "Variable", "Input", "InputLayer", "Conv2D", "Convolution2D",
+__all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout",
            "Reshape", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",

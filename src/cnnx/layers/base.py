@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 
-__all__ = ["Variable", "Layer"]
+__all__ = ["Variable", "Layer", "KerasTensor"]
 
 _name_counts = {}
 
@@ -66,6 +66,25 @@ class Variable:
 
     def __repr__(self):
         return f"<Variable {self.name} shape={self.shape} dtype={self.dtype}>"
+
+
+class KerasTensor:
+    """A symbolic tensor of the functional API: a shape (batch as None), and the layer
+    and input that produce it, so that Model(inputs, outputs) can find its layers."""
+
+    def __init__(self, shape, dtype="float32", layer=None, parent=None, name=None):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self._layer = layer
+        self._parent = parent
+        self.name = name or (layer.name if layer is not None else "tensor")
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, name={self.name}>"
 
 
 class Layer:
@@ -153,9 +172,21 @@ class Layer:
     def backward(self, grad):
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
+    def _link(self, inputs):
+        """Functional API: record that this layer maps the symbolic `inputs` to a new
+        symbolic output, and return that output."""
+        self._build_once(inputs.shape)
+        self._check_input(inputs.shape)
+        self.input = inputs
+        self.output = KerasTensor(self.output_shape, self.dtype, layer=self, parent=inputs)
+        return self.output
+
     def __call__(self, inputs, training=False):
         """Public call: builds on first use and returns a fresh array (the internal
-        call may answer from a buffer that the next step reuses)."""
+        call may answer from a buffer that the next step reuses). On a KerasTensor it
+        builds the functional graph instead."""
+        if isinstance(inputs, KerasTensor):
+            return self._link(inputs)
         inputs = np.asarray(inputs)
         if inputs.dtype != self.dtype:
             inputs = inputs.astype(self.dtype)

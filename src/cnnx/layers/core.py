@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _random, activations, initializers, ops, regularizers
 from .._geometry import normalize_tuple
-from .base import Layer
+from .base import KerasTensor, Layer
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
            "Dropout", "Flatten", "Reshape"]
@@ -32,6 +32,13 @@ class InputLayer(Layer):
         super().__init__(name=name, input_shape=shape, **kwargs)
         self.batch_size = batch_size
 
+    def _symbolic(self):
+        """The KerasTensor this input layer stands for (one per layer)."""
+        if getattr(self, "output", None) is None:
+            self.output = KerasTensor((self.batch_size,) + self._input_shape_arg, self.dtype,
+                                      layer=self, name=self.name)
+        return self.output
+
     def call(self, inputs, training=False):
         return inputs
 
@@ -46,8 +53,10 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):
-    """keras.Input: the input of a model. In a Sequential list it declares the shape."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+    """keras.Input: the symbolic input of a model. In a Sequential list it declares the
+    input shape; in the functional API, layers called on it build the graph."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+    return layer._symbolic()
 
 
 class _Activated(Layer):

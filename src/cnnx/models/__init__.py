@@ -1,5 +1,5 @@
-"""cnnx.models: Sequential, load_model."""
+"""cnnx.models: Sequential, Model, load_model."""
 from .saving import load_model, save_model
-from .sequential import Sequential
+from .sequential import Model, Sequential
 
-__all__ = ["Sequential", "load_model", "save_model"]
+__all__ = ["Sequential", "Model", "load_model", "save_model"]

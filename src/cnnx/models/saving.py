@@ -171,7 +171,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Restore a model saved with model.save: architecture, weights, compile
     configuration and optimizer state, so that training resumes exactly."""
     from .. import losses, optimizers
-    from .sequential import Sequential
+    from .sequential import Model, Sequential
     reader = _Reader(filepath)
     if not os.path.isfile(reader.path):
         raise FileNotFoundError(f"No such file: {reader.path!r}")
@@ -189,11 +189,14 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             raise reader.fail(f"format version {version!r} is newer than this cnnx "
                               f"understands ({FORMAT_VERSION}); upgrade cnnx")
         config = reader.json(zf, "config.json")
-        if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-            raise reader.fail("config.json does not describe a Sequential model")
+        if not isinstance(config, dict) or config.get("class_name") not in ("Sequential",
+                                                                            "Model"):
+            raise reader.fail("config.json does not describe a Sequential model or a Model")
         try:
             model = Sequential.from_config(config["config"])
             model.build()
+            if config["class_name"] == "Model":  # a functional chain: the same layers
+                model = Model(model.inputs, model.outputs, name=model.name)
         except (KeyError, TypeError, ValueError) as e:
             raise reader.fail(f"config.json describes an invalid model ({e})") from None
         info = reader.member(zf, "model.weights.npz", _MAX_WEIGHTS_BYTES)

@@ -5,11 +5,11 @@ import numpy as np
 
 from .. import _random, callbacks as callbacks_module, losses, metrics as metrics_module
 from .. import optimizers
-from ..layers import InputLayer, Layer, deserialize, serialize
+from ..layers import InputLayer, KerasTensor, Layer, deserialize, serialize
 from ..layers.base import _unique_name
 from ..trainer import Progbar, batches
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "Model"]
 
 
 class Sequential:
@@ -33,6 +33,11 @@ class Sequential:
         return list(self._layers)
 
     def add(self, layer):
+        if isinstance(layer, KerasTensor):  # keras.Input(...) in a Sequential list
+            if not isinstance(layer._layer, InputLayer):
+                raise TypeError(f"Sequential {self.name!r}: only an Input tensor may be "
+                                f"added, received the output of {layer._layer.name!r}")
+            layer = layer._layer
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
                 raise ValueError(f"Sequential {self.name!r}: an Input/InputLayer must come "
@@ -76,7 +81,28 @@ class Sequential:
             first = self._layers[0]
             if hasattr(first, "_need_input_grad"):
                 first._need_input_grad = False  # nothing upstream needs dL/dx
+            self._link_symbolic(input_shape)
         return shape
+
+    def _link_symbolic(self, input_shape):
+        """Give the model and each layer their symbolic input and output, for the
+        functional API (e.g. Model(model.inputs, model.layers[2].output))."""
+        if self._input_layer is None:
+            self._input_layer = InputLayer(shape=tuple(input_shape)[1:],
+                                           name=f"{self.name}_input", dtype=self._dtype())
+        t = self._input_layer._symbolic()
+        self.inputs = [t]
+        for layer in self._layers:
+            t = layer._link(t)
+        self.outputs = [t]
+
+    @property
+    def input(self):
+        return self.inputs[0]
+
+    @property
+    def output(self):
+        return self.outputs[0]
 
     def build(self, input_shape=None):
         shape = input_shape if input_shape is not None else self._declared_input_shape()
@@ -550,4 +576,47 @@ class Sequential:
         load_weights(self, filepath)
 
     def __repr__(self):
-        return f"<Sequential name={self.name}, {len(self._layers)} layers>"
+        return f"<{type(self).__name__} name={self.name}, {len(self._layers)} layers>"
+
+
+class Model(Sequential):
+    """The functional API: Model(inputs=x, outputs=y) for a graph built by calling
+    layers on keras.Input(...). cnnx has no merge layers yet, so every such graph is a
+    chain: the model walks back from the output to the input and runs that chain of
+    (shared) layers, with all of Sequential's training and inference."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if kwargs:
+            raise TypeError(f"Model: unexpected keyword argument(s) {sorted(kwargs)}")
+        if inputs is None or outputs is None:
+            raise TypeError("Model: pass inputs= and outputs= (the functional API); "
+                            "subclassed models are not supported")
+        inputs, outputs = _single(inputs, "inputs"), _single(outputs, "outputs")
+        chain, t = [], outputs
+        while t is not inputs:
+            if t._parent is None:
+                raise ValueError(f"Model: `outputs` ({outputs.name}) is not computed from "
+                                 f"`inputs` ({inputs.name})")
+            chain.append(t._layer)
+            t = t._parent
+        super().__init__(name=name or _unique_name("functional"), trainable=trainable)
+        if isinstance(inputs._layer, InputLayer):
+            self._input_layer = inputs._layer
+        self._layers = chain[::-1]
+        self._build_layers(inputs.shape)
+        self.inputs, self.outputs = [inputs], [outputs]
+
+    def _link_symbolic(self, input_shape):
+        pass  # the graph exists already: its layers are shared with the model that made it
+
+
+def _single(tensors, name):
+    if isinstance(tensors, (list, tuple)):
+        if len(tensors) != 1:
+            raise ValueError(f"Model: cnnx supports one input and one output, received "
+                             f"{len(tensors)} {name}")
+        tensors = tensors[0]
+    if not isinstance(tensors, KerasTensor):
+        raise TypeError(f"Model: `{name}` must be keras.Input(...) or a layer's output, "
+                        f"received {type(tensors).__name__}")
+    return tensors
