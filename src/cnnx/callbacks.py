@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from .trainer import Progbar
+
 __all__ = ["Callback", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger", "TerminateOnNaN",
            "LambdaCallback", "CallbackList"]
@@ -85,15 +87,13 @@ class ProgbarLogger(Callback):
         return self.stream or sys.stdout
 
     def on_train_begin(self, logs=None):
-        from .trainer import Progbar
         self.epochs = self.params.get("epochs", 1)
         self.steps = self.params.get("steps")
-        self._progbar_cls = Progbar
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.epochs > 1:
             print(f"Epoch {epoch + 1}/{self.epochs}", file=self._out(), flush=True)
-        self.bar = self._progbar_cls(self.steps, verbose=self.verbose, stream=self._out())
+        self.bar = Progbar(self.steps, verbose=self.verbose, stream=self._out())
 
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(batch + 1, logs or {})

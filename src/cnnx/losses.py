@@ -9,6 +9,8 @@ sigmoid - target) from the fused kernels, while the value reported is Keras's, c
 from probabilities clipped to [1e-7, 1 - 1e-7]. The two agree except where a predicted
 probability is below 1e-7, where Keras's reported value saturates at -log(1e-7) = 16.1.
 """
+import re
+
 import numpy as np
 
 from . import ops
@@ -124,7 +126,6 @@ class Loss:
 
 
 def _snake(name):
-    import re
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 

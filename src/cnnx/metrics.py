@@ -4,6 +4,8 @@
 categorical loss, binary accuracy when the model has one output unit (or a binary
 loss), categorical accuracy otherwise.
 """
+import re
+
 import numpy as np
 
 __all__ = ["Metric", "Mean", "BinaryAccuracy", "CategoricalAccuracy",
@@ -20,10 +22,12 @@ class Metric:
         self.total, self.count = 0.0, 0.0
 
     def _add(self, values, sample_weight=None):
-        values = np.asarray(values, np.float64).reshape(len(values), -1).mean(axis=1) \
-            if np.ndim(values) > 1 else np.asarray(values, np.float64).reshape(-1)
-        w = np.ones_like(values) if sample_weight is None else \
-            np.asarray(sample_weight, np.float64).reshape(-1)
+        """Adds one value per sample (a sample's several values are averaged first)."""
+        values = np.asarray(values, np.float64)
+        values = values.reshape(len(values), -1).mean(axis=1) if values.ndim > 1 \
+            else values.reshape(-1)
+        w = (np.ones_like(values) if sample_weight is None
+             else np.asarray(sample_weight, np.float64).reshape(-1))
         self.total += float(np.sum(values * w))
         self.count += float(np.sum(w))
 
@@ -35,7 +39,6 @@ class Metric:
 
 
 def _default_name(cls_name):
-    import re
     return re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
 
 

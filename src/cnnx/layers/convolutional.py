@@ -53,7 +53,7 @@ class Conv2D(_Activated):
                        "relu" if self._fused_relu else None,
                        out=self._buffer("z", (inputs.shape[0],) + self.output_shape[1:]))
         self._x = inputs
-        return self._activate(z, training)
+        return self._activate(z)
 
     def backward(self, grad):
         g = self._activation_grad(grad)

@@ -4,7 +4,6 @@ import numbers
 import numpy as np
 
 from .. import _random, activations, initializers, ops, regularizers
-from .._geometry import normalize_tuple
 from .base import KerasTensor, Layer
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
@@ -97,7 +96,7 @@ class _Activated(Layer):
     def _fused_relu(self):
         return self._act == "relu" and not self._emit_logits
 
-    def _activate(self, z, training):
+    def _activate(self, z):
         """z is the kernel's output (ReLU already applied when fused)."""
         if self._emit_logits or self._act in ("linear", "relu"):
             self._out = z
@@ -141,7 +140,7 @@ class Dense(_Activated):
                       "relu" if self._fused_relu else None,
                       out=self._buffer("z", (inputs.shape[0], self.units)))
         self._x = inputs
-        return self._activate(z, training)
+        return self._activate(z)
 
     def backward(self, grad):
         g = self._activation_grad(grad)
@@ -167,9 +166,8 @@ class Activation(_Activated):
 
     def call(self, inputs, training=False):
         if self._act == "relu" and not self._emit_logits:
-            return self._activate(ops.relu(inputs, out=self._buffer("y", inputs.shape)),
-                                  training)
-        return self._activate(inputs, training)
+            return self._activate(ops.relu(inputs, out=self._buffer("y", inputs.shape)))
+        return self._activate(inputs)
 
     def backward(self, grad):
         return self._activation_grad(grad)
@@ -244,7 +242,7 @@ class Softmax(_Activated):
         self._init_activation("softmax")
 
     def call(self, inputs, training=False):
-        return self._activate(inputs, training)
+        return self._activate(inputs)
 
     def backward(self, grad):
         return self._activation_grad(grad)
@@ -331,6 +329,3 @@ class Reshape(Layer):
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
-
-def _tuple2(value, name, where, allow_zero=False):
-    return normalize_tuple(value, 2, name, where, allow_zero)

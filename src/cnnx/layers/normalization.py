@@ -1,7 +1,6 @@
 """BatchNormalization over the channel (last) axis, with Keras's defaults."""
 import numpy as np
 
-from .. import initializers, regularizers
 from .base import Layer
 
 __all__ = ["BatchNormalization"]

@@ -405,9 +405,8 @@ class Sequential:
                     break
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self.evaluate(val[0], val[1], batch_size=validation_batch_size or
-                                         batch_size, verbose=0, sample_weight=val[2],
-                                         return_dict=True, _checked=True)
+                val_logs = self._evaluate(val[0], val[1], validation_batch_size or batch_size,
+                                          val[2], None, verbose=0)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             epoch_logs = dict(sorted(epoch_logs.items()))
             cb.on_epoch_end(epoch, epoch_logs)
@@ -429,20 +428,28 @@ class Sequential:
         return int(batch_size)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False, _checked=False):
+                 steps=None, callbacks=None, return_dict=False):
         where = "evaluate"
         self._require_compiled(where)
         batch_size = self._check_batch_size(batch_size, where)
-        if not _checked:
-            x = self._check_x(x, where)
-            y = self._check_y(y, x.shape[0], where)
+        x = self._check_x(x, where)
+        y = self._check_y(y, x.shape[0], where)
+        logs = self._evaluate(x, y, batch_size, sample_weight, steps,
+                              verbose=1 if verbose == "auto" else verbose)
+        if return_dict:
+            return logs
+        if not self._metrics:
+            return logs["loss"]
+        return [logs["loss"]] + [logs[m.name] for m in self._metrics]
+
+    def _evaluate(self, x, y, batch_size, sample_weight, steps, verbose):
+        """The loss (with regularization) and metrics over checked arrays, as sorted logs."""
         n = x.shape[0]
         metrics = self._resolve_metrics()
         for metric in metrics:
             metric.reset_state()
         total, seen = 0.0, 0
         regularization = self._regularization()
-        verbose = 1 if verbose == "auto" else verbose
         bar = Progbar(-(-n // batch_size), verbose=verbose)
         for step, (start, stop, _) in enumerate(batches(n, batch_size)):
             if steps is not None and step >= steps:
@@ -457,11 +464,7 @@ class Sequential:
             bar.update(step + 1, self._logs(total / seen))
         logs = self._logs(total / seen)
         bar.update(bar.seen, logs, finalize=True)
-        if return_dict:
-            return logs
-        if not metrics:
-            return logs["loss"]
-        return [logs["loss"]] + [logs[m.name] for m in metrics]
+        return logs
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         where = "predict"

@@ -75,23 +75,9 @@ class Optimizer:
             self._update(var.value.reshape(-1), g.reshape(-1), var, lr,
                          threads_for(var.value.size))
 
-    apply_gradients_list = apply
-
     def apply_gradients(self, grads_and_vars):
         grads, variables = zip(*grads_and_vars)
         self.apply(list(grads), list(variables))
-
-    # State for saving: a flat list of arrays in variable order, then the step count.
-    def variables_for(self, variables):
-        return [s for v in variables for s in self._slots.get(id(v), [])]
-
-    def load_state(self, variables, arrays, iterations):
-        arrays = list(arrays)
-        per = len(arrays) // max(len(variables), 1) if variables else 0
-        for i, v in enumerate(variables):
-            self._slots[id(v)] = [np.array(a, dtype=v.value.dtype).reshape(-1)
-                                  for a in arrays[i * per:(i + 1) * per]]
-        self.iterations = int(iterations)
 
     def get_config(self):
         lr = self._learning_rate
