@@ -1,5 +1,7 @@
 """Sequential: a stack of layers, with Keras's compile / fit / evaluate / predict."""
 import numbers
+import time
+import warnings
 
 import numpy as np
 
@@ -7,6 +9,7 @@ from .. import _random, callbacks as callbacks_module, losses, metrics as metric
 from .. import optimizers
 from ..layers import InputLayer, KerasTensor, Layer, deserialize, serialize
 from ..layers.base import _unique_name
+from ..data_adapter import Prefetcher, is_source, source_steps, split_batch
 from ..trainer import Progbar, batches
 
 __all__ = ["Sequential", "Model"]
@@ -343,33 +346,48 @@ class Sequential:
         if not 0 <= validation_split < 1:
             raise ValueError(f"{where}: `validation_split` must be in [0, 1), "
                              f"received {validation_split}")
-        x = self._check_x(x, where)
-        n = x.shape[0]
-        y = self._check_y(y, n, where)
-        sample_weight = self._sample_weights(y, sample_weight, class_weight, n, where)
+        source = is_source(x)
         val = None
+        if source:
+            if y is not None:
+                raise ValueError(f"{where}: `y` must not be given when `x` is a data iterator "
+                                 f"or generator: it yields (x, y) batches")
+            if validation_split:
+                raise ValueError(f"{where}: validation_split cannot split a data iterator; "
+                                 f"pass validation_data")
+            steps = source_steps(x, steps_per_epoch, where)
+        else:
+            x = self._check_x(x, where)
+            n = x.shape[0]
+            y = self._check_y(y, n, where)
+            sample_weight = self._sample_weights(y, sample_weight, class_weight, n, where)
+            if validation_split and validation_data is None:
+                # Keras takes the last fraction, before any shuffling.
+                split = int(n * (1 - validation_split))
+                if split == 0 or split == n:
+                    raise ValueError(f"{where}: validation_split={validation_split} leaves no "
+                                     f"training or no validation samples out of {n}")
+                val = (x[split:], y[split:], None if sample_weight is None
+                       else sample_weight[split:])
+                x, y = x[:split], y[:split]
+                sample_weight = None if sample_weight is None else sample_weight[:split]
+                n = split
+            steps = -(-n // batch_size)
+            if steps_per_epoch is not None:
+                steps = min(steps, int(steps_per_epoch))
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(f"{where}: `validation_data` must be (x_val, y_val) or "
-                                 f"(x_val, y_val, sample_weight)")
-            vx = self._check_x(validation_data[0], where + " validation_data")
-            vy = self._check_y(validation_data[1], vx.shape[0], where + " validation_data")
-            val = (vx, vy, validation_data[2] if len(validation_data) == 3 else None)
-        elif validation_split:
-            # Keras takes the last fraction, before any shuffling.
-            split = int(n * (1 - validation_split))
-            if split == 0 or split == n:
-                raise ValueError(f"{where}: validation_split={validation_split} leaves no "
-                                 f"training or no validation samples out of {n}")
-            val = (x[split:], y[split:], None if sample_weight is None
-                   else sample_weight[split:])
-            x, y = x[:split], y[:split]
-            sample_weight = None if sample_weight is None else sample_weight[:split]
-            n = split
+            if is_source(validation_data):
+                val = validation_data
+            elif not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
+                    2, 3):
+                raise ValueError(f"{where}: `validation_data` must be (x_val, y_val), "
+                                 f"(x_val, y_val, sample_weight) or a data iterator")
+            else:
+                vx = self._check_x(validation_data[0], where + " validation_data")
+                vy = self._check_y(validation_data[1], vx.shape[0],
+                                   where + " validation_data")
+                val = (vx, vy, validation_data[2] if len(validation_data) == 3 else None)
 
-        steps = -(-n // batch_size)
-        if steps_per_epoch is not None:
-            steps = min(steps, int(steps_per_epoch))
         verbose = 1 if verbose == "auto" else verbose
         history = callbacks_module.History()
         cbs = list(callbacks or [])
@@ -380,42 +398,98 @@ class Sequential:
         cb = callbacks_module.CallbackList(cbs, self, params)
         self.stop_training = False
         self.history = history
+        history.data_wait_s, started = 0.0, time.perf_counter()
         cb.on_train_begin()
         rng = _random.generator()
         for epoch in range(initial_epoch, epochs):
             for metric in self._resolve_metrics():
                 metric.reset_state()
             cb.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else None
+            if source:
+                feed = Prefetcher(x, steps)
+                epoch_batches = self._source_batches(feed, where, class_weight)
+            else:
+                feed = None
+                epoch_batches = self._array_batches(x, y, sample_weight, batch_size, steps,
+                                                    rng.permutation(n) if shuffle else None)
             total, seen, logs = 0.0, 0, {}
-            for step, (start, stop, idx) in enumerate(batches(n, batch_size, order)):
-                if step >= steps:
-                    break
-                cb.on_train_batch_begin(step)
-                xb = x[start:stop] if idx is None else x[idx]
-                yb = y[start:stop] if idx is None else y[idx]
-                wb = None if sample_weight is None else (
-                    sample_weight[start:stop] if idx is None else sample_weight[idx])
-                value = self._train_step(xb, yb, wb)
-                total += value * (stop - start)
-                seen += stop - start
-                logs = self._logs(total / seen)
-                cb.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
+            try:
+                for step, (xb, yb, wb) in enumerate(epoch_batches):
+                    cb.on_train_batch_begin(step)
+                    value = self._train_step(xb, yb, wb)
+                    total += value * len(xb)
+                    seen += len(xb)
+                    logs = self._logs(total / seen)
+                    cb.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+            finally:
+                if feed is not None:
+                    feed.close()
+                    history.data_wait_s += feed.wait_s
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate(val[0], val[1], validation_batch_size or batch_size,
-                                          val[2], None, verbose=0)
+                if is_source(val):
+                    val_logs = self._evaluate_source(val, validation_steps, verbose=0)
+                else:
+                    val_logs = self._evaluate(val[0], val[1], validation_batch_size or
+                                              batch_size, val[2], None, verbose=0)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             epoch_logs = dict(sorted(epoch_logs.items()))
             cb.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
         cb.on_train_end()
+        history.wall_s = time.perf_counter() - started
         history.model = self
         history.params = params
         return history
+
+    def _array_batches(self, x, y, sample_weight, batch_size, steps, order):
+        for step, (start, stop, idx) in enumerate(batches(len(x), batch_size, order)):
+            if step >= steps:
+                return
+            if idx is None:
+                yield (x[start:stop], y[start:stop],
+                       None if sample_weight is None else sample_weight[start:stop])
+            else:
+                yield (x[idx], y[idx], None if sample_weight is None else sample_weight[idx])
+
+    def _source_batches(self, feed, where, class_weight=None):
+        """Checked (x, y, sample_weight) batches from a prefetched source."""
+        for batch in feed:
+            xb, yb, wb = split_batch(batch, where)
+            xb = self._check_x(xb, where)
+            if yb is None:
+                raise ValueError(f"{where}: the data source yields inputs without targets; "
+                                 f"it must yield (x, y) batches")
+            yb = self._check_y(yb, xb.shape[0], where)
+            wb = self._sample_weights(yb, wb, class_weight, xb.shape[0], where)
+            yield xb, yb, wb
+
+    def _evaluate_source(self, source, steps, verbose):
+        where = "evaluate"
+        steps = source_steps(source, steps, where)
+        metrics = self._resolve_metrics()
+        for metric in metrics:
+            metric.reset_state()
+        total, seen = 0.0, 0
+        regularization = self._regularization()
+        bar = Progbar(steps, verbose=verbose)
+        feed = Prefetcher(source, steps)
+        try:
+            for step, (xb, yb, wb) in enumerate(self._source_batches(feed, where)):
+                preds = self._forward(xb, training=False)
+                total += (self.loss(yb, preds, wb) + regularization) * len(xb)
+                seen += len(xb)
+                for metric in metrics:
+                    metric.update_state(yb, preds, wb)
+                bar.update(step + 1, self._logs(total / seen))
+        finally:
+            feed.close()
+        logs = self._logs(total / max(seen, 1))
+        bar.update(bar.seen, logs, finalize=True)
+        return logs
 
     @staticmethod
     def _check_batch_size(batch_size, where, default=32):
@@ -432,10 +506,13 @@ class Sequential:
         where = "evaluate"
         self._require_compiled(where)
         batch_size = self._check_batch_size(batch_size, where)
-        x = self._check_x(x, where)
-        y = self._check_y(y, x.shape[0], where)
-        logs = self._evaluate(x, y, batch_size, sample_weight, steps,
-                              verbose=1 if verbose == "auto" else verbose)
+        verbose = 1 if verbose == "auto" else verbose
+        if is_source(x):
+            logs = self._evaluate_source(x, steps, verbose)
+        else:
+            x = self._check_x(x, where)
+            y = self._check_y(y, x.shape[0], where)
+            logs = self._evaluate(x, y, batch_size, sample_weight, steps, verbose)
         if return_dict:
             return logs
         if not self._metrics:
@@ -469,6 +546,16 @@ class Sequential:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         where = "predict"
         batch_size = self._check_batch_size(batch_size, where)
+        if is_source(x):
+            n_steps = source_steps(x, steps, where)
+            feed = Prefetcher(x, n_steps)
+            try:
+                outputs = [np.array(self._forward(self._check_x(split_batch(b, where)[0],
+                                                                where), training=False))
+                           for b in feed]
+            finally:
+                feed.close()
+            return np.concatenate(outputs)
         x = self._check_x(x, where)
         n = x.shape[0]
         out = np.empty((n,) + tuple(self.output_shape[1:]), self._dtype())
@@ -479,6 +566,27 @@ class Sequential:
             bar.update(step + 1)
         bar.update(bar.seen, finalize=True)
         return out
+
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1,
+                      callbacks=None, validation_data=None, validation_steps=None,
+                      validation_freq=1, class_weight=None, initial_epoch=0, **kwargs):
+        """Deprecated (as in Keras): fit accepts generators."""
+        warnings.warn("Model.fit_generator is deprecated: Model.fit accepts generators",
+                      DeprecationWarning, stacklevel=2)
+        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                        verbose=verbose, callbacks=callbacks, validation_data=validation_data,
+                        validation_steps=validation_steps, validation_freq=validation_freq,
+                        class_weight=class_weight, initial_epoch=initial_epoch)
+
+    def evaluate_generator(self, generator, steps=None, verbose=0, **kwargs):
+        warnings.warn("Model.evaluate_generator is deprecated: Model.evaluate accepts "
+                      "generators", DeprecationWarning, stacklevel=2)
+        return self.evaluate(generator, steps=steps, verbose=verbose)
+
+    def predict_generator(self, generator, steps=None, verbose=0, **kwargs):
+        warnings.warn("Model.predict_generator is deprecated: Model.predict accepts "
+                      "generators", DeprecationWarning, stacklevel=2)
+        return self.predict(generator, steps=steps, verbose=verbose)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):

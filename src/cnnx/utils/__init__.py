@@ -5,7 +5,15 @@ import numpy as np
 
 from .. import _random
 
-__all__ = ["to_categorical", "set_random_seed"]
+__all__ = ["to_categorical", "set_random_seed", "load_img", "img_to_array", "array_to_img",
+           "save_img"]
+
+
+def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.image
+    if name in ("load_img", "img_to_array", "array_to_img", "save_img"):
+        from ..preprocessing import image
+        return getattr(image, name)
+    raise AttributeError(f"module 'cnnx.utils' has no attribute {name!r}")
 
 
 def set_random_seed(seed):

@@ -1,0 +1,105 @@
+"""Batches from a data source for fit / evaluate / predict: a Keras Sequence (len() and
+indexing, such as the image iterators), or any iterator or generator of batches.
+
+A background thread fetches the batches ahead of the training loop (JPEG decoding and
+augmentation release the GIL for much of their time), and the time the loop spends
+waiting for data is measured."""
+import inspect
+import queue
+import threading
+import time
+
+import numpy as np
+
+__all__ = ["is_source", "Prefetcher", "split_batch"]
+
+
+def is_source(x):
+    """Whether x is a data source rather than an array."""
+    if x is None or isinstance(x, (np.ndarray, list, tuple, int, float)):
+        return False
+    if inspect.isgenerator(x) or hasattr(x, "__next__"):
+        return True
+    return hasattr(x, "__getitem__") and hasattr(x, "__len__")
+
+
+def source_steps(source, steps, where):
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"{where}: steps must be a positive int, received {steps}")
+        return int(steps)
+    if hasattr(source, "__len__") and hasattr(source, "__getitem__"):
+        return len(source)
+    raise ValueError(f"{where}: a generator has no length; pass steps_per_epoch "
+                     f"(or steps / validation_steps) to say how many batches make an epoch")
+
+
+def split_batch(batch, where):
+    """(x, y or None, sample_weight or None) from what a source yields."""
+    if isinstance(batch, tuple):
+        if len(batch) == 2:
+            return batch[0], batch[1], None
+        if len(batch) == 3:
+            return batch
+        if len(batch) == 1:
+            return batch[0], None, None
+        raise ValueError(f"{where}: a batch must be x, (x, y) or (x, y, sample_weight), "
+                         f"received a tuple of {len(batch)}")
+    return batch, None, None
+
+
+_END = object()
+
+
+class Prefetcher:
+    """Yields `steps` batches of a source, fetched by a background thread, `depth` ahead.
+    For a Sequence, batch i of the epoch is source[i] (cycling), and on_epoch_end() is
+    called after the last one."""
+
+    def __init__(self, source, steps, depth=4):
+        self.source, self.steps = source, steps
+        self.wait_s = 0.0
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        sequence = hasattr(self.source, "__getitem__") and hasattr(self.source, "__len__") \
+            and not hasattr(self.source, "__next__")
+        try:
+            for i in range(self.steps):
+                if self._stop.is_set():
+                    return
+                if sequence:
+                    item = self.source[i % len(self.source)]
+                else:
+                    try:
+                        item = next(self.source)
+                    except StopIteration:
+                        break
+                self._queue.put(item)
+            if sequence and hasattr(self.source, "on_epoch_end"):
+                self.source.on_epoch_end()
+            self._queue.put(_END)
+        except BaseException as e:  # handed to the training loop, raised there
+            self._queue.put(e)
+
+    def __iter__(self):
+        while True:
+            t = time.perf_counter()
+            item = self._queue.get()
+            self.wait_s += time.perf_counter() - t
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self):
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass

@@ -1,0 +1,457 @@
+"""Images in and out, and Keras's ImageDataGenerator with flow / flow_from_directory.
+
+Pillow decodes images (the optional extra cnnx[image]). Augmentation runs vectorised over
+a whole batch: one affine map per image (rotation, shifts, shear, zoom, composed about the
+centre as Keras does), sampled bilinearly with the fill modes constant, nearest, reflect
+and wrap; then flips and brightness. Keras's order: augmentation, then
+preprocessing_function, then rescale. Decoded and resized images are kept in a bounded
+cache, so later epochs skip the JPEG decoding (the pixels are the same either way).
+"""
+import io
+import math
+import os
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import _random
+
+__all__ = ["load_img", "img_to_array", "array_to_img", "save_img", "ImageDataGenerator",
+           "Iterator", "NumpyArrayIterator", "DirectoryIterator"]
+
+_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".gif", ".webp")
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("cnnx's image functions need Pillow: pip install 'cnnx[image]' "
+                          "(or pip install Pillow)") from None
+    return Image
+
+
+def _resample(Image, interpolation):
+    methods = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR,
+               "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS, "box": Image.BOX,
+               "hamming": Image.HAMMING}
+    if interpolation not in methods:
+        raise ValueError(f"interpolation must be one of {sorted(methods)}, "
+                         f"received {interpolation!r}")
+    return methods[interpolation]
+
+
+def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest",
+             keep_aspect_ratio=False):
+    """A PIL image from a file, converted to the colour mode, resized to target_size
+    (height, width) when given. A file that is not an image raises ValueError naming it."""
+    Image = _pil()
+    modes = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
+    if color_mode not in modes:
+        raise ValueError(f"load_img: color_mode must be grayscale, rgb or rgba, "
+                         f"received {color_mode!r}")
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(io.BytesIO(f.read()))
+            img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"load_img: cannot decode {os.fspath(path)!r} as an image "
+                         f"({e})") from None
+    if img.mode != modes[color_mode]:
+        img = img.convert(modes[color_mode])
+    if target_size is not None:
+        height, width = target_size
+        if img.size != (width, height):
+            if keep_aspect_ratio:  # crop the centre to the target's aspect ratio first
+                w, h = img.size
+                crop_w, crop_h = min(w, h * width // height), min(h, w * height // width)
+                left, top = (w - crop_w) // 2, (h - crop_h) // 2
+                img = img.crop((left, top, left + crop_w, top + crop_h))
+            img = img.resize((width, height), _resample(Image, interpolation))
+    return img
+
+
+def img_to_array(img, data_format=None, dtype="float32"):
+    """(height, width, channels) array of the image."""
+    if data_format not in (None, "channels_last"):
+        raise ValueError("img_to_array: only data_format='channels_last' is supported")
+    x = np.asarray(img, dtype=dtype)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3:
+        raise ValueError(f"img_to_array: unsupported image shape {x.shape}")
+    return x
+
+
+def array_to_img(x, data_format=None, scale=True, dtype=None):
+    """A PIL image from a (height, width, channels) array; scale maps the values' range
+    to 0..255."""
+    Image = _pil()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or x.shape[2] not in (1, 3, 4):
+        raise ValueError(f"array_to_img: expected (height, width, 1, 3 or 4 channels), "
+                         f"received shape {x.shape}")
+    if scale:
+        x = x - x.min()
+        top = x.max()
+        if top > 0:
+            x = x / top * 255
+    x = np.clip(np.round(x), 0, 255).astype(np.uint8)
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[x.shape[2]]
+    return Image.fromarray(x[:, :, 0] if mode == "L" else x, mode)
+
+
+def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
+    array_to_img(x, data_format, scale=scale).save(path, format=file_format, **kwargs)
+
+
+# -- decoded-image cache -------------------------------------------------------------
+
+_CACHE_BYTES = 512 * 2 ** 20
+_cache = OrderedDict()
+_cache_size = 0
+_cache_lock = threading.Lock()
+
+
+def _load_cached(path, color_mode, target_size, interpolation, keep_aspect_ratio):
+    """img_to_array(load_img(...)) as uint8, remembered across epochs (LRU, bounded)."""
+    global _cache_size
+    key = (os.fspath(path), os.path.getmtime(path), color_mode, target_size, interpolation,
+           keep_aspect_ratio)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    arr = np.asarray(load_img(path, color_mode, target_size, interpolation,
+                              keep_aspect_ratio), dtype=np.uint8)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
+    with _cache_lock:
+        _cache[key] = arr
+        _cache_size += arr.nbytes
+        while _cache_size > _CACHE_BYTES and _cache:
+            _, old = _cache.popitem(last=False)
+            _cache_size -= old.nbytes
+    return arr
+
+
+# -- augmentation ----------------------------------------------------------------------
+
+def _fill_index(i, n, mode):
+    """Integer indices mapped into [0, n) by a fill mode (also returns a validity mask)."""
+    if mode == "nearest":
+        return np.clip(i, 0, n - 1), None
+    if mode == "wrap":
+        return np.mod(i, n), None
+    if mode == "reflect":  # d c b a | a b c d | d c b a
+        i = np.mod(i, 2 * n)
+        return np.where(i >= n, 2 * n - 1 - i, i), None
+    valid = (i >= 0) & (i < n)
+    return np.clip(i, 0, n - 1), valid
+
+
+def _affine_batch(x, matrices, fill_mode, cval):
+    """Warps each image of x (B, H, W, C) by its 3x3 matrix, which maps output (row, col)
+    to input (row, col), with bilinear sampling."""
+    b, h, w, c = x.shape
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
+                             indexing="ij")
+    grid = np.stack([rows.ravel(), cols.ravel(), np.ones(h * w)])           # (3, HW)
+    src = np.einsum("bij,jk->bik", matrices[:, :2, :], grid)                  # (B, 2, HW)
+    r, q = src[:, 0], src[:, 1]
+    r0, q0 = np.floor(r).astype(np.int64), np.floor(q).astype(np.int64)
+    fr, fq = (r - r0)[..., None], (q - q0)[..., None]
+    batch = np.arange(b)[:, None]
+    out = np.zeros((b, h * w, c))
+    for dr, dq, weight in ((0, 0, (1 - fr) * (1 - fq)), (0, 1, (1 - fr) * fq),
+                           (1, 0, fr * (1 - fq)), (1, 1, fr * fq)):
+        ri, rv = _fill_index(r0 + dr, h, fill_mode)
+        qi, qv = _fill_index(q0 + dq, w, fill_mode)
+        value = x[batch, ri, qi]
+        if rv is not None:
+            value = np.where((rv & qv)[..., None], value, cval)
+        out += weight * value
+    return out.reshape(b, h, w, c)
+
+
+class ImageDataGenerator:
+    """Keras's ImageDataGenerator: random augmentation, then preprocessing_function, then
+    rescale, applied batch by batch by the iterators of flow and flow_from_directory."""
+
+    def __init__(self, featurewise_center=False, samplewise_center=False,
+                 featurewise_std_normalization=False, samplewise_std_normalization=False,
+                 zca_whitening=False, zca_epsilon=1e-6, rotation_range=0,
+                 width_shift_range=0.0, height_shift_range=0.0, brightness_range=None,
+                 shear_range=0.0, zoom_range=0.0, channel_shift_range=0.0,
+                 fill_mode="nearest", cval=0.0, horizontal_flip=False, vertical_flip=False,
+                 rescale=None, preprocessing_function=None, data_format=None,
+                 validation_split=0.0, interpolation_order=1, dtype="float32"):
+        unsupported = {"featurewise_center": featurewise_center,
+                       "featurewise_std_normalization": featurewise_std_normalization,
+                       "zca_whitening": zca_whitening,
+                       "channel_shift_range": channel_shift_range}
+        used = [k for k, v in unsupported.items() if v]
+        if used:
+            raise ValueError(f"ImageDataGenerator: {used} are not supported by cnnx")
+        if fill_mode not in ("constant", "nearest", "reflect", "wrap"):
+            raise ValueError(f"ImageDataGenerator: fill_mode must be constant, nearest, "
+                             f"reflect or wrap, received {fill_mode!r}")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"ImageDataGenerator: validation_split must be in [0, 1), "
+                             f"received {validation_split}")
+        if data_format not in (None, "channels_last"):
+            raise ValueError("ImageDataGenerator: only data_format='channels_last'")
+        if np.isscalar(zoom_range):
+            zoom_range = (1 - zoom_range, 1 + zoom_range)
+        if len(zoom_range) != 2:
+            raise ValueError(f"ImageDataGenerator: zoom_range must be a float or a pair, "
+                             f"received {zoom_range!r}")
+        if brightness_range is not None and len(brightness_range) != 2:
+            raise ValueError(f"ImageDataGenerator: brightness_range must be a pair, "
+                             f"received {brightness_range!r}")
+        self.samplewise_center = samplewise_center
+        self.samplewise_std_normalization = samplewise_std_normalization
+        self.rotation_range, self.shear_range = rotation_range, shear_range
+        self.width_shift_range, self.height_shift_range = width_shift_range, height_shift_range
+        self.zoom_range, self.brightness_range = tuple(zoom_range), brightness_range
+        self.fill_mode, self.cval = fill_mode, cval
+        self.horizontal_flip, self.vertical_flip = horizontal_flip, vertical_flip
+        self.rescale, self.preprocessing_function = rescale, preprocessing_function
+        self.validation_split, self.dtype = validation_split, np.dtype(dtype)
+
+    def _augments(self):
+        return bool(self.rotation_range or self.width_shift_range or self.height_shift_range
+                    or self.shear_range or self.zoom_range != (1, 1))
+
+    def _matrices(self, b, h, w, rng):
+        """One output-to-input affine matrix per image, composed as Keras composes them."""
+        def uniform(limit):
+            return rng.uniform(-limit, limit, b) if limit else np.zeros(b)
+
+        theta = np.deg2rad(uniform(self.rotation_range))
+        tx, ty = uniform(self.height_shift_range), uniform(self.width_shift_range)
+        if 0 < self.height_shift_range < 1:
+            tx = tx * h
+        if 0 < self.width_shift_range < 1:
+            ty = ty * w
+        shear = np.deg2rad(uniform(self.shear_range))
+        zx, zy = ((np.ones(b), np.ones(b)) if self.zoom_range == (1, 1)
+                  else rng.uniform(*self.zoom_range, (2, b)))
+        m = np.zeros((b, 3, 3))
+        cos, sin = np.cos(theta), np.sin(theta)
+        # rotation @ shift @ shear @ zoom, multiplied out
+        rot = np.stack([np.stack([cos, -sin, np.zeros(b)], -1),
+                        np.stack([sin, cos, np.zeros(b)], -1),
+                        np.tile([0.0, 0.0, 1.0], (b, 1))], 1)
+        shift = np.tile(np.eye(3), (b, 1, 1))
+        shift[:, 0, 2], shift[:, 1, 2] = tx, ty
+        shr = np.tile(np.eye(3), (b, 1, 1))
+        shr[:, 0, 1], shr[:, 1, 1] = -np.sin(shear), np.cos(shear)
+        zoom = np.tile(np.eye(3), (b, 1, 1))
+        zoom[:, 0, 0], zoom[:, 1, 1] = zx, zy
+        m = rot @ shift @ shr @ zoom
+        oh, ow = h / 2 - 0.5, w / 2 - 0.5
+        offset = np.array([[1, 0, oh], [0, 1, ow], [0, 0, 1.0]])
+        reset = np.array([[1, 0, -oh], [0, 1, -ow], [0, 0, 1.0]])
+        return offset @ m @ reset
+
+    def random_transform_batch(self, x, rng=None):
+        """The random augmentation of a float batch (B, H, W, C)."""
+        rng = rng or _random.generator()
+        b, h, w, _ = x.shape
+        if self._augments():
+            x = _affine_batch(x, self._matrices(b, h, w, rng), self.fill_mode, self.cval)
+        if self.horizontal_flip:
+            flip = rng.random(b) < 0.5
+            x[flip] = x[flip, :, ::-1]
+        if self.vertical_flip:
+            flip = rng.random(b) < 0.5
+            x[flip] = x[flip, ::-1]
+        if self.brightness_range is not None:
+            factor = rng.uniform(*self.brightness_range, b)
+            x = np.clip(x * factor[:, None, None, None], 0, 255)
+        return x
+
+    def random_transform(self, x, seed=None):
+        """The random augmentation of one image (H, W, C)."""
+        rng = np.random.default_rng(seed) if seed is not None else None
+        return self.random_transform_batch(np.asarray(x, np.float64)[None], rng)[0]
+
+    def standardize(self, x):
+        """preprocessing_function, then rescale, then the samplewise normalisations."""
+        if self.preprocessing_function is not None:
+            x = np.stack([self.preprocessing_function(img) for img in x])
+        if self.rescale:
+            x = x * self.rescale
+        if self.samplewise_center:
+            x = x - x.mean(axis=(1, 2, 3), keepdims=True)
+        if self.samplewise_std_normalization:
+            x = x / (x.std(axis=(1, 2, 3), keepdims=True) + 1e-6)
+        return x
+
+    def _prepare(self, x, rng):
+        x = self.random_transform_batch(x.astype(np.float64), rng)
+        return self.standardize(x).astype(self.dtype)
+
+    def flow(self, x, y=None, batch_size=32, shuffle=True, sample_weight=None, seed=None,
+             save_to_dir=None, save_prefix="", save_format="png", subset=None):
+        return NumpyArrayIterator(x, y, self, batch_size, shuffle, sample_weight, seed, subset)
+
+    def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb",
+                            classes=None, class_mode="categorical", batch_size=32,
+                            shuffle=True, seed=None, save_to_dir=None, save_prefix="",
+                            save_format="png", follow_links=False, subset=None,
+                            interpolation="nearest", keep_aspect_ratio=False):
+        return DirectoryIterator(directory, self, target_size, color_mode, classes,
+                                 class_mode, batch_size, shuffle, seed, subset, interpolation,
+                                 keep_aspect_ratio, follow_links)
+
+
+class Iterator:
+    """A Keras Sequence of batches: len() batches per epoch, batch i by indexing, and
+    endless iteration that reshuffles at each new epoch."""
+
+    def __init__(self, n, batch_size, shuffle, seed):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"{type(self).__name__}: batch_size must be a positive int, "
+                             f"received {batch_size!r}")
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self._rng = np.random.default_rng(seed) if seed is not None else _random.generator()
+        self.batch_index, self.total_batches_seen = 0, 0
+        self._lock = threading.Lock()
+        self._set_index_array()
+
+    def _set_index_array(self):
+        self.index_array = self._rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+
+    def on_epoch_end(self):
+        self._set_index_array()
+
+    def reset(self):
+        self.batch_index = 0
+
+    def __len__(self):
+        return math.ceil(self.n / self.batch_size)
+
+    def __getitem__(self, idx):
+        if not 0 <= idx < len(self):
+            raise IndexError(f"batch {idx} out of range for {len(self)} batches")
+        return self._get_batch(self.index_array[idx * self.batch_size:
+                                                (idx + 1) * self.batch_size])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        with self._lock:
+            if self.batch_index == 0 and self.total_batches_seen:
+                self._set_index_array()
+            idx = self.batch_index
+            self.batch_index = (self.batch_index + 1) % len(self)
+            self.total_batches_seen += 1
+        return self[idx]
+
+    def _get_batch(self, indices):
+        raise NotImplementedError
+
+
+class NumpyArrayIterator(Iterator):
+    def __init__(self, x, y, generator, batch_size=32, shuffle=True, sample_weight=None,
+                 seed=None, subset=None):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"flow: `x` must be 4-D (samples, height, width, channels), "
+                             f"received shape {x.shape}")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"flow: `x` has {len(x)} samples but `y` has {len(y)}")
+        if subset is not None:
+            split = int(len(x) * generator.validation_split)
+            if subset not in ("training", "validation"):
+                raise ValueError(f"flow: subset must be training or validation, "
+                                 f"received {subset!r}")
+            part = slice(None, split) if subset == "validation" else slice(split, None)
+            x = x[part]
+            y = None if y is None else np.asarray(y)[part]
+            sample_weight = None if sample_weight is None else np.asarray(sample_weight)[part]
+        self.x, self.y, self.sample_weight, self.generator = x, y, sample_weight, generator
+        super().__init__(len(x), batch_size, shuffle, seed)
+
+    def _get_batch(self, indices):
+        xb = self.generator._prepare(self.x[indices], self._rng)
+        if self.y is None:
+            return xb
+        yb = np.asarray(self.y)[indices]
+        if self.sample_weight is None:
+            return xb, yb
+        return xb, yb, self.sample_weight[indices]
+
+
+class DirectoryIterator(Iterator):
+    """Images from one subfolder per class (classes are the sorted subfolder names)."""
+
+    def __init__(self, directory, generator, target_size=(256, 256), color_mode="rgb",
+                 classes=None, class_mode="categorical", batch_size=32, shuffle=True,
+                 seed=None, subset=None, interpolation="nearest", keep_aspect_ratio=False,
+                 follow_links=False):
+        if class_mode not in ("categorical", "binary", "sparse", "input", None):
+            raise ValueError(f"flow_from_directory: class_mode must be categorical, binary, "
+                             f"sparse, input or None, received {class_mode!r}")
+        if color_mode not in ("grayscale", "rgb", "rgba"):
+            raise ValueError(f"flow_from_directory: color_mode must be grayscale, rgb or "
+                             f"rgba, received {color_mode!r}")
+        directory = os.fspath(directory)
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"flow_from_directory: no such directory: {directory!r}")
+        if classes is None:
+            classes = sorted(d for d in os.listdir(directory)
+                             if os.path.isdir(os.path.join(directory, d)))
+        self.class_indices = {c: i for i, c in enumerate(classes)}
+        split = generator.validation_split
+        if subset is not None and subset not in ("training", "validation"):
+            raise ValueError(f"flow_from_directory: subset must be training or validation, "
+                             f"received {subset!r}")
+        filenames, labels = [], []
+        for c in classes:
+            folder = os.path.join(directory, c)
+            found = sorted(
+                os.path.relpath(os.path.join(root, f), directory)
+                for root, _, files in os.walk(folder, followlinks=follow_links)
+                for f in files if f.lower().endswith(_EXTENSIONS))
+            if subset is not None and split:
+                cut = int(len(found) * split)  # Keras: validation is each class's first part
+                found = found[:cut] if subset == "validation" else found[cut:]
+            filenames += found
+            labels += [self.class_indices[c]] * len(found)
+        self.directory, self.filenames = directory, filenames
+        self.classes = np.array(labels, dtype=np.int32)
+        self.filepaths = [os.path.join(directory, f) for f in filenames]
+        self.num_classes, self.samples = len(classes), len(filenames)
+        self.class_mode, self.color_mode = class_mode, color_mode
+        self.target_size, self.interpolation = tuple(target_size), interpolation
+        self.keep_aspect_ratio, self.generator = keep_aspect_ratio, generator
+        channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[color_mode]
+        self.image_shape = self.target_size + (channels,)
+        print(f"Found {self.samples} images belonging to {self.num_classes} classes.")
+        super().__init__(self.samples, batch_size, shuffle, seed)
+
+    def _get_batch(self, indices):
+        raw = np.stack([_load_cached(self.filepaths[i], self.color_mode, self.target_size,
+                                     self.interpolation, self.keep_aspect_ratio)
+                        for i in indices])
+        xb = self.generator._prepare(raw, self._rng)
+        mode = self.class_mode
+        if mode is None:
+            return xb
+        if mode == "input":
+            return xb, xb.copy()
+        labels = self.classes[indices]
+        if mode == "binary":
+            return xb, labels.astype(self.generator.dtype)
+        if mode == "sparse":
+            return xb, labels.astype(self.generator.dtype)
+        onehot = np.zeros((len(indices), self.num_classes), self.generator.dtype)
+        onehot[np.arange(len(indices)), labels] = 1
+        return xb, onehot

@@ -1,0 +1,71 @@
+"""The course's cats-versus-dogs practical, with only its imports changed (keras -> cnnx),
+on the real JPEGs in ../shared/data/catsdogs."""
+import numpy as np
+import pytest
+
+from conftest import data_dir
+
+
+def test_course_cats_vs_dogs_script(capsys):
+    dataset = data_dir() / "catsdogs"
+    if not dataset.exists():
+        pytest.skip(f"shared data not found at {dataset}")
+    pytest.importorskip("PIL")
+    import cnnx
+    cnnx.utils.set_random_seed(0)
+
+    # --- the course script; imports changed from keras to cnnx -----------------------
+    from cnnx.models import Sequential
+    from cnnx.layers import Conv2D
+    from cnnx.layers import MaxPooling2D
+    from cnnx.layers import Flatten
+    from cnnx.layers import Dense
+
+    classifier = Sequential()
+    classifier.add(Conv2D(32, (3, 3), input_shape=(64, 64, 3), activation="relu"))
+    classifier.add(MaxPooling2D(pool_size=(2, 2)))
+    classifier.add(Conv2D(32, (3, 3), activation="relu"))
+    classifier.add(MaxPooling2D(pool_size=(2, 2)))
+    classifier.add(Flatten())
+    classifier.add(Dense(units=128, activation="relu"))
+    classifier.add(Dense(units=1, activation="sigmoid"))
+    classifier.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+
+    from cnnx.preprocessing.image import ImageDataGenerator
+
+    train_datagen = ImageDataGenerator(rescale=1. / 255, shear_range=0.2, zoom_range=0.2,
+                                       horizontal_flip=True)
+    test_datagen = ImageDataGenerator(rescale=1. / 255)
+    training_set = train_datagen.flow_from_directory(str(dataset / "training_set"),
+                                                     target_size=(64, 64), batch_size=32,
+                                                     class_mode="binary")
+    test_set = test_datagen.flow_from_directory(str(dataset / "test_set"),
+                                                target_size=(64, 64), batch_size=32,
+                                                class_mode="binary")
+    history = classifier.fit(training_set, steps_per_epoch=len(training_set), epochs=3,
+                             validation_data=test_set, validation_steps=len(test_set))
+
+    from cnnx.preprocessing import image
+
+    test_image = image.load_img(str(dataset / "test_set" / "dogs" / "dog.4001.jpg"),
+                                target_size=(64, 64))
+    test_image = image.img_to_array(test_image)
+    test_image = np.expand_dims(test_image, axis=0)
+    result = classifier.predict(test_image)
+    training_set.class_indices
+    if result[0][0] == 1:
+        prediction = "dog"
+    else:
+        prediction = "cat"
+    # --- end of the course script ------------------------------------------------------
+
+    out = capsys.readouterr().out
+    assert "Found 320 images belonging to 2 classes." in out
+    assert "Found 160 images belonging to 2 classes." in out
+    assert training_set.class_indices == {"cats": 0, "dogs": 1}
+    assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert all(np.isfinite(history.history["loss"]))
+    assert result.shape == (1, 1) and 0 <= result[0][0] <= 1
+    assert prediction in ("cat", "dog")
+    print(f"data wait: {history.data_wait_s:.2f} s of {history.wall_s:.2f} s "
+          f"({history.data_wait_s / history.wall_s:.0%})")
