@@ -203,3 +203,23 @@ def test_errors_in_the_data_thread_reach_the_caller():
     model = _small_model()
     with pytest.raises(RuntimeError, match="decoder failed"):
         model.fit(broken(), steps_per_epoch=3, verbose=0)
+
+
+def test_image_dataset_from_directory():
+    root = data_dir() / "catsdogs" / "test_set"
+    if not root.exists():
+        pytest.skip("shared data not found")
+    train, val = keras.utils.image_dataset_from_directory(
+        root, image_size=(20, 24), batch_size=16, validation_split=0.5, subset="both",
+        seed=3)
+    assert train.class_names == ["cats", "dogs"] and train.samples == val.samples == 80
+    xb, yb = train[0]
+    assert xb.shape == (16, 20, 24, 3) and xb.dtype == np.float32 and xb.max() > 1
+    assert yb.dtype == np.int32 and set(yb.tolist()) <= {0, 1}
+    cat = keras.utils.image_dataset_from_directory(root, image_size=(8, 8),
+                                                   label_mode="categorical", batch_size=4)
+    assert cat[0][1].shape == (4, 2)
+    model = keras.Sequential([keras.Input((20, 24, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(train, epochs=1, verbose=0, validation_data=val)

@@ -18,7 +18,8 @@ import numpy as np
 from .. import _random
 
 __all__ = ["load_img", "img_to_array", "array_to_img", "save_img", "ImageDataGenerator",
-           "Iterator", "NumpyArrayIterator", "DirectoryIterator"]
+           "Iterator", "NumpyArrayIterator", "DirectoryIterator",
+           "image_dataset_from_directory"]
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".gif", ".webp")
 
@@ -452,6 +453,43 @@ class DirectoryIterator(Iterator):
             return xb, labels.astype(self.generator.dtype)
         if mode == "sparse":
             return xb, labels.astype(self.generator.dtype)
+        if mode == "sparse_int":  # image_dataset_from_directory's label_mode="int"
+            return xb, labels.astype(np.int32)
         onehot = np.zeros((len(indices), self.num_classes), self.generator.dtype)
         onehot[np.arange(len(indices)), labels] = 1
         return xb, onehot
+
+
+def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
+                                 class_names=None, color_mode="rgb", batch_size=32,
+                                 image_size=(256, 256), shuffle=True, seed=None,
+                                 validation_split=None, subset=None, interpolation="bilinear",
+                                 crop_to_aspect_ratio=False, verbose=True):
+    """keras.utils.image_dataset_from_directory: batches of (images, labels) from one
+    subfolder per class, images float32 in 0..255 (unscaled), labels by label_mode:
+    "int" (sparse), "categorical" (one-hot), "binary" (float32 0/1) or None.
+    Returns a Sequence of batches (usable by fit/evaluate/predict) with `class_names`.
+    Unlike Keras, the training/validation split takes each class's first files for
+    validation, as flow_from_directory does."""
+    if labels != "inferred":
+        raise ValueError("image_dataset_from_directory: only labels='inferred' is supported")
+    modes = {"int": "sparse", "categorical": "categorical", "binary": "binary", None: None}
+    if label_mode not in modes:
+        raise ValueError(f"image_dataset_from_directory: label_mode must be int, categorical, "
+                         f"binary or None, received {label_mode!r}")
+    if batch_size is None:
+        raise ValueError("image_dataset_from_directory: batch_size=None (unbatched) is not "
+                         "supported")
+    if subset == "both":
+        return tuple(image_dataset_from_directory(
+            directory, labels, label_mode, class_names, color_mode, batch_size, image_size,
+            shuffle, seed, validation_split, part, interpolation, crop_to_aspect_ratio,
+            verbose) for part in ("training", "validation"))
+    gen = ImageDataGenerator(validation_split=validation_split or 0.0)
+    dataset = DirectoryIterator(directory, gen, tuple(image_size), color_mode, class_names,
+                                modes[label_mode], batch_size, shuffle, seed, subset,
+                                interpolation, crop_to_aspect_ratio)
+    if label_mode == "int":
+        dataset.class_mode = "sparse_int"
+    dataset.class_names = list(dataset.class_indices)
+    return dataset

@@ -5,12 +5,13 @@ import numpy as np
 
 from .. import _random
 
-__all__ = ["to_categorical", "set_random_seed", "load_img", "img_to_array", "array_to_img",
-           "save_img"]
+_IMAGE = ("load_img", "img_to_array", "array_to_img", "save_img",
+          "image_dataset_from_directory")
+__all__ = ["to_categorical", "set_random_seed", *_IMAGE]
 
 
 def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.image
-    if name in ("load_img", "img_to_array", "array_to_img", "save_img"):
+    if name in _IMAGE:
         from ..preprocessing import image
         return getattr(image, name)
     raise AttributeError(f"module 'cnnx.utils' has no attribute {name!r}")
