@@ -121,3 +121,45 @@ def test_keras_style_names():
     names = [layers.Conv2D(1, 1).name, layers.Conv2D(1, 1).name,
              layers.MaxPooling2D().name, layers.BatchNormalization().name]
     assert names == ["conv2d", "conv2d_1", "max_pooling2d", "batch_normalization"]
+
+
+def test_course_filters_by_their_defining_properties():
+    from conftest import data_dir
+    from cnnx import filters
+    path = data_dir() / "catsdogs" / "training_set" / "dogs" / "dog.1.jpg"
+    if not path.exists():
+        pytest.skip("shared data not found")
+    pytest.importorskip("PIL")
+    photo = cnnx.utils.img_to_array(cnnx.utils.load_img(path))
+    constant = np.full_like(photo, 93.0)
+    # Each filter keeps the image's shape, RGB channel by channel.
+    for name, kernel in filters.FILTERS.items():
+        assert filters.apply_filter(photo, kernel).shape == photo.shape, name
+    # Detectors of change answer zero to a constant image...
+    for name in ("edge_detect", "edge_enhance", "sobel_x", "sobel_y"):
+        assert np.abs(filters.apply_filter(constant, name)).max() == 0, name
+    # ... and the smoothing and sharpening kernels (weights summing to 1) return it.
+    for name in ("sharpen", "blur"):
+        np.testing.assert_allclose(filters.apply_filter(constant, name), constant,
+                                   rtol=1e-6, err_msg=name)
+    # Blur preserves the mean: exactly with wrap-around padding, nearly with reflection.
+    assert filters.apply_filter(photo, "blur", "wrap").mean() == pytest.approx(photo.mean(),
+                                                                               rel=1e-5)
+    assert filters.apply_filter(photo, "blur").mean() == pytest.approx(photo.mean(), rel=1e-3)
+    # Sobel-x answers a vertical edge, Sobel-y does not.
+    x = np.zeros((8, 8))
+    x[:, 4:] = 1
+    assert np.abs(filters.apply_filter(x, "sobel_x")[:, 3:5]).min() > 0
+    assert np.abs(filters.apply_filter(x, "sobel_y")).max() == 0
+    gray = filters.apply_filter(photo[..., 0], "emboss")
+    assert gray.shape == photo.shape[:2]
+    with pytest.raises(ValueError, match="unknown filter 'glow'"):
+        filters.apply_filter(photo, "glow")
+
+
+def test_plot_model_text():
+    model = cnnx.Sequential([cnnx.Input((8, 8, 1)), layers.Conv2D(2, 3, activation="relu"),
+                             layers.Flatten(), layers.Dense(2, activation="softmax")])
+    text = cnnx.viz.plot_model(model)
+    assert "Input (None, 8, 8, 1)" in text and "+ relu -> (None, 6, 6, 2)" in text
+    assert text.count("v") >= 3

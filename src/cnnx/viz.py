@@ -3,7 +3,7 @@ cnnx[plot]). Figures are drawn on matplotlib's Agg canvas, without pyplot's glob
 state, so they work on machines without a display."""
 import numpy as np
 
-__all__ = ["plot_filters", "plot_feature_maps"]
+__all__ = ["plot_filters", "plot_feature_maps", "plot_history", "plot_model"]
 
 
 def _figure(n, cols, cell=1.2):
@@ -61,3 +61,51 @@ def plot_feature_maps(model, x, layer, path=None, cols=8, title=None):
     if path is not None:
         fig.savefig(path, dpi=80)
     return fig
+
+
+def plot_history(history, path=None, title=None):
+    """Loss and accuracy curves from fit's History (or its .history dict): one panel per
+    quantity, training and validation together."""
+    logs = getattr(history, "history", history)
+    keys = [k for k in sorted(logs) if not k.startswith("val_")]
+    if not keys:
+        raise ValueError("plot_history: the history holds no logs")
+    fig, axes = _figure(len(keys), len(keys), cell=3.2)
+    for ax, key in zip(axes, keys):
+        epochs = np.arange(1, len(logs[key]) + 1)
+        ax.plot(epochs, logs[key], "o-", label=key)
+        if f"val_{key}" in logs:
+            ax.plot(epochs, logs[f"val_{key}"], "s--", label=f"val_{key}")
+        ax.set_xticks(epochs)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.suptitle(title or "training history")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=80)
+    return fig
+
+
+def plot_model(model, show_shapes=True, print_fn=None):
+    """A text picture of the model: each layer with its output shape, top to bottom.
+    Returns the text; prints it when print_fn is given."""
+    rows = [f"Input {tuple(model.input_shape)}" if show_shapes else "Input"]
+    for layer in model.layers:
+        label = f"{layer.name} ({type(layer).__name__})"
+        act = getattr(layer, "_act", None)
+        if act and act != "linear" and type(layer).__name__ != "Activation":
+            label += f" + {act}"
+        rows.append(label + (f" -> {tuple(layer.output_shape)}" if show_shapes else ""))
+    width = max(len(r) for r in rows) + 4
+    lines = []
+    for i, r in enumerate(rows):
+        lines += ["+" + "-" * (width - 2) + "+", "| " + r.ljust(width - 4) + " |",
+                  "+" + "-" * (width - 2) + "+"]
+        if i < len(rows) - 1:
+            lines.append(" " * (width // 2) + "|")
+            lines.append(" " * (width // 2) + "v")
+    text = "\n".join(lines)
+    if print_fn is not None:
+        print_fn(text)
+    return text
