@@ -1,6 +1,5 @@
 """Step 4: full connection. A small fully connected classifier (Flatten, Dense, Dense) on
 the circles and squares that the demo draws, without any convolution."""
-import numpy as np
 
 import cnnx
 from cnnx.demo import draw_shapes
