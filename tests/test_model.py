@@ -249,3 +249,27 @@ def test_initial_epoch_and_steps_per_epoch():
                         verbose=0)
     assert history.epoch == [1, 2] and history.params["steps"] == 2
     assert model.optimizer.iterations == 4
+
+
+def test_concurrent_inference_from_several_threads():
+    import threading
+    model = small_model()
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((32, 6, 6, 2)).astype(np.float32) for _ in range(4)]
+    expected = [model.predict(x, batch_size=8, verbose=0) for x in xs]
+    bad = []
+
+    def work(i):
+        for _ in range(20):
+            if not np.array_equal(model.predict(xs[i], batch_size=8, verbose=0), expected[i]):
+                bad.append(i)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert bad == []
+    import copy
+    clone = copy.deepcopy(model)
+    np.testing.assert_array_equal(clone.predict(xs[0], verbose=0), expected[0])

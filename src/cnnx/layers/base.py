@@ -6,6 +6,7 @@ Layers never loop over samples or pixels: they call cnnx.ops. The forward of a t
 step keeps what its backward needs, in buffers kept per batch shape.
 """
 import re
+import threading
 
 import numpy as np
 
@@ -114,7 +115,9 @@ class Layer:
         self.input_shape = None
         self.output_shape = None
         self._weights = []
-        self._buffers = {}
+        # Scratch buffers, one set per thread, so that two threads may run inference
+        # through the same model at once (a dict, not threading.local: deepcopy works).
+        self._buffers_by_thread = {}
 
     # -- weights -------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
@@ -202,8 +205,13 @@ class Layer:
                              f"shape {tuple(shape)}, but the layer expects "
                              f"{tuple(expected)} (None: any batch size)")
 
+    @property
+    def _buffers(self):
+        return self._buffers_by_thread.setdefault(threading.get_ident(), {})
+
     def _buffer(self, key, shape, dtype=None):
-        """A scratch array kept across calls, reallocated only when the shape changes."""
+        """A scratch array kept across calls (per thread), reallocated only when the
+        shape changes."""
         dtype = np.dtype(dtype or self.dtype)
         buf = self._buffers.get(key)
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
