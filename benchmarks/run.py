@@ -1,0 +1,207 @@
+"""The benchmark suite: W1-W4, a training step (forward, backward, SGD update) and inference
+at batch 256, on cnnx, on the same network in pure NumPy (cnnx._reference kernels), and on
+PyTorch when it is importable (eager, channels_last, torch.set_num_threads matched), timed in
+turns in one process, medians of repeats. Then cnnx's per-layer breakdown at 1 thread and at
+all threads, with the peak memory of a training step.
+
+    python benchmarks/run.py [--quick] [--threads N] [--json results.json] [--md results.md]
+
+PyTorch is optional and never a cnnx dependency. GFLOP/s count 2 x multiply-adds of the conv
+and dense layers (training = 3 x forward). For NumPy's OpenBLAS, run once as the machine is
+set up and once with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`; each report states which.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import environment_line, interleaved  # noqa: E402
+from bench_models import NumpySGD, build, flops_per_sample, numpy_kernels, workloads  # noqa
+
+import cnnx  # noqa: E402
+from cnnx import layers as L  # noqa: E402
+
+
+def torch_model(model, input_shape, classes):
+    """The same network in PyTorch (NCHW semantics, channels_last memory)."""
+    import torch
+    from torch import nn
+    mods, c = [], input_shape[2]
+    for layer in model.layers:
+        if isinstance(layer, L.Conv2D):
+            k = layer.kernel_size
+            mods += [nn.Conv2d(c, layer.filters, k, padding="same" if layer.padding == "same"
+                               else 0), nn.ReLU()]
+            c = layer.filters
+        elif isinstance(layer, L.MaxPooling2D):
+            mods.append(nn.MaxPool2d(layer.pool_size))
+        elif isinstance(layer, L.Flatten):
+            mods.append(nn.Flatten())
+        elif isinstance(layer, L.Dense):
+            mods.append(nn.Linear(layer.kernel.shape[0], layer.units))
+            if layer._act == "relu":
+                mods.append(nn.ReLU())
+    net = nn.Sequential(*mods).to(memory_format=torch.channels_last)
+    loss = nn.BCEWithLogitsLoss() if classes == 1 else nn.CrossEntropyLoss()
+    return net, loss, torch.optim.SGD(net.parameters(), lr=0.01)
+
+
+def torch_thunks(model, spec, x, y, x_inf):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(cnnx.get_num_threads())
+    torch.manual_seed(0)
+    batch, shape, classes, _ = spec
+    net, loss_fn, opt = torch_model(model, shape, classes)
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).contiguous(  # noqa
+        memory_format=torch.channels_last)
+    tx, tinf = to_t(x), to_t(x_inf)
+    ty = torch.from_numpy(y) if classes == 1 else torch.from_numpy(np.argmax(y, 1))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(tx), ty).backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            net(tinf)
+    return step, infer
+
+
+def compare(names, repeats):
+    rows = []
+    for name, spec in workloads().items():
+        if names and name not in names:
+            continue
+        fast, x, y, x_inf = build(name, spec, cnnx.optimizers.SGD(0.01))
+        slow, _, _, _ = build(name, spec, NumpySGD(0.01))
+
+        def numpy_step():
+            with numpy_kernels():
+                slow._train_step(x, y, None)
+
+        def numpy_infer():
+            with numpy_kernels():
+                slow._forward(x_inf, training=False)
+
+        funcs = [lambda: fast._train_step(x, y, None), numpy_step,
+                 lambda: fast._forward(x_inf, training=False), numpy_infer]
+        torch_side = torch_thunks(fast, spec, x, y, x_inf)
+        if torch_side:
+            funcs += list(torch_side)
+        t = interleaved(funcs, repeats=repeats)
+        batch, fl = len(x), flops_per_sample(fast)
+        row = dict(workload=name, batch=batch, flops_per_sample=fl,
+                   train=dict(cnnx=batch / t[0], numpy=batch / t[1]),
+                   infer=dict(cnnx=256 / t[2], numpy=256 / t[3]))
+        if torch_side:
+            row["train"]["torch"], row["infer"]["torch"] = batch / t[4], 256 / t[5]
+        rows.append(row)
+    return rows
+
+
+def breakdown(name, threads, repeats):
+    """Per-layer forward and backward times of a cnnx training step, and its peak memory."""
+    cnnx.set_num_threads(threads)
+    model, x, y, _ = build(name, workloads()[name], cnnx.optimizers.SGD(0.01))
+    model._train_step(x, y, None)  # allocate the buffers
+    acts, h = [], x
+    for layer in model.layers:
+        acts.append(h)
+        h = layer.call(h, training=True)
+    grad = np.ones_like(h) / len(h)
+    out = []
+    for i, layer in enumerate(model.layers):
+        fwd = interleaved([lambda i=i, layer=layer: layer.call(acts[i], training=True)],
+                          repeats=repeats, settle=0.05)[0]
+        out.append([layer.name, fwd])
+    for i in reversed(range(len(model.layers))):
+        layer = model.layers[i]
+        layer.call(acts[i], training=True)
+        g = grad if i == len(model.layers) - 1 else np.ones(layer.output_shape[:0] + (
+            len(x),) + tuple(layer.output_shape[1:]), x.dtype) * 1e-3
+        bwd = interleaved([lambda layer=layer, g=g: layer.backward(g)], repeats=repeats,
+                          settle=0.05)[0]
+        out[i].append(bwd)
+    tracemalloc.start()
+    model._train_step(x, y, None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    from cnnx import ops
+    held = sum(b.nbytes for layer in model.layers for bufs in
+               layer._buffers_by_thread.values() for b in bufs.values())
+    held += ops._workspace.buffer.nbytes + sum(w.value.nbytes for w in model.weights)
+    held += sum(s.nbytes for slots in model.optimizer._slots.values() for s in slots)
+    return dict(workload=name, threads=threads, layers=out, step_new_bytes=peak,
+                held_bytes=held)
+
+
+def markdown(rows, parts):
+    has_torch = any("torch" in r["train"] for r in rows)
+    head = "| workload | train cnnx | train NumPy | x NumPy |"
+    sep = "| --- | ---: | ---: | ---: |"
+    if has_torch:
+        head += " train PyTorch | x PyTorch |"
+        sep += " ---: | ---: |"
+    head += " infer cnnx | infer NumPy | x NumPy |" + (" infer PyTorch | x PyTorch |"
+                                                       if has_torch else "")
+    sep += " ---: | ---: | ---: |" + (" ---: | ---: |" if has_torch else "")
+    lines = ["samples/s (ratios: cnnx / other)", "", head, sep]
+    for r in rows:
+        cells = [f"{r['workload']} (batch {r['batch']})"]
+        for kind in ("train", "infer"):
+            d = r[kind]
+            cells += [f"{d['cnnx']:,.0f}", f"{d['numpy']:,.0f}", f"{d['cnnx'] / d['numpy']:.2f}"]
+            if has_torch:
+                cells += [f"{d['torch']:,.0f}", f"{d['cnnx'] / d['torch']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for part in parts:
+        lines += ["", f"cnnx per layer, {part['workload']}, {part['threads']} thread(s). Memory: "
+                      f"{part['held_bytes'] / 2**20:.1f} MiB held (weights, optimizer state, "
+                      f"layer buffers, kernel workspace); a steady-state training step "
+                      f"allocates {part['step_new_bytes'] / 2**20:.2f} MiB more at its peak",
+                  "", "| layer | forward ms | backward ms |", "| --- | ---: | ---: |"]
+        lines += [f"| {n} | {f * 1e3:.3f} | {b * 1e3:.3f} |" for n, f, b in part["layers"]]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats, W1 breakdown only")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--only", default="")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--md", default=None)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    threads = args.threads or cnnx.get_num_threads()
+    cnnx.set_num_threads(threads)
+    repeats = 3 if args.quick else 7
+    header = (f"cnnx {cnnx.__version__}, {threads} threads, SIMD {cnnx._config.simd_path()}; "
+              f"{environment_line()}")
+    print(header)
+    rows = compare([n for n in args.only.split(",") if n], repeats)
+    parts = [breakdown(w, t, repeats) for w in (["W1"] if args.quick else ["W1", "W4"])
+             for t in sorted({1, threads})]
+    cnnx.set_num_threads(threads)
+    text = markdown(rows, parts)
+    print(text)
+    print(f"\n({time.perf_counter() - start:.0f} s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(header=header, rows=rows, breakdown=parts), f, indent=1)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(header + "\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
