@@ -109,25 +109,33 @@ def build(name, spec, optimizer):
     return model, x, y, x_infer
 
 
+def side_by_side(name, spec):
+    """The cnnx model, its data, and the timed calls: [cnnx train step, NumPy train step,
+    cnnx inference, NumPy inference], the NumPy side being the same network on the
+    reference kernels."""
+    fast, x, y, x_inf = build(name, spec, cnnx.optimizers.SGD(0.01))
+    slow, _, _, _ = build(name, spec, NumpySGD(0.01))
+
+    def numpy_step():
+        with numpy_kernels():
+            slow._train_step(x, y, None)
+
+    def numpy_infer():
+        with numpy_kernels():
+            slow._forward(x_inf, training=False)
+
+    funcs = [lambda: fast._train_step(x, y, None), numpy_step,
+             lambda: fast._forward(x_inf, training=False), numpy_infer]
+    return fast, x, y, x_inf, funcs
+
+
 def run(names, repeats):
     rows = []
     for name, spec in workloads().items():
         if names and name not in names:
             continue
-        fast, x, y, x_inf = build(name, spec, cnnx.optimizers.SGD(0.01))
-        slow, _, _, _ = build(name, spec, NumpySGD(0.01))
-
-        def numpy_step():
-            with numpy_kernels():
-                slow._train_step(x, y, None)
-
-        def numpy_infer():
-            with numpy_kernels():
-                slow._forward(x_inf, training=False)
-
-        t_fast, t_slow, i_fast, i_slow = interleaved(
-            [lambda: fast._train_step(x, y, None), numpy_step,
-             lambda: fast._forward(x_inf, training=False), numpy_infer], repeats=repeats)
+        fast, x, y, x_inf, funcs = side_by_side(name, spec)
+        t_fast, t_slow, i_fast, i_slow = interleaved(funcs, repeats=repeats)
         batch = len(x)
         fl = flops_per_sample(fast)
         rows.append(dict(workload=name, batch=batch,

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import environment_line, interleaved  # noqa: E402
-from bench_models import NumpySGD, build, flops_per_sample, numpy_kernels, workloads  # noqa
+from bench_models import build, flops_per_sample, side_by_side, workloads  # noqa: E402
 
 import cnnx  # noqa: E402
 from cnnx import layers as L  # noqa: E402
@@ -81,19 +81,7 @@ def compare(names, repeats):
     for name, spec in workloads().items():
         if names and name not in names:
             continue
-        fast, x, y, x_inf = build(name, spec, cnnx.optimizers.SGD(0.01))
-        slow, _, _, _ = build(name, spec, NumpySGD(0.01))
-
-        def numpy_step():
-            with numpy_kernels():
-                slow._train_step(x, y, None)
-
-        def numpy_infer():
-            with numpy_kernels():
-                slow._forward(x_inf, training=False)
-
-        funcs = [lambda: fast._train_step(x, y, None), numpy_step,
-                 lambda: fast._forward(x_inf, training=False), numpy_infer]
+        fast, x, y, x_inf, funcs = side_by_side(name, spec)
         torch_side = torch_thunks(fast, spec, x, y, x_inf)
         if torch_side:
             funcs += list(torch_side)

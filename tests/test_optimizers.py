@@ -122,3 +122,10 @@ def test_optimizer_names_and_errors():
         optimizers.SGD(clipnorm=1, clipvalue=1)
     with pytest.raises(ValueError, match="`learning_rate` must be a non-negative"):
         optimizers.Adam(-1)
+
+
+def test_apply_gradients_takes_keras_pairs():
+    a, b = Variable(np.array([1.0]), "a"), Variable(np.array([2.0]), "b")
+    opt = optimizers.SGD(0.5)
+    opt.apply_gradients([(np.array([1.0]), a), (np.array([-2.0]), b)])
+    assert (a.value[0], b.value[0], opt.iterations) == (0.5, 3.0, 1)

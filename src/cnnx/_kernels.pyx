@@ -318,11 +318,6 @@ cdef long _gemm_scratch_bytes(long M, long N, long K, long split, int nthreads,
     return bpack + nthreads * apack + partial
 
 
-def gemm_scratch_bytes(long M, long N, long K, bint split_k, int nthreads, int itemsize):
-    cdef long split = _split_k(M, N, K) if split_k else 1
-    return _gemm_scratch_bytes(M, N, K, split, nthreads, itemsize, itemsize == 4)
-
-
 cdef inline void _ukernel(bint a_rows, long kc, const floating *a, const floating *b,
                           long ldb, floating *c, long ldc, int mr, int nr, int accumulate,
                           const floating *bias, int relu) noexcept nogil:
