@@ -94,7 +94,8 @@ extensions = [
         ["src/cnnx/_kernels.pyx"],
         include_dirs=[numpy.get_include(), "src/cnnx"],
         depends=["src/cnnx/_simd.h", "src/cnnx/_ukernel_template.h",
-                 "src/cnnx/_ukernel_both.h"],
+                 "src/cnnx/_ukernel_both.h", "src/cnnx/_direct_template.h",
+                 "src/cnnx/_direct_both.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
 ]

@@ -111,6 +111,7 @@ def breakdown(name, threads, repeats):
         fwd = interleaved([lambda i=i, layer=layer: layer.call(acts[i], training=True)],
                           repeats=repeats, settle=0.05)[0]
         out.append([layer.name, fwd])
+    flops = [layer_flops(layer, len(x)) for layer in model.layers]
     for i in reversed(range(len(model.layers))):
         layer = model.layers[i]
         layer.call(acts[i], training=True)
@@ -128,11 +129,53 @@ def breakdown(name, threads, repeats):
                layer._buffers_by_thread.values() for b in bufs.values())
     held += ops._workspace.buffer.nbytes + sum(w.value.nbytes for w in model.weights)
     held += sum(s.nbytes for slots in model.optimizer._slots.values() for s in slots)
-    return dict(workload=name, threads=threads, layers=out, step_new_bytes=peak,
-                held_bytes=held)
+    return dict(workload=name, threads=threads, layers=out, flops=flops,
+                step_new_bytes=peak, held_bytes=held)
 
 
-def markdown(rows, parts):
+def layer_flops(layer, batch):
+    """(forward, backward) FLOPs of a conv or dense layer: 2 x multiply-adds; backward is
+    the kernel gradient plus, except in a first layer, the input gradient."""
+    if isinstance(layer, L.Conv2D):
+        kh, kw, c, f = layer.kernel.shape
+        _, oh, ow, _ = layer.output_shape
+        fwd = 2 * batch * oh * ow * f * kh * kw * c
+    elif isinstance(layer, L.Dense):
+        fwd = 2 * batch * layer.kernel.value.size
+    else:
+        return (0, 0)
+    return (fwd, fwd * (2 if layer._need_input_grad else 1))
+
+
+def matmul_peak(repeats):
+    """GFLOP/s of NumPy's 2048^3 float32 matmul: the machine's practical fp32 peak."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((2048, 2048)).astype(np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    t = interleaved([lambda: np.matmul(a, b, out=out)], repeats=repeats)[0]
+    return 2 * 2048 ** 3 / t / 1e9
+
+
+def conv_efficiency(part, peak):
+    """Markdown lines: each conv layer's GFLOP/s, forward and backward, against peak."""
+    lines = ["", f"Conv layers of {part['workload']} at {part['threads']} thread(s) against "
+             f"NumPy's float32 matmul peak ({peak:.0f} GFLOP/s, 2048^3, same run)", "",
+             "| layer | forward GFLOP/s | % of peak | backward GFLOP/s | % of peak |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    total_f = total_t = 0.0
+    for (name, fwd, bwd), (ff, fb) in zip(part["layers"], part["flops"]):
+        if not name.startswith("conv2d"):
+            continue
+        total_f += ff + fb
+        total_t += fwd + bwd
+        lines.append(f"| {name} | {ff / fwd / 1e9:.0f} | {100 * ff / fwd / 1e9 / peak:.0f}% | "
+                     f"{fb / bwd / 1e9:.0f} | {100 * fb / bwd / 1e9 / peak:.0f}% |")
+    g = total_f / total_t / 1e9
+    lines.append(f"| all conv, fwd+bwd | {g:.0f} | {100 * g / peak:.0f}% | | |")
+    return lines
+
+
+def markdown(rows, parts, peak=None):
     has_torch = any("torch" in r["train"] for r in rows)
     head = "| workload | train cnnx | train NumPy | x NumPy |"
     sep = "| --- | ---: | ---: | ---: |"
@@ -158,6 +201,8 @@ def markdown(rows, parts):
                       f"allocates {part['step_new_bytes'] / 2**20:.2f} MiB more at its peak",
                   "", "| layer | forward ms | backward ms |", "| --- | ---: | ---: |"]
         lines += [f"| {n} | {f * 1e3:.3f} | {b * 1e3:.3f} |" for n, f, b in part["layers"]]
+        if peak and part["workload"] == "W4" and part["threads"] > 1:
+            lines += conv_efficiency(part, peak)
     return "\n".join(lines)
 
 
@@ -165,7 +210,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats, W1 breakdown only")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--only", default="")
+    parser.add_argument("--only", default="", help="workloads to compare, e.g. W1,W3")
+    parser.add_argument("--breakdown", default=None,
+                        help="workloads to break down per layer (default W1 with --quick, "
+                             "else all)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--md", default=None)
     args = parser.parse_args(argv)
@@ -177,15 +225,19 @@ def main(argv=None):
               f"{environment_line()}")
     print(header)
     rows = compare([n for n in args.only.split(",") if n], repeats)
-    parts = [breakdown(w, t, repeats) for w in (["W1"] if args.quick else ["W1", "W4"])
+    if args.breakdown is None:
+        args.breakdown = "W1" if args.quick else ",".join(workloads())
+    parts = [breakdown(w, t, repeats) for w in args.breakdown.split(",") if w
              for t in sorted({1, threads})]
     cnnx.set_num_threads(threads)
-    text = markdown(rows, parts)
+    peak = matmul_peak(repeats) if any(p["workload"] == "W4" for p in parts) else None
+    text = markdown(rows, parts, peak)
     print(text)
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(header=header, rows=rows, breakdown=parts), f, indent=1)
+            json.dump(dict(header=header, rows=rows, breakdown=parts, matmul_peak_gflops=peak),
+                      f, indent=1)
     if args.md:
         with open(args.md, "w") as f:
             f.write(header + "\n\n" + text + "\n")

@@ -39,3 +39,13 @@ def threads():
     before = cnnx.get_num_threads()
     yield cnnx.set_num_threads
     cnnx.set_num_threads(before)
+
+
+@pytest.fixture(params=["gemm", "direct"])
+def conv_algorithm(request):
+    """Runs a test once with the im2col products and once with the direct kernels
+    (forced for every layer, wherever the SIMD path has them)."""
+    before = _kernels.conv_algorithm()
+    _kernels.set_conv_algorithm(request.param)
+    yield request.param
+    _kernels.set_conv_algorithm(before)

@@ -33,7 +33,7 @@ def assert_grad(analytic, numeric):
     ((2, 6, 5, 2), (2, 3, 2, 2), (3, 2), "valid", (1, 2)),
     ((1, 1, 1, 2), (3, 3, 2, 2), 1, "same", 1),
 ])
-def test_conv2d_gradients(case, rng):
+def test_conv2d_gradients(case, rng, conv_algorithm):
     xshape, kshape, s, pad, d = case
     x = rng.standard_normal(xshape)
     kernel = rng.standard_normal(kshape)
@@ -111,3 +111,34 @@ def test_sigmoid_cross_entropy_gradient(rng):
     t = rng.random((6, 2))
     _, grad = ops.sigmoid_cross_entropy(z, t)
     assert_grad(grad, numerical_grad(lambda: ops.sigmoid_cross_entropy(z, t)[0].sum(), z))
+
+
+@pytest.mark.parametrize("first_filters", [4, 32])   # 32: the channel-vectorised path
+def test_model_gradients_with_relu_fused_into_pooling(first_filters, rng, conv_algorithm):
+    """A conv (ReLU) -> max-pool stack through the model's backward pass, where the pools
+    apply the convs' ReLU masks and the first conv fuses its mask into its kernel
+    gradient, against finite differences in float64."""
+    from cnnx import layers as L
+    from cnnx.models import Sequential
+    model = Sequential([
+        L.Input((9, 9, 2)),
+        L.Conv2D(first_filters, 3, activation="relu", dtype="float64"),
+        L.MaxPooling2D(2, strides=1, padding="same", dtype="float64"),
+        L.Conv2D(5, 3, activation="relu", dtype="float64"),
+        L.MaxPooling2D(2, dtype="float64"),
+        L.Flatten(dtype="float64"),
+        L.Dense(3, dtype="float64"),
+    ])
+    x = rng.standard_normal((3, 9, 9, 2))
+    out = model._forward(x, training=True)
+    r = rng.standard_normal(out.shape)
+
+    def loss():
+        return np.sum(model._forward(x, training=True) * r)
+
+    model._forward(x, training=True)
+    model._backward(r)
+    for layer in (model.layers[0], model.layers[2]):
+        for var in (layer.kernel, layer.bias):
+            analytic = var.grad.copy()
+            assert_grad(analytic, numerical_grad(loss, var.value))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from cnnx import _kernels
 from cnnx import _reference as ref
 from cnnx import ops
 
@@ -47,12 +48,12 @@ def _conv_check(case, dtype, rng, bias=True, activation=None):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_matches_reference(case, dtype, rng, simd_path):
+def test_conv2d_matches_reference(case, dtype, rng, simd_path, conv_algorithm):
     _conv_check(case, dtype, rng)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv2d_fused_relu_and_no_bias(dtype, rng):
+def test_conv2d_fused_relu_and_no_bias(dtype, rng, conv_algorithm):
     for case in CONV_CASES[:4]:
         _conv_check(case, dtype, rng, bias=False, activation="relu")
         _conv_check(case, dtype, rng, bias=True, activation="relu")
@@ -78,12 +79,87 @@ def test_conv2d_input_grad_can_be_skipped(rng):
     f=st.integers(1, 20), kh=st.integers(1, 4), kw=st.integers(1, 4),
     sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
     padding=st.sampled_from(["valid", "same"]), seed=st.integers(0, 2 ** 32 - 1),
+    algorithm=st.sampled_from(["gemm", "direct"]), dtype=st.sampled_from(DTYPES),
 )
-def test_conv2d_random_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, seed):
+def test_conv2d_random_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, seed,
+                                algorithm, dtype):
     if padding == "valid" and ((kh - 1) * dh + 1 > h or (kw - 1) * dw + 1 > w):
         return  # rejected by validation, tested elsewhere
     rng = np.random.default_rng(seed)
-    _conv_check((n, h, w, c, f, (kh, kw), (sh, sw), padding, (dh, dw)), np.float64, rng)
+    before = _kernels.conv_algorithm()
+    _kernels.set_conv_algorithm(algorithm)
+    try:
+        _conv_check((n, h, w, c, f, (kh, kw), (sh, sw), padding, (dh, dw)), dtype, rng)
+    finally:
+        _kernels.set_conv_algorithm(before)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32, 1, 6, (5, 5)), (2, 28, 28, 1, 32, (3, 3)),
+                                   (2, 14, 14, 6, 16, (5, 5)), (2, 64, 64, 3, 32, (3, 3))])
+def test_conv2d_direct_agrees_with_gemm_at_network_shapes(shape, rng):
+    """The two algorithms on the first layers of benchmarks/run.py's networks, where
+    "auto" picks the direct kernels; both must agree with the reference and each other."""
+    n, h, w, c, f, k = shape
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    kernel = rng.standard_normal(k + (c, f)).astype(np.float32)
+    dy = rng.standard_normal((n, h - k[0] + 1, w - k[1] + 1, f)).astype(np.float32)
+    before = _kernels.conv_algorithm()
+    results = {}
+    try:
+        for algorithm in ("gemm", "direct"):
+            _kernels.set_conv_algorithm(algorithm)
+            results[algorithm] = (ops.conv2d(x, kernel, activation="relu"),
+                                  *ops.conv2d_backward(x, kernel, dy, input_grad=False)[1:])
+    finally:
+        _kernels.set_conv_algorithm(before)
+    for a, b in zip(results["gemm"], results["direct"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(results["direct"][0],
+                               ref.conv2d(x, kernel, activation="relu"), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("input_grad", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c,f,padding", [(1, 32, "valid"), (3, 64, "same"), (1, 6, "valid"),
+                                         (8, 16, "same")])
+def test_conv2d_backward_fuses_relu_mask(c, f, padding, dtype, input_grad, rng,
+                                         conv_algorithm, simd_path):
+    """relu_output=y gives what relu_backward then conv2d_backward give."""
+    x = rng.standard_normal((5, 9, 11, c)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, c, f)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    y = ops.conv2d(x, kernel, bias, padding=padding, activation="relu")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    got = ops.conv2d_backward(x, kernel, dy, padding=padding, input_grad=input_grad,
+                              relu_output=y)
+    want = ref.conv2d_backward(x, kernel, ref.relu_backward(dy, y), padding=padding)
+    for name, g, r in zip(("dx", "dkernel", "dbias"), got, want):
+        if input_grad or name != "dx":
+            np.testing.assert_allclose(g, r, err_msg=name, **TOL[dtype])
+    with pytest.raises(ValueError, match="relu_output"):
+        ops.conv2d_backward(x, kernel, dy, padding=padding, relu_output=y[:, :1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_backward_fuses_relu_mask(dtype, rng):
+    """relu_output=pooled gives relu_backward(max_pool2d_backward(dy), relu input)."""
+    z = rng.standard_normal((3, 8, 9, 6)).astype(dtype)
+    z[0, :2, :2, :] = -1.0                      # a window with nothing positive
+    a = ref.relu(z)
+    p, arg = ops.max_pool2d(a, 3, 2, "same")
+    dy = rng.standard_normal(p.shape).astype(dtype)
+    want = ref.relu_backward(ref.max_pool2d_backward(dy, arg, a.shape), a)
+    got = ops.max_pool2d_backward(dy, arg, a.shape, relu_output=p)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        ref.max_pool2d_backward(dy, arg, a.shape, relu_output=p), want)
+    with pytest.raises(ValueError, match="relu_output"):
+        ops.max_pool2d_backward(dy, arg, a.shape, relu_output=p[:, :1])
+
+
+def test_conv_algorithm_rejects_unknown_names():
+    with pytest.raises(ValueError, match="conv algorithm"):
+        _kernels.set_conv_algorithm("winograd")
 
 
 POOL_CASES = [
@@ -94,12 +170,14 @@ POOL_CASES = [
     ((2, 6, 6, 3), 3, 1, "same"),
     ((2, 26, 26, 32), 2, None, "valid"),
     ((1, 4, 9, 5), (1, 2), (3, 1), "same"),
+    ((2, 7, 9, 32), 3, 2, "same"),    # channels in whole vectors: the SIMD row kernel
+    ((2, 5, 5, 16), (2, 3), 1, "same"),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,pool,strides,padding", POOL_CASES)
-def test_max_pool_matches_reference(shape, pool, strides, padding, dtype, rng):
+def test_max_pool_matches_reference(shape, pool, strides, padding, dtype, rng, simd_path):
     x = rng.standard_normal(shape).astype(dtype)
     x[x < 0] = 0  # many ties, as after a ReLU: the first maximum must win in both
     y, arg = ops.max_pool2d(x, pool, strides, padding)
@@ -216,6 +294,22 @@ def test_nan_passes_through_without_crash():
     assert np.isnan(ops.softmax(np.array([[np.nan, 1.0]]))).all()
     dx, dk, db = ops.conv2d_backward(x, kernel, np.ones_like(y))
     assert np.isnan(dk).any()
+
+
+def test_values_no_window_reads_do_not_leak(rng, conv_algorithm, simd_path):
+    """Stride 2, valid: the last column (19) is under no window. The direct kernels'
+    spare vector lanes do read it; inf there must not reach y or the gradients."""
+    x = rng.standard_normal((2, 9, 20, 1)).astype(np.float32)
+    x[:, :, 19, :] = np.inf
+    kernel = rng.standard_normal((3, 3, 1, 6)).astype(np.float32)
+    y = ops.conv2d(x, kernel, strides=2)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    clean = x.copy()
+    clean[:, :, 19, :] = 0
+    np.testing.assert_allclose(y, ref.conv2d(clean, kernel, strides=2), rtol=1e-4, atol=1e-4)
+    for got, want in zip(ops.conv2d_backward(x, kernel, dy, strides=2),
+                         ref.conv2d_backward(clean, kernel, dy, strides=2)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_empty_batch(rng):

@@ -36,8 +36,14 @@ def _all_kernels(rng):
     bigk = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
     out += ops.conv2d_backward(big, bigk, rng.standard_normal((128, 10, 10, 32)).astype(
         np.float32))[1:]  # P = 12800: split-K reduction
+    first = rng.standard_normal((20, 32, 32, 1)).astype(np.float32)  # a first layer
+    first_k = rng.standard_normal((5, 5, 1, 6)).astype(np.float32)
+    out += [ops.conv2d(first, first_k, bias[:6], activation="relu"),
+            *ops.conv2d_backward(first, first_k, rng.standard_normal((20, 28, 28, 6)).astype(
+                np.float32), input_grad=False)[1:]]
     p, arg = ops.max_pool2d(y, 2)
     out += [p, arg, ops.max_pool2d_backward(p, arg, y.shape)]
+    out += list(ops.max_pool2d(np.concatenate([y, y[..., :8]], axis=3), 3, 2, "same"))
     out += [ops.average_pool2d(y, 3, 2, "same"),
             ops.average_pool2d_backward(p, y.shape, 2)]
     out += [ops.relu(dy), ops.relu_backward(dy, y)]
@@ -55,7 +61,7 @@ def _all_kernels(rng):
 
 
 @pytest.mark.parametrize("n", [2, 3, 5])
-def test_bitwise_identical_for_any_thread_count(n, threads):
+def test_bitwise_identical_for_any_thread_count(n, threads, conv_algorithm):
     threads(1)
     one = _all_kernels(np.random.default_rng(7))
     threads(n)

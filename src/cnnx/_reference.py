@@ -69,7 +69,9 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
 
 
 def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
-                    use_bias=True, input_grad=True):
+                    use_bias=True, input_grad=True, relu_output=None):
+    if relu_output is not None:
+        dy = relu_backward(dy, relu_output)
     strides, dilation, pads, out = _conv_args(x, kernel, strides, padding, dilation_rate)
     kh, kw, c, f = kernel.shape
     n, h, w, _ = x.shape
@@ -149,7 +151,9 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     return best, arg
 
 
-def max_pool2d_backward(dy, argmax, input_shape):
+def max_pool2d_backward(dy, argmax, input_shape, relu_output=None):
+    if relu_output is not None:  # the pool's input was a ReLU's output (see cnnx.ops)
+        dy = relu_backward(dy, relu_output)
     n = input_shape[0]
     per_sample = int(np.prod(input_shape[1:]))
     dx = np.zeros((n, per_sample), dy.dtype)

@@ -19,6 +19,15 @@ typedef void (*cnnx_ukernel_f32)(long, const float *, const float *, long, float
                                  int, int, const float *, int);
 typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, long, double *, long,
                                  int, int, int, const double *, int);
+/* Direct convolution (_direct_template.h): forward tile and kernel-gradient tile. */
+typedef void (*cnnx_dfwd_f32)(long, const float *, const long *, long, const float *, long,
+                              int, long, long, float *, long, int, const float *, int);
+typedef void (*cnnx_dfwd_f64)(long, const double *, const long *, long, const double *,
+                              long, int, long, long, double *, long, int, const double *, int);
+typedef void (*cnnx_dkgrad_f32)(long, long, int, const float *, long, const long *, int,
+                                const float *, long, float *, long, int);
+typedef void (*cnnx_dkgrad_f64)(long, long, int, const double *, long, const long *, int,
+                                const double *, long, double *, long, int);
 
 #if defined(__GNUC__) || defined(__clang__)
 #  if defined(__clang__)
@@ -35,6 +44,11 @@ typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, long, dou
 #define UK_MR 6
 #define UK_ATTR_ CNNX_GENERIC_ATTR
 #include "_ukernel_both.h"
+#define UK_PATH generic
+#define UK_VBYTES 16
+#define UK_ATTR_ CNNX_GENERIC_ATTR
+#define DK_REGS 16
+#include "_direct_both.h"
 
 #  if defined(__x86_64__) || defined(_M_X64)
 #    define CNNX_X86 1
@@ -43,11 +57,21 @@ typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, long, dou
 #define UK_MR 6
 #define UK_ATTR_ __attribute__((target("avx2,fma")))
 #include "_ukernel_both.h"
+#define UK_PATH avx2
+#define UK_VBYTES 32
+#define UK_ATTR_ __attribute__((target("avx2,fma")))
+#define DK_REGS 16
+#include "_direct_both.h"
 #define UK_PATH avx512
 #define UK_VBYTES 64
 #define UK_MR 12
 #define UK_ATTR_ __attribute__((target("avx512f")))
 #include "_ukernel_both.h"
+#define UK_PATH avx512
+#define UK_VBYTES 64
+#define UK_ATTR_ __attribute__((target("avx512f")))
+#define DK_REGS 32
+#include "_direct_both.h"
 #  endif
 #  if defined(__aarch64__)
 #    define CNNX_GENERIC_NAME "neon"
@@ -87,6 +111,36 @@ static cnnx_ukernel_f32 cnnx_uk_f32[2] = {0, 0};
 static cnnx_ukernel_f64 cnnx_uk_f64[2] = {0, 0};
 static int cnnx_mr_f32 = 0, cnnx_nr_f32 = 0, cnnx_mr_f64 = 0, cnnx_nr_f64 = 0;
 static const char *cnnx_simd_name = "none";
+/* Direct convolution, index 0: blocks of 2 filters, 1: blocks of 4. cnnx_dk_np: pixel
+ * vectors (forward) or taps (kernel gradient) per tile; cnnx_dk_vw_*: vector lanes.
+ * cnnx_dk_ok is 0 where the path has no direct kernels (then im2col products do all). */
+static cnnx_dfwd_f32 cnnx_dk_fwd_f32[2] = {0, 0};
+static cnnx_dfwd_f64 cnnx_dk_fwd_f64[2] = {0, 0};
+static cnnx_dkgrad_f32 cnnx_dk_kgrad_f32[2] = {0, 0};
+static cnnx_dkgrad_f64 cnnx_dk_kgrad_f64[2] = {0, 0};
+static int cnnx_dk_np[2] = {0, 0};
+typedef void (*cnnx_maxpool_f32)(const float *, long, long, long, long, long, long, long,
+                                 long, float *, int32_t *, long);
+typedef void (*cnnx_maxpool_f64)(const double *, long, long, long, long, long, long, long,
+                                 long, double *, int32_t *, long);
+/* Channel-vectorised direct kernels (_nhwc_template.h): tiles of cnnx_nk_mr pixels or
+ * taps times 2 vectors of output channels. */
+typedef void (*cnnx_nfwd_f32)(long, const float *, const long *, const long *, int,
+                              const float *, long, float *, const float *, int);
+typedef void (*cnnx_nfwd_f64)(long, const double *, const long *, const long *, int,
+                              const double *, long, double *, const double *, int);
+typedef void (*cnnx_nkgrad_f32)(long, long, long, long, const float *, const long *, int,
+                                const float *, const float *, long, float *, float *);
+typedef void (*cnnx_nkgrad_f64)(long, long, long, long, const double *, const long *, int,
+                                const double *, const double *, long, double *, double *);
+static cnnx_nfwd_f32 cnnx_nk_fwd_f32 = 0;
+static cnnx_nfwd_f64 cnnx_nk_fwd_f64 = 0;
+static cnnx_nkgrad_f32 cnnx_nk_kgrad_f32 = 0;
+static cnnx_nkgrad_f64 cnnx_nk_kgrad_f64 = 0;
+static int cnnx_nk_mr = 0;
+static cnnx_maxpool_f32 cnnx_mp_f32 = 0;   /* 0: no vector path, pool in Cython */
+static cnnx_maxpool_f64 cnnx_mp_f64 = 0;
+static int cnnx_dk_vw_f32 = 0, cnnx_dk_vw_f64 = 0, cnnx_dk_ok = 0;
 
 /* Points the dispatch at one path's four kernels and their tile shapes. */
 #define CNNX_USE(path)                                                                 \
@@ -95,6 +149,24 @@ static const char *cnnx_simd_name = "none";
         cnnx_uk_f64[0] = cnnx_uk_f64_##path##_k; cnnx_uk_f64[1] = cnnx_uk_f64_##path##_r; \
         cnnx_mr_f32 = cnnx_uk_f32_##path##_MR; cnnx_nr_f32 = cnnx_uk_f32_##path##_NR;      \
         cnnx_mr_f64 = cnnx_uk_f64_##path##_MR; cnnx_nr_f64 = cnnx_uk_f64_##path##_NR;      \
+        cnnx_dk_fwd_f32[0] = cnnx_dk_f32_##path##_fb2_fwd;                                 \
+        cnnx_dk_fwd_f32[1] = cnnx_dk_f32_##path##_fb4_fwd;                                 \
+        cnnx_dk_fwd_f64[0] = cnnx_dk_f64_##path##_fb2_fwd;                                 \
+        cnnx_dk_fwd_f64[1] = cnnx_dk_f64_##path##_fb4_fwd;                                 \
+        cnnx_dk_kgrad_f32[0] = cnnx_dk_f32_##path##_fb2_kgrad;                             \
+        cnnx_dk_kgrad_f32[1] = cnnx_dk_f32_##path##_fb4_kgrad;                             \
+        cnnx_dk_kgrad_f64[0] = cnnx_dk_f64_##path##_fb2_kgrad;                             \
+        cnnx_dk_kgrad_f64[1] = cnnx_dk_f64_##path##_fb4_kgrad;                             \
+        cnnx_dk_np[0] = cnnx_dk_any_##path##_NP2; cnnx_dk_np[1] = cnnx_dk_any_##path##_NP4; \
+        cnnx_dk_vw_f32 = cnnx_dk_f32_##path##_VW; cnnx_dk_vw_f64 = cnnx_dk_f64_##path##_VW; \
+        cnnx_dk_ok = 1;                                                                    \
+        cnnx_mp_f32 = cnnx_dk_f32_##path##_maxpool;                                        \
+        cnnx_nk_fwd_f32 = cnnx_dk_f32_##path##_nhwc_fwd;                                   \
+        cnnx_nk_fwd_f64 = cnnx_dk_f64_##path##_nhwc_fwd;                                   \
+        cnnx_nk_kgrad_f32 = cnnx_dk_f32_##path##_nhwc_kgrad;                               \
+        cnnx_nk_kgrad_f64 = cnnx_dk_f64_##path##_nhwc_kgrad;                               \
+        cnnx_nk_mr = cnnx_dk_any_##path##_NHWC_MR;                                         \
+        cnnx_mp_f64 = cnnx_dk_f64_##path##_maxpool;                                        \
     } while (0)
 
 static int cnnx_simd_available(const char *name)

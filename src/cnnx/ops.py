@@ -223,10 +223,13 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
 
 
 def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
-                    use_bias=True, input_grad=True, out=None):
-    """Gradients of conv2d (without activation) given dy = dL/dy.
+                    use_bias=True, input_grad=True, out=None, relu_output=None):
+    """Gradients of conv2d given dy = dL/dy.
     Returns (dx, dkernel, dbias); dx is None when input_grad is False (a first layer),
-    dbias is None when use_bias is False. `out`: optional (dx, dkernel, dbias) buffers."""
+    dbias is None when use_bias is False. `out`: optional (dx, dkernel, dbias) buffers.
+    Without `relu_output` the conv had no activation. With it (the conv's output after
+    a fused ReLU), dy is first masked where relu_output <= 0, as relu_backward does; the
+    kernel gradient of a first layer does that in the same pass."""
     where = "conv2d_backward"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -235,14 +238,22 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
         x, kernel, strides, padding, dilation_rate, where)
     _check_grad(dy, (x.shape[0], oh, ow, kernel.shape[3]), where)
+    if relu_output is not None:
+        relu_output = np.ascontiguousarray(_array(relu_output, "relu_output", where, ndim=4))
+        if relu_output.shape != dy.shape or relu_output.dtype != dy.dtype:
+            raise ValueError(f"{where}: `relu_output` must match dy, expected shape "
+                             f"{dy.shape} and dtype {dy.dtype}, received shape "
+                             f"{relu_output.shape} and dtype {relu_output.dtype}")
+        if input_grad:  # dx needs the masked dy too: mask once, up front
+            dy, relu_output = relu_backward(dy, relu_output), None
     dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, kernel.shape[3], use_bias,
                                                   input_grad, where)
     if empty:
         return dx, dkernel, dbias
     work = dy.size * kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
     nthreads = threads_for(work)
-    _kernels.conv2d_kernel_grad(x, dy, dkernel, dbias, strides[0], strides[1], ph, pw,
-                                dilation[0], dilation[1], nthreads, _workspace)
+    _kernels.conv2d_kernel_grad(x, dy, dkernel, dbias, relu_output, strides[0], strides[1],
+                                ph, pw, dilation[0], dilation[1], nthreads, _workspace)
     if input_grad:
         _kernels.conv2d_input_grad(dy, kernel, dx, strides[0], strides[1], ph, pw,
                                    dilation[0], dilation[1], nthreads, _workspace)
@@ -330,10 +341,19 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
     return y, argmax
 
 
-def max_pool2d_backward(dy, argmax, input_shape, out=None):
-    """Scatter dy to the positions recorded by max_pool2d's argmax."""
+def max_pool2d_backward(dy, argmax, input_shape, out=None, relu_output=None):
+    """Scatter dy to the positions recorded by max_pool2d's argmax. When the pool's
+    input was a ReLU's output, pass the pool's output as `relu_output`: dy is then dropped
+    where it is not > 0, which is ReLU's backward pass (the mask at each argmax is the
+    pooled value's), fused into the scatter."""
     where = "max_pool2d_backward"
     dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
+    if relu_output is not None:
+        relu_output = np.ascontiguousarray(_array(relu_output, "relu_output", where, ndim=4))
+        if relu_output.shape != dy.shape or relu_output.dtype != dy.dtype:
+            raise ValueError(f"{where}: `relu_output` must match dy, expected shape "
+                             f"{dy.shape} and dtype {dy.dtype}, received shape "
+                             f"{relu_output.shape} and dtype {relu_output.dtype}")
     if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32:
         raise TypeError(f"{where}: `argmax` must be the int32 array from max_pool2d, "
                         f"received {getattr(argmax, 'dtype', type(argmax).__name__)}")
@@ -343,7 +363,8 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None):
         raise ValueError(f"{where}: `input_shape` {input_shape} does not match dy's "
                          f"batch and channels {dy.shape}")
     dx = _output(out, input_shape, dy.dtype, where)
-    bad = _kernels.max_pool2d_grad(dy, np.ascontiguousarray(argmax), dx, threads_for(dx.size))
+    bad = _kernels.max_pool2d_grad(dy, np.ascontiguousarray(argmax), dx, relu_output,
+                                   threads_for(dx.size))
     if bad:
         per_sample = input_shape[1] * input_shape[2] * input_shape[3]
         raise ValueError(f"{where}: `argmax` holds {bad} indices outside [0, {per_sample}); "

@@ -55,15 +55,24 @@ class Conv2D(_Activated):
         self._x = inputs
         return self._activate(z)
 
-    def backward(self, grad):
-        g = self._activation_grad(grad)
+    def backward(self, grad, relu_done=False):
+        """relu_done: grad is already dL/d(pre-activation), the ReLU's mask applied by the
+        max pooling above (the model asks for it)."""
         x = self._x
+        relu_output = None
+        if relu_done:
+            g = grad
+        elif self._fused_relu and not self._need_input_grad:
+            g, relu_output = grad, self._out   # a first layer: the kernel masks dy itself
+        else:
+            g = self._activation_grad(grad)
         dx, dk, db = ops.conv2d_backward(
             x, self.kernel.value, g, self.strides, self.padding, self.dilation_rate,
             self.use_bias, self._need_input_grad,
             out=(self._buffer("dx", x.shape) if self._need_input_grad else None,
                  self._buffer("dkernel", self.kernel.shape),
-                 self._buffer("dbias", (self.filters,)) if self.use_bias else None))
+                 self._buffer("dbias", (self.filters,)) if self.use_bias else None),
+            relu_output=relu_output)
         self.kernel.grad = dk
         if self.use_bias:
             self.bias.grad = db

@@ -50,12 +50,15 @@ class MaxPooling2D(_Pooling2D):
         y, self._argmax = ops.max_pool2d(
             inputs, self.pool_size, self.strides, self.padding,
             out=(self._buffer("y", shape), self._buffer("argmax", shape, np.int32)))
-        self._x_shape = inputs.shape
+        self._x_shape, self._y = inputs.shape, y
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, relu_mask=False):
+        """relu_mask: the input came from a ReLU whose backward pass is done here, fused
+        into the scatter (the model asks for it; the ReLU's layer then skips its own)."""
         return ops.max_pool2d_backward(grad, self._argmax, self._x_shape,
-                                       out=self._buffer("dx", self._x_shape))
+                                       out=self._buffer("dx", self._x_shape),
+                                       relu_output=self._y if relu_mask else None)
 
 
 class AveragePooling2D(_Pooling2D):

@@ -171,11 +171,21 @@ class Sequential:
         return x
 
     def _backward(self, grad):
-        for layer in reversed(self._layers):
-            if layer is self._layers[0] and not getattr(layer, "_need_input_grad", True):
-                layer.backward(grad)
+        layers = self._layers
+        relu_done = False
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
+            if relu_done:
+                grad = layer.backward(grad, relu_done=True)
+                relu_done = False
+            elif i > 0 and _relu_then_max_pool(layers[i - 1], layer):
+                # Fusion: the pool's scatter applies the conv's ReLU mask (one pass fewer).
+                grad = layer.backward(grad, relu_mask=True)
+                relu_done = True
+            else:
+                grad = layer.backward(grad)
+            if i == 0 or grad is None:   # a first layer computes no dL/dx
                 return
-            grad = layer.backward(grad)
 
     def __call__(self, inputs, training=False):
         x = self._check_x(inputs, "__call__")
@@ -731,3 +741,12 @@ def _single(tensors, name):
         raise TypeError(f"Model: `{name}` must be keras.Input(...) or a layer's output, "
                         f"received {type(tensors).__name__}")
     return tensors
+
+
+def _relu_then_max_pool(below, layer):
+    """Is `layer` a max pooling whose input is `below`'s fused-ReLU conv output? Then
+    the pool's backward applies the ReLU mask and the conv skips its own pass."""
+    from ..layers.convolutional import Conv2D
+    from ..layers.pooling import MaxPooling2D
+    return (isinstance(layer, MaxPooling2D) and isinstance(below, Conv2D)
+            and below._fused_relu)
