@@ -57,6 +57,12 @@ def layer_cases(name, spec, rng):
                           x, k, dy, input_grad=not f, out=g),
                       lambda x=x, k=k, dy=dy, f=first: ref.conv2d_backward(x, k, dy,
                                                                           input_grad=not f)))
+        if first:  # the first layer's kernel gradient applies the ReLU mask itself
+            cases.append((f"{tag} bwd+relu, fused", bwd_flops,
+                          lambda x=x, k=k, dy=dy, y=y, g=grads: ops.conv2d_backward(
+                              x, k, dy, input_grad=False, out=g, relu_output=y),
+                          lambda x=x, k=k, dy=dy, y=y: ref.conv2d_backward(
+                              x, k, dy, input_grad=False, relu_output=y)))
         cases.append((f"relu{i} fwd", None,
                       lambda y=y, out=out: ops.relu(y, out=out), lambda y=y: ref.relu(y)))
         cases.append((f"relu{i} bwd", None,
@@ -74,6 +80,12 @@ def layer_cases(name, spec, rng):
                       lambda dp=dp, arg=arg, s=y.shape, o=np.empty_like(y):
                           ops.max_pool2d_backward(dp, arg, s, out=o),
                       lambda dp=dp, arg=arg_ref, s=y.shape: ref.max_pool2d_backward(dp, arg, s)))
+        # In a network, relu bwd follows maxpool bwd; both sides fuse it (cnnx's layers do).
+        cases.append((f"maxpool{i}+relu{i} bwd, fused", None,
+                      lambda dp=dp, arg=arg, s=y.shape, o=np.empty_like(y), p=p:
+                          ops.max_pool2d_backward(dp, arg, s, out=o, relu_output=p),
+                      lambda dp=dp, arg=arg_ref, s=y.shape, p=p:
+                          ref.max_pool2d_backward(dp, arg, s, relu_output=p)))
         x = p
     flat = x.reshape(n, -1)
     for j, units in enumerate(spec["dense"], 1):

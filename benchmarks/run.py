@@ -7,12 +7,15 @@ all threads, with the peak memory of a training step.
     python benchmarks/run.py [--quick] [--threads N] [--json results.json] [--md results.md]
 
 PyTorch is optional and never a cnnx dependency. GFLOP/s count 2 x multiply-adds of the conv
-and dense layers (training = 3 x forward). For NumPy's OpenBLAS, run once as the machine is
-set up and once with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`; each report states which.
+and dense layers (training = 3 x forward). NumPy's OpenBLAS reads OPENBLAS_CORETYPE once, at
+load, so the NumPy side is timed again in a child process under the other environment
+(Haswell kernels when this run has them unset, unset when set); --quick and --no-other-env
+skip that.
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -96,6 +99,45 @@ def compare(names, repeats):
     return rows
 
 
+# The other OpenBLAS environment: these machines set OPENBLAS_CORETYPE=Haswell (and an
+# L2 size), which slows NumPy's matmul about 1.8x on AVX-512; unset is NumPy's best.
+OTHER_BLAS_ENV = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "524288"}
+
+
+def numpy_only(names, repeats):
+    """Samples/s of the NumPy side alone (train, infer) per workload, in this process."""
+    out = {}
+    for name, spec in workloads().items():
+        if names and name not in names:
+            continue
+        _, x, _, _, funcs = side_by_side(name, spec)
+        t = interleaved([funcs[1], funcs[3]], repeats=repeats)
+        out[name] = dict(train=len(x) / t[0], infer=256 / t[1])
+    return out
+
+
+def numpy_other_env(names, repeats, threads):
+    """The NumPy side again in a child process with the other OpenBLAS environment
+    (OpenBLAS reads it once, at load): set when this run has it unset, and vice versa."""
+    env = dict(os.environ)
+    if any(k in env for k in OTHER_BLAS_ENV):
+        for k in OTHER_BLAS_ENV:
+            env.pop(k, None)
+    else:
+        env.update(OTHER_BLAS_ENV)
+    code = ("import json, sys; sys.path.insert(0, %r); import run, cnnx; "
+            "cnnx.set_num_threads(%d); print(json.dumps([run._timing_env(), "
+            "run.numpy_only(%r, %d)]))" % (os.path.dirname(os.path.abspath(__file__)), threads,
+                                            names, repeats))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _timing_env():
+    return environment_line()
+
+
 def breakdown(name, threads, repeats):
     """Per-layer forward and backward times of a cnnx training step, and its peak memory."""
     cnnx.set_num_threads(threads)
@@ -175,7 +217,7 @@ def conv_efficiency(part, peak):
     return lines
 
 
-def markdown(rows, parts, peak=None):
+def markdown(rows, parts, peak=None, other=None):
     has_torch = any("torch" in r["train"] for r in rows)
     head = "| workload | train cnnx | train NumPy | x NumPy |"
     sep = "| --- | ---: | ---: | ---: |"
@@ -194,6 +236,29 @@ def markdown(rows, parts, peak=None):
             if has_torch:
                 cells += [f"{d['torch']:,.0f}", f"{d['cnnx'] / d['torch']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    sides = ["cnnx", "numpy"] + (["torch"] if has_torch else [])
+    lines += ["", "GFLOP/s (2 x multiply-adds of the conv and dense layers; training = 3 x "
+                  "forward)", "",
+              "| workload | " + " | ".join(f"train {x}" for x in sides) + " | "
+              + " | ".join(f"infer {x}" for x in sides) + " |",
+              "| --- |" + " ---: |" * (2 * len(sides))]
+    for r in rows:
+        fl = r["flops_per_sample"]
+        cells = [f"{3 * fl * r['train'][x] / 1e9:.0f}" for x in sides]
+        cells += [f"{fl * r['infer'][x] / 1e9:.0f}" for x in sides]
+        lines.append(f"| {r['workload']} | " + " | ".join(cells) + " |")
+    if other:
+        env, numbers = other
+        lines += ["", f"NumPy side again, in a child process with {env} (ratios against the "
+                      "cnnx figures above)", "",
+                  "| workload | train NumPy | x NumPy | infer NumPy | x NumPy |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for r in rows:
+            o = numbers.get(r["workload"])
+            if o:
+                lines.append(f"| {r['workload']} | {o['train']:,.0f} | "
+                             f"{r['train']['cnnx'] / o['train']:.2f} | {o['infer']:,.0f} | "
+                             f"{r['infer']['cnnx'] / o['infer']:.2f} |")
     for part in parts:
         lines += ["", f"cnnx per layer, {part['workload']}, {part['threads']} thread(s). Memory: "
                       f"{part['held_bytes'] / 2**20:.1f} MiB held (weights, optimizer state, "
@@ -208,9 +273,12 @@ def markdown(rows, parts, peak=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 repeats, W1 breakdown only")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repeats, W1 breakdown only, no second OpenBLAS environment")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--only", default="", help="workloads to compare, e.g. W1,W3")
+    parser.add_argument("--no-other-env", action="store_true",
+                        help="skip timing NumPy again under the other OpenBLAS environment")
     parser.add_argument("--breakdown", default=None,
                         help="workloads to break down per layer (default W1 with --quick, "
                              "else all)")
@@ -224,20 +292,23 @@ def main(argv=None):
     header = (f"cnnx {cnnx.__version__}, {threads} threads, SIMD {cnnx._config.simd_path()}; "
               f"{environment_line()}")
     print(header)
-    rows = compare([n for n in args.only.split(",") if n], repeats)
+    names = [n for n in args.only.split(",") if n]
+    rows = compare(names, repeats)
+    other = (None if args.no_other_env or args.quick
+             else numpy_other_env(names, repeats, threads))
     if args.breakdown is None:
         args.breakdown = "W1" if args.quick else ",".join(workloads())
     parts = [breakdown(w, t, repeats) for w in args.breakdown.split(",") if w
              for t in sorted({1, threads})]
     cnnx.set_num_threads(threads)
     peak = matmul_peak(repeats) if any(p["workload"] == "W4" for p in parts) else None
-    text = markdown(rows, parts, peak)
+    text = markdown(rows, parts, peak, other)
     print(text)
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(header=header, rows=rows, breakdown=parts, matmul_peak_gflops=peak),
-                      f, indent=1)
+            json.dump(dict(header=header, rows=rows, breakdown=parts, matmul_peak_gflops=peak,
+                           numpy_other_env=other), f, indent=1)
     if args.md:
         with open(args.md, "w") as f:
             f.write(header + "\n\n" + text + "\n")

@@ -716,7 +716,7 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     """dkernel = im2col(x)^T @ g, reduced over the batch in fixed chunks; dbias = g summed
     over N, OH, OW (skipped when dbias is None). g = dy, or, when relu_y (the layer's ReLU
     output) is given, dy where relu_y > 0: ReLU's backward pass, fused where the kernel
-    can (the channel-vectorised direct path), else done first into scratch."""
+    can (the direct paths), else done first into scratch."""
     cdef long N = dy.shape[0], F = dy.shape[3]
     cdef long P = dy.shape[0] * dy.shape[1] * dy.shape[2]
     cdef long K = dkernel.shape[0] * dkernel.shape[1] * dkernel.shape[2]
@@ -739,28 +739,28 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
             _nhwc_kernel_grad(&nd, &x[0, 0, 0, 0], g, mask, &dkernel[0, 0, 0, 0],
                               &dbias[0] if dbias is not None else NULL, N, s, nthreads)
         return
-    direct = _direct_wanted(&a.g, F, 1)
-    if direct:
+    if _direct_wanted(&a.g, F, 1):
         _direct_plan(&d, &a.g, F, floating is float)
+        s = _scratch(workspace, _direct_scratch_bytes(&d, N, sizeof(floating), nthreads, 1))
+        with nogil:
+            _direct_kernel_grad(&d, &x[0, 0, 0, 0], g, mask, &dkernel[0, 0, 0, 0],
+                                &dbias[0] if dbias is not None else NULL, N, s, nthreads)
+        return
     g_bytes = _align(P * F * sizeof(floating)) + ALIGN if mask != NULL else 0
     s = _scratch(workspace, g_bytes + max(
-        _direct_scratch_bytes(&d, N, sizeof(floating), nthreads, 1) if direct else
         _gemm_scratch_bytes(K, F, P, _split_k(K, F, P), nthreads, sizeof(floating),
                             floating is float),
         _column_sums_scratch_bytes(P, F, sizeof(floating))))
-    if mask != NULL:
+    if mask != NULL:   # ReLU's backward pass, before the product
         masked = <floating *> _aligned(s)
         s += g_bytes
         with nogil:
             for i in prange(P * F, num_threads=nthreads, schedule="static"):
                 masked[i] = g[i] if mask[i] > 0 else 0
         g = masked
+    bt = _matrix(SRC_COLS, g, F)
     with nogil:
-        if direct:
-            _direct_kernel_grad(&d, &x[0, 0, 0, 0], g, &dkernel[0, 0, 0, 0], N, s, nthreads)
-        else:
-            bt = _matrix(SRC_COLS, g, F)
-            _gemm(&a, &bt, &dkernel[0, 0, 0, 0], F, K, F, P, NULL, 0, 1, s, nthreads)
+        _gemm(&a, &bt, &dkernel[0, 0, 0, 0], F, K, F, P, NULL, 0, 1, s, nthreads)
     if dbias is not None:
         _column_sums(g, P, F, &dbias[0], s, nthreads)
 
@@ -887,7 +887,7 @@ cdef long _direct_scratch_bytes(const Direct *d, long N, long itemsize, int nthr
     cdef long partial = 0
     if kgrad:
         per_thread += _align(d.dyp_len * itemsize)
-        partial = _align(_cdiv(N, DIRECT_CHUNK) * d.K * d.fpad * itemsize)
+        partial = _align(_cdiv(N, DIRECT_CHUNK) * (d.K + 1) * d.fpad * itemsize)
     return ALIGN + shared + nthreads * per_thread + partial
 
 
@@ -948,19 +948,27 @@ cdef void _direct_pack_x(const Direct *d, const floating *x, floating *xp) noexc
                 dst[c * d.cstride] = src[c]
 
 
-cdef void _direct_pack_dy(const Direct *d, const floating *dy, floating *dyp) noexcept nogil:
-    """dy of one sample, one plane per filter, rows padded with zeros to whole vectors."""
+cdef void _direct_pack_dy(const Direct *d, const floating *dy, const floating *relu_y,
+                          floating *dyp, floating *dbias) noexcept nogil:
+    """dy of one sample, one plane per filter, rows padded with zeros to whole vectors;
+    masked where relu_y <= 0 when relu_y is given (ReLU's backward pass, fused); added
+    into dbias[F] when that is not NULL."""
     cdef const Geometry *g = &d.g
-    cdef long oh, ow, f, rw = d.nvr * d.vw
-    cdef const floating *src
+    cdef long oh, ow, f, i, rw = d.nvr * d.vw
+    cdef floating v
     cdef floating *dst
     memset(dyp, 0, d.dyp_len * sizeof(floating))
     for oh in range(g.OH):
         for ow in range(g.OW):
-            src = dy + (oh * g.OW + ow) * d.F
+            i = (oh * g.OW + ow) * d.F
             dst = dyp + oh * rw + ow
             for f in range(d.F):
-                dst[f * d.fs] = src[f]
+                v = dy[i + f]
+                if relu_y != NULL and not (relu_y[i + f] > 0):
+                    v = 0
+                dst[f * d.fs] = v
+                if dbias != NULL:
+                    dbias[f] += v
 
 
 cdef inline void _dk_fwd(int fbi, long K, const floating *xp, const long *koff, long rowstep,
@@ -1010,9 +1018,10 @@ cdef void _direct_conv(const Direct *d, const floating *x, const floating *kerne
 
 
 cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating *dy,
-                              floating *dkernel, long N, char *scratch,
-                              int nthreads) noexcept nogil:
-    """dkernel = sum over samples and pixels of x(tap) * dy, as partial sums over fixed
+                              const floating *relu_y, floating *dkernel, floating *dbias,
+                              long N, char *scratch, int nthreads) noexcept nogil:
+    """dkernel (and dbias, when not NULL) = sums over samples and pixels of x(tap) * g and
+    of g, g = dy masked where relu_y <= 0 when relu_y is given. Partial sums over fixed
     chunks of DIRECT_CHUNK samples, added in chunk order."""
     cdef const Geometry *g = &d.g
     cdef long *koff = <long *> _aligned(scratch)
@@ -1022,6 +1031,7 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
     cdef long xp_bytes = _align(d.xp_len * sizeof(floating))
     cdef long thread_bytes = xp_bytes + _align(d.dyp_len * sizeof(floating))
     cdef long nchunks = _cdiv(N, DIRECT_CHUNK)
+    cdef long per_chunk = (d.K + 1) * d.fpad    # kernel rows, then the bias row
     cdef floating *partial = <floating *> (per_thread + nthreads * thread_bytes)
     cdef int ntail = <int> (g.OW - (d.nvr - 1) * d.vw)
     cdef long ch, n, b, kb, k, c, i, t, f
@@ -1034,11 +1044,13 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
         xp = <floating *> (per_thread + threadid() * thread_bytes)
         dyp = <floating *> (<char *> xp + xp_bytes)
         for ch in prange(nchunks, schedule="static"):
-            acc = partial + ch * d.K * d.fpad
-            memset(acc, 0, d.K * d.fpad * sizeof(floating))
+            acc = partial + ch * per_chunk
+            memset(acc, 0, per_chunk * sizeof(floating))
             for n in range(ch * DIRECT_CHUNK, min(N, (ch + 1) * DIRECT_CHUNK)):
                 _direct_pack_x(d, x + n * g.H * g.W * g.C, xp)
-                _direct_pack_dy(d, dy + n * g.OH * g.OW * d.F, dyp)
+                _direct_pack_dy(d, dy + n * g.OH * g.OW * d.F,
+                                relu_y + n * g.OH * g.OW * d.F if relu_y != NULL else NULL,
+                                dyp, acc + d.K * d.fpad if dbias != NULL else NULL)
                 for b in range(d.nfb):
                     for kb in range(d.nkoff // d.np):
                         _dk_kgrad(d.fbi, g.OH, d.nvr, ntail, xp, d.rowstep,
@@ -1047,15 +1059,20 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
                                   acc + kb * d.np * d.fpad + b * d.fb, d.fpad,
                                   <int> min(d.fb, d.F - b * d.fb))
     with parallel(num_threads=nthreads):
-        for k in prange(d.K, schedule="static"):
+        for k in prange(d.K + 1, schedule="static"):
+            if k == d.K and dbias == NULL:
+                continue
             c = k // (g.KH * g.KW)
             i = (k // g.KW) % g.KH
             t = k % g.KW
             for f in range(d.F):
                 v = partial[k * d.fpad + f]
                 for ch in range(1, nchunks):
-                    v = v + partial[(ch * d.K + k) * d.fpad + f]
-                dkernel[((i * g.KW + t) * g.C + c) * d.F + f] = v
+                    v = v + partial[ch * per_chunk + k * d.fpad + f]
+                if k == d.K:
+                    dbias[f] = v
+                else:
+                    dkernel[((i * g.KW + t) * g.C + c) * d.F + f] = v
 
 
 # Channel-vectorised direct kernels (_nhwc_template.h), for first layers: they read the
