@@ -95,7 +95,8 @@ extensions = [
         include_dirs=[numpy.get_include(), "src/cnnx"],
         depends=["src/cnnx/_simd.h", "src/cnnx/_ukernel_template.h",
                  "src/cnnx/_ukernel_both.h", "src/cnnx/_direct_template.h",
-                 "src/cnnx/_direct_both.h"],
+                 "src/cnnx/_direct_both.h", "src/cnnx/_nhwc_template.h",
+                 "src/cnnx/_pool_template.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
 ]

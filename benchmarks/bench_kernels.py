@@ -10,7 +10,9 @@ Networks:
           conv 64 3x3, pool 2, dense 1600 -> 10)
 Not a CI gate: timings are noisy. Ratios are reference time / cnnx time. The cnnx side
 passes preallocated `out=` buffers, as its layers keep theirs across steps; the NumPy
-side allocates its results, as idiomatic NumPy code does.
+side allocates its results, as idiomatic NumPy code does. Lines marked "fused" time the
+ReLU backward pass folded into the next kernel, as the layers run it, on both sides
+(`relu_output=`): into the first conv's kernel gradient, and into max-pool backward.
 """
 import argparse
 import json
