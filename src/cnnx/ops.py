@@ -222,6 +222,18 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
     return y
 
 
+def _relu_output(relu_output, dy, where):
+    """The `relu_output` of a fused backward (None passes), checked against dy."""
+    if relu_output is None:
+        return None
+    relu_output = np.ascontiguousarray(_array(relu_output, "relu_output", where, ndim=4))
+    if relu_output.shape != dy.shape or relu_output.dtype != dy.dtype:
+        raise ValueError(f"{where}: `relu_output` must match dy, expected shape "
+                         f"{dy.shape} and dtype {dy.dtype}, received shape "
+                         f"{relu_output.shape} and dtype {relu_output.dtype}")
+    return relu_output
+
+
 def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
                     use_bias=True, input_grad=True, out=None, relu_output=None):
     """Gradients of conv2d given dy = dL/dy.
@@ -238,14 +250,9 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
         x, kernel, strides, padding, dilation_rate, where)
     _check_grad(dy, (x.shape[0], oh, ow, kernel.shape[3]), where)
-    if relu_output is not None:
-        relu_output = np.ascontiguousarray(_array(relu_output, "relu_output", where, ndim=4))
-        if relu_output.shape != dy.shape or relu_output.dtype != dy.dtype:
-            raise ValueError(f"{where}: `relu_output` must match dy, expected shape "
-                             f"{dy.shape} and dtype {dy.dtype}, received shape "
-                             f"{relu_output.shape} and dtype {relu_output.dtype}")
-        if input_grad:  # dx needs the masked dy too: mask once, up front
-            dy, relu_output = relu_backward(dy, relu_output), None
+    relu_output = _relu_output(relu_output, dy, where)
+    if relu_output is not None and input_grad:  # dx needs the masked dy too: mask up front
+        dy, relu_output = relu_backward(dy, relu_output), None
     dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, kernel.shape[3], use_bias,
                                                   input_grad, where)
     if empty:
@@ -348,12 +355,7 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None, relu_output=None):
     pooled value's), fused into the scatter."""
     where = "max_pool2d_backward"
     dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
-    if relu_output is not None:
-        relu_output = np.ascontiguousarray(_array(relu_output, "relu_output", where, ndim=4))
-        if relu_output.shape != dy.shape or relu_output.dtype != dy.dtype:
-            raise ValueError(f"{where}: `relu_output` must match dy, expected shape "
-                             f"{dy.shape} and dtype {dy.dtype}, received shape "
-                             f"{relu_output.shape} and dtype {relu_output.dtype}")
+    relu_output = _relu_output(relu_output, dy, where)
     if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32:
         raise TypeError(f"{where}: `argmax` must be the int32 array from max_pool2d, "
                         f"received {getattr(argmax, 'dtype', type(argmax).__name__)}")
