@@ -41,6 +41,10 @@ def _all_kernels(rng):
     out += [ops.conv2d(first, first_k, bias[:6], activation="relu"),
             *ops.conv2d_backward(first, first_k, rng.standard_normal((20, 28, 28, 6)).astype(
                 np.float32), input_grad=False)[1:]]
+    one = rng.standard_normal((1, 40, 40, 3)).astype(np.float32)  # one image, split up
+    for f in (32, 6):   # the channel- and the pixel-vectorised direct kernels
+        out.append(ops.conv2d(one, rng.standard_normal((3, 3, 3, f)).astype(np.float32),
+                              activation="relu"))
     p, arg = ops.max_pool2d(y, 2)
     out += [p, arg, ops.max_pool2d_backward(p, arg, y.shape)]
     out += list(ops.max_pool2d(np.concatenate([y, y[..., :8]], axis=3), 3, 2, "same"))

@@ -832,6 +832,14 @@ def conv_algorithm():
     return _CONV_ALGORITHMS[_conv_algorithm]
 
 
+cdef inline long _parts_per_sample(long N, long tiles, int nthreads) noexcept nogil:
+    """How many work items to cut each sample's output tiles into: 1 when the batch alone
+    feeds the threads (4 items each), more for small batches (a single image). The
+    outputs, each one fixed-order sum, do not depend on it."""
+    cdef long parts = _cdiv(4 * nthreads, N)
+    return max(1, min(parts, tiles))
+
+
 cdef struct Direct:
     Geometry g
     long F, K               # output channels; taps = C * KH * KW
@@ -926,14 +934,17 @@ cdef void _direct_pack_weights(const Direct *d, const floating *kernel, const fl
             bpack[f] = bias[f] if f < d.F else 0
 
 
-cdef void _direct_pack_x(const Direct *d, const floating *x, floating *xp) noexcept nogil:
-    """The planar, zero-padded, phase-split copy of one NHWC sample."""
+cdef void _direct_pack_x(const Direct *d, const floating *x, floating *xp, long hp0,
+                         long hp1) noexcept nogil:
+    """Rows hp0 : hp1 of the planar, zero-padded, phase-split copy of one NHWC sample."""
     cdef const Geometry *g = &d.g
     cdef long hp, h, w, wp, pos, c
     cdef const floating *src
     cdef floating *dst
-    memset(xp, 0, d.xp_len * sizeof(floating))
-    for hp in range(d.Hp):
+    for c in range(g.C):
+        memset(xp + c * d.cstride + hp0 * g.sw * d.L, 0,
+               (hp1 - hp0) * g.sw * d.L * sizeof(floating))
+    for hp in range(hp0, hp1):
         h = hp - g.ph
         if h < 0 or h >= g.H:
             continue
@@ -946,6 +957,11 @@ cdef void _direct_pack_x(const Direct *d, const floating *x, floating *xp) noexc
             dst = xp + (hp * g.sw + wp - pos * g.sw) * d.L + pos
             for c in range(g.C):
                 dst[c * d.cstride] = src[c]
+
+
+cdef inline long _rows_end(long oh_last, const Geometry *g) noexcept nogil:
+    """End of the padded input rows that output rows up to oh_last read."""
+    return oh_last * g.sh + (g.KH - 1) * g.dh + 1
 
 
 cdef void _direct_pack_dy(const Direct *d, const floating *dy, const floating *relu_y,
@@ -992,7 +1008,8 @@ cdef inline void _dk_kgrad(int fbi, long OH, long nvr, int ntail, const floating
 cdef void _direct_conv(const Direct *d, const floating *x, const floating *kernel,
                        const floating *bias, floating *y, long N, int relu, char *scratch,
                        int nthreads) noexcept nogil:
-    """y = conv(x, kernel) (+ bias, ReLU), one sample per work item."""
+    """y = conv(x, kernel) (+ bias, ReLU); a work item is a sample, or part of one when
+    samples are fewer than the threads want (each item packs only the rows it reads)."""
     cdef const Geometry *g = &d.g
     cdef long *koff = <long *> _aligned(scratch)
     cdef floating *wpack = <floating *> (<char *> koff + _align(d.nkoff * sizeof(long)))
@@ -1000,15 +1017,25 @@ cdef void _direct_conv(const Direct *d, const floating *x, const floating *kerne
                                          + _align(d.nfb * d.K * d.fb * sizeof(floating)))
     cdef char *per_thread = <char *> bpack + _align(d.fpad * sizeof(floating))
     cdef long xp_bytes = _align(d.xp_len * sizeof(floating))
-    cdef long n, jb, b
+    cdef long tiles = _cdiv(d.nvec, d.np)
+    cdef long parts = _parts_per_sample(N, tiles, nthreads)
+    cdef long per_part = _cdiv(tiles, parts)
+    cdef long item, n, jb, jb0, jb1, b
     cdef floating *xp = NULL   # set per thread below
     _direct_taps(d, koff)
     _direct_pack_weights(d, kernel, bias, wpack, bpack)
     with parallel(num_threads=nthreads):
         xp = <floating *> (per_thread + threadid() * xp_bytes)
-        for n in prange(N, schedule="static"):
-            _direct_pack_x(d, x + n * g.H * g.W * g.C, xp)
-            for jb in range(_cdiv(d.nvec, d.np)):
+        for item in prange(N * parts, schedule="static"):
+            n = item // parts
+            jb0 = (item % parts) * per_part
+            jb1 = min(tiles, jb0 + per_part)
+            if jb0 >= jb1:
+                continue
+            # only the input rows under this item's output rows
+            _direct_pack_x(d, x + n * g.H * g.W * g.C, xp, (jb0 * d.np // d.nvr) * g.sh,
+                           _rows_end((min(d.nvec, jb1 * d.np) - 1) // d.nvr, g))
+            for jb in range(jb0, jb1):
                 for b in range(d.nfb):
                     _dk_fwd(d.fbi, d.K, xp, koff, d.rowstep, wpack + b * d.K * d.fb,
                             jb * d.np, <int> min(d.np, d.nvec - jb * d.np), d.nvr, g.OW,
@@ -1047,7 +1074,7 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
             acc = partial + ch * per_chunk
             memset(acc, 0, per_chunk * sizeof(floating))
             for n in range(ch * DIRECT_CHUNK, min(N, (ch + 1) * DIRECT_CHUNK)):
-                _direct_pack_x(d, x + n * g.H * g.W * g.C, xp)
+                _direct_pack_x(d, x + n * g.H * g.W * g.C, xp, 0, d.Hp)
                 _direct_pack_dy(d, dy + n * g.OH * g.OW * d.F,
                                 relu_y + n * g.OH * g.OW * d.F if relu_y != NULL else NULL,
                                 dyp, acc + d.K * d.fpad if dbias != NULL else NULL)
@@ -1135,16 +1162,17 @@ cdef void _nhwc_taps(const Nhwc *d, long *koff) noexcept nogil:
         koff[k] = koff[0]
 
 
-cdef void _nhwc_pad(const Nhwc *d, const floating *x, floating *xpad) noexcept nogil:
-    """One sample, zero-padded: row hp of xpad is image row hp - ph."""
+cdef void _nhwc_pad(const Nhwc *d, const floating *x, floating *xpad, long hp0,
+                    long hp1) noexcept nogil:
+    """Rows hp0 : hp1 of one sample, zero-padded: row hp of xpad is image row hp - ph."""
     cdef const Geometry *g = &d.g
     cdef long hp, h, w0, w1
-    memset(xpad, 0, d.xpad_len * sizeof(floating))
+    memset(xpad + hp0 * d.Wp * g.C, 0, (hp1 - hp0) * d.Wp * g.C * sizeof(floating))
     w0 = g.pw                              # first padded column holding image column 0
     w1 = min(g.W + g.pw, d.Wp)             # end of the image columns that are read
     if w1 <= w0:
         return
-    for hp in range(d.Hp):
+    for hp in range(hp0, hp1):
         h = hp - g.ph
         if 0 <= h < g.H:
             memcpy(xpad + (hp * d.Wp + w0) * g.C, x + h * g.W * g.C,
@@ -1153,14 +1181,14 @@ cdef void _nhwc_pad(const Nhwc *d, const floating *x, floating *xpad) noexcept n
 
 cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const long *koff,
                            const floating *kernel, const floating *bias, floating *y,
-                           int relu) noexcept nogil:
-    """All output pixels of one sample, tile by tile (y at the sample)."""
+                           int relu, long tile0, long tile1) noexcept nogil:
+    """Tiles tile0 : tile1 of one sample's output pixels (y at the sample)."""
     cdef const Geometry *g = &d.g
     cdef long xb[32]   # >= cnnx_nk_mr
     cdef long P = g.OH * g.OW
     cdef long tile, p0, i, p, b
     cdef int np
-    for tile in range(_cdiv(P, d.mr)):
+    for tile in range(tile0, tile1):
         p0 = tile * d.mr
         np = <int> min(d.mr, P - p0)
         for i in range(d.mr):
@@ -1180,18 +1208,30 @@ cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const long *koff
 cdef void _nhwc_conv(const Nhwc *d, const floating *x, const floating *kernel,
                      const floating *bias, floating *y, long N, int relu, char *scratch,
                      int nthreads) noexcept nogil:
+    """Work items as in _direct_conv."""
     cdef const Geometry *g = &d.g
     cdef long *koff = <long *> _aligned(scratch)
     cdef char *per_thread = <char *> koff + _align(d.nkoff * sizeof(long))
     cdef long xpad_bytes = _align(d.xpad_len * sizeof(floating))
+    cdef long tiles = _cdiv(g.OH * g.OW, d.mr)
+    cdef long parts = _parts_per_sample(N, tiles, nthreads)
+    cdef long per_part = _cdiv(tiles, parts)
     cdef floating *xpad = NULL   # set per thread below
-    cdef long n
+    cdef long item, n, t0, t1
     _nhwc_taps(d, koff)
     with parallel(num_threads=nthreads):
         xpad = <floating *> (per_thread + threadid() * xpad_bytes)
-        for n in prange(N, schedule="static"):
-            _nhwc_pad(d, x + n * g.H * g.W * g.C, xpad)
-            _nhwc_sample_fwd(d, xpad, koff, kernel, bias, y + n * g.OH * g.OW * d.F, relu)
+        for item in prange(N * parts, schedule="static"):
+            n = item // parts
+            t0 = (item % parts) * per_part
+            t1 = min(tiles, t0 + per_part)
+            if t0 >= t1:
+                continue
+            # only the input rows under this item's output rows
+            _nhwc_pad(d, x + n * g.H * g.W * g.C, xpad, (t0 * d.mr // g.OW) * g.sh,
+                      _rows_end((min(g.OH * g.OW, t1 * d.mr) - 1) // g.OW, g))
+            _nhwc_sample_fwd(d, xpad, koff, kernel, bias, y + n * g.OH * g.OW * d.F, relu,
+                             t0, t1)
 
 
 cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy,
@@ -1218,7 +1258,7 @@ cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy
             acc = partial + ch * per_chunk
             memset(acc, 0, per_chunk * sizeof(floating))
             for n in range(ch * DIRECT_CHUNK, min(N, (ch + 1) * DIRECT_CHUNK)):
-                _nhwc_pad(d, x + n * g.H * g.W * g.C, xpad)
+                _nhwc_pad(d, x + n * g.H * g.W * g.C, xpad, 0, d.Hp)
                 for b in range(d.nfb):
                     for kb in range(d.nkoff // d.mr):
                         _nk_kgrad(g.OH, g.OW, d.rowstep, d.colstep, xpad, koff + kb * d.mr,
