@@ -113,7 +113,7 @@ def test_sigmoid_cross_entropy_gradient(rng):
     assert_grad(grad, numerical_grad(lambda: ops.sigmoid_cross_entropy(z, t)[0].sum(), z))
 
 
-@pytest.mark.parametrize("first_filters", [4, 32])   # 32: the channel-vectorised path
+@pytest.mark.parametrize("first_filters", [4, 8, 32])  # 8, 32: channel-vectorised (float64)
 def test_model_gradients_with_relu_fused_into_pooling(first_filters, rng, conv_algorithm):
     """A conv (ReLU) -> max-pool stack through the model's backward pass, where the pools
     apply the convs' ReLU masks and the first conv fuses its mask into its kernel

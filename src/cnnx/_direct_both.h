@@ -33,23 +33,37 @@
 #define DK_NP DK_NP4
 #include "_direct_template.h"
 
-/* Channel-vectorised direct kernels for first layers: 2 vectors of channels, as many
- * pixels (forward) or taps (kernel gradient) as the registers hold. */
+/* Channel-vectorised direct kernels: 2 vectors of channels (or 1, for layers with one
+ * vector's worth), as many pixels (forward) or taps (kernel gradient) as the registers
+ * hold. */
 #define NK_VBYTES UK_VBYTES
 #define NK_ATTR UK_ATTR_
 #define NK_NV 2
 #define NK_MR (DK_REGS == 32 ? 12 : 6)
-#define NK_NAME DK_BOTH_NAME(f32, _nhwc)
+#define NK_NAME DK_BOTH_NAME(f32, _nhwc2)
 #define NK_T float
 #define NK_IT int32_t
 #include "_nhwc_template.h"
-#define NK_NAME DK_BOTH_NAME(f64, _nhwc)
+#define NK_NAME DK_BOTH_NAME(f64, _nhwc2)
 #define NK_T double
 #define NK_IT int64_t
 #include "_nhwc_template.h"
+#undef NK_NV
+#undef NK_MR
+#define NK_NV 1
+#define NK_MR (DK_REGS == 32 ? 24 : 12)
+#define NK_NAME DK_BOTH_NAME(f32, _nhwc1)
+#define NK_T float
+#define NK_IT int32_t
+#include "_nhwc_template.h"
+#define NK_NAME DK_BOTH_NAME(f64, _nhwc1)
+#define NK_T double
+#define NK_IT int64_t
+#include "_nhwc_template.h"
+#undef NK_NV
+#undef NK_MR
 #undef NK_VBYTES
 #undef NK_ATTR
-#undef NK_NV
 
 /* Max pooling's forward row, on the same vectors. */
 #define PK_VBYTES UK_VBYTES
@@ -67,11 +81,11 @@
 
 enum {
     DK_BOTH_NAME(any, _NP2) = DK_NP2, DK_BOTH_NAME(any, _NP4) = DK_NP4,
-    DK_BOTH_NAME(any, _NHWC_MR) = NK_MR,
+    DK_BOTH_NAME(any, _NHWC1_MR) = DK_REGS == 32 ? 24 : 12,
+    DK_BOTH_NAME(any, _NHWC2_MR) = DK_REGS == 32 ? 12 : 6,
     DK_BOTH_NAME(f32, _VW) = UK_VBYTES / 4, DK_BOTH_NAME(f64, _VW) = UK_VBYTES / 8,
 };
 
-#undef NK_MR
 #undef DK_BOTH_NAME
 #undef DK_NP2
 #undef DK_NP4

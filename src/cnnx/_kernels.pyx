@@ -60,11 +60,11 @@ cdef extern from "_simd.h" nogil:
     ctypedef void (*cnnx_nkgrad_f64)(long, long, long, long, const double *, const long *,
                                      int, const double *, const double *, long, double *,
                                      double *)
-    cnnx_nfwd_f32 cnnx_nk_fwd_f32
-    cnnx_nfwd_f64 cnnx_nk_fwd_f64
-    cnnx_nkgrad_f32 cnnx_nk_kgrad_f32
-    cnnx_nkgrad_f64 cnnx_nk_kgrad_f64
-    int cnnx_nk_mr
+    cnnx_nfwd_f32 cnnx_nk_fwd_f32[2]
+    cnnx_nfwd_f64 cnnx_nk_fwd_f64[2]
+    cnnx_nkgrad_f32 cnnx_nk_kgrad_f32[2]
+    cnnx_nkgrad_f64 cnnx_nk_kgrad_f64[2]
+    int cnnx_nk_mr[2]
     cnnx_maxpool_f64 cnnx_mp_f64
     const char *cnnx_simd_name
     int cnnx_simd_available(const char *name)
@@ -1108,16 +1108,17 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
 
 cdef struct Nhwc:
     Geometry g
+    int nvi                 # kernel variant: 0 for tiles 1 vector of channels wide, 1 for 2
     long F, K               # output channels; taps = KH * KW * C, in the kernel's order
     long Hp, Wp             # the padded sample
     long rowstep, colstep, xpad_len
     long mr, nkoff          # pixels or taps per tile; taps rounded up to whole tiles
-    long fblk, nfb          # channels per tile (2 vectors) and tiles across F
+    long fblk, nfb          # channels per tile (1 or 2 vectors) and tiles across F
 
 
 cdef bint _nhwc_wanted(const Geometry *g, long F, int is_f32, bint kgrad) noexcept nogil:
-    cdef long fblk = 2 * (cnnx_dk_vw_f32 if is_f32 else cnnx_dk_vw_f64)
-    if not cnnx_dk_ok or _conv_algorithm == 1 or F % fblk != 0:
+    cdef long vw = cnnx_dk_vw_f32 if is_f32 else cnnx_dk_vw_f64
+    if not cnnx_dk_ok or _conv_algorithm == 1 or F % vw != 0:
         return False
     # Its kernel gradient keeps a tile of taps in registers through a whole sample: it
     # beat the im2col product at every layer measured (1.2-1.5x). Its forward pass wins
@@ -1134,9 +1135,11 @@ cdef void _nhwc_plan(Nhwc *d, const Geometry *g, long F, int is_f32) noexcept no
     d.rowstep = g.sh * d.Wp * g.C
     d.colstep = g.sw * g.C
     d.xpad_len = d.Hp * d.Wp * g.C
-    d.mr = cnnx_nk_mr
+    cdef long vw = cnnx_dk_vw_f32 if is_f32 else cnnx_dk_vw_f64
+    d.nvi = 1 if F % (2 * vw) == 0 else 0
+    d.mr = cnnx_nk_mr[d.nvi]
     d.nkoff = _cdiv(d.K, d.mr) * d.mr
-    d.fblk = 2 * (cnnx_dk_vw_f32 if is_f32 else cnnx_dk_vw_f64)
+    d.fblk = (d.nvi + 1) * vw
     d.nfb = F // d.fblk
 
 
@@ -1196,11 +1199,11 @@ cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const long *koff
             xb[i] = (p // g.OW) * d.rowstep + (p % g.OW) * d.colstep
         for b in range(d.nfb):
             if floating is float:
-                cnnx_nk_fwd_f32(d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
+                cnnx_nk_fwd_f32[d.nvi](d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
                                 y + p0 * d.F + b * d.fblk,
                                 bias + b * d.fblk if bias != NULL else NULL, relu)
             else:
-                cnnx_nk_fwd_f64(d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
+                cnnx_nk_fwd_f64[d.nvi](d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
                                 y + p0 * d.F + b * d.fblk,
                                 bias + b * d.fblk if bias != NULL else NULL, relu)
 
@@ -1261,7 +1264,8 @@ cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy
                 _nhwc_pad(d, x + n * g.H * g.W * g.C, xpad, 0, d.Hp)
                 for b in range(d.nfb):
                     for kb in range(d.nkoff // d.mr):
-                        _nk_kgrad(g.OH, g.OW, d.rowstep, d.colstep, xpad, koff + kb * d.mr,
+                        _nk_kgrad(d.nvi, g.OH, g.OW, d.rowstep, d.colstep, xpad,
+                                  koff + kb * d.mr,
                                   <int> min(d.mr, d.K - kb * d.mr),
                                   dy + n * P * d.F + b * d.fblk,
                                   relu_y + n * P * d.F + b * d.fblk if relu_y != NULL else NULL,
@@ -1279,14 +1283,17 @@ cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy
                 dbias[j - d.K * d.F] = v
 
 
-cdef inline void _nk_kgrad(long OH, long OW, long rowstep, long colstep, const floating *xpad,
+cdef inline void _nk_kgrad(int nvi, long OH, long OW, long rowstep, long colstep,
+                           const floating *xpad,
                            const long *koff, int nk, const floating *dy,
                            const floating *relu_y, long F, floating *dw,
                            floating *db) noexcept nogil:
     if floating is float:
-        cnnx_nk_kgrad_f32(OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw, db)
+        cnnx_nk_kgrad_f32[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
+                               db)
     else:
-        cnnx_nk_kgrad_f64(OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw, db)
+        cnnx_nk_kgrad_f64[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
+                               db)
 
 
 # ---------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ typedef void (*cnnx_maxpool_f32)(const float *, long, long, long, long, long, lo
 typedef void (*cnnx_maxpool_f64)(const double *, long, long, long, long, long, long, long,
                                  long, double *, int32_t *, long);
 /* Channel-vectorised direct kernels (_nhwc_template.h): tiles of cnnx_nk_mr pixels or
- * taps times 2 vectors of output channels. */
+ * taps times 1 or 2 vectors of output channels. */
 typedef void (*cnnx_nfwd_f32)(long, const float *, const long *, const long *, int,
                               const float *, long, float *, const float *, int);
 typedef void (*cnnx_nfwd_f64)(long, const double *, const long *, const long *, int,
@@ -133,11 +133,12 @@ typedef void (*cnnx_nkgrad_f32)(long, long, long, long, const float *, const lon
                                 const float *, const float *, long, float *, float *);
 typedef void (*cnnx_nkgrad_f64)(long, long, long, long, const double *, const long *, int,
                                 const double *, const double *, long, double *, double *);
-static cnnx_nfwd_f32 cnnx_nk_fwd_f32 = 0;
-static cnnx_nfwd_f64 cnnx_nk_fwd_f64 = 0;
-static cnnx_nkgrad_f32 cnnx_nk_kgrad_f32 = 0;
-static cnnx_nkgrad_f64 cnnx_nk_kgrad_f64 = 0;
-static int cnnx_nk_mr = 0;
+/* Index 0: tiles 1 vector of channels wide, 1: 2 vectors. */
+static cnnx_nfwd_f32 cnnx_nk_fwd_f32[2] = {0, 0};
+static cnnx_nfwd_f64 cnnx_nk_fwd_f64[2] = {0, 0};
+static cnnx_nkgrad_f32 cnnx_nk_kgrad_f32[2] = {0, 0};
+static cnnx_nkgrad_f64 cnnx_nk_kgrad_f64[2] = {0, 0};
+static int cnnx_nk_mr[2] = {0, 0};
 static cnnx_maxpool_f32 cnnx_mp_f32 = 0;   /* 0: no vector path, pool in Cython */
 static cnnx_maxpool_f64 cnnx_mp_f64 = 0;
 static int cnnx_dk_vw_f32 = 0, cnnx_dk_vw_f64 = 0, cnnx_dk_ok = 0;
@@ -161,11 +162,16 @@ static int cnnx_dk_vw_f32 = 0, cnnx_dk_vw_f64 = 0, cnnx_dk_ok = 0;
         cnnx_dk_vw_f32 = cnnx_dk_f32_##path##_VW; cnnx_dk_vw_f64 = cnnx_dk_f64_##path##_VW; \
         cnnx_dk_ok = 1;                                                                    \
         cnnx_mp_f32 = cnnx_dk_f32_##path##_maxpool;                                        \
-        cnnx_nk_fwd_f32 = cnnx_dk_f32_##path##_nhwc_fwd;                                   \
-        cnnx_nk_fwd_f64 = cnnx_dk_f64_##path##_nhwc_fwd;                                   \
-        cnnx_nk_kgrad_f32 = cnnx_dk_f32_##path##_nhwc_kgrad;                               \
-        cnnx_nk_kgrad_f64 = cnnx_dk_f64_##path##_nhwc_kgrad;                               \
-        cnnx_nk_mr = cnnx_dk_any_##path##_NHWC_MR;                                         \
+        cnnx_nk_fwd_f32[0] = cnnx_dk_f32_##path##_nhwc1_fwd;                               \
+        cnnx_nk_fwd_f32[1] = cnnx_dk_f32_##path##_nhwc2_fwd;                               \
+        cnnx_nk_fwd_f64[0] = cnnx_dk_f64_##path##_nhwc1_fwd;                               \
+        cnnx_nk_fwd_f64[1] = cnnx_dk_f64_##path##_nhwc2_fwd;                               \
+        cnnx_nk_kgrad_f32[0] = cnnx_dk_f32_##path##_nhwc1_kgrad;                           \
+        cnnx_nk_kgrad_f32[1] = cnnx_dk_f32_##path##_nhwc2_kgrad;                           \
+        cnnx_nk_kgrad_f64[0] = cnnx_dk_f64_##path##_nhwc1_kgrad;                           \
+        cnnx_nk_kgrad_f64[1] = cnnx_dk_f64_##path##_nhwc2_kgrad;                           \
+        cnnx_nk_mr[0] = cnnx_dk_any_##path##_NHWC1_MR;                                     \
+        cnnx_nk_mr[1] = cnnx_dk_any_##path##_NHWC2_MR;                                     \
         cnnx_mp_f64 = cnnx_dk_f64_##path##_maxpool;                                        \
     } while (0)
 
