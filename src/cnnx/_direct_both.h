@@ -1,7 +1,8 @@
-/* Instantiates one SIMD path's direct-convolution kernels (and max pooling's row): float and double, filter
- * blocks of 2 and 4, the tile sized to the path's vector registers (DK_REGS: 32 or 16),
- * and records each kernel's tile as enum constants. Define UK_PATH, UK_VBYTES, UK_ATTR_
- * and DK_REGS before including. */
+/* Instantiates one SIMD path's kernels besides the GEMM microkernel, for float and
+ * double: the pixel-vectorised direct convolution (filter blocks of 2 and 4), the
+ * channel-vectorised one (tiles of 1 and 2 vectors) and max pooling's row. Tiles are
+ * sized to the path's vector registers (DK_REGS: 32 or 16) and recorded as enum
+ * constants. Define UK_PATH, UK_VBYTES, UK_ATTR_ and DK_REGS before including. */
 #define DK_BOTH_NAME(t, fb) CNNX_CAT(CNNX_CAT(CNNX_CAT(cnnx_dk_, t), CNNX_CAT(_, UK_PATH)), fb)
 #define DK_NP2 (DK_REGS == 32 ? 12 : 6)
 #define DK_NP4 (DK_REGS == 32 ? 6 : 3)
