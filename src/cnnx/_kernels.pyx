@@ -10,6 +10,9 @@
 # described by a `Source` (a plain matrix, its transpose, or an implicit im2col of an
 # NHWC image) and packed tile by tile into thread-local panels, so no im2col buffer
 # for the whole batch ever exists. The inner tile is a SIMD microkernel from _simd.h.
+# Convolutions with few channels run on direct kernels instead (see "Direct
+# convolution"), and ReLU's backward pass can be fused into the kernel gradient and
+# into max-pool backward (the `relu_y` / `relu_pooled` arguments).
 #
 # Determinism: work is split into items whose arithmetic does not depend on the
 # thread count. Reductions over the batch (kernel and bias gradients) use a fixed
@@ -798,8 +801,10 @@ cdef long _column_sums_scratch_bytes(long rows, long cols, long itemsize) noexce
 # ---------------------------------------------------------------------------------
 # An im2col product vectorises along output channels: with 6 or 16 of them it fills a
 # fraction of each vector, and with 1 to 4 input channels its time goes into packing
-# short runs. The direct kernels of _direct_template.h vectorise along output pixels
-# instead, over a per-sample planar copy of the input (see that file for its layout).
+# short runs. Two direct families take those layers (which one: _forward_kind and
+# conv2d_kernel_grad): the pixel-vectorised kernels of _direct_template.h, over a
+# per-sample planar copy of the input (see that file for its layout), and further down
+# the channel-vectorised kernels of _nhwc_template.h, over a padded NHWC copy.
 
 cdef enum:
     # Samples per partial sum of a direct kernel gradient: fixed, so the order of the
