@@ -126,16 +126,12 @@ def numpy_other_env(names, repeats, threads):
     else:
         env.update(OTHER_BLAS_ENV)
     code = ("import json, sys; sys.path.insert(0, %r); import run, cnnx; "
-            "cnnx.set_num_threads(%d); print(json.dumps([run._timing_env(), "
+            "cnnx.set_num_threads(%d); print(json.dumps([run.environment_line(), "
             "run.numpy_only(%r, %d)]))" % (os.path.dirname(os.path.abspath(__file__)), threads,
                                             names, repeats))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _timing_env():
-    return environment_line()
 
 
 def breakdown(name, threads, repeats):

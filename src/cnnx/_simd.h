@@ -19,7 +19,8 @@ typedef void (*cnnx_ukernel_f32)(long, const float *, const float *, long, float
                                  int, int, const float *, int);
 typedef void (*cnnx_ukernel_f64)(long, const double *, const double *, long, double *, long,
                                  int, int, int, const double *, int);
-/* Direct convolution (_direct_template.h): forward tile and kernel-gradient tile. */
+/* Pixel-vectorised direct convolution (_direct_template.h): forward and kernel-gradient
+ * tiles. */
 typedef void (*cnnx_dfwd_f32)(long, const float *, const long *, long, const float *, long,
                               int, long, long, float *, long, int, const float *, int);
 typedef void (*cnnx_dfwd_f64)(long, const double *, const long *, long, const double *,
@@ -28,6 +29,20 @@ typedef void (*cnnx_dkgrad_f32)(long, long, int, const float *, long, const long
                                 const float *, long, float *, long, int);
 typedef void (*cnnx_dkgrad_f64)(long, long, int, const double *, long, const long *, int,
                                 const double *, long, double *, long, int);
+/* Channel-vectorised direct convolution (_nhwc_template.h). */
+typedef void (*cnnx_nfwd_f32)(long, const float *, const long *, const long *, int,
+                              const float *, long, float *, const float *, int);
+typedef void (*cnnx_nfwd_f64)(long, const double *, const long *, const long *, int,
+                              const double *, long, double *, const double *, int);
+typedef void (*cnnx_nkgrad_f32)(long, long, long, long, const float *, const long *, int,
+                                const float *, const float *, long, float *, float *);
+typedef void (*cnnx_nkgrad_f64)(long, long, long, long, const double *, const long *, int,
+                                const double *, const double *, long, double *, double *);
+/* Max pooling's row (_pool_template.h). */
+typedef void (*cnnx_maxpool_f32)(const float *, long, long, long, long, long, long, long,
+                                 long, float *, int32_t *, long);
+typedef void (*cnnx_maxpool_f64)(const double *, long, long, long, long, long, long, long,
+                                 long, double *, int32_t *, long);
 
 #if defined(__GNUC__) || defined(__clang__)
 #  if defined(__clang__)
@@ -111,68 +126,56 @@ static cnnx_ukernel_f32 cnnx_uk_f32[2] = {0, 0};
 static cnnx_ukernel_f64 cnnx_uk_f64[2] = {0, 0};
 static int cnnx_mr_f32 = 0, cnnx_nr_f32 = 0, cnnx_mr_f64 = 0, cnnx_nr_f64 = 0;
 static const char *cnnx_simd_name = "none";
-/* Direct convolution, index 0: blocks of 2 filters, 1: blocks of 4. cnnx_dk_np: pixel
- * vectors (forward) or taps (kernel gradient) per tile; cnnx_dk_vw_*: vector lanes.
- * cnnx_dk_ok is 0 where the path has no direct kernels (then im2col products do all). */
+/* The other kernels of the chosen path (_direct_both.h). cnnx_dk_ok is 0 where the path
+ * has none (then im2col products and the Cython pooling loop do all). cnnx_dk_vw_*:
+ * vector lanes.
+ * Pixel-vectorised direct convolution, index 0: blocks of 2 filters, 1: blocks of 4;
+ * cnnx_dk_np: pixel vectors (forward) or taps (kernel gradient) per tile. */
 static cnnx_dfwd_f32 cnnx_dk_fwd_f32[2] = {0, 0};
 static cnnx_dfwd_f64 cnnx_dk_fwd_f64[2] = {0, 0};
 static cnnx_dkgrad_f32 cnnx_dk_kgrad_f32[2] = {0, 0};
 static cnnx_dkgrad_f64 cnnx_dk_kgrad_f64[2] = {0, 0};
 static int cnnx_dk_np[2] = {0, 0};
-typedef void (*cnnx_maxpool_f32)(const float *, long, long, long, long, long, long, long,
-                                 long, float *, int32_t *, long);
-typedef void (*cnnx_maxpool_f64)(const double *, long, long, long, long, long, long, long,
-                                 long, double *, int32_t *, long);
-/* Channel-vectorised direct kernels (_nhwc_template.h): tiles of cnnx_nk_mr pixels or
- * taps times 1 or 2 vectors of output channels. */
-typedef void (*cnnx_nfwd_f32)(long, const float *, const long *, const long *, int,
-                              const float *, long, float *, const float *, int);
-typedef void (*cnnx_nfwd_f64)(long, const double *, const long *, const long *, int,
-                              const double *, long, double *, const double *, int);
-typedef void (*cnnx_nkgrad_f32)(long, long, long, long, const float *, const long *, int,
-                                const float *, const float *, long, float *, float *);
-typedef void (*cnnx_nkgrad_f64)(long, long, long, long, const double *, const long *, int,
-                                const double *, const double *, long, double *, double *);
-/* Index 0: tiles 1 vector of channels wide, 1: 2 vectors. */
+/* Channel-vectorised direct convolution, index 0: tiles 1 vector of channels wide,
+ * 1: 2 vectors; cnnx_nk_mr: pixels (forward) or taps (kernel gradient) per tile. */
 static cnnx_nfwd_f32 cnnx_nk_fwd_f32[2] = {0, 0};
 static cnnx_nfwd_f64 cnnx_nk_fwd_f64[2] = {0, 0};
 static cnnx_nkgrad_f32 cnnx_nk_kgrad_f32[2] = {0, 0};
 static cnnx_nkgrad_f64 cnnx_nk_kgrad_f64[2] = {0, 0};
 static int cnnx_nk_mr[2] = {0, 0};
-static cnnx_maxpool_f32 cnnx_mp_f32 = 0;   /* 0: no vector path, pool in Cython */
+/* Max pooling's row. */
+static cnnx_maxpool_f32 cnnx_mp_f32 = 0;
 static cnnx_maxpool_f64 cnnx_mp_f64 = 0;
 static int cnnx_dk_vw_f32 = 0, cnnx_dk_vw_f64 = 0, cnnx_dk_ok = 0;
 
-/* Points the dispatch at one path's four kernels and their tile shapes. */
+/* table_f32 idx = cnnx_dk_f32_<path><name>, and the same for f64. */
+#define CNNX_BOTH(table, idx, path, name)                                              \
+    do {                                                                               \
+        table##_f32 idx = cnnx_dk_f32_##path##name;                                    \
+        table##_f64 idx = cnnx_dk_f64_##path##name;                                    \
+    } while (0)
+
+/* Points the dispatch at one path's kernels and their tile shapes. */
 #define CNNX_USE(path)                                                                 \
     do {                                                                               \
         cnnx_uk_f32[0] = cnnx_uk_f32_##path##_k; cnnx_uk_f32[1] = cnnx_uk_f32_##path##_r; \
         cnnx_uk_f64[0] = cnnx_uk_f64_##path##_k; cnnx_uk_f64[1] = cnnx_uk_f64_##path##_r; \
         cnnx_mr_f32 = cnnx_uk_f32_##path##_MR; cnnx_nr_f32 = cnnx_uk_f32_##path##_NR;      \
         cnnx_mr_f64 = cnnx_uk_f64_##path##_MR; cnnx_nr_f64 = cnnx_uk_f64_##path##_NR;      \
-        cnnx_dk_fwd_f32[0] = cnnx_dk_f32_##path##_fb2_fwd;                                 \
-        cnnx_dk_fwd_f32[1] = cnnx_dk_f32_##path##_fb4_fwd;                                 \
-        cnnx_dk_fwd_f64[0] = cnnx_dk_f64_##path##_fb2_fwd;                                 \
-        cnnx_dk_fwd_f64[1] = cnnx_dk_f64_##path##_fb4_fwd;                                 \
-        cnnx_dk_kgrad_f32[0] = cnnx_dk_f32_##path##_fb2_kgrad;                             \
-        cnnx_dk_kgrad_f32[1] = cnnx_dk_f32_##path##_fb4_kgrad;                             \
-        cnnx_dk_kgrad_f64[0] = cnnx_dk_f64_##path##_fb2_kgrad;                             \
-        cnnx_dk_kgrad_f64[1] = cnnx_dk_f64_##path##_fb4_kgrad;                             \
+        CNNX_BOTH(cnnx_dk_fwd, [0], path, _fb2_fwd);                                       \
+        CNNX_BOTH(cnnx_dk_fwd, [1], path, _fb4_fwd);                                       \
+        CNNX_BOTH(cnnx_dk_kgrad, [0], path, _fb2_kgrad);                                   \
+        CNNX_BOTH(cnnx_dk_kgrad, [1], path, _fb4_kgrad);                                   \
         cnnx_dk_np[0] = cnnx_dk_any_##path##_NP2; cnnx_dk_np[1] = cnnx_dk_any_##path##_NP4; \
-        cnnx_dk_vw_f32 = cnnx_dk_f32_##path##_VW; cnnx_dk_vw_f64 = cnnx_dk_f64_##path##_VW; \
-        cnnx_dk_ok = 1;                                                                    \
-        cnnx_mp_f32 = cnnx_dk_f32_##path##_maxpool;                                        \
-        cnnx_nk_fwd_f32[0] = cnnx_dk_f32_##path##_nhwc1_fwd;                               \
-        cnnx_nk_fwd_f32[1] = cnnx_dk_f32_##path##_nhwc2_fwd;                               \
-        cnnx_nk_fwd_f64[0] = cnnx_dk_f64_##path##_nhwc1_fwd;                               \
-        cnnx_nk_fwd_f64[1] = cnnx_dk_f64_##path##_nhwc2_fwd;                               \
-        cnnx_nk_kgrad_f32[0] = cnnx_dk_f32_##path##_nhwc1_kgrad;                           \
-        cnnx_nk_kgrad_f32[1] = cnnx_dk_f32_##path##_nhwc2_kgrad;                           \
-        cnnx_nk_kgrad_f64[0] = cnnx_dk_f64_##path##_nhwc1_kgrad;                           \
-        cnnx_nk_kgrad_f64[1] = cnnx_dk_f64_##path##_nhwc2_kgrad;                           \
+        CNNX_BOTH(cnnx_nk_fwd, [0], path, _nhwc1_fwd);                                     \
+        CNNX_BOTH(cnnx_nk_fwd, [1], path, _nhwc2_fwd);                                     \
+        CNNX_BOTH(cnnx_nk_kgrad, [0], path, _nhwc1_kgrad);                                 \
+        CNNX_BOTH(cnnx_nk_kgrad, [1], path, _nhwc2_kgrad);                                 \
         cnnx_nk_mr[0] = cnnx_dk_any_##path##_NHWC1_MR;                                     \
         cnnx_nk_mr[1] = cnnx_dk_any_##path##_NHWC2_MR;                                     \
-        cnnx_mp_f64 = cnnx_dk_f64_##path##_maxpool;                                        \
+        CNNX_BOTH(cnnx_mp, , path, _maxpool);                                              \
+        cnnx_dk_vw_f32 = cnnx_dk_f32_##path##_VW; cnnx_dk_vw_f64 = cnnx_dk_f64_##path##_VW; \
+        cnnx_dk_ok = 1;                                                                    \
     } while (0)
 
 static int cnnx_simd_available(const char *name)

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import _random, callbacks as callbacks_module, losses, metrics as metrics_module
 from .. import optimizers
-from ..layers import InputLayer, KerasTensor, Layer, deserialize, serialize
+from ..layers import (Conv2D, InputLayer, KerasTensor, Layer, MaxPooling2D, deserialize,
+                      serialize)
 from ..layers.base import _unique_name
 from ..data_adapter import Prefetcher, is_source, source_steps, split_batch
 from ..trainer import Progbar, batches
@@ -173,7 +174,7 @@ class Sequential:
     def _backward(self, grad):
         layers = self._layers
         relu_done = False
-        for i in range(len(layers) - 1, -1, -1):
+        for i in reversed(range(len(layers))):
             layer = layers[i]
             if relu_done:
                 grad = layer.backward(grad, relu_done=True)
@@ -184,8 +185,6 @@ class Sequential:
                 relu_done = True
             else:
                 grad = layer.backward(grad)
-            if i == 0 or grad is None:   # a first layer computes no dL/dx
-                return
 
     def __call__(self, inputs, training=False):
         x = self._check_x(inputs, "__call__")
@@ -746,7 +745,5 @@ def _single(tensors, name):
 def _relu_then_max_pool(below, layer):
     """Is `layer` a max pooling whose input is `below`'s fused-ReLU conv output? Then
     the pool's backward applies the ReLU mask and the conv skips its own pass."""
-    from ..layers.convolutional import Conv2D
-    from ..layers.pooling import MaxPooling2D
     return (isinstance(layer, MaxPooling2D) and isinstance(below, Conv2D)
             and below._fused_relu)
