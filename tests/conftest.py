@@ -1,22 +1,37 @@
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import cnnx
 from cnnx import _kernels
+from helpers import data_dir
 
 SIMD_PATHS = [p for p in ("avx512", "avx2", "generic", "neon", "scalar")
               if _kernels.simd_available(p)]
 
 
-def data_dir():
-    """The shared real data: CNNX_TEST_DATA, else ../shared/data from the repo root."""
-    env = os.environ.get("CNNX_TEST_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+def _have_shared_data():
+    root = data_dir()
+    return root.is_dir() and any(root.iterdir())
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by the markers added here
+def pytest_collection_modifyitems(config, items):
+    # A test that reads the shared data is in the data tier by construction: it asks for
+    # the shared_data fixture (or is marked by hand, as the examples that read it are).
+    have = _have_shared_data()
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
+        if item.get_closest_marker("data") and not have:
+            item.add_marker(pytest.mark.skip(
+                reason=f"needs the shared data, not found at {data_dir()} "
+                       "(set CNNX_TEST_DATA)"))
+
+
+@pytest.fixture
+def shared_data():
+    """The folder of shared real data (../shared/data or CNNX_TEST_DATA)."""
+    return data_dir()
 
 
 @pytest.fixture

@@ -3,13 +3,10 @@ on the real JPEGs in ../shared/data/catsdogs."""
 import numpy as np
 import pytest
 
-from conftest import data_dir
 
-
-def test_course_cats_vs_dogs_script(capsys):
-    dataset = data_dir() / "catsdogs"
-    if not dataset.exists():
-        pytest.skip(f"shared data not found at {dataset}")
+@pytest.mark.slow
+def test_course_cats_vs_dogs_script(capsys, shared_data):
+    dataset = shared_data / "catsdogs"
     pytest.importorskip("PIL")
     import cnnx
     cnnx.utils.set_random_seed(0)

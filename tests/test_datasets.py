@@ -14,7 +14,6 @@ import pytest
 
 from cnnx import datasets
 from cnnx.datasets import _download, _formats
-from conftest import data_dir
 
 
 class _Server:
@@ -59,15 +58,15 @@ def server(tmp_path, monkeypatch):
     s.close()
 
 
-def _fashion_files():
-    folder = data_dir() / "fashion-mnist"
-    if not folder.exists():
-        pytest.skip(f"shared data not found at {folder}")
+@pytest.fixture
+def fashion_files(shared_data):
+    folder = shared_data / "fashion-mnist"
     return {f"/files/{p.name}": p.read_bytes() for p in folder.glob("*.gz")}
 
 
-def test_fashion_mnist_downloads_verifies_and_caches_the_real_files(server, capsys):
-    server.routes.update(_fashion_files())
+def test_fashion_mnist_downloads_verifies_and_caches_the_real_files(server, capsys,
+                                                                   fashion_files):
+    server.routes.update(fashion_files)
     (x_train, y_train), (x_test, y_test) = datasets.fashion_mnist.load_data()
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert x_train.dtype == y_train.dtype == np.uint8
@@ -81,8 +80,8 @@ def test_fashion_mnist_downloads_verifies_and_caches_the_real_files(server, caps
     assert "Downloading" in capsys.readouterr().out
 
 
-def test_corrupt_download_is_removed_and_retried_once(server):
-    files = _fashion_files()
+def test_corrupt_download_is_removed_and_retried_once(server, fashion_files):
+    files = fashion_files
     good = files["/files/t10k-labels-idx1-ubyte.gz"]
     server.routes.update(files)
     server.routes["/files/t10k-labels-idx1-ubyte.gz"] = (
@@ -93,8 +92,8 @@ def test_corrupt_download_is_removed_and_retried_once(server):
     assert leftovers == []
 
 
-def test_truncated_download_fails_cleanly_after_one_retry(server):
-    files = _fashion_files()
+def test_truncated_download_fails_cleanly_after_one_retry(server, fashion_files):
+    files = fashion_files
     server.routes.update(files)
     truncated = files["/files/train-labels-idx1-ubyte.gz"][:1000]
     server.routes["/files/train-labels-idx1-ubyte.gz"] = truncated
@@ -106,8 +105,8 @@ def test_truncated_download_fails_cleanly_after_one_retry(server):
     assert not list(cache.glob("*.part"))
 
 
-def test_a_corrupt_cached_file_is_replaced(server):
-    files = _fashion_files()
+def test_a_corrupt_cached_file_is_replaced(server, fashion_files):
+    files = fashion_files
     server.routes.update(files)
     cache = Path(os.environ["CNNX_HOME"]) / "fashion-mnist"
     cache.mkdir(parents=True)
@@ -140,19 +139,20 @@ def test_mnist_npz_and_idx_formats(server, monkeypatch, tmp_path):
     (x_train, y_train), (x_test, y_test) = datasets.mnist.load_data()
     np.testing.assert_array_equal(x_train, arrays["x_train"])
     assert y_test.tolist() == [0, 1]
-    # The real IDX test files from the shared data.
-    folder = data_dir() / "mnist"
-    if folder.exists():
-        images = _formats.read_idx(folder / "t10k-images-idx3-ubyte.gz")
-        labels = _formats.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
-        assert images.shape == (10000, 28, 28) and round(float(images.mean()), 2) == 33.79
-        assert np.bincount(labels)[:3].tolist() == [980, 1135, 1032]
-        for f in datasets.mnist._IDX[2:]:
-            assert _download.verify(folder / f.name, f)  # byte-identical originals
     bad = tmp_path / "bad-idx3-ubyte"
     bad.write_bytes(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x01" * 10)
     with pytest.raises(ValueError, match="header promises"):
         _formats.read_idx(bad)
+
+
+def test_mnist_idx_reader_on_the_real_files(shared_data):
+    folder = shared_data / "mnist"
+    images = _formats.read_idx(folder / "t10k-images-idx3-ubyte.gz")
+    labels = _formats.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and round(float(images.mean()), 2) == 33.79
+    assert np.bincount(labels)[:3].tolist() == [980, 1135, 1032]
+    for f in datasets.mnist._IDX[2:]:
+        assert _download.verify(folder / f.name, f)  # byte-identical originals
 
 
 def _cifar_tarball(batches):

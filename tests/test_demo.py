@@ -7,7 +7,6 @@ import pytest
 
 from cnnx import demo
 from cnnx.__main__ import main
-from conftest import data_dir
 
 
 def _png_size(path):
@@ -24,6 +23,7 @@ def test_drawn_shapes_are_deterministic_and_balanced():
     assert 0 <= x1.min() and x1.max() <= 1 and 60 < y1.sum() < 140
 
 
+@pytest.mark.slow
 def test_demo_trains_saves_reloads_predicts_and_draws(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     accuracy = demo.run(epochs=3, out=str(tmp_path))
@@ -37,10 +37,9 @@ def test_demo_trains_saves_reloads_predicts_and_draws(tmp_path, capsys):
     assert _png_size(tmp_path / "feature_maps.png")[0] > 200
 
 
-def test_demo_on_a_folder_of_classes(tmp_path, capsys):
-    folder = data_dir() / "catsdogs" / "test_set"
-    if not folder.exists():
-        pytest.skip("shared data not found")
+@pytest.mark.slow
+def test_demo_on_a_folder_of_classes(tmp_path, capsys, shared_data):
+    folder = shared_data / "catsdogs" / "test_set"
     pytest.importorskip("PIL")
     demo.run(data=str(folder), epochs=1, out=str(tmp_path))
     out = capsys.readouterr().out

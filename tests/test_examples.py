@@ -25,7 +25,14 @@ def test_every_example_is_listed():
     assert [p.name for p in EXAMPLES] == sorted(EXPECTED)
 
 
-@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+# These read the course's real data (MNIST, the cats-and-dogs photos).
+NEEDS_DATA = {"07_lenet_mnist.py", "08_cats_vs_dogs.py"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", [
+    pytest.param(p, marks=[pytest.mark.data] if p.name in NEEDS_DATA else [], id=p.name)
+    for p in EXAMPLES])
 def test_example_runs(script, tmp_path):
     pytest.importorskip("PIL")
     done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)],

@@ -10,22 +10,19 @@ pytest.importorskip("PIL")
 import cnnx as keras  # noqa: E402
 from cnnx.preprocessing import image  # noqa: E402
 from cnnx.preprocessing.image import ImageDataGenerator  # noqa: E402
-from conftest import data_dir  # noqa: E402
 
 
-def _photo():
-    path = data_dir() / "catsdogs" / "training_set" / "cats" / "cat.1.jpg"
-    if not path.exists():
-        pytest.skip("shared data not found")
-    return path
+@pytest.fixture
+def photo(shared_data):
+    return shared_data / "catsdogs" / "training_set" / "cats" / "cat.1.jpg"
 
 
-def test_load_img_to_array_and_back(tmp_path):
-    img = image.load_img(_photo(), target_size=(48, 64))
+def test_load_img_to_array_and_back(tmp_path, photo):
+    img = image.load_img(photo, target_size=(48, 64))
     assert img.size == (64, 48) and img.mode == "RGB"
     x = image.img_to_array(img)
     assert x.shape == (48, 64, 3) and x.dtype == np.float32 and x.max() <= 255
-    gray = image.img_to_array(image.load_img(_photo(), color_mode="grayscale"))
+    gray = image.img_to_array(image.load_img(photo, color_mode="grayscale"))
     assert gray.shape[2] == 1
     assert keras.utils.load_img is image.load_img
     image.save_img(tmp_path / "x.png", x, scale=False)
@@ -126,10 +123,8 @@ def test_flow_and_subsets():
     assert seen == [[3, 4, 5, 6], [7, 8, 9], [3, 4, 5, 6]]
 
 
-def test_flow_from_directory_modes_and_split(capsys):
-    root = data_dir() / "catsdogs" / "test_set"
-    if not root.exists():
-        pytest.skip("shared data not found")
+def test_flow_from_directory_modes_and_split(capsys, shared_data):
+    root = shared_data / "catsdogs" / "test_set"
     gen = ImageDataGenerator(rescale=1 / 255, validation_split=0.25)
     train = gen.flow_from_directory(root, target_size=(16, 16), batch_size=8,
                                     class_mode="categorical", subset="training", shuffle=False)
@@ -205,10 +200,8 @@ def test_errors_in_the_data_thread_reach_the_caller():
         model.fit(broken(), steps_per_epoch=3, verbose=0)
 
 
-def test_image_dataset_from_directory():
-    root = data_dir() / "catsdogs" / "test_set"
-    if not root.exists():
-        pytest.skip("shared data not found")
+def test_image_dataset_from_directory(shared_data):
+    root = shared_data / "catsdogs" / "test_set"
     train, val = keras.utils.image_dataset_from_directory(
         root, image_size=(20, 24), batch_size=16, validation_split=0.5, subset="both",
         seed=3)

@@ -123,12 +123,9 @@ def test_keras_style_names():
     assert names == ["conv2d", "conv2d_1", "max_pooling2d", "batch_normalization"]
 
 
-def test_course_filters_by_their_defining_properties():
-    from conftest import data_dir
+def test_course_filters_by_their_defining_properties(shared_data):
     from cnnx import filters
-    path = data_dir() / "catsdogs" / "training_set" / "dogs" / "dog.1.jpg"
-    if not path.exists():
-        pytest.skip("shared data not found")
+    path = shared_data / "catsdogs" / "training_set" / "dogs" / "dog.1.jpg"
     pytest.importorskip("PIL")
     photo = cnnx.utils.img_to_array(cnnx.utils.load_img(path))
     constant = np.full_like(photo, 93.0)

@@ -1,13 +1,15 @@
 """The keras.io "Simple MNIST convnet", with only its import changed, on real data."""
 import numpy as np
+import pytest
 
 import cnnx as keras
-from data import mnist_5k, mnist_test
+from helpers import mnist_5k, mnist_test
 
 
-def test_simple_mnist_convnet_reaches_95_percent(capsys):
-    x_train, y_train = mnist_5k()
-    x_test, y_test = mnist_test()
+@pytest.mark.slow
+def test_simple_mnist_convnet_reaches_95_percent(capsys, shared_data):
+    x_train, y_train = mnist_5k(shared_data)
+    x_test, y_test = mnist_test(shared_data)
     # The CSV is sorted by class: shuffle once, or validation_split (the last 10%, as in
     # Keras) would hold only nines.
     order = np.random.default_rng(0).permutation(len(x_train))
