@@ -1,12 +1,18 @@
 """Build of cnnx's compiled kernels: Cython + OpenMP, portable optimisation flags.
 
+The SIMD kernels are compiled once per instruction set, each path in its own translation
+unit with that set's flags (src/cnnx/_simd_<path>.c), and linked into the one extension;
+_dispatch.h picks a path at run time. This is NumPy's scheme, and needs no per-function
+target attributes.
+
 Environment switches:
-  CNNX_REQUIRE_OPENMP=1   fail the build when the compiler cannot do OpenMP
-                          (otherwise the build warns loudly and the kernels run serially)
+  CNNX_ALLOW_SERIAL=1     build even when the compiler cannot do OpenMP; the kernels then
+                          run on one thread (without it, such a build fails)
   CNNX_DEBUG_BUILD=1      bounds checking and wraparound back on, -O0 -g
 """
 import os
 import sys
+import sysconfig
 import tempfile
 import textwrap
 
@@ -16,7 +22,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("CNNX_DEBUG_BUILD") == "1"
-REQUIRE_OPENMP = os.environ.get("CNNX_REQUIRE_OPENMP") == "1"
+ALLOW_SERIAL = os.environ.get("CNNX_ALLOW_SERIAL") == "1"
 
 # Built and linked the way the extension is (a shared object, with the same flags),
 # so that the probe answers for the real build.
@@ -67,11 +73,14 @@ class BuildExt(build_ext):
                 "cnnx: this compiler cannot build OpenMP code "
                 f"(tried compile flags {cflags}, link flags {ldflags})."
             )
-            if REQUIRE_OPENMP:
-                raise RuntimeError(message + " CNNX_REQUIRE_OPENMP=1 makes this an error.")
+            if not ALLOW_SERIAL:
+                raise RuntimeError(
+                    message + " Install an OpenMP runtime (Linux clang: libomp-dev; macOS: "
+                    "libomp), or set CNNX_ALLOW_SERIAL=1 to build kernels that run on "
+                    "one thread.")
             banner = "*" * 78
-            print(f"\n{banner}\n{message}\nThe kernels will run on ONE thread.\n{banner}\n",
-                  file=sys.stderr)
+            print(f"\n{banner}\n{message}\nCNNX_ALLOW_SERIAL=1: the kernels will run on "
+                  f"ONE thread.\n{banner}\n", file=sys.stderr)
             cflags, ldflags = [], []
         strip = []
         if self.compiler.compiler_type == "msvc":
@@ -82,10 +91,52 @@ class BuildExt(build_ext):
             opt = ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
             if not DEBUG and sys.platform.startswith("linux"):
                 strip = ["-Wl,--strip-all"]
+        warn = [] if self.compiler.compiler_type == "msvc" else WARNINGS
+        units = simd_units(self.compiler)
         for ext in self.extensions:
-            ext.extra_compile_args = opt + cflags
+            objects = []
+            for source, isa_flags in units:
+                objects += self.compiler.compile(
+                    [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
+                    extra_postargs=opt + warn + isa_flags, depends=ext.depends)
+            if len(units) > 1:
+                ext.define_macros.append(("CNNX_X86_PATHS", "1"))
+            ext.extra_objects = objects
+            # -Wmaybe-uninitialized misfires on Cython's generated code (variables that
+            # Cython assigns on every path through its own error labels): off for the
+            # generated module only, not for our C.
+            quiet = [] if self.compiler.compiler_type == "msvc" else [
+                "-Wno-maybe-uninitialized" if "gcc" in self.compiler_name() else
+                "-Wno-sometimes-uninitialized"]
+            ext.extra_compile_args = opt + cflags + quiet
             ext.extra_link_args = ldflags + strip
         super().build_extensions()
+
+    def compiler_name(self):
+        cc = getattr(self.compiler, "compiler_so", None) or ["cc"]
+        return "clang" if "clang" in os.path.basename(cc[0]) else "gcc"
+
+
+# Our own C is held to these (and must build without a warning under them).
+WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter"]
+SIMD_SOURCES = {"generic": "src/cnnx/_simd_generic.c", "avx2": "src/cnnx/_simd_avx2.c",
+                "avx512": "src/cnnx/_simd_avx512.c"}
+
+
+def simd_units(compiler):
+    """[(source, flags)] of the SIMD paths this build compiles, for its target.
+
+    x86-64 with gcc or clang: the baseline, AVX2 + FMA and AVX-512. Elsewhere (aarch64,
+    MSVC): the baseline alone, whose vectors are NEON on aarch64; the kernels are written
+    with GNU vector extensions, which MSVC lacks, so MSVC gets the scalar microkernel.
+    """
+    units = [(SIMD_SOURCES["generic"], [])]
+    target = sysconfig.get_platform()   # honours cibuildwheel's cross-target settings
+    x86 = target.endswith(("x86_64", "amd64", "intel", "universal2"))
+    if x86 and compiler.compiler_type != "msvc" and "universal2" not in target:
+        units += [(SIMD_SOURCES["avx2"], ["-mavx2", "-mfma"]),
+                  (SIMD_SOURCES["avx512"], ["-mavx512f"])]
+    return units
 
 
 extensions = [
@@ -93,10 +144,10 @@ extensions = [
         "cnnx._kernels",
         ["src/cnnx/_kernels.pyx"],
         include_dirs=[numpy.get_include(), "src/cnnx"],
-        depends=["src/cnnx/_simd.h", "src/cnnx/_ukernel_template.h",
-                 "src/cnnx/_ukernel_both.h", "src/cnnx/_direct_template.h",
-                 "src/cnnx/_direct_both.h", "src/cnnx/_nhwc_template.h",
-                 "src/cnnx/_pool_template.h"],
+        depends=["src/cnnx/_simd.h", "src/cnnx/_dispatch.h", "src/cnnx/_simd_path.h",
+                 "src/cnnx/_ukernel_template.h", "src/cnnx/_direct_template.h",
+                 "src/cnnx/_nhwc_template.h", "src/cnnx/_pool_template.h",
+                 *SIMD_SOURCES.values()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
 ]

@@ -20,7 +20,9 @@
  * Include after defining:
  *   DK_NAME  prefix of the two functions   DK_T, DK_IT  element type and same-width int
  *   DK_VBYTES vector bytes   DK_FB filters per block   DK_NP pixel vectors (or taps) per tile
- *   DK_ATTR  target attribute (may be empty)
+ *
+ * Like every kernel template, it is compiled in its SIMD path's own translation unit
+ * (_simd_<path>.c) with that path's compiler flags.
  */
 #define DK_VW (DK_VBYTES / (int)sizeof(DK_T))
 
@@ -31,9 +33,9 @@ typedef DK_IT CNNX_CAT(DK_NAME, _ivec) __attribute__((vector_size(DK_VBYTES), al
  * (nf <= DK_FB) of the block whose packed weights are w (K x DK_FB, tap-major).
  * y points at the sample's output, at channel f0, F channels a pixel. Adds the bias
  * (DK_FB values, or NULL), applies ReLU when asked. */
-DK_ATTR static void CNNX_CAT(DK_NAME, _fwd)(
-    long K, const DK_T *restrict xp, const long *restrict koff, long rowstep,
-    const DK_T *restrict w, long j0, int nv, long nvr, long OW, DK_T *restrict y, long F,
+static void CNNX_CAT(DK_NAME, _fwd)(
+    int64_t K, const DK_T *restrict xp, const int64_t *restrict koff, int64_t rowstep,
+    const DK_T *restrict w, int64_t j0, int nv, int64_t nvr, int64_t OW, DK_T *restrict y, int64_t F,
     int nf, const DK_T *restrict bias, int relu)
 {
     typedef CNNX_CAT(DK_NAME, _vec) vec;
@@ -41,19 +43,19 @@ DK_ATTR static void CNNX_CAT(DK_NAME, _fwd)(
     const vec zero = {0};
     vec acc[DK_NP][DK_FB];
     const DK_T *base[DK_NP];
-    long oh[DK_NP], ow0[DK_NP];
+    int64_t oh[DK_NP], ow0[DK_NP];
 
     CNNX_UNROLL
     for (int p = 0; p < DK_NP; ++p) {
-        long j = j0 + (p < nv ? p : 0);   /* a partial tile repeats its first vector */
+        int64_t j = j0 + (p < nv ? p : 0);   /* a partial tile repeats its first vector */
         oh[p] = j / nvr;
         ow0[p] = (j - oh[p] * nvr) * DK_VW;
         base[p] = xp + oh[p] * rowstep + ow0[p];
         CNNX_UNROLL
         for (int f = 0; f < DK_FB; ++f) acc[p][f] = zero;
     }
-    for (long k = 0; k < K; ++k, w += DK_FB) {
-        const long o = koff[k];
+    for (int64_t k = 0; k < K; ++k, w += DK_FB) {
+        const int64_t o = koff[k];
         vec xv[DK_NP];
         CNNX_UNROLL
         for (int p = 0; p < DK_NP; ++p) xv[p] = *(const vec *)(base[p] + o);
@@ -77,7 +79,7 @@ DK_ATTR static void CNNX_CAT(DK_NAME, _fwd)(
             if (relu) r = (vec)((ivec)r & ~(ivec)(r <= zero));
             *(vec *)t[f] = r;
         }
-        const long lanes = OW - ow0[p] < DK_VW ? OW - ow0[p] : DK_VW;
+        const int64_t lanes = OW - ow0[p] < DK_VW ? OW - ow0[p] : DK_VW;
         DK_T *dst = y + (oh[p] * OW + ow0[p]) * F;
         if (lanes == DK_VW && nf == DK_FB) {
             CNNX_UNROLL
@@ -86,7 +88,7 @@ DK_ATTR static void CNNX_CAT(DK_NAME, _fwd)(
                 for (int f = 0; f < DK_FB; ++f) dst[l * F + f] = t[f][l];
             }
         } else {
-            for (long l = 0; l < lanes; ++l)
+            for (int64_t l = 0; l < lanes; ++l)
                 for (int f = 0; f < nf; ++f) dst[l * F + f] = t[f][l];
         }
     }
@@ -97,17 +99,17 @@ DK_ATTR static void CNNX_CAT(DK_NAME, _fwd)(
  * x(tap k) * dy(filter f). dyp points at filter f0's plane of the planar dy (OH x nvr*VW
  * per filter, fs apart, zero past each row's end). ntail: valid lanes of a row's last
  * vector. Each sum runs in one fixed order, whatever the caller's threads. */
-DK_ATTR static void CNNX_CAT(DK_NAME, _kgrad)(
-    long OH, long nvr, int ntail, const DK_T *restrict xp, long rowstep,
-    const long *restrict koff, int nk, const DK_T *restrict dyp, long fs,
-    DK_T *restrict dw, long ldw, int nf)
+static void CNNX_CAT(DK_NAME, _kgrad)(
+    int64_t OH, int64_t nvr, int ntail, const DK_T *restrict xp, int64_t rowstep,
+    const int64_t *restrict koff, int nk, const DK_T *restrict dyp, int64_t fs,
+    DK_T *restrict dw, int64_t ldw, int nf)
 {
     typedef CNNX_CAT(DK_NAME, _vec) vec;
     typedef CNNX_CAT(DK_NAME, _ivec) ivec;
     const vec zero = {0};
     ivec full, tail;
     vec acc[DK_FB][DK_NP];
-    long o[DK_NP];
+    int64_t o[DK_NP];
 
     CNNX_UNROLL
     for (int l = 0; l < DK_VW; ++l) {
@@ -120,10 +122,10 @@ DK_ATTR static void CNNX_CAT(DK_NAME, _kgrad)(
         CNNX_UNROLL
         for (int f = 0; f < DK_FB; ++f) acc[f][p] = zero;
     }
-    for (long oh = 0; oh < OH; ++oh) {
+    for (int64_t oh = 0; oh < OH; ++oh) {
         const DK_T *xrow = xp + oh * rowstep;
         const DK_T *drow = dyp + oh * nvr * DK_VW;
-        for (long v = 0; v < nvr; ++v) {
+        for (int64_t v = 0; v < nvr; ++v) {
             const ivec m = v == nvr - 1 ? tail : full;
             vec d[DK_FB];
             CNNX_UNROLL

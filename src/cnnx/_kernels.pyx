@@ -22,54 +22,65 @@ from cython.parallel cimport prange, parallel, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
 from libc.math cimport exp, log, log1p, fabs, sqrt, INFINITY
-from libc.stdint cimport int32_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uintptr_t
 
 cdef extern from "_simd.h" nogil:
-    ctypedef void (*cnnx_ukernel_f32)(long, const float *, const float *, long, float *,
-                                      long, int, int, int, const float *, int)
-    ctypedef void (*cnnx_ukernel_f64)(long, const double *, const double *, long, double *,
-                                      long, int, int, int, const double *, int)
-    cnnx_ukernel_f32 cnnx_uk_f32[2]
-    cnnx_ukernel_f64 cnnx_uk_f64[2]
-    int cnnx_mr_f32, cnnx_nr_f32, cnnx_mr_f64, cnnx_nr_f64
-    ctypedef void (*cnnx_dfwd_f32)(long, const float *, const long *, long, const float *,
-                                   long, int, long, long, float *, long, int, const float *,
-                                   int)
-    ctypedef void (*cnnx_dfwd_f64)(long, const double *, const long *, long, const double *,
-                                   long, int, long, long, double *, long, int,
+    # Declared in _simd.h; Cython needs the signatures it calls and the fields it reads.
+    ctypedef void (*cnnx_ukernel_f32)(int64_t, const float *, const float *, int64_t,
+                                      float *, int64_t, int, int, int, const float *, int)
+    ctypedef void (*cnnx_ukernel_f64)(int64_t, const double *, const double *, int64_t,
+                                      double *, int64_t, int, int, int, const double *, int)
+    ctypedef void (*cnnx_dfwd_f32)(int64_t, const float *, const int64_t *, int64_t,
+                                   const float *, int64_t, int, int64_t, int64_t, float *,
+                                   int64_t, int, const float *, int)
+    ctypedef void (*cnnx_dfwd_f64)(int64_t, const double *, const int64_t *, int64_t,
+                                   const double *, int64_t, int, int64_t, int64_t, double *,
+                                   int64_t, int, const double *, int)
+    ctypedef void (*cnnx_dkgrad_f32)(int64_t, int64_t, int, const float *, int64_t,
+                                     const int64_t *, int, const float *, int64_t, float *,
+                                     int64_t, int)
+    ctypedef void (*cnnx_dkgrad_f64)(int64_t, int64_t, int, const double *, int64_t,
+                                     const int64_t *, int, const double *, int64_t,
+                                     double *, int64_t, int)
+    ctypedef void (*cnnx_nfwd_f32)(int64_t, const float *, const int64_t *, const int64_t *,
+                                   int, const float *, int64_t, float *, const float *, int)
+    ctypedef void (*cnnx_nfwd_f64)(int64_t, const double *, const int64_t *,
+                                   const int64_t *, int, const double *, int64_t, double *,
                                    const double *, int)
-    ctypedef void (*cnnx_dkgrad_f32)(long, long, int, const float *, long, const long *, int,
-                                     const float *, long, float *, long, int)
-    ctypedef void (*cnnx_dkgrad_f64)(long, long, int, const double *, long, const long *,
-                                     int, const double *, long, double *, long, int)
-    ctypedef void (*cnnx_nfwd_f32)(long, const float *, const long *, const long *, int,
-                                   const float *, long, float *, const float *, int)
-    ctypedef void (*cnnx_nfwd_f64)(long, const double *, const long *, const long *, int,
-                                   const double *, long, double *, const double *, int)
-    ctypedef void (*cnnx_nkgrad_f32)(long, long, long, long, const float *, const long *,
-                                     int, const float *, const float *, long, float *,
-                                     float *)
-    ctypedef void (*cnnx_nkgrad_f64)(long, long, long, long, const double *, const long *,
-                                     int, const double *, const double *, long, double *,
-                                     double *)
-    ctypedef void (*cnnx_maxpool_f32)(const float *, long, long, long, long, long, long, long,
-                                      long, float *, int32_t *, long)
-    ctypedef void (*cnnx_maxpool_f64)(const double *, long, long, long, long, long, long,
-                                      long, long, double *, int32_t *, long)
-    cnnx_dfwd_f32 cnnx_dk_fwd_f32[2]
-    cnnx_dfwd_f64 cnnx_dk_fwd_f64[2]
-    cnnx_dkgrad_f32 cnnx_dk_kgrad_f32[2]
-    cnnx_dkgrad_f64 cnnx_dk_kgrad_f64[2]
-    int cnnx_dk_np[2]
-    cnnx_nfwd_f32 cnnx_nk_fwd_f32[2]
-    cnnx_nfwd_f64 cnnx_nk_fwd_f64[2]
-    cnnx_nkgrad_f32 cnnx_nk_kgrad_f32[2]
-    cnnx_nkgrad_f64 cnnx_nk_kgrad_f64[2]
-    int cnnx_nk_mr[2]
-    cnnx_maxpool_f32 cnnx_mp_f32
-    cnnx_maxpool_f64 cnnx_mp_f64
-    int cnnx_dk_vw_f32, cnnx_dk_vw_f64, cnnx_dk_ok
-    const char *cnnx_simd_name
+    ctypedef void (*cnnx_nkgrad_f32)(int64_t, int64_t, int64_t, int64_t, const float *,
+                                     const int64_t *, int, const float *, const float *,
+                                     int64_t, float *, float *)
+    ctypedef void (*cnnx_nkgrad_f64)(int64_t, int64_t, int64_t, int64_t, const double *,
+                                     const int64_t *, int, const double *, const double *,
+                                     int64_t, double *, double *)
+    ctypedef void (*cnnx_maxpool_f32)(const float *, int64_t, int64_t, int64_t, int64_t,
+                                      int64_t, int64_t, int64_t, int64_t, float *,
+                                      int32_t *, int64_t)
+    ctypedef void (*cnnx_maxpool_f64)(const double *, int64_t, int64_t, int64_t, int64_t,
+                                      int64_t, int64_t, int64_t, int64_t, double *,
+                                      int32_t *, int64_t)
+    ctypedef struct cnnx_kernel_table:
+        const char *name
+        cnnx_ukernel_f32 uk_f32[2]
+        cnnx_ukernel_f64 uk_f64[2]
+        int mr_f32, nr_f32, mr_f64, nr_f64
+        int direct
+        int vw_f32, vw_f64
+        cnnx_dfwd_f32 dk_fwd_f32[2]
+        cnnx_dfwd_f64 dk_fwd_f64[2]
+        cnnx_dkgrad_f32 dk_kgrad_f32[2]
+        cnnx_dkgrad_f64 dk_kgrad_f64[2]
+        int dk_np[2]
+        cnnx_nfwd_f32 nk_fwd_f32[2]
+        cnnx_nfwd_f64 nk_fwd_f64[2]
+        cnnx_nkgrad_f32 nk_kgrad_f32[2]
+        cnnx_nkgrad_f64 nk_kgrad_f64[2]
+        int nk_mr[2]
+        cnnx_maxpool_f32 mp_f32
+        cnnx_maxpool_f64 mp_f64
+
+cdef extern from "_dispatch.h" nogil:
+    const cnnx_kernel_table *cnnx_k
     int cnnx_simd_available(const char *name)
     int cnnx_simd_select(const char *name)
     const char *CNNX_COMPILER
@@ -110,11 +121,11 @@ def select_simd(str name=""):
     """Select a microkernel path by name ("" for the best available)."""
     if cnnx_simd_select(name.encode()) != 0:
         raise ValueError(f"SIMD path {name!r} is not available on this CPU or build")
-    return cnnx_simd_name.decode()
+    return cnnx_k.name.decode()
 
 
 def simd_path():
-    return cnnx_simd_name.decode()
+    return cnnx_k.name.decode()
 
 
 # ---------------------------------------------------------------------------------
@@ -141,18 +152,18 @@ cdef struct Geometry:
     # Conv windows over an NHWC image of size H x W x C. Row r of im2col is output pixel
     # (n, oh, ow) of an OH x OW grid; column k is tap (i, j), channel c, in the kernel's
     # (KH, KW, C) order, reading image row oh*sh + i*dh - ph (zero outside the image).
-    long H, W, C, OH, OW, KH, KW
-    long sh, sw, dh, dw, ph, pw
+    int64_t H, W, C, OH, OW, KH, KW
+    int64_t sh, sw, dh, dw, ph, pw
 
 
 cdef struct Source:
     int kind
     const void *data
-    long ld
+    int64_t ld
     Geometry g
 
 
-cdef inline Source _matrix(int kind, const void *data, long ld) noexcept nogil:
+cdef inline Source _matrix(int kind, const void *data, int64_t ld) noexcept nogil:
     """A row-major matrix (SRC_ROWS) or its transpose (SRC_COLS), ld elements a row."""
     cdef Source s
     s.kind = kind
@@ -161,18 +172,18 @@ cdef inline Source _matrix(int kind, const void *data, long ld) noexcept nogil:
     return s
 
 
-cdef inline void _im2col_run(const Geometry *g, const floating *x, long p, long k,
-                             long count, floating *dst, long stride) noexcept nogil:
+cdef inline void _im2col_run(const Geometry *g, const floating *x, int64_t p, int64_t k,
+                             int64_t count, floating *dst, int64_t stride) noexcept nogil:
     """Writes im2col[p, k : k+count] to dst[0], dst[stride], ..."""
-    cdef long ow = p % g.OW
-    cdef long t = p // g.OW
-    cdef long oh = t % g.OH
-    cdef long n = t // g.OH
-    cdef long tap = k // g.C
-    cdef long c = k - tap * g.C
-    cdef long base_h = oh * g.sh - g.ph
-    cdef long base_w = ow * g.sw - g.pw
-    cdef long i, j, hu, wu, run, q
+    cdef int64_t ow = p % g.OW
+    cdef int64_t t = p // g.OW
+    cdef int64_t oh = t % g.OH
+    cdef int64_t n = t // g.OH
+    cdef int64_t tap = k // g.C
+    cdef int64_t c = k - tap * g.C
+    cdef int64_t base_h = oh * g.sh - g.ph
+    cdef int64_t base_w = ow * g.sw - g.pw
+    cdef int64_t i, j, hu, wu, run, q
     cdef const floating *src
     while count > 0:
         i = tap // g.KW
@@ -199,18 +210,18 @@ cdef inline void _im2col_run(const Geometry *g, const floating *x, long p, long 
         c = 0
 
 
-cdef void _pack_im2col_t(const Geometry *g, const floating *x, floating *dst, long r0,
-                         long rows, long R, long p0, long count) noexcept nogil:
+cdef void _pack_im2col_t(const Geometry *g, const floating *x, floating *dst, int64_t r0,
+                         int64_t rows, int64_t R, int64_t p0, int64_t count) noexcept nogil:
     """dst[kk*R + r] = im2col(x)[p0 + kk, r0 + r]: for each of `count` pixels, the same
     `rows` columns. The columns are cut once into runs within a tap; the pixels are
     walked incrementally, so the loop does no division."""
-    cdef long run_h[64]
-    cdef long run_w[64]
-    cdef long run_c[64]
-    cdef long run_len[64]
-    cdef long run_dst[64]
-    cdef long n_runs = 0, r = 0, tap = r0 // g.C, c = r0 - tap * g.C
-    cdef long kk, q, length
+    cdef int64_t run_h[64]
+    cdef int64_t run_w[64]
+    cdef int64_t run_c[64]
+    cdef int64_t run_len[64]
+    cdef int64_t run_dst[64]
+    cdef int64_t n_runs = 0, r = 0, tap = r0 // g.C, c = r0 - tap * g.C
+    cdef int64_t kk, q, length
     while r < rows:  # rows <= R <= 64, so at most 64 runs
         length = min(g.C - c, rows - r)
         run_h[n_runs] = (tap // g.KW) * g.dh
@@ -231,15 +242,15 @@ cdef void _pack_im2col_t(const Geometry *g, const floating *x, floating *dst, lo
                 dst[kk * R + r] = 0
 
 
-cdef inline void _gather_run(const Geometry *g, const floating *x, floating *dst, long R,
-                             long off_h, long off_w, long c, long length, long p0,
-                             long count) noexcept nogil:
+cdef inline void _gather_run(const Geometry *g, const floating *x, floating *dst, int64_t R,
+                             int64_t off_h, int64_t off_w, int64_t c, int64_t length, int64_t p0,
+                             int64_t count) noexcept nogil:
     """dst[kk*R : kk*R + length] = x[pixel (p0 + kk) of tap offset (off_h, off_w), c : c+length]
     for kk < count, walking the pixels without division. Runs as wide as a tile (12 or 6,
     the MR of the SIMD paths) get a fixed-size copy the compiler unrolls."""
-    cdef long ow = p0 % g.OW, t = p0 // g.OW
-    cdef long oh = t % g.OH, n = t // g.OH
-    cdef long kk, r, h, w
+    cdef int64_t ow = p0 % g.OW, t = p0 // g.OW
+    cdef int64_t oh = t % g.OH, n = t // g.OH
+    cdef int64_t kk, r, h, w
     cdef const floating *src
     cdef floating *d
     for kk in range(count):
@@ -269,12 +280,12 @@ cdef inline void _gather_run(const Geometry *g, const floating *x, floating *dst
                 n += 1
 
 
-cdef void _pack(const Source *s, floating *dst, long r0, long rows, long R,
-                long k0, long kc) noexcept nogil:
+cdef void _pack(const Source *s, floating *dst, int64_t r0, int64_t rows, int64_t R,
+                int64_t k0, int64_t kc) noexcept nogil:
     """Packs the block (r0 : r0+rows, k0 : k0+kc) k-major: dst[k*R + r].
     Rows rows..R-1 are zero, so partial tiles compute on zeros."""
     cdef const floating *m = <const floating *> s.data
-    cdef long r, k
+    cdef int64_t r, k
     if s.kind == SRC_IM2COL_T:
         _pack_im2col_t(&s.g, m, dst, r0, rows, R, k0, kc)
         return
@@ -301,12 +312,12 @@ cdef inline bint _rows_layout(const Source *s) noexcept nogil:
     return s.kind == SRC_ROWS or s.kind == SRC_IM2COL
 
 
-cdef void _pack_rows(const Source *s, floating *dst, long r0, long rows, long R,
-                     long k0, long kc) noexcept nogil:
+cdef void _pack_rows(const Source *s, floating *dst, int64_t r0, int64_t rows, int64_t R,
+                     int64_t k0, int64_t kc) noexcept nogil:
     """Packs the block (r0 : r0+rows, k0 : k0+kc) row by row: dst[r*kc + k], by
     contiguous copies. Rows rows..R-1 are zero. For ROWS and IM2COL sources only."""
     cdef const floating *m = <const floating *> s.data
-    cdef long r
+    cdef int64_t r
     if s.kind == SRC_ROWS:
         for r in range(rows):
             memcpy(dst + r * kc, m + (r0 + r) * s.ld + k0, kc * sizeof(floating))
@@ -321,81 +332,81 @@ cdef void _pack_rows(const Source *s, floating *dst, long r0, long rows, long R,
 # The GEMM driver:  C[M, N] = A[M, K] @ B[K, N] (+ bias, ReLU)
 # ---------------------------------------------------------------------------------
 
-cdef inline long _cdiv(long a, long b) noexcept nogil:
+cdef inline int64_t _cdiv(int64_t a, int64_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-cdef inline long _align(long nbytes) noexcept nogil:
+cdef inline int64_t _align(int64_t nbytes) noexcept nogil:
     return _cdiv(nbytes, ALIGN) * ALIGN
 
 
-cdef inline void _tile_shape(int is_f32, long *mr, long *nr) noexcept nogil:
+cdef inline void _tile_shape(int is_f32, int64_t *mr, int64_t *nr) noexcept nogil:
     if is_f32:
-        mr[0] = cnnx_mr_f32
-        nr[0] = cnnx_nr_f32
+        mr[0] = cnnx_k.mr_f32
+        nr[0] = cnnx_k.nr_f32
     else:
-        mr[0] = cnnx_mr_f64
-        nr[0] = cnnx_nr_f64
+        mr[0] = cnnx_k.mr_f64
+        nr[0] = cnnx_k.nr_f64
 
 
-cdef long _split_k(long M, long N, long K) noexcept nogil:
+cdef int64_t _split_k(int64_t M, int64_t N, int64_t K) noexcept nogil:
     """Chunks of the reduction dimension: a function of the shape alone, never of the
     thread count, so the summation order (and the result) is the same for any threads."""
-    cdef long s = K // SPLIT_K_CHUNK
+    cdef int64_t s = K // SPLIT_K_CHUNK
     if s > MAX_SPLIT_K:
         s = MAX_SPLIT_K
     return s if s > 1 else 1
 
 
-cdef long _gemm_scratch_bytes(long M, long N, long K, long split, int nthreads,
-                              long itemsize, int is_f32) noexcept nogil:
-    cdef long mr, nr
+cdef int64_t _gemm_scratch_bytes(int64_t M, int64_t N, int64_t K, int64_t split, int nthreads,
+                              int64_t itemsize, int is_f32) noexcept nogil:
+    cdef int64_t mr, nr
     _tile_shape(is_f32, &mr, &nr)
-    cdef long mc = _cdiv(MC_TARGET, mr) * mr
-    cdef long bpack = _align(K * _cdiv(N, nr) * nr * itemsize) + ALIGN
-    cdef long apack = _align(mc * KC * itemsize)
-    cdef long partial = _align(split * M * N * itemsize) if split > 1 else 0
+    cdef int64_t mc = _cdiv(MC_TARGET, mr) * mr
+    cdef int64_t bpack = _align(K * _cdiv(N, nr) * nr * itemsize) + ALIGN
+    cdef int64_t apack = _align(mc * KC * itemsize)
+    cdef int64_t partial = _align(split * M * N * itemsize) if split > 1 else 0
     return bpack + nthreads * apack + partial
 
 
-cdef inline void _ukernel(bint a_rows, long kc, const floating *a, const floating *b,
-                          long ldb, floating *c, long ldc, int mr, int nr, int accumulate,
+cdef inline void _ukernel(bint a_rows, int64_t kc, const floating *a, const floating *b,
+                          int64_t ldb, floating *c, int64_t ldc, int mr, int nr, int accumulate,
                           const floating *bias, int relu) noexcept nogil:
     if floating is float:
-        cnnx_uk_f32[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
+        cnnx_k.uk_f32[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
     else:
-        cnnx_uk_f64[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
+        cnnx_k.uk_f64[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
 
 
-cdef inline floating *_bpanel(floating *bpack, long n_pad, long nr, long K, long k0,
-                              long jp) noexcept nogil:
+cdef inline floating *_bpanel(floating *bpack, int64_t n_pad, int64_t nr, int64_t K, int64_t k0,
+                              int64_t jp) noexcept nogil:
     """Start of packed B for the k block at k0 and column panel jp."""
-    cdef long kc = K - k0 if K - k0 < KC else KC
+    cdef int64_t kc = K - k0 if K - k0 < KC else KC
     return bpack + k0 * n_pad + jp * kc * nr
 
 
 cdef struct Plan:
     # One product C = A @ B, as cut into blocks by _gemm.
     const Source *A
-    long M, N, K, mr, nr, mc, n_pad
-    long split, chunk, m_blocks, n_blocks, panels_per_block
+    int64_t M, N, K, mr, nr, mc, n_pad
+    int64_t split, chunk, m_blocks, n_blocks, panels_per_block
     const void *bias
     int relu
     # B read in place (a row-major K x N matrix, N a multiple of nr): its data and row
     # length; NULL when B is packed.
     const void *b_direct
-    long ldb
+    int64_t ldb
 
 
-cdef void _gemm_block(const Plan *p, long ci, long m0, long rows, long jp0, long jp1,
+cdef void _gemm_block(const Plan *p, int64_t ci, int64_t m0, int64_t rows, int64_t jp0, int64_t jp1,
                      floating *apack, const floating *bpack, floating *dst,
-                     long ldd) noexcept nogil:
+                     int64_t ldd) noexcept nogil:
     """Rows m0 : m0+rows (at most mc) and column panels jp0 : jp1 of chunk ci of the
     product: pack the A block, then sweep it against the packed B panels."""
-    cdef long kbeg = ci * p.chunk
-    cdef long kend = min(kbeg + p.chunk, p.K)
-    cdef long mr = p.mr, nr = p.nr
-    cdef long k0, kc, jp, strip
+    cdef int64_t kbeg = ci * p.chunk
+    cdef int64_t kend = min(kbeg + p.chunk, p.K)
+    cdef int64_t mr = p.mr, nr = p.nr
+    cdef int64_t k0, kc, jp, strip
     cdef int fuse
     cdef bint a_rows = _rows_layout(p.A)
     cdef const floating *bias = <const floating *> p.bias
@@ -414,7 +425,8 @@ cdef void _gemm_block(const Plan *p, long ci, long m0, long rows, long jp0, long
             for strip in range(_cdiv(rows, mr)):
                 _ukernel(a_rows, kc, apack + strip * kc * mr,
                          (<const floating *> p.b_direct) + k0 * p.ldb + jp * nr
-                         if p.b_direct != NULL else _bpanel(bpack, p.n_pad, nr, p.K, k0, jp),
+                         if p.b_direct != NULL
+                         else _bpanel(<floating *> bpack, p.n_pad, nr, p.K, k0, jp),
                          p.ldb,
                          dst + strip * mr * ldd + jp * nr, ldd,
                          min(rows - strip * mr, mr), min(p.N - jp * nr, nr),
@@ -424,14 +436,14 @@ cdef void _gemm_block(const Plan *p, long ci, long m0, long rows, long jp0, long
         k0 += kc
 
 
-cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *bpack,
-                     floating *C, long ldc, floating *partial) noexcept nogil:
+cdef void _gemm_item(const Plan *p, int64_t item, floating *apack, const floating *bpack,
+                     floating *C, int64_t ldc, floating *partial) noexcept nogil:
     """Work item = (chunk ci, row block ib, column block)."""
-    cdef long ci = item // (p.m_blocks * p.n_blocks)
-    cdef long ib = (item // p.n_blocks) % p.m_blocks
-    cdef long jp0 = (item % p.n_blocks) * p.panels_per_block
-    cdef long jp1 = min(jp0 + p.panels_per_block, _cdiv(p.N, p.nr))
-    cdef long m0 = ib * p.mc
+    cdef int64_t ci = item // (p.m_blocks * p.n_blocks)
+    cdef int64_t ib = (item // p.n_blocks) % p.m_blocks
+    cdef int64_t jp0 = (item % p.n_blocks) * p.panels_per_block
+    cdef int64_t jp1 = min(jp0 + p.panels_per_block, _cdiv(p.N, p.nr))
+    cdef int64_t m0 = ib * p.mc
     if p.split > 1:
         _gemm_block(p, ci, m0, min(p.M - m0, p.mc), jp0, jp1, apack, bpack,
                     partial + ci * p.M * p.N + m0 * p.N, p.N)
@@ -440,7 +452,7 @@ cdef void _gemm_item(const Plan *p, long item, floating *apack, const floating *
                     C + m0 * ldc, ldc)
 
 
-cdef void _plan(Plan *p, const Source *A, const Source *Bt, long M, long N, long K,
+cdef void _plan(Plan *p, const Source *A, const Source *Bt, int64_t M, int64_t N, int64_t K,
                const void *bias, int relu, int split_k, int is_f32,
                int nthreads) noexcept nogil:
     _tile_shape(is_f32, &p.mr, &p.nr)
@@ -462,7 +474,7 @@ cdef void _plan(Plan *p, const Source *A, const Source *Bt, long M, long N, long
     p.m_blocks = _cdiv(M, p.mc)
     p.bias = bias
     p.relu = relu
-    cdef long n_panels = _cdiv(N, p.nr)
+    cdef int64_t n_panels = _cdiv(N, p.nr)
     # Column blocks only spread work over threads; they change no sum.
     p.n_blocks = 1
     while p.n_blocks < n_panels and p.split * p.m_blocks * p.n_blocks < 4 * nthreads:
@@ -479,8 +491,8 @@ cdef void _pack_b(const Plan *p, const Source *Bt, floating *bpack,
                   int nthreads) noexcept nogil:
     """Packs all of B into bpack: k block at k0, column panel jp at _bpanel(k0, jp).
     Nothing to do when B is read in place."""
-    cdef long n_panels = _cdiv(p.N, p.nr)
-    cdef long item, kb, jp, k0
+    cdef int64_t n_panels = _cdiv(p.N, p.nr)
+    cdef int64_t item, kb, jp, k0
     if p.b_direct != NULL:
         return
     with parallel(num_threads=nthreads):
@@ -492,12 +504,12 @@ cdef void _pack_b(const Plan *p, const Source *Bt, floating *bpack,
                   min(p.N - jp * p.nr, p.nr), p.nr, k0, min(p.K - k0, KC))
 
 
-cdef inline long _bpack_bytes(const Plan *p, long itemsize) noexcept nogil:
+cdef inline int64_t _bpack_bytes(const Plan *p, int64_t itemsize) noexcept nogil:
     return _align(p.K * p.n_pad * itemsize) + ALIGN
 
 
-cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
-                long M, long N, long K, const floating *bias, int relu, int split_k,
+cdef void _gemm(const Source *A, const Source *Bt, floating *C, int64_t ldc,
+                int64_t M, int64_t N, int64_t K, const floating *bias, int relu, int split_k,
                 char *scratch, int nthreads) noexcept nogil:
     """C = A @ B (+ bias per column, then ReLU). Bt describes B transposed (N x K).
     With split_k, the K dimension is cut into fixed chunks summed in order.
@@ -507,9 +519,9 @@ cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
     cdef floating *bpack = <floating *> _aligned(scratch)
     _pack_b(&p, Bt, bpack, nthreads)
     cdef char *apack_base = scratch + _bpack_bytes(&p, sizeof(floating))
-    cdef long apack_bytes = _align(p.mc * KC * sizeof(floating))
+    cdef int64_t apack_bytes = _align(p.mc * KC * sizeof(floating))
     cdef floating *partial = <floating *> (apack_base + nthreads * apack_bytes)
-    cdef long item, i, j, ci
+    cdef int64_t item, i, j, ci
     cdef floating v
 
     with parallel(num_threads=nthreads):
@@ -532,7 +544,7 @@ cdef void _gemm(const Source *A, const Source *Bt, floating *C, long ldc,
                     C[i * ldc + j] = v
 
 
-cdef char *_scratch(workspace, long nbytes) except NULL:
+cdef char *_scratch(workspace, int64_t nbytes) except NULL:
     cdef unsigned char[::1] buf = workspace(nbytes)
     if buf.shape[0] < nbytes:
         raise RuntimeError(f"workspace gave {buf.shape[0]} bytes, {nbytes} needed")
@@ -543,8 +555,8 @@ cdef char *_scratch(workspace, long nbytes) except NULL:
 # Convolution
 # ---------------------------------------------------------------------------------
 
-cdef Geometry _geometry(long H, long W, long C, long OH, long OW, long KH, long KW,
-                        long sh, long sw, long dh, long dw, long ph, long pw) noexcept nogil:
+cdef Geometry _geometry(int64_t H, int64_t W, int64_t C, int64_t OH, int64_t OW, int64_t KH, int64_t KW,
+                        int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw) noexcept nogil:
     cdef Geometry g
     g.H = H; g.W = W; g.C = C; g.OH = OH; g.OW = OW; g.KH = KH; g.KW = KW
     g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw; g.ph = ph; g.pw = pw
@@ -557,7 +569,7 @@ cdef enum:
     FWD_PLANAR = 2    # pixel-vectorised direct kernel
 
 
-cdef int _forward_kind(const Geometry *g, long F, int is_f32) noexcept nogil:
+cdef int _forward_kind(const Geometry *g, int64_t F, int is_f32) noexcept nogil:
     if _nhwc_wanted(g, F, is_f32, 0):
         return FWD_NHWC
     if _direct_wanted(g, F, 0):
@@ -565,7 +577,7 @@ cdef int _forward_kind(const Geometry *g, long F, int is_f32) noexcept nogil:
     return FWD_GEMM
 
 
-cdef long _forward_scratch_bytes(const Geometry *g, long N, long F, long itemsize,
+cdef int64_t _forward_scratch_bytes(const Geometry *g, int64_t N, int64_t F, int64_t itemsize,
                                  int nthreads, int is_f32) noexcept nogil:
     cdef Direct d
     cdef Nhwc nd
@@ -580,8 +592,8 @@ cdef long _forward_scratch_bytes(const Geometry *g, long N, long F, long itemsiz
                                is_f32)
 
 
-cdef void _conv_forward(const Geometry *g, const floating *x, const floating *kernel, long F,
-                        const floating *bias, floating *y, long N, int relu, char *s,
+cdef void _conv_forward(const Geometry *g, const floating *x, const floating *kernel, int64_t F,
+                        const floating *bias, floating *y, int64_t N, int relu, char *s,
                         int nthreads) noexcept nogil:
     """y = conv(x, kernel) (+ bias, ReLU) by the path _forward_kind picks; s holds
     _forward_scratch_bytes."""
@@ -606,11 +618,11 @@ cdef void _conv_forward(const Geometry *g, const floating *x, const floating *ke
 
 def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel,
            const floating[::1] bias, floating[:, :, :, ::1] y,
-           long sh, long sw, long ph, long pw, long dh, long dw,
+           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
            bint relu, int nthreads, workspace):
     """y = conv(x, kernel) (+ bias, ReLU). x: (N,H,W,C), kernel: (KH,KW,C,F),
     y: (N,OH,OW,F). ph, pw: padding before (top, left); after is implied by y."""
-    cdef long N = x.shape[0], F = kernel.shape[3]
+    cdef int64_t N = x.shape[0], F = kernel.shape[3]
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
                                 kernel.shape[0], kernel.shape[1], sh, sw, dh, dw, ph, pw)
     cdef char *s = _scratch(workspace, _forward_scratch_bytes(&g, N, F, sizeof(floating),
@@ -623,7 +635,7 @@ def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel,
 
 def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] kernel,
                       floating[:, :, :, ::1] dx,
-                      long sh, long sw, long ph, long pw, long dh, long dw,
+                      int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                       int nthreads, workspace):
     """dx = col2im(dy @ kernel^T), one tile of rows at a time.
 
@@ -633,16 +645,16 @@ def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, :
     same order whatever the threads, and no whole-batch column buffer exists.
     (Tried: stride-1 dx as the forward convolution of padded dy with the flipped kernel.
     It ran 0.75-1.1x this at the benchmark layers, so it is not kept.)"""
-    cdef long N = dx.shape[0], F = dy.shape[3]
-    cdef long OHW = dy.shape[1] * dy.shape[2]
-    cdef long K = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+    cdef int64_t N = dx.shape[0], F = dy.shape[3]
+    cdef int64_t OHW = dy.shape[1] * dy.shape[2]
+    cdef int64_t K = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
     cdef Source a, bt
     cdef Plan p
     a = _matrix(SRC_ROWS, &dy[0, 0, 0, 0], F)
     bt = _matrix(SRC_ROWS, &kernel[0, 0, 0, 0], F)  # B = kernel^T: B^T is the kernel, K x F
     _plan(&p, &a, &bt, N * OHW, K, F, NULL, 0, 0, floating is float, nthreads)
-    cdef long apack_bytes = _align(p.mc * KC * sizeof(floating))
-    cdef long tile_bytes = _align(p.mc * K * sizeof(floating))
+    cdef int64_t apack_bytes = _align(p.mc * KC * sizeof(floating))
+    cdef int64_t tile_bytes = _align(p.mc * K * sizeof(floating))
     cdef char *s = _scratch(workspace, _bpack_bytes(&p, sizeof(floating))
                             + nthreads * (apack_bytes + tile_bytes))
     cdef char *per_thread = s + _bpack_bytes(&p, sizeof(floating))
@@ -650,9 +662,9 @@ def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, :
                                 dy.shape[2], kernel.shape[0], kernel.shape[1],
                                 sh, sw, dh, dw, ph, pw)
     # Samples per item: enough items to balance the threads (no effect on the sums).
-    cdef long group = max(1, N // (4 * nthreads))
-    cdef long n_items = _cdiv(N, group)
-    cdef long item, r0, r1
+    cdef int64_t group = max(1, N // (4 * nthreads))
+    cdef int64_t n_items = _cdiv(N, group)
+    cdef int64_t item, r0, r1
     cdef floating *apack
     cdef floating *tile
     cdef floating *bpack
@@ -668,15 +680,15 @@ def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, :
                 _input_grad_samples(&p, &g, r0, r1, apack, bpack, tile, &dx[0, 0, 0, 0])
 
 
-cdef void _input_grad_samples(const Plan *p, const Geometry *g, long n0, long n1,
+cdef void _input_grad_samples(const Plan *p, const Geometry *g, int64_t n0, int64_t n1,
                               floating *apack, const floating *bpack, floating *tile,
                               floating *dx) noexcept nogil:
     """dx of samples n0 : n1: zero them, then add each column tile of theirs in order."""
-    cdef long per_sample = g.H * g.W * g.C
-    cdef long K = p.N
-    cdef long m0 = n0 * g.OH * g.OW
-    cdef long m1 = n1 * g.OH * g.OW
-    cdef long rows
+    cdef int64_t per_sample = g.H * g.W * g.C
+    cdef int64_t K = p.N
+    cdef int64_t m0 = n0 * g.OH * g.OW
+    cdef int64_t m1 = n1 * g.OH * g.OW
+    cdef int64_t rows
     memset(dx + n0 * per_sample, 0, (n1 - n0) * per_sample * sizeof(floating))
     while m0 < m1:
         rows = min(m1 - m0, p.mc)
@@ -685,11 +697,11 @@ cdef void _input_grad_samples(const Plan *p, const Geometry *g, long n0, long n1
         m0 += rows
 
 
-cdef void _col2im_rows(const Geometry *g, const floating *tile, long p0, long rows,
+cdef void _col2im_rows(const Geometry *g, const floating *tile, int64_t p0, int64_t rows,
                        floating *dx) noexcept nogil:
     """Adds rows p0 : p0+rows of the column matrix (tile, row-major, K wide) into dx."""
-    cdef long K = g.KH * g.KW * g.C
-    cdef long r, p, n, oh, ow, i, j, h, w, c
+    cdef int64_t K = g.KH * g.KW * g.C
+    cdef int64_t r, p, n, oh, ow, i, j, h, w, c
     cdef const floating *src
     cdef floating *dst
     for r in range(rows):
@@ -714,15 +726,15 @@ cdef void _col2im_rows(const Geometry *g, const floating *tile, long p0, long ro
 def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
                        floating[:, :, :, ::1] dkernel, floating[::1] dbias,
                        const floating[:, :, :, ::1] relu_y,
-                       long sh, long sw, long ph, long pw, long dh, long dw,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                        int nthreads, workspace):
     """dkernel = im2col(x)^T @ g, reduced over the batch in fixed chunks; dbias = g summed
     over N, OH, OW (skipped when dbias is None). g = dy, or, when relu_y (the layer's ReLU
     output) is given, dy where relu_y > 0: ReLU's backward pass, fused where the kernel
     can (the direct paths), else done first into scratch."""
-    cdef long N = dy.shape[0], F = dy.shape[3]
-    cdef long P = dy.shape[0] * dy.shape[1] * dy.shape[2]
-    cdef long K = dkernel.shape[0] * dkernel.shape[1] * dkernel.shape[2]
+    cdef int64_t N = dy.shape[0], F = dy.shape[3]
+    cdef int64_t P = dy.shape[0] * dy.shape[1] * dy.shape[2]
+    cdef int64_t K = dkernel.shape[0] * dkernel.shape[1] * dkernel.shape[2]
     cdef Source a, bt
     cdef Direct d
     cdef Nhwc nd
@@ -730,7 +742,7 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef const floating *g = &dy[0, 0, 0, 0]
     cdef const floating *mask = &relu_y[0, 0, 0, 0] if relu_y is not None else NULL
     cdef floating *masked
-    cdef long g_bytes
+    cdef int64_t g_bytes
     a.kind = SRC_IM2COL_T
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
@@ -767,13 +779,13 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         _column_sums(g, P, F, &dbias[0], s, nthreads)
 
 
-cdef void _column_sums(const floating *m, long rows, long cols, floating *out,
+cdef void _column_sums(const floating *m, int64_t rows, int64_t cols, floating *out,
                        char *scratch, int nthreads) except *:
     """out[j] = sum_i m[i, j], in fixed chunks of rows summed in order."""
-    cdef long split = _split_k(cols, 1, rows)
-    cdef long chunk = _cdiv(rows, split)
+    cdef int64_t split = _split_k(cols, 1, rows)
+    cdef int64_t chunk = _cdiv(rows, split)
     cdef floating *partial = <floating *> _aligned(scratch)
-    cdef long ci, i, j, r1
+    cdef int64_t ci, i, j, r1
     cdef floating *acc
     with nogil, parallel(num_threads=nthreads):
         for ci in prange(split, schedule="static"):
@@ -787,11 +799,11 @@ cdef void _column_sums(const floating *m, long rows, long cols, floating *out,
     _sum_chunks(partial, split, cols, 1, cols, cols, out, nthreads)
 
 
-cdef void _sum_chunks(const floating *partial, long nchunks, long stride, long rows, long ld,
-                      long cols, floating *out, int nthreads) noexcept nogil:
+cdef void _sum_chunks(const floating *partial, int64_t nchunks, int64_t stride, int64_t rows, int64_t ld,
+                      int64_t cols, floating *out, int nthreads) noexcept nogil:
     """out[r, c] (rows x cols) = the sum over chunks ch = 0, 1, ... in that order of
     partial[ch * stride + r * ld + c]: the fixed-order end of every chunked reduction."""
-    cdef long e, ch
+    cdef int64_t e, ch
     cdef floating v
     with parallel(num_threads=nthreads):
         for e in prange(rows * cols, schedule="static"):
@@ -801,7 +813,7 @@ cdef void _sum_chunks(const floating *partial, long nchunks, long stride, long r
             out[e] = v
 
 
-cdef long _column_sums_scratch_bytes(long rows, long cols, long itemsize) noexcept nogil:
+cdef int64_t _column_sums_scratch_bytes(int64_t rows, int64_t cols, int64_t itemsize) noexcept nogil:
     return _split_k(cols, 1, rows) * cols * itemsize + ALIGN
 
 
@@ -846,30 +858,30 @@ def conv_algorithm():
     return _CONV_ALGORITHMS[_conv_algorithm]
 
 
-cdef inline long _parts_per_sample(long N, long tiles, int nthreads) noexcept nogil:
+cdef inline int64_t _parts_per_sample(int64_t N, int64_t tiles, int nthreads) noexcept nogil:
     """How many work items to cut each sample's output tiles into: 1 when the batch alone
     feeds the threads (4 items each), more for small batches (a single image). The
     outputs, each one fixed-order sum, do not depend on it. (The drivers compute each
     item's tile range inline: variables a prange body sets only through pointers would
     be shared between threads, not private.)"""
-    cdef long parts = _cdiv(4 * nthreads, N)
+    cdef int64_t parts = _cdiv(4 * nthreads, N)
     return max(1, min(parts, tiles))
 
 
 cdef struct Direct:
     Geometry g
-    long F, K               # output channels; taps = KH * KW * C, in the kernel's order
+    int64_t F, K               # output channels; taps = KH * KW * C, in the kernel's order
     int fbi                 # kernel variant: 0 for blocks of 2 filters, 1 for blocks of 4
-    long fb, nfb, fpad      # filters per block, blocks, nfb * fb
-    long np, nkoff          # vectors or taps per tile; taps rounded up to whole tiles
-    long vw, nvr, nvec      # lanes; pixel vectors per output row and per sample
-    long Hp, L              # planar input: padded rows, values per (row, phase) plane
-    long rowstep, cstride, xp_len
-    long fs, dyp_len        # planar dy: values per filter plane, in all
+    int64_t fb, nfb, fpad      # filters per block, blocks, nfb * fb
+    int64_t np, nkoff          # vectors or taps per tile; taps rounded up to whole tiles
+    int64_t vw, nvr, nvec      # lanes; pixel vectors per output row and per sample
+    int64_t Hp, L              # planar input: padded rows, values per (row, phase) plane
+    int64_t rowstep, cstride, xp_len
+    int64_t fs, dyp_len        # planar dy: values per filter plane, in all
 
 
-cdef bint _direct_wanted(const Geometry *g, long F, bint kgrad) noexcept nogil:
-    if not cnnx_dk_ok or _conv_algorithm == 1:
+cdef bint _direct_wanted(const Geometry *g, int64_t F, bint kgrad) noexcept nogil:
+    if not cnnx_k.direct or _conv_algorithm == 1:
         return False
     if _conv_algorithm == 2:
         return True
@@ -878,7 +890,7 @@ cdef bint _direct_wanted(const Geometry *g, long F, bint kgrad) noexcept nogil:
     return g.C <= DIRECT_MAX_C or F <= DIRECT_MAX_F
 
 
-cdef void _direct_plan(Direct *d, const Geometry *g, long F, int is_f32) noexcept nogil:
+cdef void _direct_plan(Direct *d, const Geometry *g, int64_t F, int is_f32) noexcept nogil:
     d.g = g[0]
     d.F = F
     d.K = g.KH * g.KW * g.C
@@ -886,9 +898,9 @@ cdef void _direct_plan(Direct *d, const Geometry *g, long F, int is_f32) noexcep
     d.fb = 4 if d.fbi else 2
     d.nfb = _cdiv(F, d.fb)
     d.fpad = d.nfb * d.fb
-    d.np = cnnx_dk_np[d.fbi]
+    d.np = cnnx_k.dk_np[d.fbi]
     d.nkoff = _cdiv(d.K, d.np) * d.np
-    d.vw = cnnx_dk_vw_f32 if is_f32 else cnnx_dk_vw_f64
+    d.vw = cnnx_k.vw_f32 if is_f32 else cnnx_k.vw_f64
     d.nvr = _cdiv(g.OW, d.vw)
     d.nvec = g.OH * d.nvr
     d.Hp = (g.OH - 1) * g.sh + (g.KH - 1) * g.dh + 1
@@ -901,25 +913,25 @@ cdef void _direct_plan(Direct *d, const Geometry *g, long F, int is_f32) noexcep
     d.dyp_len = d.fpad * d.fs
 
 
-cdef long _direct_scratch_bytes(const Direct *d, long N, long itemsize, int nthreads,
+cdef int64_t _direct_scratch_bytes(const Direct *d, int64_t N, int64_t itemsize, int nthreads,
                                 bint kgrad) noexcept nogil:
     """koff, packed weights and bias, then per thread a planar x (and dy); then the
     kernel gradient's per-chunk partial sums."""
-    cdef long shared = (_align(d.nkoff * sizeof(long)) + _align(d.nfb * d.K * d.fb * itemsize)
+    cdef int64_t shared = (_align(d.nkoff * sizeof(int64_t)) + _align(d.nfb * d.K * d.fb * itemsize)
                         + _align(d.fpad * itemsize))
-    cdef long per_thread = _align(d.xp_len * itemsize)
-    cdef long partial = 0
+    cdef int64_t per_thread = _align(d.xp_len * itemsize)
+    cdef int64_t partial = 0
     if kgrad:
         per_thread += _align(d.dyp_len * itemsize)
         partial = _align(_cdiv(N, DIRECT_CHUNK) * (d.K + 1) * d.fpad * itemsize)
     return ALIGN + shared + nthreads * per_thread + partial
 
 
-cdef void _direct_taps(const Direct *d, long *koff) noexcept nogil:
+cdef void _direct_taps(const Direct *d, int64_t *koff) noexcept nogil:
     """koff[k]: offset in the planar input of tap k = (i, t, c), the kernel's own order;
     the padding taps of the last tile repeat tap 0 (their sums are dropped)."""
     cdef const Geometry *g = &d.g
-    cdef long c, i, t, k = 0
+    cdef int64_t c, i, t, k = 0
     for i in range(g.KH):
         for t in range(g.KW):
             for c in range(g.C):
@@ -933,7 +945,7 @@ cdef void _direct_taps(const Direct *d, long *koff) noexcept nogil:
 cdef void _direct_pack_weights(const Direct *d, const floating *kernel, const floating *bias,
                                floating *wpack, floating *bpack) noexcept nogil:
     """wpack[b, k, f] = kernel[k, b*fb + f] (the kernel as K x F); zero past F."""
-    cdef long b, f, fo, k
+    cdef int64_t b, f, fo, k
     for b in range(d.nfb):
         for k in range(d.K):
             for f in range(d.fb):
@@ -944,11 +956,11 @@ cdef void _direct_pack_weights(const Direct *d, const floating *kernel, const fl
             bpack[f] = bias[f] if f < d.F else 0
 
 
-cdef void _direct_pack_x(const Direct *d, const floating *x, floating *xp, long hp0,
-                         long hp1) noexcept nogil:
+cdef void _direct_pack_x(const Direct *d, const floating *x, floating *xp, int64_t hp0,
+                         int64_t hp1) noexcept nogil:
     """Rows hp0 : hp1 of the planar, zero-padded, phase-split copy of one NHWC sample."""
     cdef const Geometry *g = &d.g
-    cdef long hp, h, w, wp, pos, c
+    cdef int64_t hp, h, w, wp, pos, c
     cdef const floating *src
     cdef floating *dst
     for c in range(g.C):
@@ -969,7 +981,7 @@ cdef void _direct_pack_x(const Direct *d, const floating *x, floating *xp, long 
                 dst[c * d.cstride] = src[c]
 
 
-cdef inline long _rows_end(long oh_last, const Geometry *g) noexcept nogil:
+cdef inline int64_t _rows_end(int64_t oh_last, const Geometry *g) noexcept nogil:
     """End of the padded input rows that output rows up to oh_last read."""
     return oh_last * g.sh + (g.KH - 1) * g.dh + 1
 
@@ -980,7 +992,7 @@ cdef void _direct_pack_dy(const Direct *d, const floating *dy, const floating *r
     masked where relu_y <= 0 when relu_y is given (ReLU's backward pass, fused); added
     into dbias[F] when that is not NULL."""
     cdef const Geometry *g = &d.g
-    cdef long oh, ow, f, i, rw = d.nvr * d.vw
+    cdef int64_t oh, ow, f, i, rw = d.nvr * d.vw
     cdef floating v
     cdef floating *dst
     memset(dyp, 0, d.dyp_len * sizeof(floating))
@@ -997,40 +1009,40 @@ cdef void _direct_pack_dy(const Direct *d, const floating *dy, const floating *r
                     dbias[f] += v
 
 
-cdef inline void _dk_fwd(int fbi, long K, const floating *xp, const long *koff, long rowstep,
-                         const floating *w, long j0, int nv, long nvr, long OW, floating *y,
-                         long F, int nf, const floating *bias, int relu) noexcept nogil:
+cdef inline void _dk_fwd(int fbi, int64_t K, const floating *xp, const int64_t *koff, int64_t rowstep,
+                         const floating *w, int64_t j0, int nv, int64_t nvr, int64_t OW, floating *y,
+                         int64_t F, int nf, const floating *bias, int relu) noexcept nogil:
     if floating is float:
-        cnnx_dk_fwd_f32[fbi](K, xp, koff, rowstep, w, j0, nv, nvr, OW, y, F, nf, bias, relu)
+        cnnx_k.dk_fwd_f32[fbi](K, xp, koff, rowstep, w, j0, nv, nvr, OW, y, F, nf, bias, relu)
     else:
-        cnnx_dk_fwd_f64[fbi](K, xp, koff, rowstep, w, j0, nv, nvr, OW, y, F, nf, bias, relu)
+        cnnx_k.dk_fwd_f64[fbi](K, xp, koff, rowstep, w, j0, nv, nvr, OW, y, F, nf, bias, relu)
 
 
-cdef inline void _dk_kgrad(int fbi, long OH, long nvr, int ntail, const floating *xp,
-                           long rowstep, const long *koff, int nk, const floating *dyp,
-                           long fs, floating *dw, long ldw, int nf) noexcept nogil:
+cdef inline void _dk_kgrad(int fbi, int64_t OH, int64_t nvr, int ntail, const floating *xp,
+                           int64_t rowstep, const int64_t *koff, int nk, const floating *dyp,
+                           int64_t fs, floating *dw, int64_t ldw, int nf) noexcept nogil:
     if floating is float:
-        cnnx_dk_kgrad_f32[fbi](OH, nvr, ntail, xp, rowstep, koff, nk, dyp, fs, dw, ldw, nf)
+        cnnx_k.dk_kgrad_f32[fbi](OH, nvr, ntail, xp, rowstep, koff, nk, dyp, fs, dw, ldw, nf)
     else:
-        cnnx_dk_kgrad_f64[fbi](OH, nvr, ntail, xp, rowstep, koff, nk, dyp, fs, dw, ldw, nf)
+        cnnx_k.dk_kgrad_f64[fbi](OH, nvr, ntail, xp, rowstep, koff, nk, dyp, fs, dw, ldw, nf)
 
 
 cdef void _direct_conv(const Direct *d, const floating *x, const floating *kernel,
-                       const floating *bias, floating *y, long N, int relu, char *scratch,
+                       const floating *bias, floating *y, int64_t N, int relu, char *scratch,
                        int nthreads) noexcept nogil:
     """y = conv(x, kernel) (+ bias, ReLU); a work item is a sample, or part of one when
     samples are fewer than the threads want (each item packs only the rows it reads)."""
     cdef const Geometry *g = &d.g
-    cdef long *koff = <long *> _aligned(scratch)
-    cdef floating *wpack = <floating *> (<char *> koff + _align(d.nkoff * sizeof(long)))
+    cdef int64_t *koff = <int64_t *> _aligned(scratch)
+    cdef floating *wpack = <floating *> (<char *> koff + _align(d.nkoff * sizeof(int64_t)))
     cdef floating *bpack = <floating *> (<char *> wpack
                                          + _align(d.nfb * d.K * d.fb * sizeof(floating)))
     cdef char *per_thread = <char *> bpack + _align(d.fpad * sizeof(floating))
-    cdef long xp_bytes = _align(d.xp_len * sizeof(floating))
-    cdef long tiles = _cdiv(d.nvec, d.np)
-    cdef long parts = _parts_per_sample(N, tiles, nthreads)
-    cdef long per_part = _cdiv(tiles, parts)
-    cdef long item, n, jb, jb0, jb1, b
+    cdef int64_t xp_bytes = _align(d.xp_len * sizeof(floating))
+    cdef int64_t tiles = _cdiv(d.nvec, d.np)
+    cdef int64_t parts = _parts_per_sample(N, tiles, nthreads)
+    cdef int64_t per_part = _cdiv(tiles, parts)
+    cdef int64_t item, n, jb, jb0, jb1, b
     cdef floating *xp = NULL   # set per thread below
     _direct_taps(d, koff)
     _direct_pack_weights(d, kernel, bias, wpack, bpack)
@@ -1056,22 +1068,22 @@ cdef void _direct_conv(const Direct *d, const floating *x, const floating *kerne
 
 cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating *dy,
                               const floating *relu_y, floating *dkernel, floating *dbias,
-                              long N, char *scratch, int nthreads) noexcept nogil:
+                              int64_t N, char *scratch, int nthreads) noexcept nogil:
     """dkernel (and dbias, when not NULL) = sums over samples and pixels of x(tap) * g and
     of g, g = dy masked where relu_y <= 0 when relu_y is given. Partial sums over fixed
     chunks of DIRECT_CHUNK samples, added in chunk order."""
     cdef const Geometry *g = &d.g
-    cdef long *koff = <long *> _aligned(scratch)
-    cdef char *per_thread = (<char *> koff + _align(d.nkoff * sizeof(long))
+    cdef int64_t *koff = <int64_t *> _aligned(scratch)
+    cdef char *per_thread = (<char *> koff + _align(d.nkoff * sizeof(int64_t))
                              + _align(d.nfb * d.K * d.fb * sizeof(floating))
                              + _align(d.fpad * sizeof(floating)))
-    cdef long xp_bytes = _align(d.xp_len * sizeof(floating))
-    cdef long thread_bytes = xp_bytes + _align(d.dyp_len * sizeof(floating))
-    cdef long nchunks = _cdiv(N, DIRECT_CHUNK)
-    cdef long per_chunk = (d.K + 1) * d.fpad    # kernel rows, then the bias row
+    cdef int64_t xp_bytes = _align(d.xp_len * sizeof(floating))
+    cdef int64_t thread_bytes = xp_bytes + _align(d.dyp_len * sizeof(floating))
+    cdef int64_t nchunks = _cdiv(N, DIRECT_CHUNK)
+    cdef int64_t per_chunk = (d.K + 1) * d.fpad    # kernel rows, then the bias row
     cdef floating *partial = <floating *> (per_thread + nthreads * thread_bytes)
     cdef int ntail = <int> (g.OW - (d.nvr - 1) * d.vw)
-    cdef long ch, n, b, kb
+    cdef int64_t ch, n, b, kb
     cdef floating *xp = NULL   # set per thread below
     cdef floating *dyp = NULL
     cdef floating *acc
@@ -1107,16 +1119,16 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
 cdef struct Nhwc:
     Geometry g
     int nvi                 # kernel variant: 0 for tiles 1 vector of channels wide, 1 for 2
-    long F, K               # output channels; taps = KH * KW * C, in the kernel's order
-    long Hp, Wp             # the padded sample
-    long rowstep, colstep, xpad_len
-    long mr, nkoff          # pixels or taps per tile; taps rounded up to whole tiles
-    long fblk, nfb          # channels per tile (1 or 2 vectors) and tiles across F
+    int64_t F, K               # output channels; taps = KH * KW * C, in the kernel's order
+    int64_t Hp, Wp             # the padded sample
+    int64_t rowstep, colstep, xpad_len
+    int64_t mr, nkoff          # pixels or taps per tile; taps rounded up to whole tiles
+    int64_t fblk, nfb          # channels per tile (1 or 2 vectors) and tiles across F
 
 
-cdef bint _nhwc_wanted(const Geometry *g, long F, int is_f32, bint kgrad) noexcept nogil:
-    cdef long vw = cnnx_dk_vw_f32 if is_f32 else cnnx_dk_vw_f64
-    if not cnnx_dk_ok or _conv_algorithm == 1 or F % vw != 0:
+cdef bint _nhwc_wanted(const Geometry *g, int64_t F, int is_f32, bint kgrad) noexcept nogil:
+    cdef int64_t vw = cnnx_k.vw_f32 if is_f32 else cnnx_k.vw_f64
+    if not cnnx_k.direct or _conv_algorithm == 1 or F % vw != 0:
         return False
     # Its kernel gradient keeps a tile of taps in registers through a whole sample: it
     # beat the im2col product at every layer measured (1.2-2.1x). Its forward pass wins
@@ -1124,7 +1136,7 @@ cdef bint _nhwc_wanted(const Geometry *g, long F, int is_f32, bint kgrad) noexce
     return _conv_algorithm == 2 or kgrad or g.C <= DIRECT_MAX_C
 
 
-cdef void _nhwc_plan(Nhwc *d, const Geometry *g, long F, int is_f32) noexcept nogil:
+cdef void _nhwc_plan(Nhwc *d, const Geometry *g, int64_t F, int is_f32) noexcept nogil:
     d.g = g[0]
     d.F = F
     d.K = g.KH * g.KW * g.C
@@ -1133,27 +1145,27 @@ cdef void _nhwc_plan(Nhwc *d, const Geometry *g, long F, int is_f32) noexcept no
     d.rowstep = g.sh * d.Wp * g.C
     d.colstep = g.sw * g.C
     d.xpad_len = d.Hp * d.Wp * g.C
-    cdef long vw = cnnx_dk_vw_f32 if is_f32 else cnnx_dk_vw_f64
+    cdef int64_t vw = cnnx_k.vw_f32 if is_f32 else cnnx_k.vw_f64
     d.nvi = 1 if F % (2 * vw) == 0 else 0
-    d.mr = cnnx_nk_mr[d.nvi]
+    d.mr = cnnx_k.nk_mr[d.nvi]
     d.nkoff = _cdiv(d.K, d.mr) * d.mr
     d.fblk = (d.nvi + 1) * vw
     d.nfb = F // d.fblk
 
 
-cdef long _nhwc_scratch_bytes(const Nhwc *d, long N, long itemsize, int nthreads,
+cdef int64_t _nhwc_scratch_bytes(const Nhwc *d, int64_t N, int64_t itemsize, int nthreads,
                               bint kgrad) noexcept nogil:
     """koff; per thread a padded sample; the kernel gradient's per-chunk partial sums
     (kernel, then bias)."""
-    cdef long partial = (_align(_cdiv(N, DIRECT_CHUNK) * (d.K + 1) * d.F * itemsize)
+    cdef int64_t partial = (_align(_cdiv(N, DIRECT_CHUNK) * (d.K + 1) * d.F * itemsize)
                          if kgrad else 0)
-    return (ALIGN + _align(d.nkoff * sizeof(long))
+    return (ALIGN + _align(d.nkoff * sizeof(int64_t))
             + nthreads * _align(d.xpad_len * itemsize) + partial)
 
 
-cdef void _nhwc_taps(const Nhwc *d, long *koff) noexcept nogil:
+cdef void _nhwc_taps(const Nhwc *d, int64_t *koff) noexcept nogil:
     cdef const Geometry *g = &d.g
-    cdef long i, t, c, k = 0
+    cdef int64_t i, t, c, k = 0
     for i in range(g.KH):
         for t in range(g.KW):
             for c in range(g.C):
@@ -1163,11 +1175,11 @@ cdef void _nhwc_taps(const Nhwc *d, long *koff) noexcept nogil:
         koff[k] = koff[0]
 
 
-cdef void _nhwc_pad(const Nhwc *d, const floating *x, floating *xpad, long hp0,
-                    long hp1) noexcept nogil:
+cdef void _nhwc_pad(const Nhwc *d, const floating *x, floating *xpad, int64_t hp0,
+                    int64_t hp1) noexcept nogil:
     """Rows hp0 : hp1 of one sample, zero-padded: row hp of xpad is image row hp - ph."""
     cdef const Geometry *g = &d.g
-    cdef long hp, h, w0, w1
+    cdef int64_t hp, h, w0, w1
     memset(xpad + hp0 * d.Wp * g.C, 0, (hp1 - hp0) * d.Wp * g.C * sizeof(floating))
     w0 = g.pw                              # first padded column holding image column 0
     w1 = min(g.W + g.pw, d.Wp)             # end of the image columns that are read
@@ -1180,14 +1192,14 @@ cdef void _nhwc_pad(const Nhwc *d, const floating *x, floating *xpad, long hp0,
                    (w1 - w0) * g.C * sizeof(floating))
 
 
-cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const long *koff,
+cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const int64_t *koff,
                            const floating *kernel, const floating *bias, floating *y,
-                           int relu, long tile0, long tile1) noexcept nogil:
+                           int relu, int64_t tile0, int64_t tile1) noexcept nogil:
     """Tiles tile0 : tile1 of one sample's output pixels (y at the sample)."""
     cdef const Geometry *g = &d.g
-    cdef long xb[32]   # >= cnnx_nk_mr
-    cdef long P = g.OH * g.OW
-    cdef long tile, p0, i, p, b
+    cdef int64_t xb[32]   # >= cnnx_k.nk_mr
+    cdef int64_t P = g.OH * g.OW
+    cdef int64_t tile, p0, i, p, b
     cdef int np
     for tile in range(tile0, tile1):
         p0 = tile * d.mr
@@ -1197,28 +1209,28 @@ cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const long *koff
             xb[i] = (p // g.OW) * d.rowstep + (p % g.OW) * d.colstep
         for b in range(d.nfb):
             if floating is float:
-                cnnx_nk_fwd_f32[d.nvi](d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
+                cnnx_k.nk_fwd_f32[d.nvi](d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
                                 y + p0 * d.F + b * d.fblk,
                                 bias + b * d.fblk if bias != NULL else NULL, relu)
             else:
-                cnnx_nk_fwd_f64[d.nvi](d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
+                cnnx_k.nk_fwd_f64[d.nvi](d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
                                 y + p0 * d.F + b * d.fblk,
                                 bias + b * d.fblk if bias != NULL else NULL, relu)
 
 
 cdef void _nhwc_conv(const Nhwc *d, const floating *x, const floating *kernel,
-                     const floating *bias, floating *y, long N, int relu, char *scratch,
+                     const floating *bias, floating *y, int64_t N, int relu, char *scratch,
                      int nthreads) noexcept nogil:
     """Work items as in _direct_conv."""
     cdef const Geometry *g = &d.g
-    cdef long *koff = <long *> _aligned(scratch)
-    cdef char *per_thread = <char *> koff + _align(d.nkoff * sizeof(long))
-    cdef long xpad_bytes = _align(d.xpad_len * sizeof(floating))
-    cdef long tiles = _cdiv(g.OH * g.OW, d.mr)
-    cdef long parts = _parts_per_sample(N, tiles, nthreads)
-    cdef long per_part = _cdiv(tiles, parts)
+    cdef int64_t *koff = <int64_t *> _aligned(scratch)
+    cdef char *per_thread = <char *> koff + _align(d.nkoff * sizeof(int64_t))
+    cdef int64_t xpad_bytes = _align(d.xpad_len * sizeof(floating))
+    cdef int64_t tiles = _cdiv(g.OH * g.OW, d.mr)
+    cdef int64_t parts = _parts_per_sample(N, tiles, nthreads)
+    cdef int64_t per_part = _cdiv(tiles, parts)
     cdef floating *xpad = NULL   # set per thread below
-    cdef long item, n, t0, t1
+    cdef int64_t item, n, t0, t1
     _nhwc_taps(d, koff)
     with parallel(num_threads=nthreads):
         xpad = <floating *> (per_thread + threadid() * xpad_bytes)
@@ -1237,18 +1249,18 @@ cdef void _nhwc_conv(const Nhwc *d, const floating *x, const floating *kernel,
 
 cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy,
                             const floating *relu_y, floating *dkernel, floating *dbias,
-                            long N, char *scratch, int nthreads) noexcept nogil:
+                            int64_t N, char *scratch, int nthreads) noexcept nogil:
     """dkernel (and dbias, when not NULL) from dy, masked where relu_y <= 0 when relu_y
     is given; partial sums over fixed chunks of DIRECT_CHUNK samples, added in order."""
     cdef const Geometry *g = &d.g
-    cdef long *koff = <long *> _aligned(scratch)
-    cdef char *per_thread = <char *> koff + _align(d.nkoff * sizeof(long))
-    cdef long xpad_bytes = _align(d.xpad_len * sizeof(floating))
-    cdef long nchunks = _cdiv(N, DIRECT_CHUNK)
-    cdef long per_chunk = (d.K + 1) * d.F    # kernel rows, then the bias row
+    cdef int64_t *koff = <int64_t *> _aligned(scratch)
+    cdef char *per_thread = <char *> koff + _align(d.nkoff * sizeof(int64_t))
+    cdef int64_t xpad_bytes = _align(d.xpad_len * sizeof(floating))
+    cdef int64_t nchunks = _cdiv(N, DIRECT_CHUNK)
+    cdef int64_t per_chunk = (d.K + 1) * d.F    # kernel rows, then the bias row
     cdef floating *partial = <floating *> (per_thread + nthreads * xpad_bytes)
-    cdef long P = g.OH * g.OW
-    cdef long ch, n, b, kb
+    cdef int64_t P = g.OH * g.OW
+    cdef int64_t ch, n, b, kb
     cdef floating *xpad = NULL   # set per thread below
     cdef floating *acc
     _nhwc_taps(d, koff)
@@ -1274,16 +1286,16 @@ cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy
         _sum_chunks(partial + d.K * d.F, nchunks, per_chunk, 1, d.F, d.F, dbias, nthreads)
 
 
-cdef inline void _nk_kgrad(int nvi, long OH, long OW, long rowstep, long colstep,
+cdef inline void _nk_kgrad(int nvi, int64_t OH, int64_t OW, int64_t rowstep, int64_t colstep,
                            const floating *xpad,
-                           const long *koff, int nk, const floating *dy,
-                           const floating *relu_y, long F, floating *dw,
+                           const int64_t *koff, int nk, const floating *dy,
+                           const floating *relu_y, int64_t F, floating *dw,
                            floating *db) noexcept nogil:
     if floating is float:
-        cnnx_nk_kgrad_f32[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
+        cnnx_k.nk_kgrad_f32[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
                                db)
     else:
-        cnnx_nk_kgrad_f64[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
+        cnnx_k.nk_kgrad_f64[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
                                db)
 
 
@@ -1294,7 +1306,7 @@ cdef inline void _nk_kgrad(int nvi, long OH, long OW, long rowstep, long colstep
 def dense(const floating[:, ::1] x, const floating[:, ::1] kernel, const floating[::1] bias,
           floating[:, ::1] y, bint relu, int nthreads, workspace):
     """y = x @ kernel (+ bias, ReLU). x: (B, I), kernel: (I, O), y: (B, O)."""
-    cdef long B = x.shape[0], I = x.shape[1], O = kernel.shape[1]
+    cdef int64_t B = x.shape[0], I = x.shape[1], O = kernel.shape[1]
     cdef Source a = _matrix(SRC_ROWS, &x[0, 0], I)
     cdef Source bt = _matrix(SRC_COLS, &kernel[0, 0], O)
     cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, O, I, 1, nthreads,
@@ -1307,7 +1319,7 @@ def dense(const floating[:, ::1] x, const floating[:, ::1] kernel, const floatin
 def dense_input_grad(const floating[:, ::1] dy, const floating[:, ::1] kernel,
                      floating[:, ::1] dx, int nthreads, workspace):
     """dx = dy @ kernel^T."""
-    cdef long B = dy.shape[0], I = kernel.shape[0], O = kernel.shape[1]
+    cdef int64_t B = dy.shape[0], I = kernel.shape[0], O = kernel.shape[1]
     cdef Source a = _matrix(SRC_ROWS, &dy[0, 0], O)
     cdef Source bt = _matrix(SRC_ROWS, &kernel[0, 0], O)   # B = kernel^T
     cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, I, O, 1, nthreads,
@@ -1319,7 +1331,7 @@ def dense_input_grad(const floating[:, ::1] dy, const floating[:, ::1] kernel,
 def dense_kernel_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                       floating[:, ::1] dkernel, floating[::1] dbias, int nthreads, workspace):
     """dkernel = x^T @ dy and dbias = dy summed over the batch, in fixed chunks."""
-    cdef long B = x.shape[0], I = x.shape[1], O = dy.shape[1]
+    cdef int64_t B = x.shape[0], I = x.shape[1], O = dy.shape[1]
     cdef Source a = _matrix(SRC_COLS, &x[0, 0], I)          # A = x^T
     cdef Source bt = _matrix(SRC_COLS, &dy[0, 0], O)
     cdef char *s = _scratch(workspace, max(
@@ -1354,9 +1366,9 @@ def relu_grad(const floating[::1] dy, const floating[::1] x, floating[::1] dx, i
         _relu_grad(&dy[0], &x[0], &dx[0], dy.shape[0], nthreads)
 
 
-cdef void _relu_grad(const floating *dy, const floating *x, floating *dx, long n,
+cdef void _relu_grad(const floating *dy, const floating *x, floating *dx, int64_t n,
                      int nthreads) noexcept nogil:
-    cdef long i
+    cdef int64_t i
     cdef floating g
     for i in prange(n, num_threads=nthreads, schedule="static"):
         g = dy[i]  # loaded unconditionally, so the select needs no branch
@@ -1368,23 +1380,23 @@ cdef void _relu_grad(const floating *dy, const floating *x, floating *dx, long n
 # ---------------------------------------------------------------------------------
 
 def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-               int32_t[:, :, :, ::1] argmax, long PH, long PW, long sh, long sw,
-               long ph, long pw, int nthreads):
+               int32_t[:, :, :, ::1] argmax, int64_t PH, int64_t PW, int64_t sh, int64_t sw,
+               int64_t ph, int64_t pw, int nthreads):
     """y = max over each window; argmax = the flat index (h*W + w)*C + c within the
     sample of the first maximum in row-major window order (or of the first NaN).
     Channels are the inner loop, so it runs on contiguous, vectorisable rows."""
-    cdef long N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef long OH = y.shape[1], OW = y.shape[2]
-    cdef long row, n, oh, ow, h0, w0, h1, w1, h, w, c, base
+    cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef int64_t OH = y.shape[1], OW = y.shape[2]
+    cdef int64_t row, n, oh, ow, h0, w0, h1, w1, h, w, c, base
     cdef floating v, b
     cdef int take
     cdef floating *best
     cdef int32_t *arg
     cdef const floating *src
     # The SIMD row kernel takes channels in whole vectors, or fewer than one vector.
-    cdef long vw = cnnx_dk_vw_f32 if floating is float else cnnx_dk_vw_f64
-    cdef bint vector_path = (((cnnx_mp_f32 != NULL) if floating is float else
-                              (cnnx_mp_f64 != NULL)) and (C % vw == 0 or C < vw))
+    cdef int64_t vw = cnnx_k.vw_f32 if floating is float else cnnx_k.vw_f64
+    cdef bint vector_path = (((cnnx_k.mp_f32 != NULL) if floating is float else
+                              (cnnx_k.mp_f64 != NULL)) and (C % vw == 0 or C < vw))
     with nogil:
         for row in prange(N * OH, num_threads=nthreads, schedule="static"):
             n = row // OH
@@ -1393,10 +1405,10 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             h1 = min(oh * sh - ph + PH, H)
             if vector_path:   # the SIMD row kernel of _pool_template.h
                 if floating is float:
-                    cnnx_mp_f32(&x[n, 0, 0, 0], W, C, h0, h1, OW, PW, sw, pw,
+                    cnnx_k.mp_f32(&x[n, 0, 0, 0], W, C, h0, h1, OW, PW, sw, pw,
                                 &y[n, oh, 0, 0], &argmax[n, oh, 0, 0], (N - n) * H * W * C)
                 else:
-                    cnnx_mp_f64(&x[n, 0, 0, 0], W, C, h0, h1, OW, PW, sw, pw,
+                    cnnx_k.mp_f64(&x[n, 0, 0, 0], W, C, h0, h1, OW, PW, sw, pw,
                                 &y[n, oh, 0, 0], &argmax[n, oh, 0, 0], (N - n) * H * W * C)
                 continue
             for ow in range(OW):
@@ -1432,10 +1444,10 @@ def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1]
     at an argmax is the pooled value's, and elsewhere dx is 0 anyway.)
     Indices outside the sample are skipped and counted: the count is returned, so the
     caller can reject an argmax that did not come from max_pool2d."""
-    cdef long N = dy.shape[0]
-    cdef long per_in = dx.shape[1] * dx.shape[2] * dx.shape[3]
-    cdef long per_out = dy.shape[1] * dy.shape[2] * dy.shape[3]
-    cdef long n, i, bad = 0
+    cdef int64_t N = dy.shape[0]
+    cdef int64_t per_in = dx.shape[1] * dx.shape[2] * dx.shape[3]
+    cdef int64_t per_out = dy.shape[1] * dy.shape[2] * dy.shape[3]
+    cdef int64_t n, i, bad = 0
     cdef int32_t a
     cdef floating v
     cdef floating *d
@@ -1463,11 +1475,11 @@ def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1]
 
 
 def average_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-                   long PH, long PW, long sh, long sw, long ph, long pw, int nthreads):
+                   int64_t PH, int64_t PW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int nthreads):
     """y = mean over each window; padding is not counted in the divisor."""
-    cdef long N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef long OH = y.shape[1], OW = y.shape[2]
-    cdef long row, n, oh, ow, h0, w0, h1, w1, h, w, c
+    cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef int64_t OH = y.shape[1], OW = y.shape[2]
+    cdef int64_t row, n, oh, ow, h0, w0, h1, w1, h, w, c
     cdef floating inv
     cdef floating *out
     cdef const floating *src
@@ -1496,11 +1508,11 @@ def average_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 
 
 def average_pool2d_grad(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
-                        long PH, long PW, long sh, long sw, long ph, long pw, int nthreads):
+                        int64_t PH, int64_t PW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int nthreads):
     """dx = each window's share of dy, scattered back. Each sample is one thread's."""
-    cdef long N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
-    cdef long OH = dy.shape[1], OW = dy.shape[2]
-    cdef long n, oh, ow, h0, w0, h1, w1, h, w, c, i
+    cdef int64_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
+    cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef int64_t n, oh, ow, h0, w0, h1, w1, h, w, c, i
     cdef floating inv
     cdef floating *dst
     cdef const floating *g
@@ -1529,9 +1541,9 @@ def average_pool2d_grad(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] 
 # Softmax and the cross-entropies, from logits
 # ---------------------------------------------------------------------------------
 
-cdef inline floating _softmax_row(const floating *z, floating *p, long K) noexcept nogil:
+cdef inline floating _softmax_row(const floating *z, floating *p, int64_t K) noexcept nogil:
     """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-sum-exp."""
-    cdef long j
+    cdef int64_t j
     cdef floating m = z[0], s = 0
     for j in range(1, K):
         if z[j] > m or z[j] != z[j]:
@@ -1546,7 +1558,7 @@ cdef inline floating _softmax_row(const floating *z, floating *p, long K) noexce
 
 def softmax(const floating[:, ::1] z, floating[:, ::1] p, int nthreads):
     """Row-wise softmax, shifted by the row maximum for stability."""
-    cdef long i
+    cdef int64_t i
     with nogil:
         for i in prange(z.shape[0], num_threads=nthreads, schedule="static"):
             _softmax_row(&z[i, 0], &p[i, 0], z.shape[1])
@@ -1556,7 +1568,7 @@ def softmax_cross_entropy(const floating[:, ::1] logits, const floating[:, ::1] 
                           floating[::1] loss, floating[:, ::1] grad, int nthreads):
     """loss[i] = logsumexp(z_i) - sum_j t_ij z_ij  (= -sum t log softmax(z) when the
     targets sum to 1); grad = softmax(z) - t, per sample (unscaled by the batch)."""
-    cdef long i, j, K = logits.shape[1]
+    cdef int64_t i, j, K = logits.shape[1]
     cdef floating lse, tsum, dot
     with nogil:
         for i in prange(logits.shape[0], num_threads=nthreads, schedule="static"):

@@ -8,7 +8,7 @@
  * koff[k] = (i * dh * Wp + t * dw) * C + c for tap k = (i, t, c), the kernel's own order),
  * so the kernel, viewed as a K x F matrix, is used as it is.
  *
- * Include after defining NK_NAME, NK_T, NK_IT, NK_VBYTES, NK_MR, NK_NV, NK_ATTR.
+ * Include after defining NK_NAME, NK_T, NK_IT, NK_VBYTES, NK_MR, NK_NV.
  */
 #define NK_VW (NK_VBYTES / (int)sizeof(NK_T))
 
@@ -18,9 +18,9 @@ typedef NK_IT CNNX_CAT(NK_NAME, _ivec) __attribute__((vector_size(NK_VBYTES), al
 /* Forward: np <= NK_MR pixels, whose tap 0 sits at xpad + xb[i] (xb holds NK_MR entries;
  * a partial tile repeats one), times output channels f0 : f0 + NK_NV * NK_VW, where w and
  * y (pixel i at y + i * F) and bias (or NULL) already point at f0. */
-NK_ATTR static void CNNX_CAT(NK_NAME, _fwd)(
-    long K, const NK_T *restrict xpad, const long *restrict koff, const long *restrict xb,
-    int np, const NK_T *restrict w, long F, NK_T *restrict y, const NK_T *restrict bias,
+static void CNNX_CAT(NK_NAME, _fwd)(
+    int64_t K, const NK_T *restrict xpad, const int64_t *restrict koff, const int64_t *restrict xb,
+    int np, const NK_T *restrict w, int64_t F, NK_T *restrict y, const NK_T *restrict bias,
     int relu)
 {
     typedef CNNX_CAT(NK_NAME, _vec) vec;
@@ -35,8 +35,8 @@ NK_ATTR static void CNNX_CAT(NK_NAME, _fwd)(
         CNNX_UNROLL
         for (int v = 0; v < NK_NV; ++v) acc[i][v] = zero;
     }
-    for (long k = 0; k < K; ++k, w += F) {
-        const long o = koff[k];
+    for (int64_t k = 0; k < K; ++k, w += F) {
+        const int64_t o = koff[k];
         vec wv[NK_NV];
         CNNX_UNROLL
         for (int v = 0; v < NK_NV; ++v) wv[v] = *(const vec *)(w + v * NK_VW);
@@ -64,16 +64,16 @@ NK_ATTR static void CNNX_CAT(NK_NAME, _fwd)(
  *     dw[k * F + f] += sum_p x(p, tap k) * g(p, f),   db[f] += sum_p g(p, f) (db may be NULL),
  * where g = dy, or dy where relu_y > 0 when relu_y (ReLU's output) is given: the ReLU
  * backward pass fused in. dy, relu_y, dw and db already point at f0. */
-NK_ATTR static void CNNX_CAT(NK_NAME, _kgrad)(
-    long OH, long OW, long rowstep, long colstep, const NK_T *restrict xpad,
-    const long *restrict koff, int nk, const NK_T *restrict dy, const NK_T *restrict relu_y,
-    long F, NK_T *restrict dw, NK_T *restrict db)
+static void CNNX_CAT(NK_NAME, _kgrad)(
+    int64_t OH, int64_t OW, int64_t rowstep, int64_t colstep, const NK_T *restrict xpad,
+    const int64_t *restrict koff, int nk, const NK_T *restrict dy, const NK_T *restrict relu_y,
+    int64_t F, NK_T *restrict dw, NK_T *restrict db)
 {
     typedef CNNX_CAT(NK_NAME, _vec) vec;
     typedef CNNX_CAT(NK_NAME, _ivec) ivec;
     const vec zero = {0};
     vec acc[NK_MR][NK_NV], bacc[NK_NV];
-    long o[NK_MR];
+    int64_t o[NK_MR];
 
     CNNX_UNROLL
     for (int i = 0; i < NK_MR; ++i) {
@@ -83,9 +83,9 @@ NK_ATTR static void CNNX_CAT(NK_NAME, _kgrad)(
     }
     CNNX_UNROLL
     for (int v = 0; v < NK_NV; ++v) bacc[v] = zero;
-    for (long oh = 0; oh < OH; ++oh) {
-        for (long ow = 0; ow < OW; ++ow) {
-            const long p = (oh * OW + ow) * F;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+        for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t p = (oh * OW + ow) * F;
             const NK_T *xp = xpad + oh * rowstep + ow * colstep;
             vec g[NK_NV];
             CNNX_UNROLL

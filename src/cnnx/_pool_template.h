@@ -2,7 +2,7 @@
  * Channels are the vector lanes (NHWC keeps them contiguous); the first maximum in
  * row-major window order wins, and the first NaN wins and stays, as in np.max.
  *
- * Include after defining PK_NAME, PK_T, PK_IT (same-width int), PK_VBYTES, PK_ATTR.
+ * Include after defining PK_NAME, PK_T, PK_IT (same-width int), PK_VBYTES.
  */
 #define PK_VW (PK_VBYTES / (int)sizeof(PK_T))
 
@@ -14,47 +14,47 @@ typedef PK_IT CNNX_CAT(PK_NAME, _ivec) __attribute__((vector_size(PK_VBYTES), al
  * column window ow * sw - pw, PW wide, clipped to the image. y and arg point at the
  * row's first pixel. arg gets the flat index (h * W + w) * C + c within the sample.
  * avail: how many values x has from the sample's start to the end of the batch. */
-PK_ATTR static void PK_NAME(const PK_T *restrict x, long W, long C, long h0, long h1,
-                            long OW, long PW, long sw, long pw, PK_T *restrict y,
-                            int32_t *restrict arg, long avail)
+static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, int64_t h1,
+                            int64_t OW, int64_t PW, int64_t sw, int64_t pw, PK_T *restrict y,
+                            int32_t *restrict arg, int64_t avail)
 {
     typedef CNNX_CAT(PK_NAME, _vec) vec;
     typedef CNNX_CAT(PK_NAME, _ivec) ivec;
     ivec lane;
     for (int l = 0; l < PK_VW; ++l) lane[l] = l;
 
-    for (long ow = 0; ow < OW; ++ow, y += C, arg += C) {
-        long w0 = ow * sw - pw, w1 = w0 + PW;
+    for (int64_t ow = 0; ow < OW; ++ow, y += C, arg += C) {
+        int64_t w0 = ow * sw - pw, w1 = w0 + PW;
         if (w0 < 0) w0 = 0;
         if (w1 > W) w1 = W;
         if (C < PK_VW) {
             /* Fewer channels than lanes: one vector per window pixel, whose spare lanes
              * read the next pixels' values and are dropped. Where that would read past
              * the batch (avail values from x on), one lane at a time. */
-            const long first = (h0 * W + w0) * C;
+            const int64_t first = (h0 * W + w0) * C;
             if (((h1 - 1) * W + (w1 - 1)) * C + PK_VW <= avail) {
                 vec best = *(const vec *)(x + first);
                 ivec where = lane + (PK_IT)first;
-                for (long h = h0; h < h1; ++h) {
-                    for (long w = w0; w < w1; ++w) {
-                        const long at = (h * W + w) * C;
+                for (int64_t h = h0; h < h1; ++h) {
+                    for (int64_t w = w0; w < w1; ++w) {
+                        const int64_t at = (h * W + w) * C;
                         const vec v = *(const vec *)(x + at);
                         const ivec take = (v > best) | ((v != v) & (best == best));
                         best = (vec)(((ivec)v & take) | ((ivec)best & ~take));
                         where = ((lane + (PK_IT)at) & take) | (where & ~take);
                     }
                 }
-                for (long c = 0; c < C; ++c) {
+                for (int64_t c = 0; c < C; ++c) {
                     y[c] = best[c];
                     arg[c] = (int32_t)where[c];
                 }
             } else {
-                for (long c = 0; c < C; ++c) {
+                for (int64_t c = 0; c < C; ++c) {
                     PK_T best = x[first + c];
                     int32_t where = (int32_t)(first + c);
-                    for (long h = h0; h < h1; ++h) {
-                        for (long w = w0; w < w1; ++w) {
-                            const long at = (h * W + w) * C + c;
+                    for (int64_t h = h0; h < h1; ++h) {
+                        for (int64_t w = w0; w < w1; ++w) {
+                            const int64_t at = (h * W + w) * C + c;
                             const PK_T v = x[at];
                             if ((v > best) | ((v != v) & (best == best))) {
                                 best = v;
@@ -68,13 +68,13 @@ PK_ATTR static void PK_NAME(const PK_T *restrict x, long W, long C, long h0, lon
             }
             continue;
         }
-        for (long c = 0; c < C; c += PK_VW) {
-            long first = (h0 * W + w0) * C + c;
+        for (int64_t c = 0; c < C; c += PK_VW) {
+            int64_t first = (h0 * W + w0) * C + c;
             vec best = *(const vec *)(x + first);
             ivec where = lane + (PK_IT)first;
-            for (long h = h0; h < h1; ++h) {
-                for (long w = w0; w < w1; ++w) {
-                    const long at = (h * W + w) * C + c;
+            for (int64_t h = h0; h < h1; ++h) {
+                for (int64_t w = w0; w < w1; ++w) {
+                    const int64_t at = (h * W + w) * C + c;
                     const vec v = *(const vec *)(x + at);
                     const ivec take = (v > best) | ((v != v) & (best == best));
                     best = (vec)(((ivec)v & take) | ((ivec)best & ~take));

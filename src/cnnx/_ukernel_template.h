@@ -4,7 +4,7 @@
  *   UK_NAME   function name            UK_T     element type (float, double)
  *   UK_IT     integer type of UK_T's width (for the ReLU bit mask)
  *   UK_VBYTES vector width in bytes    UK_MR    rows of the tile
- *   UK_NV     vectors per tile row     UK_ATTR  target attribute (may be empty)
+ *   UK_NV     vectors per tile row
  *   UK_AROWS  1: A is packed row by row (element (i, k) at a[i*kc + k]);
  *             0: A is packed k-major   (element (i, k) at a[k*MR + i])
  *
@@ -20,8 +20,8 @@
 typedef UK_T CNNX_CAT(UK_NAME, _vec) __attribute__((vector_size(UK_VBYTES), aligned(sizeof(UK_T))));
 typedef UK_IT CNNX_CAT(UK_NAME, _ivec) __attribute__((vector_size(UK_VBYTES), aligned(sizeof(UK_T))));
 
-UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restrict b,
-                            long ldb, UK_T *restrict c, long ldc, int mr, int nr,
+static void UK_NAME(int64_t kc, const UK_T *restrict a, const UK_T *restrict b,
+                            int64_t ldb, UK_T *restrict c, int64_t ldc, int mr, int nr,
                             int accumulate, const UK_T *restrict bias, int relu)
 {
     typedef CNNX_CAT(UK_NAME, _vec) vec;
@@ -34,7 +34,7 @@ UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restric
         CNNX_UNROLL
         for (int v = 0; v < UK_NV; ++v) acc[i][v] = zero;
     }
-    for (long k = 0; k < kc; ++k) {
+    for (int64_t k = 0; k < kc; ++k) {
         vec bv[UK_NV];
         CNNX_UNROLL
         for (int v = 0; v < UK_NV; ++v) bv[v] = *(const vec *)(b + v * UK_VW);
@@ -95,5 +95,4 @@ UK_ATTR static void UK_NAME(long kc, const UK_T *restrict a, const UK_T *restric
 #undef UK_T
 #undef UK_IT
 #undef UK_NV
-#undef UK_ATTR
 #undef UK_AROWS

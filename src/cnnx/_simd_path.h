@@ -1,0 +1,138 @@
+/* One SIMD path's translation unit: instantiates every kernel template for float and
+ * double and fills the path's cnnx_kernel_table. Included by _simd_<path>.c after it
+ * defines:
+ *   PATH_NAME   the table's suffix (generic, avx2, avx512)
+ *   PATH_LABEL  the name show_config() prints
+ *   PATH_VBYTES vector bytes (16, 32, 64)
+ *   PATH_REGS   vector registers (16 or 32): sizes the register tiles
+ *   PATH_MR     GEMM microkernel rows
+ * The compiler flags of the including file's unit choose the instructions: the kernels
+ * are written with GNU vector extensions, so gcc and clang compile them for any ISA.
+ */
+#include "_simd.h"
+
+#if defined(__clang__)
+#  define CNNX_UNROLL _Pragma("unroll")
+#else
+#  define CNNX_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+/* GEMM microkernels: k-major (_k) and row-major (_r) A panels, 2 vectors wide. Each
+ * template #undefs its per-instance macros. */
+#define UK_VBYTES PATH_VBYTES
+#define UK_MR PATH_MR
+#define UK_NAME uk_f32_k
+#define UK_T float
+#define UK_IT int32_t
+#define UK_NV 2
+#define UK_AROWS 0
+#include "_ukernel_template.h"
+#define UK_NAME uk_f32_r
+#define UK_T float
+#define UK_IT int32_t
+#define UK_NV 2
+#define UK_AROWS 1
+#include "_ukernel_template.h"
+#define UK_NAME uk_f64_k
+#define UK_T double
+#define UK_IT int64_t
+#define UK_NV 2
+#define UK_AROWS 0
+#include "_ukernel_template.h"
+#define UK_NAME uk_f64_r
+#define UK_T double
+#define UK_IT int64_t
+#define UK_NV 2
+#define UK_AROWS 1
+#include "_ukernel_template.h"
+
+/* Pixel-vectorised direct convolution: blocks of 2 and 4 filters, as many pixel
+ * vectors per tile as the registers hold. */
+#define DK_VBYTES PATH_VBYTES
+#define DK_NP2 (PATH_REGS == 32 ? 12 : 6)
+#define DK_NP4 (PATH_REGS == 32 ? 6 : 3)
+#define DK_NAME dk_f32_fb2
+#define DK_T float
+#define DK_IT int32_t
+#define DK_FB 2
+#define DK_NP DK_NP2
+#include "_direct_template.h"
+#define DK_NAME dk_f32_fb4
+#define DK_T float
+#define DK_IT int32_t
+#define DK_FB 4
+#define DK_NP DK_NP4
+#include "_direct_template.h"
+#define DK_NAME dk_f64_fb2
+#define DK_T double
+#define DK_IT int64_t
+#define DK_FB 2
+#define DK_NP DK_NP2
+#include "_direct_template.h"
+#define DK_NAME dk_f64_fb4
+#define DK_T double
+#define DK_IT int64_t
+#define DK_FB 4
+#define DK_NP DK_NP4
+#include "_direct_template.h"
+
+/* Channel-vectorised direct convolution: tiles of 2 vectors of channels (or 1, for
+ * layers with one vector's worth), as many pixels or taps as the registers hold. */
+#define NK_VBYTES PATH_VBYTES
+#define NK_MR2 (PATH_REGS == 32 ? 12 : 6)
+#define NK_MR1 (PATH_REGS == 32 ? 24 : 12)
+#define NK_NV 2
+#define NK_MR NK_MR2
+#define NK_NAME nk_f32_nhwc2
+#define NK_T float
+#define NK_IT int32_t
+#include "_nhwc_template.h"
+#define NK_NAME nk_f64_nhwc2
+#define NK_T double
+#define NK_IT int64_t
+#include "_nhwc_template.h"
+#undef NK_NV
+#undef NK_MR
+#define NK_NV 1
+#define NK_MR NK_MR1
+#define NK_NAME nk_f32_nhwc1
+#define NK_T float
+#define NK_IT int32_t
+#include "_nhwc_template.h"
+#define NK_NAME nk_f64_nhwc1
+#define NK_T double
+#define NK_IT int64_t
+#include "_nhwc_template.h"
+
+/* Max pooling's forward row, on the same vectors. */
+#define PK_VBYTES PATH_VBYTES
+#define PK_NAME mp_f32
+#define PK_T float
+#define PK_IT int32_t
+#include "_pool_template.h"
+#define PK_NAME mp_f64
+#define PK_T double
+#define PK_IT int64_t
+#include "_pool_template.h"
+
+const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
+    .name = PATH_LABEL,
+    .uk_f32 = {uk_f32_k, uk_f32_r},
+    .uk_f64 = {uk_f64_k, uk_f64_r},
+    .mr_f32 = PATH_MR, .nr_f32 = 2 * PATH_VBYTES / 4,
+    .mr_f64 = PATH_MR, .nr_f64 = 2 * PATH_VBYTES / 8,
+    .direct = 1,
+    .vw_f32 = PATH_VBYTES / 4, .vw_f64 = PATH_VBYTES / 8,
+    .dk_fwd_f32 = {dk_f32_fb2_fwd, dk_f32_fb4_fwd},
+    .dk_fwd_f64 = {dk_f64_fb2_fwd, dk_f64_fb4_fwd},
+    .dk_kgrad_f32 = {dk_f32_fb2_kgrad, dk_f32_fb4_kgrad},
+    .dk_kgrad_f64 = {dk_f64_fb2_kgrad, dk_f64_fb4_kgrad},
+    .dk_np = {DK_NP2, DK_NP4},
+    .nk_fwd_f32 = {nk_f32_nhwc1_fwd, nk_f32_nhwc2_fwd},
+    .nk_fwd_f64 = {nk_f64_nhwc1_fwd, nk_f64_nhwc2_fwd},
+    .nk_kgrad_f32 = {nk_f32_nhwc1_kgrad, nk_f32_nhwc2_kgrad},
+    .nk_kgrad_f64 = {nk_f64_nhwc1_kgrad, nk_f64_nhwc2_kgrad},
+    .nk_mr = {NK_MR1, NK_MR2},
+    .mp_f32 = mp_f32,
+    .mp_f64 = mp_f64,
+};
