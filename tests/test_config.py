@@ -44,3 +44,17 @@ def test_cnnx_simd_environment_forces_a_path():
     assert done.returncode == 0 and done.stdout.strip() == fallback
     bad = env_run("sse9")
     assert bad.returncode != 0 and "CNNX_SIMD='sse9' is not available" in bad.stderr
+
+
+def test_version_and_help_on_the_command_line(capsys):
+    from cnnx.__main__ import main
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"cnnx {cnnx.__version__}"
+    assert main(["config", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: cnnx config") and "simd path" not in out
+    assert main(["config", "extra"]) == 2
+    assert "takes no arguments" in capsys.readouterr().err
+    assert main(["nonsense"]) == 2
+    assert "unknown command 'nonsense'" in capsys.readouterr().err
+

@@ -8,13 +8,13 @@ import cnnx
 from cnnx import _config, _kernels, ops
 
 
-def test_openmp_is_compiled_in_when_required():
-    # CI builds with CNNX_REQUIRE_OPENMP=1 and runs the tests with it set.
-    if os.environ.get("CNNX_REQUIRE_OPENMP") == "1":
-        assert _config.openmp_enabled(), "CNNX_REQUIRE_OPENMP=1 but cnnx was built serial"
-        assert _kernels.openmp_threads_used(2) == 2
-    elif not _config.openmp_enabled():
-        pytest.skip("built without OpenMP")
+def test_openmp_is_compiled_in_unless_serial_was_allowed():
+    # setup.py refuses to build without OpenMP unless CNNX_ALLOW_SERIAL=1; a test run
+    # with that switch set accepts the serial build it allowed.
+    if not _config.openmp_enabled() and os.environ.get("CNNX_ALLOW_SERIAL") == "1":
+        pytest.skip("built without OpenMP (CNNX_ALLOW_SERIAL=1)")
+    assert _config.openmp_enabled(), "cnnx was built serial without CNNX_ALLOW_SERIAL=1"
+    assert _kernels.openmp_threads_used(2) == 2
 
 
 def test_parallel_region_runs_the_threads_asked_for():
@@ -78,8 +78,11 @@ def test_bitwise_identical_for_any_thread_count(n, threads, conv_algorithm):
 def test_thread_count_api(threads):
     threads(3)
     assert cnnx.get_num_threads() == 3
-    with pytest.raises(ValueError, match="n >= 1"):
+    with pytest.raises(ValueError, match="1 <= n <= .*received 0"):
         cnnx.set_num_threads(0)
+    # Bounded: each thread has a workspace of its own.
+    with pytest.raises(ValueError, match=rf"n <= {_config.MAX_THREADS} .*received 100000"):
+        cnnx.set_num_threads(100_000)
     with pytest.raises(TypeError, match="expected an int"):
         cnnx.set_num_threads(2.5)
     assert cnnx.get_num_threads() == 3

@@ -5,44 +5,79 @@ The thread count is resolved here, once, and handed to every kernel as a plain i
 import numbers
 import os
 import sys
+import warnings
 
 from . import _kernels
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config", "simd_path", "set_simd_path"]
 
 
-def _default_threads():
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            n = 0
-        if n >= 1:
-            return n
+def openmp_enabled():
+    """Whether this build's kernels can run on more than one thread."""
+    return _kernels.openmp_version() > 0
+
+
+def _cores():
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         return os.cpu_count() or 1
 
 
+# More threads than this is a mistake, not a configuration: each thread has its own
+# kernel workspace, so 100,000 threads would ask for gigabytes per convolution.
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+
+_serial_warned = False
+
+
+def _serial(n, source):
+    """In a build without OpenMP, every request for n > 1 threads gets one, and a
+    warning (once per process) that says so."""
+    global _serial_warned
+    if n > 1 and not _serial_warned:
+        _serial_warned = True
+        warnings.warn(
+            f"cnnx was built without OpenMP: its kernels run on one thread, not the {n} "
+            f"that {source} asks for. Reinstall cnnx from a wheel, or build it with an "
+            "OpenMP compiler (see the README's 'Building from source').",
+            RuntimeWarning, stacklevel=3)
+    return 1
+
+
+def _default_threads():
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    n = 0
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+    if n >= 1:
+        n = min(n, MAX_THREADS)
+        return n if openmp_enabled() else _serial(n, "OMP_NUM_THREADS")
+    return min(_cores(), MAX_THREADS) if openmp_enabled() else 1
+
+
 _num_threads = _default_threads()
 
 
 def get_num_threads():
-    """The number of threads cnnx's kernels use."""
+    """The number of threads cnnx's kernels use (1 in a build without OpenMP)."""
     return _num_threads
 
 
 def set_num_threads(n):
     """Use `n` threads in cnnx's kernels (default: OMP_NUM_THREADS, else the cores
-    this process may run on). Results are identical for any `n`."""
+    this process may run on; at most MAX_THREADS). Results are identical for any `n`.
+    A build without OpenMP runs on one thread and warns once when more are asked for."""
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: expected an int, received {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: expected n >= 1, received {n}")
-    _num_threads = int(n)
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: expected 1 <= n <= {MAX_THREADS} (four per "
+                         f"core, at least 64), received {n}")
+    _num_threads = int(n) if openmp_enabled() else _serial(int(n), "set_num_threads")
 
 
 # Below this much work (multiply-adds or elements) a kernel runs on one thread:
@@ -78,10 +113,6 @@ def _select_simd_from_env():
 
 
 _select_simd_from_env()
-
-
-def openmp_enabled():
-    return _kernels.openmp_version() > 0
 
 
 def _openmp_runtime():
@@ -127,7 +158,8 @@ def config():
 def show_config():
     """Print how this cnnx was built and how it runs."""
     c = config()
-    omp = f"yes (OpenMP {c['openmp_version']})" if c["openmp"] else "NO"
+    omp = (f"yes (OpenMP {c['openmp_version']})" if c["openmp"] else
+           "NO: built without OpenMP, the kernels run on ONE thread")
     print(f"cnnx            {c['cnnx']}")
     print(f"numpy           {c['numpy']}")
     print(f"python          {c['python']}")

@@ -1,0 +1,66 @@
+"""How cnnx builds: loudly serial without OpenMP, and every cibuildwheel setting valid.
+
+These build from the source tree beside the tests, so they need it (and Cython and
+setuptools); from an installed wheel alone they skip."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_source = pytest.mark.skipif(not (ROOT / "setup.py").exists(),
+                                  reason="needs the source tree (setup.py)")
+
+
+def _build_env(tmp_path, **extra):
+    # A C compiler that cannot do OpenMP: an omp.h that refuses to compile shadows the
+    # compiler's own (CPATH is searched before the system include folders).
+    fake = tmp_path / "no-openmp"
+    fake.mkdir(exist_ok=True)
+    (fake / "omp.h").write_text("#error this compiler has no OpenMP\n")
+    env = {k: v for k, v in os.environ.items() if k != "CNNX_ALLOW_SERIAL"}
+    return {**env, "CPATH": str(fake), **extra}
+
+
+@pytest.mark.slow
+@needs_source
+def test_a_build_without_openmp_fails_unless_allowed_then_says_so(tmp_path):
+    pytest.importorskip("Cython")
+    pytest.importorskip("setuptools")
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler")
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "*.so", "_kernels.c", "__pycache__", "dist"))
+    build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
+    refused = subprocess.run(build, cwd=src, env=_build_env(tmp_path),
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0
+    assert "cannot build OpenMP code" in refused.stderr
+    assert "CNNX_ALLOW_SERIAL=1" in refused.stderr
+
+    allowed = subprocess.run(build, cwd=src, capture_output=True, text=True, timeout=600,
+                             env=_build_env(tmp_path, CNNX_ALLOW_SERIAL="1"))
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    assert "the kernels will run on ONE thread" in allowed.stderr
+
+    code = ("import warnings, cnnx\n"
+            "warnings.simplefilter('always')\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    cnnx.set_num_threads(4)\n"
+            "    cnnx.set_num_threads(3)\n"
+            "print('WARNINGS', len(w), w[0].message if w else '')\n"
+            "print('THREADS', cnnx.get_num_threads())\n"
+            "cnnx.show_config()\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(src / "src")})
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "WARNINGS 1 cnnx was built without OpenMP: its kernels run on one thread" in out
+    assert "THREADS 1" in out
+    assert "openmp          NO: built without OpenMP, the kernels run on ONE thread" in out
+    assert "threads         1" in out
