@@ -11,6 +11,8 @@ Environment switches:
   CNNX_DEBUG_BUILD=1      bounds checking and wraparound back on, -O0 -g
 """
 import os
+import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -91,30 +93,61 @@ class BuildExt(build_ext):
             opt = ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
             if not DEBUG and sys.platform.startswith("linux"):
                 strip = ["-Wl,--strip-all"]
-        warn = [] if self.compiler.compiler_type == "msvc" else WARNINGS
-        units = simd_units(self.compiler)
+        msvc = self.compiler.compiler_type == "msvc"
+        clang_cl = find_clang_cl() if msvc else None
+        if msvc and clang_cl is None:
+            print("\ncnnx: clang-cl not found (LLVM for Windows): the SIMD kernels need GNU "
+                  "vector extensions, which MSVC lacks, so this build gets the portable "
+                  "scalar microkernel only (slower; same results).\n", file=sys.stderr)
+        units = simd_units(x86=self.x86_target(), vector_extensions=not msvc or clang_cl)
         for ext in self.extensions:
-            objects = []
-            for source, isa_flags in units:
-                objects += self.compiler.compile(
-                    [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
-                    extra_postargs=opt + warn + isa_flags, depends=ext.depends)
+            objects = [self.compile_unit(ext, source, isa, opt, clang_cl)
+                       for source, isa in units]
             if len(units) > 1:
                 ext.define_macros.append(("CNNX_X86_PATHS", "1"))
             ext.extra_objects = objects
             # -Wmaybe-uninitialized misfires on Cython's generated code (variables that
             # Cython assigns on every path through its own error labels): off for the
             # generated module only, not for our C.
-            quiet = [] if self.compiler.compiler_type == "msvc" else [
+            quiet = [] if msvc else [
                 "-Wno-maybe-uninitialized" if "gcc" in self.compiler_name() else
                 "-Wno-sometimes-uninitialized"]
             ext.extra_compile_args = opt + cflags + quiet
             ext.extra_link_args = ldflags + strip
         super().build_extensions()
 
+    def compile_unit(self, ext, source, isa_flags, opt, clang_cl):
+        """One SIMD path's object file, built with its instruction set's flags."""
+        if clang_cl is None:
+            warn = [] if self.compiler.compiler_type == "msvc" else WARNINGS
+            return self.compiler.compile(
+                [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
+                extra_postargs=opt + warn + isa_flags, depends=ext.depends)[0]
+        # Windows: clang-cl compiles the kernels into COFF objects that MSVC's linker
+        # links into the MSVC-built module (the kernels use no OpenMP and no CRT state).
+        obj = os.path.join(self.build_temp, os.path.basename(source) + ".obj")
+        os.makedirs(self.build_temp, exist_ok=True)
+        includes = [f"/I{d}" for d in ext.include_dirs]
+        subprocess.run([clang_cl, "/nologo", "/c", "/O2", "/W3", *includes, *isa_flags,
+                        source, f"/Fo{obj}"], check=True)
+        return obj
+
+    def x86_target(self):
+        target = sysconfig.get_platform()   # honours cibuildwheel's cross-target settings
+        return target.endswith(("x86_64", "amd64", "intel"))
+
     def compiler_name(self):
         cc = getattr(self.compiler, "compiler_so", None) or ["cc"]
         return "clang" if "clang" in os.path.basename(cc[0]) else "gcc"
+
+
+def find_clang_cl():
+    """clang-cl from PATH or LLVM's default Windows install (GitHub's Windows runners
+    have it), or None."""
+    found = shutil.which("clang-cl")
+    default = os.path.join(os.environ.get("ProgramFiles", r"C:\Program Files"), "LLVM",
+                           "bin", "clang-cl.exe")
+    return found or (default if os.path.exists(default) else None)
 
 
 # Our own C is held to these (and must build without a warning under them).
@@ -123,17 +156,15 @@ SIMD_SOURCES = {"generic": "src/cnnx/_simd_generic.c", "avx2": "src/cnnx/_simd_a
                 "avx512": "src/cnnx/_simd_avx512.c"}
 
 
-def simd_units(compiler):
-    """[(source, flags)] of the SIMD paths this build compiles, for its target.
+def simd_units(x86, vector_extensions):
+    """[(source, flags)] of the SIMD paths this build compiles.
 
-    x86-64 with gcc or clang: the baseline, AVX2 + FMA and AVX-512. Elsewhere (aarch64,
-    MSVC): the baseline alone, whose vectors are NEON on aarch64; the kernels are written
-    with GNU vector extensions, which MSVC lacks, so MSVC gets the scalar microkernel.
+    x86-64 with GNU vector extensions (gcc, clang, clang-cl): the baseline, AVX2 + FMA and
+    AVX-512. aarch64: the baseline, on NEON. Without vector extensions (MSVC alone): the
+    baseline unit, which then holds the portable scalar microkernel.
     """
     units = [(SIMD_SOURCES["generic"], [])]
-    target = sysconfig.get_platform()   # honours cibuildwheel's cross-target settings
-    x86 = target.endswith(("x86_64", "amd64", "intel", "universal2"))
-    if x86 and compiler.compiler_type != "msvc" and "universal2" not in target:
+    if x86 and vector_extensions:
         units += [(SIMD_SOURCES["avx2"], ["-mavx2", "-mfma"]),
                   (SIMD_SOURCES["avx512"], ["-mavx512f"])]
     return units

@@ -99,3 +99,46 @@ def test_small_work_runs_on_one_thread(threads):
     threads(8)
     assert _config.threads_for(10) == 1
     assert _config.threads_for(10 ** 8) == 8
+
+
+def test_free_threaded_python_keeps_the_gil_off():
+    # A free-threaded interpreter turns the GIL back on when an extension does not
+    # declare itself safe without it; cnnx's kernels module does.
+    import sysconfig
+    import sys
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        pytest.skip("not a free-threaded interpreter")
+    assert not sys._is_gil_enabled()
+
+
+def test_concurrent_predict_from_four_threads_is_bitwise_equal():
+    import threading
+    cnnx.utils.set_random_seed(3)
+    model = cnnx.Sequential([
+        cnnx.Input((12, 12, 3)),
+        cnnx.layers.Conv2D(8, 3, activation="relu"),
+        cnnx.layers.MaxPooling2D(2),
+        cnnx.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        cnnx.layers.Flatten(),
+        cnnx.layers.Dense(5, activation="softmax"),
+    ])
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((24, 12, 12, 3)).astype(np.float32) for _ in range(4)]
+    expected = [model.predict(x, batch_size=8, verbose=0) for x in xs]
+    start = threading.Barrier(4)
+    results = [[] for _ in range(4)]
+
+    def work(i):
+        start.wait()                 # all four predict at once
+        for _ in range(15):
+            results[i].append(model.predict(xs[i], batch_size=8, verbose=0))
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for i in range(4):
+        assert len(results[i]) == 15
+        for got in results[i]:
+            assert got.dtype == expected[i].dtype and np.array_equal(got, expected[i])

@@ -11,14 +11,54 @@
 
 static const cnnx_kernel_table *cnnx_k = &cnnx_table_generic;
 
+#if defined(CNNX_X86_PATHS)
+/* CPU features from CPUID, and whether the OS saves the vector registers (XGETBV), in
+ * one way for every compiler: MSVC has no __builtin_cpu_supports. */
+#  if defined(_MSC_VER)
+#    include <intrin.h>
+static void cnnx_cpuid(int leaf, int sub, unsigned r[4])
+{
+    int v[4];
+    __cpuidex(v, leaf, sub);
+    for (int i = 0; i < 4; ++i) r[i] = (unsigned)v[i];
+}
+static unsigned long long cnnx_xgetbv(void) { return _xgetbv(0); }
+#  else
+#    include <cpuid.h>
+static void cnnx_cpuid(int leaf, int sub, unsigned r[4])
+{
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+}
+static unsigned long long cnnx_xgetbv(void)
+{
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#  endif
+
+/* bit tests: leaf 1 ECX (r[2]): FMA 12, OSXSAVE 27; leaf 7 EBX (r[1]): AVX2 5,
+ * AVX-512F 16. XCR0: SSE|AVX state 0x6; plus opmask and ZMM state 0xE0. */
+static int cnnx_x86_has(int avx512)
+{
+    unsigned l1[4], l7[4];
+    cnnx_cpuid(0, 0, l1);
+    if (l1[0] < 7) return 0;
+    cnnx_cpuid(1, 0, l1);
+    cnnx_cpuid(7, 0, l7);
+    if (!(l1[2] >> 27 & 1)) return 0;                  /* no XGETBV */
+    const unsigned long long xcr0 = cnnx_xgetbv();
+    if (avx512) return (l7[1] >> 16 & 1) && (xcr0 & 0xE6) == 0xE6;
+    return (l7[1] >> 5 & 1) && (l1[2] >> 12 & 1) && (xcr0 & 0x6) == 0x6;
+}
+#endif
+
 static int cnnx_simd_available(const char *name)
 {
     if (strcmp(name, cnnx_table_generic.name) == 0) return 1;
 #if defined(CNNX_X86_PATHS)
-    __builtin_cpu_init();
-    if (strcmp(name, "avx2") == 0)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (strcmp(name, "avx512") == 0) return __builtin_cpu_supports("avx512f");
+    if (strcmp(name, "avx2") == 0) return cnnx_x86_has(0);
+    if (strcmp(name, "avx512") == 0) return cnnx_x86_has(1);
 #endif
     return 0;
 }

@@ -1,3 +1,4 @@
+# cython: freethreading_compatible = True
 # Compiled kernels of cnnx: convolution, pooling, ReLU, dense, softmax and the
 # cross-entropies, forward and backward, for float32 and float64.
 #
@@ -13,6 +14,11 @@
 # Convolutions with few channels run on direct kernels instead (see "Direct
 # convolution"), and ReLU's backward pass can be fused into the kernel gradient and
 # into max-pool backward (the `relu_y` / `relu_pooled` arguments).
+#
+# Free-threaded Python: the module declares itself safe without the GIL. Its only
+# process-wide state is the SIMD table pointer (set at import; select_simd swaps it whole)
+# and the algorithm knob of the tests; scratch memory comes from the caller's
+# per-thread workspace.
 #
 # Determinism: work is split into items whose arithmetic does not depend on the
 # thread count. Reductions over the batch (kernel and bias gradients) use a fixed
