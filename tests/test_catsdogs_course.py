@@ -49,7 +49,7 @@ def test_course_cats_vs_dogs_script(capsys, shared_data):
     test_image = image.img_to_array(test_image)
     test_image = np.expand_dims(test_image, axis=0)
     result = classifier.predict(test_image)
-    training_set.class_indices
+    training_set.class_indices  # noqa: B018 (the course script's own no-op, kept verbatim)
     if result[0][0] == 1:
         prediction = "dog"
     else:
@@ -62,7 +62,12 @@ def test_course_cats_vs_dogs_script(capsys, shared_data):
     assert training_set.class_indices == {"cats": 0, "dogs": 1}
     assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert all(np.isfinite(history.history["loss"]))
+    # The script's rule calls a dog only at a probability of exactly 1.0, which a sigmoid
+    # reaches only when saturated: the check is that predict agrees with the model's own
+    # forward pass on that image, and that training moved the loss down.
     assert result.shape == (1, 1) and 0 <= result[0][0] <= 1
-    assert prediction in ("cat", "dog")
+    np.testing.assert_array_equal(result, classifier.predict_on_batch(test_image))
+    assert prediction == ("dog" if result[0][0] == 1 else "cat")
+    assert history.history["loss"][-1] < history.history["loss"][0]
     print(f"data wait: {history.data_wait_s:.2f} s of {history.wall_s:.2f} s "
           f"({history.data_wait_s / history.wall_s:.0%})")

@@ -2,28 +2,9 @@
 import numpy as np
 import pytest
 
+import cnnx
 from cnnx import ops
-
-EPS = 1e-6
-
-
-def numerical_grad(loss, array):
-    """Central differences of the scalar loss() with respect to each element of array."""
-    grad = np.zeros_like(array)
-    flat, g = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + EPS
-        up = loss()
-        flat[i] = keep - EPS
-        down = loss()
-        flat[i] = keep
-        g[i] = (up - down) / (2 * EPS)
-    return grad
-
-
-def assert_grad(analytic, numeric):
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+from helpers import assert_directional_derivatives, assert_grad, numerical_grad
 
 
 @pytest.mark.parametrize("case", [
@@ -115,12 +96,14 @@ def test_sigmoid_cross_entropy_gradient(rng):
 
 @pytest.mark.parametrize("first_filters", [4, 8, 32])  # 8, 32: channel-vectorised (float64)
 def test_model_gradients_with_relu_fused_into_pooling(first_filters, rng, conv_algorithm):
-    """A conv (ReLU) -> max-pool stack through the model's backward pass, where the pools
-    apply the convs' ReLU masks and the first conv fuses its mask into its kernel
-    gradient, against finite differences in float64."""
+    """A conv (ReLU) -> max-pool stack trained through the model, where the pools apply
+    the convs' ReLU masks and the first conv fuses its mask into its kernel gradient:
+    the gradient of a training step against directional finite differences, float64."""
     from cnnx import layers as L
-    from cnnx.models import Sequential
-    model = Sequential([
+    # Seeded: a random start could put a max-pool tie or a ReLU kink within the finite
+    # difference's step, where the loss has no derivative.
+    cnnx.utils.set_random_seed(7)
+    model = cnnx.Sequential([
         L.Input((9, 9, 2)),
         L.Conv2D(first_filters, 3, activation="relu", dtype="float64"),
         L.MaxPooling2D(2, strides=1, padding="same", dtype="float64"),
@@ -129,16 +112,29 @@ def test_model_gradients_with_relu_fused_into_pooling(first_filters, rng, conv_a
         L.Flatten(dtype="float64"),
         L.Dense(3, dtype="float64"),
     ])
+    model.compile(optimizer=cnnx.optimizers.SGD(learning_rate=1.0), loss="mse")
     x = rng.standard_normal((3, 9, 9, 2))
-    out = model._forward(x, training=True)
-    r = rng.standard_normal(out.shape)
+    y = rng.standard_normal((3, 3))
+    assert_directional_derivatives(model, x, y, rng)
 
-    def loss():
-        return np.sum(model._forward(x, training=True) * r)
 
-    model._forward(x, training=True)
-    model._backward(r)
-    for layer in (model.layers[0], model.layers[2]):
-        for var in (layer.kernel, layer.bias):
-            analytic = var.grad.copy()
-            assert_grad(analytic, numerical_grad(loss, var.value))
+def test_directional_check_catches_a_wrong_gradient(rng):
+    """The check above can fail: the gradient of a model whose loss is scaled behind the
+    optimizer's back (one weight's gradient off by 1%) is caught."""
+    from cnnx import layers as L
+    import helpers
+    cnnx.utils.set_random_seed(7)
+    model = cnnx.Sequential([L.Input((4,)), L.Dense(3, dtype="float64")])
+    model.compile(optimizer=cnnx.optimizers.SGD(learning_rate=1.0), loss="mse")
+    x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    right = helpers.model_gradients(model, x, y)
+    wrong = [g.copy() for g in right]
+    wrong[0].flat[0] *= 1.01
+    original = helpers.model_gradients
+    try:
+        helpers.model_gradients = lambda *args: wrong
+        with pytest.raises(AssertionError):
+            assert_directional_derivatives(model, x, y, rng)
+    finally:
+        helpers.model_gradients = original
+    assert_directional_derivatives(model, x, y, rng)

@@ -50,7 +50,7 @@ def _batch():
 
 def test_no_augmentation_is_the_identity_then_rescale():
     x = _batch()
-    out = ImageDataGenerator(rescale=1 / 255)._prepare(x.copy(), np.random.default_rng(0))
+    out = ImageDataGenerator(rescale=1 / 255).standardize(x.copy())
     np.testing.assert_allclose(out, (x / 255).astype(np.float32))
 
 
@@ -62,6 +62,8 @@ def test_flips_rotation_and_shift_by_their_definitions():
         assert np.array_equal(a, b) or np.array_equal(a, b[:, ::-1])
     square = np.random.default_rng(2).random((1, 6, 6, 1))
     gen = ImageDataGenerator(rotation_range=90)
+    # The batch's affine matrices are a private step; this test pins it to exact angles
+    # and shifts, to check the warp against np.rot90 and slicing.
     m = gen._matrices(1, 6, 6, np.random.default_rng(0))
     # Force exactly 90 degrees: output pixel (r, c) reads input (c, 5 - r) or its mirror.
     theta = np.pi / 2
@@ -96,6 +98,7 @@ def _translation(tr, tc):
                                            ("reflect", [1, 0, 0, 1, 2, 3, 3, 2]),
                                            ("wrap", [2, 3, 0, 1, 2, 3, 0, 1])])
 def test_fill_modes(mode, expected):
+    # The index map behind every fill_mode, a private helper, checked on its own.
     idx, _ = image._fill_index(np.arange(-2, 6), 4, mode)
     assert idx.tolist() == expected
 

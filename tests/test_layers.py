@@ -4,11 +4,13 @@ import pytest
 
 import cnnx
 from cnnx import layers
-from test_gradients import assert_grad, numerical_grad
+from helpers import assert_grad, numerical_grad
 
 
 def _check_layer(layer, x, rng, training=True):
-    layer = layer if layer.built else layer
+    # A layer's own backward pass, below the model: the public API has no door to it
+    # (a model's training step is checked in test_gradients.py), so this reaches the
+    # Layer life methods by their private names.
     layer._build_once((None,) + x.shape[1:])
     if hasattr(layer, "_need_input_grad"):
         layer._need_input_grad = True

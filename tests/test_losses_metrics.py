@@ -50,7 +50,7 @@ def test_keras_clipping_at_saturation():
 @pytest.mark.parametrize("cls", [losses.CategoricalCrossentropy, losses.BinaryCrossentropy,
                                  losses.MeanSquaredError, losses.MeanAbsoluteError])
 def test_loss_gradients_by_finite_differences(cls, rng):
-    from test_gradients import numerical_grad
+    from helpers import numerical_grad
     if cls is losses.BinaryCrossentropy:
         t, p = (rng.random((4, 3)) > 0.5).astype(float), rng.uniform(0.1, 0.9, (4, 3))
     else:

@@ -9,24 +9,7 @@ import cnnx as keras
 from cnnx import layers
 
 
-def small_model(seed=0, dropout=0.0, last="softmax", units=3):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((6, 6, 2)),
-        layers.Conv2D(4, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dropout(dropout),
-        layers.Dense(units, activation=last),
-    ])
-    return model
-
-
-def data(n=20, units=3, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, 6, 6, 2)).astype(np.float32)
-    labels = rng.integers(0, units, n)
-    return x, keras.utils.to_categorical(labels, units), labels
+from helpers import data, small_model
 
 
 def test_fit_keeps_last_partial_batch_and_weighs_the_epoch_loss():
@@ -78,7 +61,7 @@ def test_accuracy_resolves_by_keras_rule():
         model = small_model(last=last, units=units)
         model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
         model.fit(x, target, epochs=1, verbose=0)
-        assert type(model._metrics[0]) is cls
+        assert type(model.metrics[0]) is cls
 
 
 def test_fused_logits_path_trains_like_the_plain_path():
@@ -90,6 +73,7 @@ def test_fused_logits_path_trains_like_the_plain_path():
         model = small_model(seed=5)
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
         if not fused:
+            # The fusion is a private mechanism and this test is about it: switch it off.
             model._fused_loss = lambda: False
         h = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
         results.append((h.history["loss"], model.get_weights()))

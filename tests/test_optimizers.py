@@ -98,6 +98,7 @@ def test_compiled_updates_match_reference(dtype, rng):
         _kernels.sgd_update(ww, g, mm, 0.1, momentum, nesterov, 2)
         rw, rm = ref.sgd_update(w, g, m, 0.1, momentum, nesterov)
         np.testing.assert_allclose(ww, rw, **tol)
+        np.testing.assert_allclose(mm, rm, **tol)
     ww, mm, vv = w.copy(), m.copy(), v.copy()
     _kernels.adam_update(ww, g, mm, vv, 0.01, 0.9, 0.999, 1e-7, 0.001, 2)
     for got, want in zip((ww, mm, vv), ref.adam_update(w, g, m, v, 0.01, 0.9, 0.999, 1e-7,

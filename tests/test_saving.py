@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cnnx as keras
-from test_model import data, small_model
+from helpers import data, small_model
 
 
 def trained(tmp_path):

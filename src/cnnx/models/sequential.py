@@ -238,6 +238,15 @@ class Sequential:
         return self._metrics
 
     @property
+    def metrics(self):
+        """The compiled metrics' objects, "accuracy" and friends resolved to their
+        classes by Keras's rule (empty before compile; resolved once the model is
+        built)."""
+        if not getattr(self, "compiled", False):
+            return []
+        return list(self._resolve_metrics()) if self.built else []
+
+    @property
     def metrics_names(self):
         return ["loss"] + [m.name for m in (self._metrics or [])]
 
