@@ -22,11 +22,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import environment_line, interleaved  # noqa: E402
-
 import cnnx  # noqa: E402
 from cnnx import _reference as ref  # noqa: E402
 from cnnx import ops  # noqa: E402
+
+from _timing import environment_line, interleaved  # noqa: E402
 
 NETWORKS = {
     "course": dict(batch=32, input=(64, 64, 3), convs=[32, 32], dense=[128]),

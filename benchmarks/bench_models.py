@@ -22,12 +22,12 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import environment_line, interleaved  # noqa: E402
-
 import cnnx  # noqa: E402
 from cnnx import _reference as ref  # noqa: E402
 from cnnx import layers as L  # noqa: E402
 from cnnx import ops  # noqa: E402
+
+from _timing import environment_line, interleaved  # noqa: E402
 
 
 def workloads():

@@ -23,11 +23,11 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import environment_line, interleaved  # noqa: E402
-from bench_models import build, flops_per_sample, side_by_side, workloads  # noqa: E402
-
 import cnnx  # noqa: E402
 from cnnx import layers as L  # noqa: E402
+
+from _timing import environment_line, interleaved  # noqa: E402
+from bench_models import build, flops_per_sample, side_by_side, workloads  # noqa: E402
 
 
 def torch_model(model, input_shape, classes):

@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 import cnnx
+
 from _common import args, can_plot, photo
 
 a = args(__doc__)

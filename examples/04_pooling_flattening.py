@@ -3,6 +3,7 @@ flattening row by row into the input of the fully connected layers."""
 import numpy as np
 
 import cnnx
+
 from _common import args
 
 args(__doc__)

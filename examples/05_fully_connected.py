@@ -3,6 +3,7 @@ the circles and squares that the demo draws, without any convolution."""
 
 import cnnx
 from cnnx.demo import draw_shapes
+
 from _common import args
 
 a = args(__doc__)

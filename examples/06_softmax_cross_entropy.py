@@ -4,6 +4,7 @@ squared error and cross-entropy. Only cross-entropy sees that NN1 is better."""
 import numpy as np
 
 import cnnx
+
 from _common import args
 
 args(__doc__)

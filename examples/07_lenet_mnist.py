@@ -4,6 +4,7 @@ import gzip
 import numpy as np
 
 import cnnx
+
 from _common import args, shared_data
 
 a = args(__doc__)
@@ -12,7 +13,7 @@ try:
 except OSError:  # no network: the course's 5,000 training digits and the test set
     data = shared_data()
     if data is None:
-        raise SystemExit("no MNIST: connect to the network or set CNNX_TEST_DATA")
+        raise SystemExit("no MNIST: connect to the network or set CNNX_TEST_DATA") from None
     with gzip.open(data / "mnist-5k" / "mnist_5k.csv.gz") as f:
         raw = np.loadtxt(f, delimiter=",", dtype=np.uint8)
     x_train, y_train = raw[:, :784].reshape(-1, 28, 28), raw[:, 784]

@@ -11,6 +11,7 @@ from cnnx.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from cnnx.models import Sequential
 from cnnx.preprocessing import image
 from cnnx.preprocessing.image import ImageDataGenerator
+
 from _common import args, can_plot, shared_data
 
 a = args(__doc__)

@@ -3,6 +3,7 @@ import pytest
 
 import cnnx
 from cnnx import _kernels
+
 from helpers import data_dir
 
 SIMD_PATHS = [p for p in ("avx512", "avx2", "generic", "neon", "scalar")

@@ -12,11 +12,8 @@ def test_course_cats_vs_dogs_script(capsys, shared_data):
     cnnx.utils.set_random_seed(0)
 
     # --- the course script; imports changed from keras to cnnx -----------------------
+    from cnnx.layers import Conv2D, Dense, Flatten, MaxPooling2D
     from cnnx.models import Sequential
-    from cnnx.layers import Conv2D
-    from cnnx.layers import MaxPooling2D
-    from cnnx.layers import Flatten
-    from cnnx.layers import Dense
 
     classifier = Sequential()
     classifier.add(Conv2D(32, (3, 3), input_shape=(64, 64, 3), activation="relu"))

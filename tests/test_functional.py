@@ -4,6 +4,7 @@ import pytest
 
 import cnnx as keras
 from cnnx import layers
+
 from helpers import data
 
 

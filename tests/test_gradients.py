@@ -4,6 +4,7 @@ import pytest
 
 import cnnx
 from cnnx import ops
+
 from helpers import assert_directional_derivatives, assert_grad, numerical_grad
 
 
@@ -122,6 +123,7 @@ def test_directional_check_catches_a_wrong_gradient(rng):
     """The check above can fail: the gradient of a model whose loss is scaled behind the
     optimizer's back (one weight's gradient off by 1%) is caught."""
     from cnnx import layers as L
+
     import helpers
     cnnx.utils.set_random_seed(7)
     model = cnnx.Sequential([L.Input((4,)), L.Dense(3, dtype="float64")])

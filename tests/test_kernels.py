@@ -1,11 +1,11 @@
 """Every compiled kernel against its pure-NumPy twin in cnnx._reference."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from cnnx import _kernels
+from cnnx import _kernels, ops
 from cnnx import _reference as ref
-from cnnx import ops
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}

@@ -4,6 +4,7 @@ import pytest
 
 import cnnx
 from cnnx import layers
+
 from helpers import assert_grad, numerical_grad
 
 

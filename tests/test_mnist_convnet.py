@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import cnnx as keras
+
 from helpers import mnist_5k, mnist_test
 
 

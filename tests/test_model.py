@@ -8,7 +8,6 @@ import cnnx
 import cnnx as keras
 from cnnx import layers
 
-
 from helpers import data, small_model
 
 

@@ -3,8 +3,8 @@ compiled updates against their NumPy twins."""
 import numpy as np
 import pytest
 
-from cnnx import _reference as ref
 from cnnx import _kernels, optimizers
+from cnnx import _reference as ref
 from cnnx.layers import Variable
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cnnx as keras
+
 from helpers import data, small_model
 
 

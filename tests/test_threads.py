@@ -104,8 +104,8 @@ def test_small_work_runs_on_one_thread(threads):
 def test_free_threaded_python_keeps_the_gil_off():
     # A free-threaded interpreter turns the GIL back on when an extension does not
     # declare itself safe without it; cnnx's kernels module does.
-    import sysconfig
     import sys
+    import sysconfig
     if not sysconfig.get_config_var("Py_GIL_DISABLED"):
         pytest.skip("not a free-threaded interpreter")
     assert not sys._is_gil_enabled()

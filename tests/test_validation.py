@@ -11,7 +11,8 @@ K = np.zeros((3, 3, 3, 4), np.float32)
 
 @pytest.mark.parametrize("call,error,match", [
     (lambda: ops.conv(np.zeros((8, 8, 3)), K), ValueError,
-     r"conv2d: `inputs` must be 4-D \(batch, height, width, channels\), received shape \(8, 8, 3\)"),
+     r"conv2d: `inputs` must be 4-D \(batch, height, width, channels\), "
+     r"received shape \(8, 8, 3\)"),
     (lambda: ops.conv(X, np.zeros((3, 3, 3))), ValueError, r"`kernel` must be 4-D"),
     (lambda: ops.conv(X, np.zeros((3, 3, 5, 4))), ValueError,
      r"kernel expects 5 input channels .* input has 3"),

@@ -64,7 +64,7 @@ class History(Callback):
         self.history = {}
         self.epoch = []
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs=None):  # noqa: ARG002 (Keras's signature)
         self.epoch = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -86,11 +86,11 @@ class ProgbarLogger(Callback):
         import sys
         return self.stream or sys.stdout
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs=None):  # noqa: ARG002 (Keras's signature)
         self.epochs = self.params.get("epochs", 1)
         self.steps = self.params.get("steps")
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: ARG002 (Keras's signature)
         if self.epochs > 1:
             print(f"Epoch {epoch + 1}/{self.epochs}", file=self._out(), flush=True)
         self.bar = Progbar(self.steps, verbose=self.verbose, stream=self._out())
@@ -98,7 +98,7 @@ class ProgbarLogger(Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(batch + 1, logs or {})
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch, logs=None):  # noqa: ARG002 (Keras's signature)
         self.bar.update(self.bar.seen, logs or {}, finalize=True)
 
 
@@ -120,7 +120,7 @@ class EarlyStopping(Callback):
             return current < reference - self.min_delta
         return current > reference + self.min_delta
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs=None):  # noqa: ARG002 (Keras's signature)
         self.wait, self.stopped_epoch, self.best_weights, self.best_epoch = 0, 0, None, 0
         self.best = self.baseline if self.baseline is not None else (
             math.inf if self.mode == "min" else -math.inf)
@@ -141,7 +141,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs=None):  # noqa: ARG002 (Keras's signature)
         if self.stopped_epoch and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch:
@@ -194,7 +194,7 @@ class ReduceLROnPlateau(Callback):
         self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs=None):  # noqa: ARG002 (Keras's signature)
         self.wait, self.cooldown_counter = 0, 0
         self.best = math.inf if self.mode == "min" else -math.inf
 
@@ -229,7 +229,7 @@ class LearningRateScheduler(Callback):
         super().__init__()
         self.schedule, self.verbose = schedule, verbose
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: ARG002 (Keras's signature)
         try:
             lr = self.schedule(epoch, self.model.optimizer.learning_rate)
         except TypeError:
@@ -241,7 +241,7 @@ class LearningRateScheduler(Callback):
         if self.verbose:
             print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch, logs=None):  # noqa: ARG002 (Keras's signature)
         if logs is not None:
             logs["learning_rate"] = self.model.optimizer.learning_rate
 
@@ -251,7 +251,7 @@ class CSVLogger(Callback):
         super().__init__()
         self.filename, self.sep, self.append = os.fspath(filename), separator, append
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs=None):  # noqa: ARG002 (Keras's signature)
         exists = self.append and os.path.exists(self.filename)
         self.file = open(self.filename, "a" if self.append else "w", newline="")
         self.writer, self.keys, self._header = None, None, not exists
@@ -266,7 +266,7 @@ class CSVLogger(Callback):
         self.writer.writerow([epoch] + [logs.get(k, "NA") for k in self.keys])
         self.file.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs=None):  # noqa: ARG002 (Keras's signature)
         self.file.close()
 
 

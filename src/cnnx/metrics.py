@@ -16,6 +16,8 @@ __all__ = ["Metric", "Mean", "BinaryAccuracy", "CategoricalAccuracy",
 class Metric:
     def __init__(self, name=None, dtype=None):
         self.name = name or _default_name(type(self).__name__)
+        # Keras's variable dtype; cnnx accumulates in float64 and reports Python floats.
+        self.dtype = dtype or "float32"
         self.reset_state()
 
     def reset_state(self):
@@ -50,7 +52,7 @@ class Mean(Metric):
 class BinaryAccuracy(Metric):
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         self.threshold = threshold
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred)
@@ -60,7 +62,7 @@ class BinaryAccuracy(Metric):
 
 class CategoricalAccuracy(Metric):
     def __init__(self, name="categorical_accuracy", dtype=None):
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         self._add(np.argmax(y_true, -1) == np.argmax(y_pred, -1), sample_weight)
@@ -68,7 +70,7 @@ class CategoricalAccuracy(Metric):
 
 class SparseCategoricalAccuracy(Metric):
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred)
@@ -79,7 +81,7 @@ class SparseCategoricalAccuracy(Metric):
 class TopKCategoricalAccuracy(Metric):
     def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
         self.k = k
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred)
@@ -91,7 +93,7 @@ class TopKCategoricalAccuracy(Metric):
 
 class MeanSquaredError(Metric):
     def __init__(self, name="mean_squared_error", dtype=None):
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred)
@@ -102,7 +104,7 @@ class MeanSquaredError(Metric):
 class _Confusion(Metric):
     def __init__(self, thresholds=None, name=None, dtype=None):
         self.thresholds = 0.5 if thresholds is None else thresholds
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def reset_state(self):
         self.tp = self.fp = self.fn = 0.0

@@ -82,7 +82,7 @@ def _array(x, name, where, ndim=None):
     return x
 
 
-def _common(where, *arrays):
+def _common(*arrays):
     """Cast the arrays to one dtype (float64 if any is) and make them C-contiguous."""
     dtype = np.float64 if any(a is not None and a.dtype == np.float64 for a in arrays) \
         else np.float32
@@ -211,7 +211,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
     kernel = _array(kernel, "kernel", where, ndim=4)
     relu_ = _activation(activation, where)
     bias = _bias(bias, kernel.shape[3], where)
-    x, kernel, bias = _common(where, x, kernel, bias)
+    x, kernel, bias = _common(x, kernel, bias)
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
         x, kernel, strides, padding, dilation_rate, where)
     y = _output(out, (x.shape[0], oh, ow, kernel.shape[3]), x.dtype, where)
@@ -246,7 +246,7 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
     dy = _array(dy, "dy", where, ndim=4)
-    x, kernel, dy = _common(where, x, kernel, dy)
+    x, kernel, dy = _common(x, kernel, dy)
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
         x, kernel, strides, padding, dilation_rate, where)
     _check_grad(dy, (x.shape[0], oh, ow, kernel.shape[3]), where)
@@ -289,7 +289,7 @@ def relu(x, out=None):
 def relu_backward(dy, x, out=None):
     """dy where x > 0, else 0. `x` may be ReLU's input or its output; `out` may be dy."""
     where = "relu_backward"
-    dy, x = _common(where, _array(dy, "dy", where), _array(x, "x", where))
+    dy, x = _common(_array(dy, "dy", where), _array(x, "x", where))
     _check_grad(dy, x.shape, where)
     dx = _output(out, dy.shape, dy.dtype, where)
     _kernels.relu_grad(dy.reshape(-1), x.reshape(-1), dx.reshape(-1), threads_for(dy.size))
@@ -438,7 +438,7 @@ def dense(x, kernel, bias=None, activation=None, out=None):
     x, kernel = _dense_operands(x, kernel, where)
     relu_ = _activation(activation, where)
     bias = _bias(bias, kernel.shape[1], where)
-    x, kernel, bias = _common(where, x, kernel, bias)
+    x, kernel, bias = _common(x, kernel, bias)
     y = _output(out, (x.shape[0], kernel.shape[1]), x.dtype, where)
     if y.size:
         _kernels.dense(x, kernel, bias, y, relu_, threads_for(y.size * kernel.shape[0]),
@@ -452,7 +452,7 @@ def dense_backward(x, kernel, dy, use_bias=True, input_grad=True, out=None):
     where = "dense_backward"
     x, kernel = _dense_operands(x, kernel, where)
     dy = _array(dy, "dy", where, ndim=2)
-    x, kernel, dy = _common(where, x, kernel, dy)
+    x, kernel, dy = _common(x, kernel, dy)
     _check_grad(dy, (x.shape[0], kernel.shape[1]), where)
     dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, kernel.shape[1], use_bias,
                                                   input_grad, where)
@@ -475,7 +475,7 @@ def _logits_and_targets(logits, targets, where, ndim):
     if targets.shape != logits.shape:
         raise ValueError(f"{where}: `targets` must have the logits' shape {logits.shape}, "
                          f"received {targets.shape}")
-    return _common(where, logits, targets)
+    return _common(logits, targets)
 
 
 def softmax_cross_entropy(logits, targets):
@@ -512,7 +512,7 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
     if target.shape != output.shape or output.ndim < 1:
         raise ValueError(f"{where}: `target` and `output` must have one shape, received "
                          f"{target.shape} and {output.shape}")
-    target, output = _common(where, target, output)
+    target, output = _common(target, output)
     if from_logits:
         t = np.moveaxis(target, axis, -1)
         z = np.moveaxis(output, axis, -1)
@@ -531,7 +531,7 @@ def binary_crossentropy(target, output, from_logits=False):
     if target.shape != output.shape:
         raise ValueError(f"{where}: `target` and `output` must have one shape, received "
                          f"{target.shape} and {output.shape}")
-    target, output = _common(where, target, output)
+    target, output = _common(target, output)
     if from_logits:
         return sigmoid_cross_entropy(output, target)[0]
     p = np.clip(output, _EPSILON, 1 - _EPSILON)

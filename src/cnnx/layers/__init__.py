@@ -1,11 +1,27 @@
 """cnnx.layers: Keras-compatible layers."""
 from .base import KerasTensor, Layer, Variable, clear_session
 from .convolutional import Conv2D
-from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, LeakyReLU, ReLU,
-                   Reshape, Softmax)
+from .core import (
+    Activation,
+    Dense,
+    Dropout,
+    Flatten,
+    Input,
+    InputLayer,
+    LeakyReLU,
+    ReLU,
+    Reshape,
+    Softmax,
+)
 from .normalization import BatchNormalization
-from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D,
-                      GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+from .pooling import (
+    AveragePooling2D,
+    AvgPool2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPool2D,
+    MaxPooling2D,
+)
 
 Convolution2D = Conv2D
 

@@ -154,7 +154,7 @@ class Layer:
         return int(sum(w.value.size for w in self._weights))
 
     # -- life ----------------------------------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape):  # noqa: ARG002 (Keras's signature)
         self.built = True
 
     def _build_once(self, input_shape):

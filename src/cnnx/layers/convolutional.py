@@ -47,7 +47,7 @@ class Conv2D(_Activated):
                              f"padding='valid'")
         return (n, oh, ow, self.filters)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         z = ops.conv2d(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
                        self.strides, self.padding, self.dilation_rate,
                        "relu" if self._fused_relu else None,

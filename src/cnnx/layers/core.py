@@ -38,7 +38,7 @@ class InputLayer(Layer):
                                       layer=self, name=self.name)
         return self.output
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         return inputs
 
     def backward(self, grad):
@@ -135,7 +135,7 @@ class Dense(_Activated):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         z = ops.dense(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
                       "relu" if self._fused_relu else None,
                       out=self._buffer("z", (inputs.shape[0], self.units)))
@@ -164,7 +164,7 @@ class Activation(_Activated):
         super().__init__(**kwargs)
         self._init_activation(activation)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         if self._act == "relu" and not self._emit_logits:
             return self._activate(ops.relu(inputs, out=self._buffer("y", inputs.shape)))
         return self._activate(inputs)
@@ -190,7 +190,7 @@ class ReLU(Layer):
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self._plain = max_value is None and negative_slope == 0 and threshold == 0
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._x = inputs
         if self._plain:
             self._y = ops.relu(inputs, out=self._buffer("y", inputs.shape))
@@ -221,7 +221,7 @@ class LeakyReLU(Layer):
                              f"received {negative_slope}")
         self.negative_slope = float(negative_slope)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._x = inputs
         return np.where(inputs > 0, inputs, inputs * inputs.dtype.type(self.negative_slope))
 
@@ -241,7 +241,7 @@ class Softmax(_Activated):
         self.axis = axis
         self._init_activation("softmax")
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         return self._activate(inputs)
 
     def backward(self, grad):
@@ -291,7 +291,7 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._shape = inputs.shape
         return inputs.reshape(inputs.shape[0], -1)
 
@@ -319,7 +319,7 @@ class Reshape(Layer):
                              f"{self.target_shape}")
         return (input_shape[0],) + shape
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._shape = inputs.shape
         return inputs.reshape((inputs.shape[0],) + self.output_shape[1:])
 

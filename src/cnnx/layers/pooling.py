@@ -45,7 +45,7 @@ class _Pooling2D(Layer):
 
 
 class MaxPooling2D(_Pooling2D):
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         shape = (inputs.shape[0],) + self.output_shape[1:]
         y, self._argmax = ops.max_pool2d(
             inputs, self.pool_size, self.strides, self.padding,
@@ -62,7 +62,7 @@ class MaxPooling2D(_Pooling2D):
 
 
 class AveragePooling2D(_Pooling2D):
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._x_shape = inputs.shape
         return ops.average_pool2d(inputs, self.pool_size, self.strides, self.padding,
                                   out=self._buffer("y", (inputs.shape[0],)
@@ -100,7 +100,7 @@ class _GlobalPooling2D(Layer):
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._x_shape = inputs.shape
         return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=inputs.dtype)
 
@@ -111,7 +111,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         n, h, w, c = inputs.shape
         self._x_shape = inputs.shape
         self._argmax = inputs.reshape(n, h * w, c).argmax(axis=1)

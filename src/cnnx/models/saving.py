@@ -21,6 +21,8 @@ import zipfile
 
 import numpy as np
 
+from .._compat import refuse_unimplemented
+
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
 
 FORMAT_NAME = "cnnx.keras"
@@ -170,6 +172,8 @@ def _assign_layers(model, arrays, reader):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Restore a model saved with model.save: architecture, weights, compile
     configuration and optimizer state, so that training resumes exactly."""
+    refuse_unimplemented("load_model", custom_objects=(custom_objects, None))
+    del safe_mode  # a cnnx file holds no code: loading is as safe either way
     from .. import losses, optimizers
     from .sequential import Model, Sequential
     reader = _Reader(filepath)

@@ -5,12 +5,13 @@ import warnings
 
 import numpy as np
 
-from .. import _random, callbacks as callbacks_module, losses, metrics as metrics_module
-from .. import optimizers
-from ..layers import (Conv2D, InputLayer, KerasTensor, Layer, MaxPooling2D, deserialize,
-                      serialize)
-from ..layers.base import _unique_name
+from .. import _random, losses, optimizers
+from .. import callbacks as callbacks_module
+from .. import metrics as metrics_module
+from .._compat import refuse_unimplemented
 from ..data_adapter import Prefetcher, is_source, source_steps, split_batch
+from ..layers import Conv2D, InputLayer, KerasTensor, Layer, MaxPooling2D, deserialize, serialize
+from ..layers.base import _unique_name
 from ..trainer import Progbar, batches
 
 __all__ = ["Sequential", "Model"]
@@ -219,6 +220,12 @@ class Sequential:
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
                 jit_compile="auto", auto_scale_loss=True):
+        refuse_unimplemented("compile", loss_weights=(loss_weights, None),
+                             weighted_metrics=(weighted_metrics, None))
+        # Execution switches of Keras's backends (eager or traced, steps per compiled
+        # call, XLA, loss scaling for float16): cnnx always runs its compiled kernels one
+        # step at a time in float32/64, and every setting gives the same results.
+        del run_eagerly, steps_per_execution, jit_compile, auto_scale_loss
         if loss is None:
             raise ValueError(f"Sequential {self.name!r}: compile() needs a loss")
         self.optimizer = optimizers.get(optimizer)
@@ -485,7 +492,7 @@ class Sequential:
             wb = self._sample_weights(yb, wb, class_weight, xb.shape[0], where)
             yield xb, yb, wb
 
-    def _evaluate_source(self, source, steps, verbose):
+    def _evaluate_source(self, source, steps, verbose, cb=None):
         where = "evaluate"
         steps = source_steps(source, steps, where)
         metrics = self._resolve_metrics()
@@ -497,12 +504,16 @@ class Sequential:
         feed = Prefetcher(source, steps)
         try:
             for step, (xb, yb, wb) in enumerate(self._source_batches(feed, where)):
+                if cb is not None:
+                    cb.on_test_batch_begin(step)
                 preds = self._forward(xb, training=False)
                 total += (self.loss(yb, preds, wb) + regularization) * len(xb)
                 seen += len(xb)
                 for metric in metrics:
                     metric.update_state(yb, preds, wb)
                 bar.update(step + 1, self._logs(total / seen))
+                if cb is not None:
+                    cb.on_test_batch_end(step, self._logs(total / seen))
         finally:
             feed.close()
         logs = self._logs(total / max(seen, 1))
@@ -525,20 +536,33 @@ class Sequential:
         self._require_compiled(where)
         batch_size = self._check_batch_size(batch_size, where)
         verbose = 1 if verbose == "auto" else verbose
+        cb = self._callback_list(callbacks, where, verbose)
+        cb.on_test_begin()
         if is_source(x):
-            logs = self._evaluate_source(x, steps, verbose)
+            logs = self._evaluate_source(x, steps, verbose, cb)
         else:
             x = self._check_x(x, where)
             y = self._check_y(y, x.shape[0], where)
-            logs = self._evaluate(x, y, batch_size, sample_weight, steps, verbose)
+            logs = self._evaluate(x, y, batch_size, sample_weight, steps, verbose, cb)
+        cb.on_test_end(logs)
         if return_dict:
             return logs
         if not self._metrics:
             return logs["loss"]
         return [logs["loss"]] + [logs[m.name] for m in self._metrics]
 
-    def _evaluate(self, x, y, batch_size, sample_weight, steps, verbose):
-        """The loss (with regularization) and metrics over checked arrays, as sorted logs."""
+    def _callback_list(self, callbacks, where, verbose):
+        """The user's callbacks for evaluate or predict (fit builds its own list)."""
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, callbacks_module.Callback):
+                raise TypeError(f"{where}: `callbacks` must hold cnnx.callbacks.Callback "
+                                f"objects, received {type(cb).__name__}")
+        return callbacks_module.CallbackList(callbacks, self, {"verbose": verbose})
+
+    def _evaluate(self, x, y, batch_size, sample_weight, steps, verbose, cb=None):
+        """The loss (with regularization) and metrics over checked arrays, as sorted logs;
+        cb (evaluate's CallbackList) hears every batch."""
         n = x.shape[0]
         metrics = self._resolve_metrics()
         for metric in metrics:
@@ -550,6 +574,8 @@ class Sequential:
             if steps is not None and step >= steps:
                 break
             wb = None if sample_weight is None else np.asarray(sample_weight)[start:stop]
+            if cb is not None:
+                cb.on_test_batch_begin(step)
             preds = self._forward(x[start:stop], training=False)
             value = self.loss(y[start:stop], preds, wb) + regularization
             total += value * (stop - start)
@@ -557,6 +583,8 @@ class Sequential:
             for metric in metrics:
                 metric.update_state(y[start:stop], preds, wb)
             bar.update(step + 1, self._logs(total / seen))
+            if cb is not None:
+                cb.on_test_batch_end(step, self._logs(total / seen))
         logs = self._logs(total / seen)
         bar.update(bar.seen, logs, finalize=True)
         return logs
@@ -564,33 +592,48 @@ class Sequential:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         where = "predict"
         batch_size = self._check_batch_size(batch_size, where)
+        verbose = 1 if verbose == "auto" else verbose
+        cb = self._callback_list(callbacks, where, verbose)
         if is_source(x):
             n_steps = source_steps(x, steps, where)
             feed = Prefetcher(x, n_steps)
+            cb.on_predict_begin()
+            outputs = []
             try:
-                outputs = [np.array(self._forward(self._check_x(split_batch(b, where)[0],
-                                                                where), training=False))
-                           for b in feed]
+                for step, b in enumerate(feed):
+                    cb.on_predict_batch_begin(step)
+                    outputs.append(np.array(self._forward(
+                        self._check_x(split_batch(b, where)[0], where), training=False)))
+                    cb.on_predict_batch_end(step, {"outputs": outputs[-1]})
             finally:
                 feed.close()
+            cb.on_predict_end()
             return np.concatenate(outputs)
         x = self._check_x(x, where)
         n = x.shape[0]
         out = np.empty((n,) + tuple(self.output_shape[1:]), self._dtype())
-        verbose = 1 if verbose == "auto" else verbose
         bar = Progbar(-(-n // batch_size), verbose=verbose)
+        cb.on_predict_begin()
         for step, (start, stop, _) in enumerate(batches(n, batch_size)):
+            cb.on_predict_batch_begin(step)
             out[start:stop] = self._forward(x[start:stop], training=False)
             bar.update(step + 1)
+            cb.on_predict_batch_end(step, {"outputs": out[start:stop]})
         bar.update(bar.seen, finalize=True)
+        cb.on_predict_end()
         return out
 
     def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1,
                       callbacks=None, validation_data=None, validation_steps=None,
                       validation_freq=1, class_weight=None, initial_epoch=0, **kwargs):
-        """Deprecated (as in Keras): fit accepts generators."""
+        """Deprecated (as in Keras): fit accepts generators. Keras 1's samples_per_epoch,
+        nb_epoch and nb_val_samples are mapped to their Keras 2 meaning."""
         warnings.warn("Model.fit_generator is deprecated: Model.fit accepts generators",
                       DeprecationWarning, stacklevel=2)
+        keras1 = _keras1_generator_args("fit_generator", generator, validation_data, kwargs)
+        steps_per_epoch = keras1.get("steps_per_epoch", steps_per_epoch)
+        epochs = keras1.get("epochs", epochs)
+        validation_steps = keras1.get("validation_steps", validation_steps)
         return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs,
                         verbose=verbose, callbacks=callbacks, validation_data=validation_data,
                         validation_steps=validation_steps, validation_freq=validation_freq,
@@ -599,11 +642,15 @@ class Sequential:
     def evaluate_generator(self, generator, steps=None, verbose=0, **kwargs):
         warnings.warn("Model.evaluate_generator is deprecated: Model.evaluate accepts "
                       "generators", DeprecationWarning, stacklevel=2)
+        keras1 = _keras1_generator_args("evaluate_generator", generator, None, kwargs)
+        steps = keras1.get("steps", steps)
         return self.evaluate(generator, steps=steps, verbose=verbose)
 
     def predict_generator(self, generator, steps=None, verbose=0, **kwargs):
         warnings.warn("Model.predict_generator is deprecated: Model.predict accepts "
                       "generators", DeprecationWarning, stacklevel=2)
+        keras1 = _keras1_generator_args("predict_generator", generator, None, kwargs)
+        steps = keras1.get("steps", steps)
         return self.predict(generator, steps=steps, verbose=verbose)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
@@ -638,14 +685,26 @@ class Sequential:
                  f"{layer.count_params():,}") for layer in self._layers]
         widths = [max(31, *(len(r[0]) + 2 for r in rows)),
                   max(24, *(len(r[1]) + 2 for r in rows)), 15]
+        if line_length is not None or positions is not None:
+            # Keras's meaning: the table's total width, and where each column ends (as
+            # fractions of it, or as character positions).
+            line_length = int(line_length or sum(widths) + 4)
+            if positions is None:
+                positions = np.cumsum(widths) / sum(widths)
+            ends = [p * line_length if p <= 1 else p for p in positions]
+            widths = [max(4, int(round(b - a))) for a, b in zip([0, *ends[:-1]], ends)]
         heads = ("Layer (type)", "Output Shape", "Param #")
 
         def line(left, mid, right, fill):
             return left + mid.join(fill * w for w in widths) + right
 
-        def row(cells, sep="\u2502", right_align_last=True):
-            parts = [f" {cells[0]:<{widths[0] - 1}}", f" {cells[1]:<{widths[1] - 1}}",
-                     f"{cells[2]:>{widths[2] - 1}} "]
+        def fit(text, width):   # a cell too long for its column ends in an ellipsis
+            return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+        def row(cells, sep="\u2502"):
+            parts = [f" {fit(cells[0], widths[0] - 1):<{widths[0] - 1}}",
+                     f" {fit(cells[1], widths[1] - 1):<{widths[1] - 1}}",
+                     f"{fit(cells[2], widths[2] - 1):>{widths[2] - 1}} "]
             return sep + sep.join(parts) + sep
 
         total = self.count_params()
@@ -756,3 +815,42 @@ def _relu_then_max_pool(below, layer):
     the pool's backward applies the ReLU mask and the conv skips its own pass."""
     return (isinstance(layer, MaxPooling2D) and isinstance(below, Conv2D)
             and below._fused_relu)
+
+
+# Worker settings of Keras's generator methods: cnnx prefetches on one background thread
+# whatever they say, and results are the same.
+_WORKER_ARGS = {"workers", "use_multiprocessing", "max_queue_size", "nb_worker",
+                "pickle_safe", "max_q_size"}
+
+
+def _keras1_generator_args(where, generator, validation_data, kwargs):
+    """Keras 1's arguments of fit/evaluate/predict_generator in Keras 2 terms, each with a
+    DeprecationWarning: samples_per_epoch and val_samples count samples, which become
+    steps through the generator's batch size; nb_epoch is epochs. Anything else that
+    Keras does not define is refused."""
+    out = {}
+
+    def steps_for(name, samples, source):
+        batch = getattr(source, "batch_size", None)
+        if not isinstance(batch, int) or batch <= 0:
+            raise TypeError(f"{where}: `{name}` counts samples, and this generator has no "
+                            f"batch_size to turn them into steps; pass steps instead")
+        return -(-int(samples) // batch)
+
+    renames = {"samples_per_epoch": "steps_per_epoch", "nb_epoch": "epochs",
+               "nb_val_samples": "validation_steps", "val_samples": "steps"}
+    for name, value in kwargs.items():
+        if name in _WORKER_ARGS:
+            continue
+        if name not in renames:
+            raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
+        new = renames[name]
+        warnings.warn(f"{where}: `{name}` is Keras 1's spelling; use `{new}`",
+                      DeprecationWarning, stacklevel=3)
+        if name == "nb_epoch":
+            out[new] = value
+        elif name == "nb_val_samples":
+            out[new] = steps_for(name, value, validation_data)
+        else:
+            out[new] = steps_for(name, value, generator)
+    return out

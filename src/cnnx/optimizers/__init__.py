@@ -117,7 +117,7 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: amsgrad is not supported")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
-    def _decay(self, lr):
+    def _decay(self, lr):  # noqa: ARG002 (AdamW's weight decay scales with lr)
         return 0.0
 
     def _update(self, w, g, var, lr, nthreads):
@@ -170,7 +170,7 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
 
-    def _state(self, var, count):
+    def _state(self, var, count):  # noqa: ARG002 (one slot, filled with its initial value)
         if id(var) not in self._slots:
             self._slots[id(var)] = [np.full(var.value.size, self.initial_accumulator_value,
                                             var.value.dtype)]

@@ -16,6 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _random
+from .._compat import refuse_unimplemented
 
 __all__ = ["load_img", "img_to_array", "array_to_img", "save_img", "ImageDataGenerator",
            "Iterator", "NumpyArrayIterator", "DirectoryIterator",
@@ -88,6 +89,9 @@ def img_to_array(img, data_format=None, dtype="float32"):
 def array_to_img(x, data_format=None, scale=True, dtype=None):
     """A PIL image from a (height, width, channels) array; scale maps the values' range
     to 0..255."""
+    if data_format not in (None, "channels_last"):
+        raise ValueError("array_to_img: only data_format='channels_last' is supported")
+    del dtype  # Keras casts to this dtype first; cnnx reads every dtype as float64
     Image = _pil()
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
@@ -197,6 +201,10 @@ class ImageDataGenerator:
         used = [k for k, v in unsupported.items() if v]
         if used:
             raise ValueError(f"ImageDataGenerator: {used} are not supported by cnnx")
+        del zca_epsilon  # used only by zca_whitening, refused above
+        # The warps interpolate bilinearly: Keras's default order, 1.
+        refuse_unimplemented("ImageDataGenerator",
+                             interpolation_order=(interpolation_order, 1))
         if fill_mode not in ("constant", "nearest", "reflect", "wrap"):
             raise ValueError(f"ImageDataGenerator: fill_mode must be constant, nearest, "
                              f"reflect or wrap, received {fill_mode!r}")
@@ -299,6 +307,8 @@ class ImageDataGenerator:
 
     def flow(self, x, y=None, batch_size=32, shuffle=True, sample_weight=None, seed=None,
              save_to_dir=None, save_prefix="", save_format="png", subset=None):
+        refuse_unimplemented("flow", save_to_dir=(save_to_dir, None))
+        del save_prefix, save_format  # they name the files that save_to_dir would write
         return NumpyArrayIterator(x, y, self, batch_size, shuffle, sample_weight, seed, subset)
 
     def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb",
@@ -306,6 +316,8 @@ class ImageDataGenerator:
                             shuffle=True, seed=None, save_to_dir=None, save_prefix="",
                             save_format="png", follow_links=False, subset=None,
                             interpolation="nearest", keep_aspect_ratio=False):
+        refuse_unimplemented("flow_from_directory", save_to_dir=(save_to_dir, None))
+        del save_prefix, save_format  # they name the files that save_to_dir would write
         return DirectoryIterator(directory, self, target_size, color_mode, classes,
                                  class_mode, batch_size, shuffle, seed, subset, interpolation,
                                  keep_aspect_ratio, follow_links)

@@ -1,0 +1,107 @@
+"""Keras arguments that cnnx receives: each is honoured, mapped from an older spelling
+with a warning, or refused by name. None is dropped without a word."""
+import numpy as np
+import pytest
+
+import cnnx
+
+from helpers import data, small_model
+
+
+def _compiled():
+    model = small_model()
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("name,value", [("loss_weights", [0.5]),
+                                        ("weighted_metrics", ["accuracy"])])
+def test_compile_refuses_what_it_does_not_implement(name, value):
+    model = small_model()
+    with pytest.raises(NotImplementedError, match=rf"compile: `{name}` is not implemented"):
+        model.compile(optimizer="sgd", loss="mse", **{name: value})
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True, jit_compile=False,
+                  steps_per_execution=4, **{name: None})   # backend switches: accepted
+
+
+class Recorder(cnnx.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __getattribute__(self, name):
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: self.calls.append((name, args[:1]))
+        return super().__getattribute__(name)
+
+
+def test_evaluate_and_predict_call_their_callbacks():
+    model = _compiled()
+    x, y, _ = data(10)
+    rec = Recorder()
+    model.evaluate(x, y, batch_size=4, verbose=0, callbacks=[rec])
+    assert [c[0] for c in rec.calls] == [
+        "on_test_begin", "on_test_batch_begin", "on_test_batch_end", "on_test_batch_begin",
+        "on_test_batch_end", "on_test_batch_begin", "on_test_batch_end", "on_test_end"]
+    rec.calls.clear()
+    model.predict(x, batch_size=5, verbose=0, callbacks=[rec])
+    assert [c for c in rec.calls] == [
+        ("on_predict_begin", ()), ("on_predict_batch_begin", (0,)),
+        ("on_predict_batch_end", (0,)), ("on_predict_batch_begin", (1,)),
+        ("on_predict_batch_end", (1,)), ("on_predict_end", ())]
+    with pytest.raises(TypeError, match=r"predict: `callbacks` must hold .* received int"):
+        model.predict(x, callbacks=[1])
+
+
+class Batches:
+    """A Keras 1-style generator with a batch size."""
+
+    def __init__(self, x, y, batch_size):
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __iter__(self):
+        while True:
+            for i in range(0, len(self.x), self.batch_size):
+                yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+
+    def __next__(self):
+        return next(iter(self))
+
+
+def test_fit_generator_maps_keras1_arguments():
+    model = _compiled()
+    x, y, _ = data(12)
+    gen = Batches(x, y, 4)
+    with pytest.warns(DeprecationWarning, match="`samples_per_epoch` is Keras 1's spelling"):
+        history = model.fit_generator(gen, samples_per_epoch=12, nb_epoch=2, verbose=0,
+                                      nb_worker=2)
+    assert history.params["steps"] == 3 and history.epoch == [0, 1]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        model.fit_generator(gen, steps_per_epoch=1, bogus=1)
+
+
+def test_load_model_refuses_custom_objects(tmp_path):
+    model = _compiled()
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with pytest.raises(NotImplementedError, match="load_model: `custom_objects`"):
+        cnnx.models.load_model(path, custom_objects={"Mine": object})
+    cnnx.models.load_model(path, custom_objects={}, safe_mode=False)
+
+
+def test_image_generator_refuses_what_it_does_not_implement():
+    pytest.importorskip("PIL")
+    from cnnx.preprocessing.image import ImageDataGenerator
+    with pytest.raises(NotImplementedError, match="`interpolation_order` is not implemented"):
+        ImageDataGenerator(interpolation_order=3)
+    gen = ImageDataGenerator()
+    with pytest.raises(NotImplementedError, match="flow: `save_to_dir`"):
+        gen.flow(np.zeros((2, 4, 4, 1)), np.zeros(2), save_to_dir="/tmp")
+
+
+def test_summary_honours_line_length(capsys):
+    model = small_model()
+    model.summary(line_length=60)
+    lines = capsys.readouterr().out.splitlines()
+    table = [line for line in lines if line.startswith(("\u2502", "\u250f", "\u2503"))]
+    assert table and all(len(line) <= 64 for line in table)
