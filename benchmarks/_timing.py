@@ -11,11 +11,12 @@ import numpy as np
 SETTLE_S = 0.5
 
 
-def interleaved(funcs, repeats=7, min_block=0.02, settle=SETTLE_S):
+def interleaved(funcs, repeats=7, min_block=0.02, settle=None):
     """Median seconds per call of each function. The functions take turns, one timed
     block each per repeat, so that machine noise hits all alike; a block repeats its
     function to last at least min_block seconds, and starts after `settle` seconds idle
     and one untimed call, so that it measures the steady state of a training loop."""
+    settle = SETTLE_S if settle is None else settle   # read at call time: --check sets 0
     inner = []
     for f in funcs:
         time.sleep(settle)

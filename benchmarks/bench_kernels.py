@@ -16,17 +16,14 @@ ReLU backward pass folded into the next kernel, as the layers run it, on both si
 """
 import argparse
 import json
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cnnx  # noqa: E402
-from cnnx import _reference as ref  # noqa: E402
-from cnnx import ops  # noqa: E402
+import cnnx
+from cnnx import ops
+from cnnx.testing import reference as ref
 
-from _timing import environment_line, interleaved  # noqa: E402
+from _timing import environment_line, interleaved
 
 NETWORKS = {
     "course": dict(batch=32, input=(64, 64, 3), convs=[32, 32], dense=[128]),
@@ -122,7 +119,7 @@ def main(argv=None):
         cnnx.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"cnnx {cnnx.__version__}, {cnnx.get_num_threads()} threads, SIMD "
-          f"{cnnx._config.simd_path()}; {environment_line()}")
+          f"{cnnx.show_config('dicts')['simd']}; {environment_line()}")
     results = []
     for name, spec in NETWORKS.items():
         print(f"\n{name} network, batch {spec['batch']}")

@@ -4,9 +4,10 @@ in one process (medians of repeats), in samples per second.
 
     python benchmarks/bench_models.py [--threads N] [--repeats R] [--only W1,W3]
 
-The pure-NumPy network is the same Sequential model with every kernel swapped for its
-twin in cnnx._reference (im2col + matmul convolutions, strided-slice pooling, ...) and a
-NumPy SGD update: Python overhead is the same on both sides; only the kernels differ.
+The pure-NumPy network is the same Sequential model run inside
+cnnx.testing.reference_kernels(), which swaps every kernel (the SGD update included) for
+its twin in cnnx._reference (im2col + matmul convolutions, strided-slice pooling, ...):
+Python overhead is the same on both sides; only the kernels differ.
 
 W1: the keras.io MNIST convnet without dropout, 28x28x1, batch 128
 W2: the course CNN, 64x64x3, batch 32
@@ -14,20 +15,14 @@ W3: LeNet-5, 32x32x1, batch 64
 W4: conv 64-64-pool-128-pool, 32x32x3 "same" padding, batch 64
 """
 import argparse
-import contextlib
 import json
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cnnx  # noqa: E402
-from cnnx import _reference as ref  # noqa: E402
-from cnnx import layers as L  # noqa: E402
-from cnnx import ops  # noqa: E402
+import cnnx
+from cnnx import layers as L
 
-from _timing import environment_line, interleaved  # noqa: E402
+from _timing import environment_line, interleaved
 
 
 def workloads():
@@ -66,34 +61,6 @@ def flops_per_sample(model):
     return total
 
 
-class NumpySGD(cnnx.optimizers.SGD):
-    def _update(self, w, g, var, lr, nthreads):
-        w -= lr * g
-
-
-def _drop_out(fn):
-    def call(*args, out=None, **kwargs):
-        return fn(*args, **kwargs)
-    return call
-
-
-@contextlib.contextmanager
-def numpy_kernels():
-    """Swap every kernel the layers and losses use for its NumPy twin."""
-    names = ["conv2d", "conv2d_backward", "relu", "relu_backward", "max_pool2d",
-             "max_pool2d_backward", "average_pool2d", "average_pool2d_backward", "dense",
-             "dense_backward", "softmax", "sigmoid", "softmax_cross_entropy",
-             "sigmoid_cross_entropy"]
-    saved = {n: getattr(ops, n) for n in names}
-    try:
-        for n in names:
-            setattr(ops, n, _drop_out(getattr(ref, n)))
-        yield
-    finally:
-        for n, fn in saved.items():
-            setattr(ops, n, fn)
-
-
 def build(name, spec, optimizer):
     batch, shape, classes, make = spec
     cnnx.utils.set_random_seed(0)
@@ -114,18 +81,18 @@ def side_by_side(name, spec):
     cnnx inference, NumPy inference], the NumPy side being the same network on the
     reference kernels."""
     fast, x, y, x_inf = build(name, spec, cnnx.optimizers.SGD(0.01))
-    slow, _, _, _ = build(name, spec, NumpySGD(0.01))
+    slow, _, _, _ = build(name, spec, cnnx.optimizers.SGD(0.01))
 
     def numpy_step():
-        with numpy_kernels():
-            slow._train_step(x, y, None)
+        with cnnx.testing.reference_kernels():
+            slow.train_on_batch(x, y)
 
     def numpy_infer():
-        with numpy_kernels():
-            slow._forward(x_inf, training=False)
+        with cnnx.testing.reference_kernels():
+            slow.predict_on_batch(x_inf)
 
-    funcs = [lambda: fast._train_step(x, y, None), numpy_step,
-             lambda: fast._forward(x_inf, training=False), numpy_infer]
+    funcs = [lambda: fast.train_on_batch(x, y), numpy_step,
+             lambda: fast.predict_on_batch(x_inf), numpy_infer]
     return fast, x, y, x_inf, funcs
 
 
@@ -168,7 +135,7 @@ def python_overhead(repeats):
     model.compile(optimizer=cnnx.optimizers.SGD(0.01), loss="categorical_crossentropy")
     x = np.random.default_rng(0).random((1,) + shape, dtype=np.float32)
     y = cnnx.utils.to_categorical([3], 10)
-    return interleaved([lambda: model._train_step(x, y, None)], repeats=repeats)[0]
+    return interleaved([lambda: model.train_on_batch(x, y)], repeats=repeats)[0]
 
 
 def main(argv=None):
@@ -181,7 +148,7 @@ def main(argv=None):
     if args.threads:
         cnnx.set_num_threads(args.threads)
     print(f"cnnx {cnnx.__version__}, {cnnx.get_num_threads()} threads, SIMD "
-          f"{cnnx._config.simd_path()}; {environment_line()}\n")
+          f"{cnnx.show_config('dicts')['simd']}; {environment_line()}\n")
     rows = run([n for n in args.only.split(",") if n], args.repeats)
     print(table(rows))
     overhead = python_overhead(args.repeats)

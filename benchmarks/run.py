@@ -22,12 +22,11 @@ import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cnnx  # noqa: E402
-from cnnx import layers as L  # noqa: E402
+import cnnx
+from cnnx import layers as L
 
-from _timing import environment_line, interleaved  # noqa: E402
-from bench_models import build, flops_per_sample, side_by_side, workloads  # noqa: E402
+from _timing import environment_line, interleaved
+from bench_models import build, flops_per_sample, side_by_side, workloads
 
 
 def torch_model(model, input_shape, classes):
@@ -47,7 +46,7 @@ def torch_model(model, input_shape, classes):
             mods.append(nn.Flatten())
         elif isinstance(layer, L.Dense):
             mods.append(nn.Linear(layer.kernel.shape[0], layer.units))
-            if layer._act == "relu":
+            if layer.get_config()["activation"] == "relu":
                 mods.append(nn.ReLU())
     net = nn.Sequential(*mods).to(memory_format=torch.channels_last)
     loss = nn.BCEWithLogitsLoss() if classes == 1 else nn.CrossEntropyLoss()
@@ -125,20 +124,26 @@ def numpy_other_env(names, repeats, threads):
             env.pop(k, None)
     else:
         env.update(OTHER_BLAS_ENV)
-    code = ("import json, sys; sys.path.insert(0, %r); import run, cnnx; "
+    # Run from this folder: `python -c` puts the working folder first on sys.path.
+    code = ("import json; import run, cnnx; "
             "cnnx.set_num_threads(%d); print(json.dumps([run.environment_line(), "
-            "run.numpy_only(%r, %d)]))" % (os.path.dirname(os.path.abspath(__file__)), threads,
-                                            names, repeats))
+            "run.numpy_only(%r, %d)]))" % (threads, names, repeats))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def breakdown(name, threads, repeats):
     """Per-layer forward and backward times of a cnnx training step, and its peak memory."""
     cnnx.set_num_threads(threads)
+    # What the model holds across steps (weights, optimizer slots, buffers, workspace):
+    # everything traced from before it is built until after its first step.
+    tracemalloc.start()
     model, x, y, _ = build(name, workloads()[name], cnnx.optimizers.SGD(0.01))
-    model._train_step(x, y, None)  # allocate the buffers
+    model.train_on_batch(x, y)  # allocate the buffers
+    held = tracemalloc.get_traced_memory()[0] - x.nbytes - y.nbytes
+    tracemalloc.stop()
     acts, h = [], x
     for layer in model.layers:
         acts.append(h)
@@ -149,7 +154,7 @@ def breakdown(name, threads, repeats):
         fwd = interleaved([lambda i=i, layer=layer: layer.call(acts[i], training=True)],
                           repeats=repeats, settle=0.05)[0]
         out.append([layer.name, fwd])
-    flops = [layer_flops(layer, len(x)) for layer in model.layers]
+    flops = [layer_flops(layer, len(x), first=i == 0) for i, layer in enumerate(model.layers)]
     for i in reversed(range(len(model.layers))):
         layer = model.layers[i]
         layer.call(acts[i], training=True)
@@ -159,19 +164,14 @@ def breakdown(name, threads, repeats):
                           settle=0.05)[0]
         out[i].append(bwd)
     tracemalloc.start()
-    model._train_step(x, y, None)
+    model.train_on_batch(x, y)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    from cnnx import ops
-    held = sum(b.nbytes for layer in model.layers for bufs in
-               layer._buffers_by_thread.values() for b in bufs.values())
-    held += ops._workspace.buffer.nbytes + sum(w.value.nbytes for w in model.weights)
-    held += sum(s.nbytes for slots in model.optimizer._slots.values() for s in slots)
     return dict(workload=name, threads=threads, layers=out, flops=flops,
                 step_new_bytes=peak, held_bytes=held)
 
 
-def layer_flops(layer, batch):
+def layer_flops(layer, batch, first):
     """(forward, backward) FLOPs of a conv or dense layer: 2 x multiply-adds; backward is
     the kernel gradient plus, except in a first layer, the input gradient."""
     if isinstance(layer, L.Conv2D):
@@ -182,7 +182,7 @@ def layer_flops(layer, batch):
         fwd = 2 * batch * layer.kernel.value.size
     else:
         return (0, 0)
-    return (fwd, fwd * (2 if layer._need_input_grad else 1))
+    return (fwd, fwd * (1 if first else 2))
 
 
 def matmul_peak(repeats):
@@ -280,13 +280,19 @@ def main(argv=None):
                              "else all)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--md", default=None)
+    parser.add_argument("--check", action="store_true",
+                        help="CI: run every benchmark once (all workloads, every breakdown, "
+                             "every kernel of bench_kernels) and check that each gives a "
+                             "finite, positive time; says nothing about speed")
     args = parser.parse_args(argv)
+    if args.check:
+        return check()
     start = time.perf_counter()
     threads = args.threads or cnnx.get_num_threads()
     cnnx.set_num_threads(threads)
     repeats = 3 if args.quick else 7
-    header = (f"cnnx {cnnx.__version__}, {threads} threads, SIMD {cnnx._config.simd_path()}; "
-              f"{environment_line()}")
+    simd = cnnx.show_config("dicts")["simd"]
+    header = f"cnnx {cnnx.__version__}, {threads} threads, SIMD {simd}; {environment_line()}"
     print(header)
     names = [n for n in args.only.split(",") if n]
     rows = compare(names, repeats)
@@ -310,5 +316,34 @@ def main(argv=None):
             f.write(header + "\n\n" + text + "\n")
 
 
+def check():
+    """Every benchmark once, with one repeat and no settling: that each still runs and
+    gives a finite, positive time. For CI; the figures mean nothing."""
+    import _timing
+    import bench_kernels
+    _timing.SETTLE_S = 0.0
+    count = 0
+
+    def positive(label, values):
+        nonlocal count
+        bad = [v for v in values if v is not None and not (np.isfinite(v) and v > 0)]
+        if bad:
+            raise SystemExit(f"check: {label} gave {bad}")
+        count += 1
+
+    for row in compare([], repeats=1):
+        positive(row["workload"], [*row["train"].values(), *row["infer"].values()])
+    for name in workloads():
+        part = breakdown(name, cnnx.get_num_threads(), repeats=1)
+        positive(f"{name} breakdown", [t for layer in part["layers"] for t in layer[1:]])
+    rng = np.random.default_rng(0)
+    for name, spec in bench_kernels.NETWORKS.items():
+        for label, _, fast, slow in bench_kernels.layer_cases(name, spec, rng):
+            positive(f"{name} {label}", interleaved([fast, slow], repeats=1, settle=0.0))
+    positive("matmul peak", [matmul_peak(1)])
+    print(f"check: {count} benchmarks ran, every time finite and positive")
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,7 +15,7 @@ from ._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 _SUBMODULES = {"activations", "callbacks", "datasets", "filters", "initializers", "layers",
                "losses",
                "metrics", "models", "ops", "optimizers", "preprocessing", "regularizers",
-               "utils", "viz"}
+               "testing", "utils", "viz"}
 _NAMES = {"Sequential": "models", "Model": "models", "Input": "layers"}
 
 __all__ = ["Sequential", "Model", "Input", *sorted(_SUBMODULES), "get_num_threads",

@@ -155,9 +155,15 @@ def config():
     }
 
 
-def show_config():
-    """Print how this cnnx was built and how it runs."""
+def show_config(mode="stdout"):
+    """Print how this cnnx was built and how it runs; mode="dicts" returns the facts as
+    a dict instead (NumPy's show_config convention)."""
+    if mode not in ("stdout", "dicts"):
+        raise ValueError(f"show_config: `mode` must be 'stdout' or 'dicts', received "
+                         f"{mode!r}")
     c = config()
+    if mode == "dicts":
+        return c
     omp = (f"yes (OpenMP {c['openmp_version']})" if c["openmp"] else
            "NO: built without OpenMP, the kernels run on ONE thread")
     print(f"cnnx            {c['cnnx']}")

@@ -29,6 +29,7 @@ __all__ = [
     "conv2d", "conv2d_backward", "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
+    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
 ]
 
 _ACTIVATIONS = (None, "linear", "relu")
@@ -536,3 +537,62 @@ def binary_crossentropy(target, output, from_logits=False):
         return sigmoid_cross_entropy(output, target)[0]
     p = np.clip(output, _EPSILON, 1 - _EPSILON)
     return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+
+# ---------------------------------------------------------------------------------
+# Optimizer updates, in place: the weights w and the optimizer's slots (1-D, one dtype,
+# C-contiguous; the optimizers keep them so) are overwritten, g is read.
+# ---------------------------------------------------------------------------------
+
+def _check_update(where, w, *arrays):
+    if not isinstance(w, np.ndarray) or w.ndim != 1 or not w.flags.c_contiguous \
+            or w.dtype not in (np.float32, np.float64) or not w.flags.writeable:
+        raise TypeError(f"{where}: `w` must be a writeable, contiguous 1-D float32 or "
+                        f"float64 array, received "
+                        f"{getattr(w, 'dtype', type(w).__name__)} {getattr(w, 'shape', '')}")
+    for name, a, size in arrays:
+        if not isinstance(a, np.ndarray) or a.dtype != w.dtype or a.shape != (size,) \
+                or not a.flags.c_contiguous:
+            raise ValueError(f"{where}: `{name}` must be a contiguous {w.dtype} array of "
+                             f"shape ({size},), received "
+                             f"{getattr(a, 'dtype', type(a).__name__)} "
+                             f"{getattr(a, 'shape', '')}")
+        if a is not w and np.shares_memory(a, w):
+            raise ValueError(f"{where}: `{name}` overlaps `w`")
+
+
+def sgd_update(w, g, m, learning_rate, momentum=0.0, nesterov=False):
+    """SGD step in place, Keras's rule: with momentum, m <- momentum m - lr g and
+    w <- w + m (nesterov: w + momentum m - lr g); without, w <- w - lr g (m unused, may
+    be empty)."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("sgd_update", w, ("g", g, n), ("m", m, n if momentum else m.size))
+    _kernels.sgd_update(w, g, m, float(learning_rate), float(momentum), bool(nesterov),
+                        threads_for(n))
+
+
+def adam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, weight_decay=0.0):
+    """Adam step in place (AdamW's decoupled weight decay when weight_decay > 0); the
+    learning rate is the bias-corrected one of this step."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("adam_update", w, ("g", g, n), ("m", m, n), ("v", v, n))
+    _kernels.adam_update(w, g, m, v, float(learning_rate), float(beta_1), float(beta_2),
+                         float(epsilon), float(weight_decay), threads_for(n))
+
+
+def rmsprop_update(w, g, v, m, learning_rate, rho, momentum, epsilon):
+    """RMSprop step in place: v is the mean square, m the momentum buffer (empty when
+    momentum is 0)."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("rmsprop_update", w, ("g", g, n), ("v", v, n),
+                  ("m", m, n if momentum else m.size))
+    _kernels.rmsprop_update(w, g, v, m, float(learning_rate), float(rho), float(momentum),
+                            float(epsilon), threads_for(n))
+
+
+def adagrad_update(w, g, accumulator, learning_rate, epsilon):
+    """Adagrad step in place."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("adagrad_update", w, ("g", g, n), ("accumulator", accumulator, n))
+    _kernels.adagrad_update(w, g, accumulator, float(learning_rate), float(epsilon),
+                            threads_for(n))

@@ -1,12 +1,11 @@
 """cnnx.optimizers, with Keras's defaults and update rules; updates run in place in
-the compiled kernels. Gradient clipping (clipnorm, clipvalue, global_clipnorm) is
+the compiled kernels, through cnnx.ops. Gradient clipping (clipnorm, clipvalue, global_clipnorm) is
 applied first, as in Keras."""
 import numbers
 
 import numpy as np
 
-from .. import _kernels
-from .._config import threads_for
+from .. import ops
 from . import schedules
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "schedules"]
@@ -72,8 +71,7 @@ class Optimizer:
         lr = self.learning_rate
         self.iterations += 1
         for g, var in zip(grads, variables):
-            self._update(var.value.reshape(-1), g.reshape(-1), var, lr,
-                         threads_for(var.value.size))
+            self._update(var.value.reshape(-1), g.reshape(-1), var, lr)
 
     def apply_gradients(self, grads_and_vars):
         grads, variables = zip(*grads_and_vars)
@@ -101,9 +99,9 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: `momentum` must be in [0, 1], received {momentum}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
-    def _update(self, w, g, var, lr, nthreads):
+    def _update(self, w, g, var, lr):
         m = self._state(var, 1)[0] if self.momentum else w[:0]
-        _kernels.sgd_update(w, g, m, lr, self.momentum, self.nesterov, nthreads)
+        ops.sgd_update(w, g, m, lr, self.momentum, self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -120,12 +118,12 @@ class Adam(Optimizer):
     def _decay(self, lr):  # noqa: ARG002 (AdamW's weight decay scales with lr)
         return 0.0
 
-    def _update(self, w, g, var, lr, nthreads):
+    def _update(self, w, g, var, lr):
         m, v = self._state(var, 2)
         t = self.iterations  # already counts this step
         lr_t = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        _kernels.adam_update(w, g, m, v, lr_t, self.beta_1, self.beta_2, self.epsilon,
-                             self._decay(lr), nthreads)
+        ops.adam_update(w, g, m, v, lr_t, self.beta_1, self.beta_2, self.epsilon,
+                        self._decay(lr))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -153,10 +151,9 @@ class RMSprop(Optimizer):
             raise ValueError("RMSprop: centered=True is not supported")
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
 
-    def _update(self, w, g, var, lr, nthreads):
+    def _update(self, w, g, var, lr):
         v, m = self._state(var, 2)
-        _kernels.rmsprop_update(w, g, v, m, lr, self.rho, self.momentum, self.epsilon,
-                                nthreads)
+        ops.rmsprop_update(w, g, v, m, lr, self.rho, self.momentum, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
@@ -176,8 +173,8 @@ class Adagrad(Optimizer):
                                             var.value.dtype)]
         return self._slots[id(var)]
 
-    def _update(self, w, g, var, lr, nthreads):
-        _kernels.adagrad_update(w, g, self._state(var, 1)[0], lr, self.epsilon, nthreads)
+    def _update(self, w, g, var, lr):
+        ops.adagrad_update(w, g, self._state(var, 1)[0], lr, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(),

@@ -1,0 +1,66 @@
+"""Hooks for tests and benchmarks: documented and stable, so that neither has to reach
+into cnnx's private parts. Not needed to use cnnx.
+
+    with cnnx.testing.reference_kernels():
+        model.train_on_batch(x, y)     # the same step on the pure-NumPy twins
+"""
+import contextlib
+
+from . import _reference as ref
+from . import ops
+
+__all__ = ["reference", "reference_kernels", "REFERENCE_TWINS"]
+
+# The pure-NumPy twin of every kernel, by the kernel's name in cnnx.ops: the oracle of
+# the tests and the baseline of the benchmarks.
+reference = ref
+
+# Every kernel entry point of cnnx.ops that layers, losses and optimizers call, each with
+# its twin in cnnx._reference (same arithmetic in plain NumPy: im2col + matmul
+# convolutions, strided-slice pooling, ...).
+REFERENCE_TWINS = ("conv2d", "conv2d_backward", "relu", "relu_backward", "max_pool2d",
+                   "max_pool2d_backward", "average_pool2d", "average_pool2d_backward",
+                   "dense", "dense_backward", "softmax", "sigmoid", "softmax_cross_entropy",
+                   "sigmoid_cross_entropy", "sgd_update", "adam_update", "rmsprop_update",
+                   "adagrad_update")
+
+
+def _returning(fn):
+    """The twin as the ops function is called: `out=` buffers are the kernels' business,
+    the twin returns fresh arrays (the callers use the returned values)."""
+    def call(*args, out=None, **kwargs):  # noqa: ARG001 (ops' signature)
+        return fn(*args, **kwargs)
+    return call
+
+
+def _in_place(fn, n_state):
+    """An optimizer update's twin, written back into w and its first n_state slots (the
+    twins return new arrays; the ops update in place)."""
+    def call(w, g, *rest):
+        state, params = rest[:n_state], rest[n_state:]
+        new = fn(w, g, *state, *params)
+        for dst, src in zip((w, *state), new):
+            if dst.size:
+                dst[...] = src
+    return call
+
+
+_UPDATES = {"sgd_update": 1, "adam_update": 2, "rmsprop_update": 2, "adagrad_update": 1}
+
+
+@contextlib.contextmanager
+def reference_kernels():
+    """Within the block, every compiled kernel reached through cnnx.ops runs on its
+    pure-NumPy twin instead: the baseline of benchmarks/ (same network, same Python,
+    only the kernels differ). Not thread-safe: it swaps module attributes of cnnx.ops."""
+    saved = {name: getattr(ops, name) for name in REFERENCE_TWINS}
+    try:
+        for name in REFERENCE_TWINS:
+            twin = getattr(ref, name)
+            setattr(ops, name, _in_place(twin, _UPDATES[name]) if name in _UPDATES
+                    else _returning(twin))
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(ops, name, fn)
+
