@@ -3,6 +3,7 @@ compiled updates against their NumPy twins."""
 import numpy as np
 import pytest
 
+import cnnx
 from cnnx import _kernels, optimizers
 from cnnx import _reference as ref
 from cnnx.layers import Variable
@@ -130,3 +131,46 @@ def test_apply_gradients_takes_keras_pairs():
     opt = optimizers.SGD(0.5)
     opt.apply_gradients([(np.array([1.0]), a), (np.array([-2.0]), b)])
     assert (a.value[0], b.value[0], opt.iterations) == (0.5, 3.0, 1)
+
+
+def test_update_ops_check_their_arrays():
+    from cnnx import ops
+    w = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match=r"sgd_update: `g` must be a contiguous float32 "
+                                         r"array of shape \(4,\), received float64"):
+        ops.sgd_update(w, np.zeros(4), w[:0], 0.1)
+    with pytest.raises(ValueError, match="adam_update: `m` overlaps `w`"):
+        ops.adam_update(w, np.zeros(4, np.float32), w, np.zeros(4, np.float32), 0.1, 0.9,
+                        0.999, 1e-7)
+    with pytest.raises(TypeError, match="`w` must be a writeable, contiguous 1-D"):
+        ops.adagrad_update(np.zeros((2, 2), np.float32), w, w, 0.1, 1e-7)
+
+
+def test_a_model_trains_the_same_on_the_reference_kernels(rng):
+    """The whole training step against its NumPy twin: every kernel, the update included,
+    swapped by cnnx.testing.reference_kernels() (float64, so the two agree closely)."""
+    x = rng.standard_normal((8, 7, 7, 2))
+    y = cnnx.utils.to_categorical(rng.integers(0, 3, 8), 3)
+    weights = []
+    for reference in (False, True):
+        cnnx.utils.set_random_seed(4)
+        model = cnnx.Sequential([
+            cnnx.Input((7, 7, 2)),
+            cnnx.layers.Conv2D(4, 3, activation="relu", dtype="float64"),
+            cnnx.layers.MaxPooling2D(2, dtype="float64"),
+            cnnx.layers.Flatten(dtype="float64"),
+            cnnx.layers.Dense(3, activation="softmax", dtype="float64"),
+        ])
+        model.compile(optimizer=cnnx.optimizers.Adam(0.01), loss="categorical_crossentropy")
+        start = model.get_weights()
+        if reference:
+            with cnnx.testing.reference_kernels():
+                for _ in range(3):
+                    model.train_on_batch(x, y)
+        else:
+            for _ in range(3):
+                model.train_on_batch(x, y)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert all(not np.array_equal(a, b) for a, b in zip(weights[1], start))  # it trained

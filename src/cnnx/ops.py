@@ -557,8 +557,13 @@ def _check_update(where, w, *arrays):
                              f"shape ({size},), received "
                              f"{getattr(a, 'dtype', type(a).__name__)} "
                              f"{getattr(a, 'shape', '')}")
-        if a is not w and np.shares_memory(a, w):
-            raise ValueError(f"{where}: `{name}` overlaps `w`")
+    # g may be w itself (each element is read before it is written); the written arrays,
+    # w and the slots, may not overlap each other.
+    written = [("w", w)] + [(name, a) for name, a, _ in arrays if name != "g" and a.size]
+    for i, (name, a) in enumerate(written):
+        for other, b in written[:i]:
+            if np.shares_memory(a, b):
+                raise ValueError(f"{where}: `{name}` overlaps `{other}`")
 
 
 def sgd_update(w, g, m, learning_rate, momentum=0.0, nesterov=False):
