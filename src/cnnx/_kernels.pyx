@@ -13,7 +13,7 @@
 # for the whole batch ever exists. The inner tile is a SIMD microkernel from _simd.h.
 # Convolutions with few channels run on direct kernels instead (see "Direct
 # convolution"), and ReLU's backward pass can be fused into the kernel gradient and
-# into max-pool backward (the `relu_y` / `relu_pooled` arguments).
+# into max-pool backward (their `relu_output` argument: the ReLU's output, whose sign is the mask).
 #
 # Free-threaded Python: the module declares itself safe without the GIL. Its only
 # process-wide state is the SIMD table pointer (set at import; select_simd swaps it whole)
@@ -159,7 +159,7 @@ cdef struct Geometry:
     # (n, oh, ow) of an OH x OW grid; column k is tap (i, j), channel c, in the kernel's
     # (KH, KW, C) order, reading image row oh*sh + i*dh - ph (zero outside the image).
     int64_t H, W, C, OH, OW, KH, KW
-    int64_t sh, sw, dh, dw, ph, pw
+    int64_t sh, sw, ph, pw, dh, dw
 
 
 cdef struct Source:
@@ -561,8 +561,11 @@ cdef char *_scratch(workspace, int64_t nbytes) except NULL:
 # Convolution
 # ---------------------------------------------------------------------------------
 
-cdef Geometry _geometry(int64_t H, int64_t W, int64_t C, int64_t OH, int64_t OW, int64_t KH, int64_t KW,
-                        int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw) noexcept nogil:
+cdef Geometry _geometry(int64_t H, int64_t W, int64_t C, int64_t OH, int64_t OW,
+                        int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                        int64_t dh, int64_t dw) noexcept nogil:
+    """Strides, then padding (before), then dilation: the order of every kernel's
+    arguments, and of ops.conv2d's."""
     cdef Geometry g
     g.H = H; g.W = W; g.C = C; g.OH = OH; g.OW = OW; g.KH = KH; g.KW = KW
     g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw; g.ph = ph; g.pw = pw
@@ -630,7 +633,7 @@ def conv2d(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel,
     y: (N,OH,OW,F). ph, pw: padding before (top, left); after is implied by y."""
     cdef int64_t N = x.shape[0], F = kernel.shape[3]
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
-                                kernel.shape[0], kernel.shape[1], sh, sw, dh, dw, ph, pw)
+                                kernel.shape[0], kernel.shape[1], sh, sw, ph, pw, dh, dw)
     cdef char *s = _scratch(workspace, _forward_scratch_bytes(&g, N, F, sizeof(floating),
                                                               nthreads, floating is float))
     with nogil:
@@ -666,7 +669,7 @@ def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, :
     cdef char *per_thread = s + _bpack_bytes(&p, sizeof(floating))
     cdef Geometry g = _geometry(dx.shape[1], dx.shape[2], dx.shape[3], dy.shape[1],
                                 dy.shape[2], kernel.shape[0], kernel.shape[1],
-                                sh, sw, dh, dw, ph, pw)
+                                sh, sw, ph, pw, dh, dw)
     # Samples per item: enough items to balance the threads (no effect on the sums).
     cdef int64_t group = max(1, N // (4 * nthreads))
     cdef int64_t n_items = _cdiv(N, group)
@@ -731,12 +734,12 @@ cdef void _col2im_rows(const Geometry *g, const floating *tile, int64_t p0, int6
 
 def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
                        floating[:, :, :, ::1] dkernel, floating[::1] dbias,
-                       const floating[:, :, :, ::1] relu_y,
+                       const floating[:, :, :, ::1] relu_output,
                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                        int nthreads, workspace):
     """dkernel = im2col(x)^T @ g, reduced over the batch in fixed chunks; dbias = g summed
-    over N, OH, OW (skipped when dbias is None). g = dy, or, when relu_y (the layer's ReLU
-    output) is given, dy where relu_y > 0: ReLU's backward pass, fused where the kernel
+    over N, OH, OW (skipped when dbias is None). g = dy, or, when relu_output (the layer's ReLU
+    output) is given, dy where relu_output > 0: ReLU's backward pass, fused where the kernel
     can (the direct paths), else done first into scratch."""
     cdef int64_t N = dy.shape[0], F = dy.shape[3]
     cdef int64_t P = dy.shape[0] * dy.shape[1] * dy.shape[2]
@@ -746,13 +749,13 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef Nhwc nd
     cdef char *s
     cdef const floating *g = &dy[0, 0, 0, 0]
-    cdef const floating *mask = &relu_y[0, 0, 0, 0] if relu_y is not None else NULL
+    cdef const floating *mask = &relu_output[0, 0, 0, 0] if relu_output is not None else NULL
     cdef floating *masked
     cdef int64_t g_bytes
     a.kind = SRC_IM2COL_T
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
-                    dkernel.shape[0], dkernel.shape[1], sh, sw, dh, dw, ph, pw)
+                    dkernel.shape[0], dkernel.shape[1], sh, sw, ph, pw, dh, dw)
     if _nhwc_wanted(&a.g, F, floating is float, 1):
         _nhwc_plan(&nd, &a.g, F, floating is float)
         s = _scratch(workspace, _nhwc_scratch_bytes(&nd, N, sizeof(floating), nthreads, 1))
@@ -992,10 +995,10 @@ cdef inline int64_t _rows_end(int64_t oh_last, const Geometry *g) noexcept nogil
     return oh_last * g.sh + (g.KH - 1) * g.dh + 1
 
 
-cdef void _direct_pack_dy(const Direct *d, const floating *dy, const floating *relu_y,
+cdef void _direct_pack_dy(const Direct *d, const floating *dy, const floating *relu_output,
                           floating *dyp, floating *dbias) noexcept nogil:
     """dy of one sample, one plane per filter, rows padded with zeros to whole vectors;
-    masked where relu_y <= 0 when relu_y is given (ReLU's backward pass, fused); added
+    masked where relu_output <= 0 when relu_output is given (ReLU's backward pass, fused); added
     into dbias[F] when that is not NULL."""
     cdef const Geometry *g = &d.g
     cdef int64_t oh, ow, f, i, rw = d.nvr * d.vw
@@ -1008,7 +1011,7 @@ cdef void _direct_pack_dy(const Direct *d, const floating *dy, const floating *r
             dst = dyp + oh * rw + ow
             for f in range(d.F):
                 v = dy[i + f]
-                if relu_y != NULL and not (relu_y[i + f] > 0):
+                if relu_output != NULL and not (relu_output[i + f] > 0):
                     v = 0
                 dst[f * d.fs] = v
                 if dbias != NULL:
@@ -1073,10 +1076,10 @@ cdef void _direct_conv(const Direct *d, const floating *x, const floating *kerne
 
 
 cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating *dy,
-                              const floating *relu_y, floating *dkernel, floating *dbias,
+                              const floating *relu_output, floating *dkernel, floating *dbias,
                               int64_t N, char *scratch, int nthreads) noexcept nogil:
     """dkernel (and dbias, when not NULL) = sums over samples and pixels of x(tap) * g and
-    of g, g = dy masked where relu_y <= 0 when relu_y is given. Partial sums over fixed
+    of g, g = dy masked where relu_output <= 0 when relu_output is given. Partial sums over fixed
     chunks of DIRECT_CHUNK samples, added in chunk order."""
     cdef const Geometry *g = &d.g
     cdef int64_t *koff = <int64_t *> _aligned(scratch)
@@ -1103,7 +1106,7 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
             for n in range(ch * DIRECT_CHUNK, min(N, (ch + 1) * DIRECT_CHUNK)):
                 _direct_pack_x(d, x + n * g.H * g.W * g.C, xp, 0, d.Hp)
                 _direct_pack_dy(d, dy + n * g.OH * g.OW * d.F,
-                                relu_y + n * g.OH * g.OW * d.F if relu_y != NULL else NULL,
+                                relu_output + n * g.OH * g.OW * d.F if relu_output != NULL else NULL,
                                 dyp, acc + d.K * d.fpad if dbias != NULL else NULL)
                 for b in range(d.nfb):
                     for kb in range(d.nkoff // d.np):
@@ -1254,9 +1257,9 @@ cdef void _nhwc_conv(const Nhwc *d, const floating *x, const floating *kernel,
 
 
 cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy,
-                            const floating *relu_y, floating *dkernel, floating *dbias,
+                            const floating *relu_output, floating *dkernel, floating *dbias,
                             int64_t N, char *scratch, int nthreads) noexcept nogil:
-    """dkernel (and dbias, when not NULL) from dy, masked where relu_y <= 0 when relu_y
+    """dkernel (and dbias, when not NULL) from dy, masked where relu_output <= 0 when relu_output
     is given; partial sums over fixed chunks of DIRECT_CHUNK samples, added in order."""
     cdef const Geometry *g = &d.g
     cdef int64_t *koff = <int64_t *> _aligned(scratch)
@@ -1283,7 +1286,7 @@ cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy
                                   koff + kb * d.mr,
                                   <int> min(d.mr, d.K - kb * d.mr),
                                   dy + n * P * d.F + b * d.fblk,
-                                  relu_y + n * P * d.F + b * d.fblk if relu_y != NULL else NULL,
+                                  relu_output + n * P * d.F + b * d.fblk if relu_output != NULL else NULL,
                                   d.F, acc + kb * d.mr * d.F + b * d.fblk,
                                   acc + d.K * d.F + b * d.fblk
                                   if (dbias != NULL and kb == 0) else NULL)
@@ -1295,13 +1298,13 @@ cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy
 cdef inline void _nk_kgrad(int nvi, int64_t OH, int64_t OW, int64_t rowstep, int64_t colstep,
                            const floating *xpad,
                            const int64_t *koff, int nk, const floating *dy,
-                           const floating *relu_y, int64_t F, floating *dw,
+                           const floating *relu_output, int64_t F, floating *dw,
                            floating *db) noexcept nogil:
     if floating is float:
-        cnnx_k.nk_kgrad_f32[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
+        cnnx_k.nk_kgrad_f32[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_output, F, dw,
                                db)
     else:
-        cnnx_k.nk_kgrad_f64[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_y, F, dw,
+        cnnx_k.nk_kgrad_f64[nvi](OH, OW, rowstep, colstep, xpad, koff, nk, dy, relu_output, F, dw,
                                db)
 
 
@@ -1382,11 +1385,12 @@ cdef void _relu_grad(const floating *dy, const floating *x, floating *dx, int64_
 
 
 # ---------------------------------------------------------------------------------
-# Pooling (NHWC). ph, pw: padding before; windows are clipped to the image.
+# Pooling (NHWC). KH, KW: the pool window; ph, pw: padding before; windows are clipped
+# to the image.
 # ---------------------------------------------------------------------------------
 
 def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-               int32_t[:, :, :, ::1] argmax, int64_t PH, int64_t PW, int64_t sh, int64_t sw,
+               int32_t[:, :, :, ::1] argmax, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
                int64_t ph, int64_t pw, int nthreads):
     """y = max over each window; argmax = the flat index (h*W + w)*C + c within the
     sample of the first maximum in row-major window order (or of the first NaN).
@@ -1408,18 +1412,18 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             n = row // OH
             oh = row - n * OH
             h0 = max(oh * sh - ph, 0)
-            h1 = min(oh * sh - ph + PH, H)
+            h1 = min(oh * sh - ph + KH, H)
             if vector_path:   # the SIMD row kernel of _pool_template.h
                 if floating is float:
-                    cnnx_k.mp_f32(&x[n, 0, 0, 0], W, C, h0, h1, OW, PW, sw, pw,
+                    cnnx_k.mp_f32(&x[n, 0, 0, 0], W, C, h0, h1, OW, KW, sw, pw,
                                 &y[n, oh, 0, 0], &argmax[n, oh, 0, 0], (N - n) * H * W * C)
                 else:
-                    cnnx_k.mp_f64(&x[n, 0, 0, 0], W, C, h0, h1, OW, PW, sw, pw,
+                    cnnx_k.mp_f64(&x[n, 0, 0, 0], W, C, h0, h1, OW, KW, sw, pw,
                                 &y[n, oh, 0, 0], &argmax[n, oh, 0, 0], (N - n) * H * W * C)
                 continue
             for ow in range(OW):
                 w0 = max(ow * sw - pw, 0)
-                w1 = min(ow * sw - pw + PW, W)
+                w1 = min(ow * sw - pw + KW, W)
                 best = &y[n, oh, ow, 0]
                 arg = &argmax[n, oh, ow, 0]
                 base = (h0 * W + w0) * C
@@ -1442,10 +1446,10 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 
 
 def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1] argmax,
-                    floating[:, :, :, ::1] dx, const floating[:, :, :, ::1] relu_pooled,
+                    floating[:, :, :, ::1] dx, const floating[:, :, :, ::1] relu_output,
                     int nthreads):
     """dx = dy scattered to the recorded argmax. Each sample is one thread's, in order.
-    With relu_pooled (the pool's output, when its input came from a ReLU), each dy value
+    With relu_output (the pool's output, when its input came from a ReLU), each dy value
     is dropped where that output is not > 0: ReLU's backward pass, fused. (The ReLU mask
     at an argmax is the pooled value's, and elsewhere dx is 0 anyway.)
     Indices outside the sample are skipped and counted: the count is returned, so the
@@ -1460,7 +1464,7 @@ def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1]
     cdef const floating *g
     cdef const int32_t *arg
     cdef const floating *mask
-    cdef const floating *masks = &relu_pooled[0, 0, 0, 0] if relu_pooled is not None else NULL
+    cdef const floating *masks = &relu_output[0, 0, 0, 0] if relu_output is not None else NULL
     with nogil:
         for n in prange(N, num_threads=nthreads, schedule="static"):
             d = &dx[n, 0, 0, 0]
@@ -1481,7 +1485,7 @@ def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1]
 
 
 def average_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-                   int64_t PH, int64_t PW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int nthreads):
+                   int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int nthreads):
     """y = mean over each window; padding is not counted in the divisor."""
     cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef int64_t OH = y.shape[1], OW = y.shape[2]
@@ -1494,11 +1498,11 @@ def average_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             n = row // OH
             oh = row - n * OH
             h0 = oh * sh - ph
-            h1 = h0 + PH if h0 + PH < H else H
+            h1 = h0 + KH if h0 + KH < H else H
             h0 = h0 if h0 > 0 else 0
             for ow in range(OW):
                 w0 = ow * sw - pw
-                w1 = w0 + PW if w0 + PW < W else W
+                w1 = w0 + KW if w0 + KW < W else W
                 w0 = w0 if w0 > 0 else 0
                 out = &y[n, oh, ow, 0]
                 for c in range(C):
@@ -1514,7 +1518,7 @@ def average_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 
 
 def average_pool2d_grad(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
-                        int64_t PH, int64_t PW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int nthreads):
+                        int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int nthreads):
     """dx = each window's share of dy, scattered back. Each sample is one thread's."""
     cdef int64_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
     cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
@@ -1529,11 +1533,11 @@ def average_pool2d_grad(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] 
                 dst[i] = 0
             for oh in range(OH):
                 h0 = oh * sh - ph
-                h1 = h0 + PH if h0 + PH < H else H
+                h1 = h0 + KH if h0 + KH < H else H
                 h0 = h0 if h0 > 0 else 0
                 for ow in range(OW):
                     w0 = ow * sw - pw
-                    w1 = w0 + PW if w0 + PW < W else W
+                    w1 = w0 + KW if w0 + KW < W else W
                     w0 = w0 if w0 > 0 else 0
                     inv = 1.0 / ((h1 - h0) * (w1 - w0))
                     g = &dy[n, oh, ow, 0]

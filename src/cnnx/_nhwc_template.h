@@ -62,11 +62,11 @@ static void CNNX_CAT(NK_NAME, _fwd)(
 /* Kernel gradient of one sample: taps koff[0 : nk] (nk <= NK_MR; koff holds NK_MR
  * entries) times channels f0 : f0 + NK_NV * NK_VW, summed over the OH x OW pixels:
  *     dw[k * F + f] += sum_p x(p, tap k) * g(p, f),   db[f] += sum_p g(p, f) (db may be NULL),
- * where g = dy, or dy where relu_y > 0 when relu_y (ReLU's output) is given: the ReLU
- * backward pass fused in. dy, relu_y, dw and db already point at f0. */
+ * where g = dy, or dy where relu_output > 0 when relu_output (ReLU's output) is given: the ReLU
+ * backward pass fused in. dy, relu_output, dw and db already point at f0. */
 static void CNNX_CAT(NK_NAME, _kgrad)(
     int64_t OH, int64_t OW, int64_t rowstep, int64_t colstep, const NK_T *restrict xpad,
-    const int64_t *restrict koff, int nk, const NK_T *restrict dy, const NK_T *restrict relu_y,
+    const int64_t *restrict koff, int nk, const NK_T *restrict dy, const NK_T *restrict relu_output,
     int64_t F, NK_T *restrict dw, NK_T *restrict db)
 {
     typedef CNNX_CAT(NK_NAME, _vec) vec;
@@ -91,8 +91,8 @@ static void CNNX_CAT(NK_NAME, _kgrad)(
             CNNX_UNROLL
             for (int v = 0; v < NK_NV; ++v) {
                 g[v] = *(const vec *)(dy + p + v * NK_VW);
-                if (relu_y)
-                    g[v] = (vec)((ivec)g[v] & (ivec)(*(const vec *)(relu_y + p + v * NK_VW) > zero));
+                if (relu_output)
+                    g[v] = (vec)((ivec)g[v] & (ivec)(*(const vec *)(relu_output + p + v * NK_VW) > zero));
                 if (db) bacc[v] += g[v];
             }
             CNNX_UNROLL

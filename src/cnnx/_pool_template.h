@@ -11,11 +11,11 @@ typedef PK_IT CNNX_CAT(PK_NAME, _ivec) __attribute__((vector_size(PK_VBYTES), al
 
 /* Output row of OW pixels: x is the sample (H x W x C, C a multiple of the vector lanes
  * or fewer than them: the caller pools other layers itself), window rows h0 : h1 (clipped);
- * column window ow * sw - pw, PW wide, clipped to the image. y and arg point at the
+ * column window ow * sw - pw, KW wide, clipped to the image. y and arg point at the
  * row's first pixel. arg gets the flat index (h * W + w) * C + c within the sample.
  * avail: how many values x has from the sample's start to the end of the batch. */
 static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, int64_t h1,
-                            int64_t OW, int64_t PW, int64_t sw, int64_t pw, PK_T *restrict y,
+                            int64_t OW, int64_t KW, int64_t sw, int64_t pw, PK_T *restrict y,
                             int32_t *restrict arg, int64_t avail)
 {
     typedef CNNX_CAT(PK_NAME, _vec) vec;
@@ -24,7 +24,7 @@ static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, in
     for (int l = 0; l < PK_VW; ++l) lane[l] = l;
 
     for (int64_t ow = 0; ow < OW; ++ow, y += C, arg += C) {
-        int64_t w0 = ow * sw - pw, w1 = w0 + PW;
+        int64_t w0 = ow * sw - pw, w1 = w0 + KW;
         if (w0 < 0) w0 = 0;
         if (w1 > W) w1 = W;
         if (C < PK_VW) {

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from .trainer import Progbar
+from .progbar import Progbar
 
 __all__ = ["Callback", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger", "TerminateOnNaN",

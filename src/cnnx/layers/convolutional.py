@@ -55,12 +55,12 @@ class Conv2D(_Activated):
         self._x = inputs
         return self._activate(z)
 
-    def backward(self, grad, relu_done=False):
-        """relu_done: grad is already dL/d(pre-activation), the ReLU's mask applied by the
-        max pooling above (the model asks for it)."""
+    def backward(self, grad, relu_backward_fused=False):
+        """relu_backward_fused: grad is already dL/d(pre-activation), the ReLU's mask
+        applied by the max pooling above (the model asks for it)."""
         x = self._x
         relu_output = None
-        if relu_done:
+        if relu_backward_fused:
             g = grad
         elif self._fused_relu and not self._need_input_grad:
             g, relu_output = grad, self._out   # a first layer: the kernel masks dy itself

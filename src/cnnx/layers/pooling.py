@@ -53,12 +53,13 @@ class MaxPooling2D(_Pooling2D):
         self._x_shape, self._y = inputs.shape, y
         return y
 
-    def backward(self, grad, relu_mask=False):
-        """relu_mask: the input came from a ReLU whose backward pass is done here, fused
-        into the scatter (the model asks for it; the ReLU's layer then skips its own)."""
+    def backward(self, grad, fuse_relu_backward=False):
+        """fuse_relu_backward: the input came from a ReLU whose backward pass is done here,
+        fused into the scatter (the model asks for it; the ReLU's layer then skips its
+        own)."""
         return ops.max_pool2d_backward(grad, self._argmax, self._x_shape,
                                        out=self._buffer("dx", self._x_shape),
-                                       relu_output=self._y if relu_mask else None)
+                                       relu_output=self._y if fuse_relu_backward else None)
 
 
 class AveragePooling2D(_Pooling2D):

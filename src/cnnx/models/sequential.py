@@ -12,7 +12,7 @@ from .._compat import refuse_unimplemented
 from ..data_adapter import Prefetcher, is_source, source_steps, split_batch
 from ..layers import Conv2D, InputLayer, KerasTensor, Layer, MaxPooling2D, deserialize, serialize
 from ..layers.base import _unique_name
-from ..trainer import Progbar, batches
+from ..progbar import Progbar, batches
 
 __all__ = ["Sequential", "Model"]
 
@@ -174,16 +174,16 @@ class Sequential:
 
     def _backward(self, grad):
         layers = self._layers
-        relu_done = False
+        relu_fused = False
         for i in reversed(range(len(layers))):
             layer = layers[i]
-            if relu_done:
-                grad = layer.backward(grad, relu_done=True)
-                relu_done = False
+            if relu_fused:
+                grad = layer.backward(grad, relu_backward_fused=True)
+                relu_fused = False
             elif i > 0 and _relu_then_max_pool(layers[i - 1], layer):
                 # Fusion: the pool's scatter applies the conv's ReLU mask (one pass fewer).
-                grad = layer.backward(grad, relu_mask=True)
-                relu_done = True
+                grad = layer.backward(grad, fuse_relu_backward=True)
+                relu_fused = True
             else:
                 grad = layer.backward(grad)
 

@@ -1,4 +1,4 @@
-"""The loops behind fit, evaluate and predict, and Keras's progress bar."""
+"""Keras's progress bar, and the batch boundaries of an epoch over arrays."""
 import sys
 import time
 
