@@ -1,7 +1,13 @@
 """Shape arithmetic shared by the layers, cnnx.ops and the NumPy reference."""
 import numbers
 
-__all__ = ["normalize_tuple", "normalize_padding", "conv_output_length", "padding_before"]
+__all__ = ["normalize_tuple", "normalize_padding", "conv_output_length", "padding_before",
+           "MAX_EXTENT"]
+
+# The largest stride, dilation or window: with every factor below 2**31, each product
+# of two in the kernels' 64-bit index arithmetic stays below 2**62, and their sums below
+# 2**63, so no index can overflow.
+MAX_EXTENT = 2 ** 31 - 1
 
 
 def normalize_tuple(value, n, name, where, allow_zero=False):
@@ -26,6 +32,9 @@ def normalize_tuple(value, n, name, where, allow_zero=False):
     low = 0 if allow_zero else 1
     if any(v < low for v in values):
         raise ValueError(f"{where}: `{name}` must be >= {low}, received {value!r}")
+    if any(v > MAX_EXTENT for v in values):
+        raise ValueError(f"{where}: `{name}` is too large: each value must be at most "
+                         f"2**31 - 1, received {value!r}")
     return values
 
 

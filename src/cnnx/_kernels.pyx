@@ -578,7 +578,18 @@ cdef enum:
     FWD_PLANAR = 2    # pixel-vectorised direct kernel
 
 
+cdef bint _direct_fits(const Geometry *g) noexcept nogil:
+    """Whether the direct kernels' padded copies stay near the input's size. They pad
+    each sample to the extent the windows span and split columns into sw stride phases:
+    a dilated kernel far larger than the image, or a stride beyond it, would make those
+    copies (and loops) huge. The im2col products read such geometry in place."""
+    return (g.sh <= g.H + 1 and g.sw <= g.W + 1
+            and (g.KH - 1) * g.dh <= 2 * g.H + 64 and (g.KW - 1) * g.dw <= 2 * g.W + 64)
+
+
 cdef int _forward_kind(const Geometry *g, int64_t F, int is_f32) noexcept nogil:
+    if not _direct_fits(g):
+        return FWD_GEMM
     if _nhwc_wanted(g, F, is_f32, 0):
         return FWD_NHWC
     if _direct_wanted(g, F, 0):
@@ -756,14 +767,14 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
                     dkernel.shape[0], dkernel.shape[1], sh, sw, ph, pw, dh, dw)
-    if _nhwc_wanted(&a.g, F, floating is float, 1):
+    if _direct_fits(&a.g) and _nhwc_wanted(&a.g, F, floating is float, 1):
         _nhwc_plan(&nd, &a.g, F, floating is float)
         s = _scratch(workspace, _nhwc_scratch_bytes(&nd, N, sizeof(floating), nthreads, 1))
         with nogil:
             _nhwc_kernel_grad(&nd, &x[0, 0, 0, 0], g, mask, &dkernel[0, 0, 0, 0],
                               &dbias[0] if dbias is not None else NULL, N, s, nthreads)
         return
-    if _direct_wanted(&a.g, F, 1):
+    if _direct_fits(&a.g) and _direct_wanted(&a.g, F, 1):
         _direct_plan(&d, &a.g, F, floating is float)
         s = _scratch(workspace, _direct_scratch_bytes(&d, N, sizeof(floating), nthreads, 1))
         with nogil:

@@ -124,10 +124,13 @@ def _pool_args(x, pool_size, strides, padding):
 
 
 def _window_slices(pool, strides, out):
+    def take(start, axis):   # out[axis] windows from start on; none when out is 0
+        stop = start + strides[axis] * (out[axis] - 1) + 1 if out[axis] else start
+        return slice(start, stop, strides[axis])
+
     for i in range(pool[0]):
         for j in range(pool[1]):
-            yield i, j, (slice(None), slice(i, i + strides[0] * (out[0] - 1) + 1, strides[0]),
-                         slice(j, j + strides[1] * (out[1] - 1) + 1, strides[1]))
+            yield i, j, (slice(None), take(i, 0), take(j, 1))
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
@@ -157,7 +160,7 @@ def max_pool2d_backward(dy, argmax, input_shape, relu_output=None):
     n = input_shape[0]
     per_sample = int(np.prod(input_shape[1:]))
     dx = np.zeros((n, per_sample), dy.dtype)
-    rows = np.repeat(np.arange(n), argmax[0].size)
+    rows = np.repeat(np.arange(n), argmax.size // n if n else 0)
     np.add.at(dx, (rows, argmax.reshape(-1)), dy.reshape(-1))
     return dx.reshape(input_shape)
 

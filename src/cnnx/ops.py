@@ -90,7 +90,10 @@ def _common(*arrays):
     return [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
 
 
-def _output(out, shape, dtype, where):
+def _output(out, shape, dtype, where, reads=(), same_ok=()):
+    """out, checked, or a new array. out must not overlap any array in `reads` (what the
+    kernel reads while it writes out): an overlap would read values already overwritten.
+    An elementwise kernel may write over one of its inputs exactly (`same_ok`)."""
     if out is None:
         return np.empty(shape, dtype)
     if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype \
@@ -100,34 +103,54 @@ def _output(out, shape, dtype, where):
                if isinstance(out, np.ndarray) else type(out).__name__)
         raise ValueError(f"{where}: `out` must be a writeable C-contiguous array of shape "
                          f"{tuple(shape)} and dtype {np.dtype(dtype)}, received {got}")
+    for a in (*reads, *same_ok):
+        if a is None or not np.may_share_memory(out, a):
+            continue
+        if any(b is a for b in same_ok) and _same_memory(out, a):
+            continue
+        raise ValueError(f"{where}: `out` overlaps an input array; pass a separate buffer"
+                         f"{' (or the input itself)' if same_ok else ''}")
     return out
 
 
-def _outputs(out, specs, where):
+def _same_memory(a, b):
+    """Whether a and b are the same elements in the same layout."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
+
+
+def _outputs(out, specs, where, reads=()):
     """Outputs of a function with several results. `out` is None or a tuple with one
     entry per result (None: allocate), as for NumPy ufuncs; specs gives each result's
-    (shape, dtype), or None for a result that is not computed."""
+    (shape, dtype), or None for a result that is not computed. No output may overlap
+    another, nor any array in `reads`."""
     if out is None:
         out = (None,) * len(specs)
     if not isinstance(out, tuple) or len(out) != len(specs):
         raise ValueError(f"{where}: `out` must be a tuple of {len(specs)} arrays or None, "
                          f"received {type(out).__name__}"
                          f"{' of length %d' % len(out) if isinstance(out, tuple) else ''}")
-    return [None if spec is None else _output(o, spec[0], spec[1], where)
-            for o, spec in zip(out, specs)]
+    done = []
+    for o, spec in zip(out, specs):
+        done.append(None if spec is None else
+                    _output(o, spec[0], spec[1], where, reads=(*reads, *done)))
+    return done
 
 
-def _backward_outputs(out, x, kernel, units, use_bias, input_grad, where):
-    """(dx, dkernel, dbias) buffers of a conv or dense backward, and whether the batch is
-    empty, in which case the kernel and bias gradients are already zero."""
+def _backward_outputs(out, x, kernel, dy, units, use_bias, input_grad, where,
+                      relu_output=None):
+    """(dx, dkernel, dbias) buffers of a conv or dense backward, and whether there is
+    nothing to sum (an empty batch, or an output with no pixels): then every gradient is
+    already zero, as the empty sums that they are."""
     dx, dkernel, dbias = _outputs(out, [(x.shape, x.dtype) if input_grad else None,
                                         (kernel.shape, x.dtype),
-                                        ((units,), x.dtype) if use_bias else None], where)
-    empty = x.shape[0] == 0
+                                        ((units,), x.dtype) if use_bias else None], where,
+                                  reads=(x, kernel, dy, relu_output))
+    empty = x.size == 0 or dy.size == 0
     if empty:
-        dkernel.fill(0)
-        if dbias is not None:
-            dbias.fill(0)
+        for grad in (dx, dkernel, dbias):
+            if grad is not None:
+                grad.fill(0)
     return dx, dkernel, dbias, empty
 
 
@@ -215,7 +238,8 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
     x, kernel, bias = _common(x, kernel, bias)
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
         x, kernel, strides, padding, dilation_rate, where)
-    y = _output(out, (x.shape[0], oh, ow, kernel.shape[3]), x.dtype, where)
+    y = _output(out, (x.shape[0], oh, ow, kernel.shape[3]), x.dtype, where,
+                reads=(x, kernel, bias))
     if y.size:
         work = y.size * kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
         _kernels.conv2d(x, kernel, bias, y, strides[0], strides[1], ph, pw,
@@ -254,8 +278,8 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     relu_output = _relu_output(relu_output, dy, where)
     if relu_output is not None and input_grad:  # dx needs the masked dy too: mask up front
         dy, relu_output = relu_backward(dy, relu_output), None
-    dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, kernel.shape[3], use_bias,
-                                                  input_grad, where)
+    dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, dy, kernel.shape[3],
+                                                  use_bias, input_grad, where, relu_output)
     if empty:
         return dx, dkernel, dbias
     work = dy.size * kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
@@ -282,7 +306,7 @@ def conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, data_forma
 def relu(x, out=None):
     """max(x, 0), elementwise; NaN passes through."""
     x = np.ascontiguousarray(_array(x, "x", "relu"))
-    y = _output(out, x.shape, x.dtype, "relu")
+    y = _output(out, x.shape, x.dtype, "relu", same_ok=(x,))
     _kernels.relu(x.reshape(-1), y.reshape(-1), threads_for(x.size))
     return y
 
@@ -292,7 +316,7 @@ def relu_backward(dy, x, out=None):
     where = "relu_backward"
     dy, x = _common(_array(dy, "dy", where), _array(x, "x", where))
     _check_grad(dy, x.shape, where)
-    dx = _output(out, dy.shape, dy.dtype, where)
+    dx = _output(out, dy.shape, dy.dtype, where, same_ok=(dy, x))
     _kernels.relu_grad(dy.reshape(-1), x.reshape(-1), dx.reshape(-1), threads_for(dy.size))
     return dx
 
@@ -343,7 +367,7 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
     per_sample = x.shape[1] * x.shape[2] * x.shape[3]
     if per_sample >= 2 ** 31:
         raise ValueError(f"{where}: samples of {per_sample} elements exceed the int32 argmax")
-    y, argmax = _outputs(out, [(shape, x.dtype), (shape, np.int32)], where)
+    y, argmax = _outputs(out, [(shape, x.dtype), (shape, np.int32)], where, reads=(x,))
     _kernels.max_pool2d(x, y, argmax, pool[0], pool[1], strides[0], strides[1], ph, pw,
                         threads_for(x.size))
     return y, argmax
@@ -365,7 +389,7 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None, relu_output=None):
     if len(input_shape) != 4 or input_shape[0] != dy.shape[0] or input_shape[3] != dy.shape[3]:
         raise ValueError(f"{where}: `input_shape` {input_shape} does not match dy's "
                          f"batch and channels {dy.shape}")
-    dx = _output(out, input_shape, dy.dtype, where)
+    dx = _output(out, input_shape, dy.dtype, where, reads=(dy, argmax, relu_output))
     bad = _kernels.max_pool2d_grad(dy, np.ascontiguousarray(argmax), dx, relu_output,
                                    threads_for(dx.size))
     if bad:
@@ -386,7 +410,7 @@ def average_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
     where = "average_pool2d"
     x = np.ascontiguousarray(_array(x, "inputs", where, ndim=4))
     pool, strides, (oh, ow), (ph, pw) = _pool_geometry(x, pool_size, strides, padding, where)
-    y = _output(out, (x.shape[0], oh, ow, x.shape[3]), x.dtype, where)
+    y = _output(out, (x.shape[0], oh, ow, x.shape[3]), x.dtype, where, reads=(x,))
     _kernels.average_pool2d(x, y, pool[0], pool[1], strides[0], strides[1], ph, pw,
                             threads_for(x.size))
     return y
@@ -404,7 +428,7 @@ def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding=
     pool, strides, (oh, ow), (ph, pw) = _pool_geometry(probe, pool_size, strides, padding,
                                                        where)
     _check_grad(dy, (input_shape[0], oh, ow, input_shape[3]), where)
-    dx = _output(out, input_shape, dy.dtype, where)
+    dx = _output(out, input_shape, dy.dtype, where, reads=(dy,))
     _kernels.average_pool2d_grad(dy, dx, pool[0], pool[1], strides[0], strides[1], ph, pw,
                                  threads_for(dx.size))
     return dx
@@ -440,7 +464,7 @@ def dense(x, kernel, bias=None, activation=None, out=None):
     relu_ = _activation(activation, where)
     bias = _bias(bias, kernel.shape[1], where)
     x, kernel, bias = _common(x, kernel, bias)
-    y = _output(out, (x.shape[0], kernel.shape[1]), x.dtype, where)
+    y = _output(out, (x.shape[0], kernel.shape[1]), x.dtype, where, reads=(x, kernel, bias))
     if y.size:
         _kernels.dense(x, kernel, bias, y, relu_, threads_for(y.size * kernel.shape[0]),
                        _workspace)
@@ -455,8 +479,8 @@ def dense_backward(x, kernel, dy, use_bias=True, input_grad=True, out=None):
     dy = _array(dy, "dy", where, ndim=2)
     x, kernel, dy = _common(x, kernel, dy)
     _check_grad(dy, (x.shape[0], kernel.shape[1]), where)
-    dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, kernel.shape[1], use_bias,
-                                                  input_grad, where)
+    dx, dkernel, dbias, empty = _backward_outputs(out, x, kernel, dy, kernel.shape[1],
+                                                  use_bias, input_grad, where)
     if empty:
         return dx, dkernel, dbias
     nthreads = threads_for(dy.size * kernel.shape[0])
@@ -483,6 +507,8 @@ def softmax_cross_entropy(logits, targets):
     """Per-sample cross-entropy of softmax(logits) against `targets` (N, K), computed
     stably by log-sum-exp. Returns (loss (N,), grad (N, K) = softmax - targets)."""
     logits, targets = _logits_and_targets(logits, targets, "softmax_cross_entropy", 2)
+    if logits.shape[1] == 0:   # no classes: each loss is an empty sum
+        return np.zeros(logits.shape[0], logits.dtype), np.empty_like(logits)
     loss = np.empty(logits.shape[0], logits.dtype)
     grad = np.empty_like(logits)
     _kernels.softmax_cross_entropy(logits, targets, loss, grad, threads_for(logits.size))
