@@ -55,12 +55,20 @@ class Variable:
     def numpy(self):
         return self.value.copy()
 
+    def checked(self, value, where="assign"):
+        """value as this variable's dtype and shape, or a clear error (nothing assigned)."""
+        try:
+            array = np.asarray(value, dtype=self.value.dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{where}: variable {self.name!r} takes {self.value.dtype} "
+                            f"numbers, received {type(value).__name__} ({e})") from None
+        if array.shape != self.value.shape:
+            raise ValueError(f"{where}: variable {self.name!r} has shape "
+                             f"{self.value.shape}, received shape {array.shape}")
+        return array
+
     def assign(self, value):
-        value = np.asarray(value)
-        if value.shape != self.value.shape:
-            raise ValueError(f"Variable {self.name!r}: cannot assign a value of shape "
-                             f"{value.shape} to a variable of shape {self.value.shape}")
-        self.value[...] = value
+        self.value[...] = self.checked(value)
 
     def __array__(self, dtype=None, copy=None):
         return self.value if dtype is None else self.value.astype(dtype)

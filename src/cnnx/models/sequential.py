@@ -13,6 +13,7 @@ from ..data_adapter import Prefetcher, is_source, source_steps, split_batch
 from ..layers import Conv2D, InputLayer, KerasTensor, Layer, MaxPooling2D, deserialize, serialize
 from ..layers.base import _unique_name
 from ..progbar import Progbar, batches
+from . import _guard
 
 __all__ = ["Sequential", "Model"]
 
@@ -151,8 +152,11 @@ class Sequential:
         if len(weights) != len(own):
             raise ValueError(f"Sequential {self.name!r} has {len(own)} weight arrays, "
                              f"received {len(weights)}")
-        for var, value in zip(own, weights):
-            var.assign(value)
+        # Every array is checked before any is assigned: a refused call changes nothing.
+        checked = [var.checked(value, "set_weights") for var, value in zip(own, weights)]
+        with _guard.guard(self).writing():
+            for var, value in zip(own, checked):
+                var.assign(value)
 
     def count_params(self):
         return sum(layer.count_params() for layer in self._layers)
@@ -168,9 +172,14 @@ class Sequential:
 
     # -- computing -----------------------------------------------------------------
     def _forward(self, x, training):
-        for layer in self._layers:
-            x = layer.call(x, training=training)
-        return x
+        if training:   # inside a training step, which holds the model already
+            for layer in self._layers:
+                x = layer.call(x, training=True)
+            return x
+        with _guard.guard(self).reading():
+            for layer in self._layers:
+                x = layer.call(x, training=False)
+            return x
 
     def _backward(self, grad):
         layers = self._layers
@@ -331,6 +340,10 @@ class Sequential:
                                f"model {self.name!r}")
 
     def _train_step(self, x, y, sample_weight):
+        with _guard.guard(self).writing(), _guard.deferred_interrupt():
+            return self._train_step_unguarded(x, y, sample_weight)
+
+    def _train_step_unguarded(self, x, y, sample_weight):
         fused = self._fused_loss()
         last = self._layers[-1]
         last._emit_logits = fused

@@ -42,6 +42,14 @@ class Optimizer:
     def learning_rate(self, value):
         self._learning_rate = value if callable(value) else float(value)
 
+    @property
+    def variables(self):
+        """The optimizer's state, as in Keras 3: the iteration count (an int64 array of
+        shape ()), then each model variable's slots (momentum, second moments, ...) in
+        the order the variables were first updated."""
+        return [np.array(self.iterations, np.int64)] + [
+            slot for slots in self._slots.values() for slot in slots]
+
     def _clip(self, grads):
         if self.clipvalue is not None:
             return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]

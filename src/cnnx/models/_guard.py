@@ -1,0 +1,92 @@
+"""What keeps a model consistent while several threads and a Ctrl-C act on it.
+
+A training step (forward, backward, update) runs whole: beside no other step and no
+inference batch, and a KeyboardInterrupt that arrives during it is delivered when it
+ends. Inference batches run side by side. The layers still keep the tensors of their
+last call, so this exclusion is what makes fit in one thread and predict in another
+both correct.
+"""
+import contextlib
+import signal
+import threading
+import weakref
+
+_guards = weakref.WeakKeyDictionary()   # model -> StepGuard (not an attribute: deepcopy)
+_guards_lock = threading.Lock()
+
+
+class StepGuard:
+    """A readers-writer lock: inference batches read, training steps write. Writers go
+    first once waiting, so a stream of predictions cannot starve training; the thread
+    inside a step may itself run inference (a callback)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = None
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def reading(self):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer != me:
+                while self._writer is not None or self._waiting:
+                    self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:       # a step inside a step: already exclusive
+                reentered = True
+            else:
+                reentered = False
+                self._waiting += 1
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+                self._waiting -= 1
+                self._writer = me
+        try:
+            yield
+        finally:
+            if not reentered:
+                with self._cond:
+                    self._writer = None
+                    self._cond.notify_all()
+
+
+def guard(model):
+    with _guards_lock:
+        g = _guards.get(model)
+        if g is None:
+            g = _guards[model] = StepGuard()
+        return g
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Holds back SIGINT for the block and raises the KeyboardInterrupt after it, so the
+    block (one training step) is applied whole or not at all. Only in the main thread,
+    and only where Python's own handler is installed (a program's own handler is left
+    alone)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    pending = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pending:
+            raise KeyboardInterrupt
