@@ -105,3 +105,60 @@ def test_summary_honours_line_length(capsys):
     lines = capsys.readouterr().out.splitlines()
     table = [line for line in lines if line.startswith(("\u2502", "\u250f", "\u2503"))]
     assert table and all(len(line) <= 64 for line in table)
+
+
+FIT_REFUSALS = [
+    (dict(steps_per_epoch=0), ValueError, "`steps_per_epoch` must be a positive int"),
+    (dict(initial_epoch=3, epochs=3), ValueError, r"`initial_epoch` must be an int in \[0"),
+    (dict(initial_epoch=-1), ValueError, "`initial_epoch`"),
+    (dict(verbose="loud"), ValueError, "`verbose` must be 'auto', 0, 1 or 2"),
+    (dict(validation_freq=0), ValueError, "`validation_freq` must be a positive int"),
+    (dict(class_weight=[1.0, 2.0, 1.0]), TypeError, "`class_weight` must be a dict"),
+    (dict(class_weight={0: float("nan")}), ValueError, r"`class_weight\[0\]` must be a finite"),
+    (dict(class_weight={1: -2.0}), ValueError, r"`class_weight\[1\]`"),
+    (dict(callbacks=[1]), TypeError, "fit: `callbacks` must hold"),
+    (dict(sample_weight=np.r_[np.ones(19), np.inf]), ValueError,
+     r"`sample_weight` must be finite and non-negative, received inf at index 19"),
+    (dict(sample_weight=-np.ones(20)), ValueError, "`sample_weight` must be finite"),
+    (dict(shuffle="yes"), TypeError, "`shuffle` must be True or False"),
+    (dict(validation_batch_size=0), ValueError, "`validation_batch_size`"),
+]
+
+
+@pytest.mark.parametrize("kwargs,error,match", FIT_REFUSALS)
+def test_fit_refuses_bad_arguments_before_any_step(kwargs, error, match):
+    model = _compiled()
+    x, y, _ = data(20)
+    before = model.get_weights()
+    with pytest.raises(error, match="fit: " + match if not match.startswith("fit") else match):
+        model.fit(x, y, **{"epochs": 2, "verbose": 0, **kwargs})
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert model.optimizer.iterations == 0
+
+
+def test_bad_validation_data_is_found_before_training():
+    model = _compiled()
+    x, y, _ = data(20)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"fit: `validation_data's sample_weight` must have "
+                                         r"shape \(5,\), received \(4,\)"):
+        model.fit(x, y, epochs=2, verbose=0, validation_data=(x[:5], y[:5], np.ones(4)))
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda m, x, y: m.evaluate(x, y, steps=0, verbose=0), "evaluate: `steps` must be"),
+    (lambda m, x, y: m.evaluate(x, y, verbose="loud"), "evaluate: `verbose` must be"),
+    (lambda m, x, y: m.evaluate(x, y, sample_weight=np.full(20, np.nan), verbose=0),
+     "evaluate: `sample_weight` must be finite"),
+    (lambda m, x, y: m.predict(x, steps=0, verbose=0), "predict: `steps` must be"),
+    (lambda m, x, y: m.train_on_batch(x, y, class_weight={0: np.inf}),
+     r"train_on_batch: `class_weight\[0\]` must be a finite"),
+])
+def test_evaluate_predict_and_batches_refuse_bad_arguments(call, match):
+    model = _compiled()
+    x, y, _ = data(20)
+    with pytest.raises(ValueError, match=match):
+        call(model, x, y)

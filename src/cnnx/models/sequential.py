@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from .. import _random, losses, optimizers
+from .. import _args, _random, losses, optimizers
 from .. import callbacks as callbacks_module
 from .. import metrics as metrics_module
 from .._compat import refuse_unimplemented
@@ -320,11 +320,8 @@ class Sequential:
         return np.argmax(y, axis=-1)
 
     def _sample_weights(self, y, sample_weight, class_weight, n, where):
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, np.float64).reshape(-1)
-            if sample_weight.shape != (n,):
-                raise ValueError(f"{where}: `sample_weight` must have shape ({n},), "
-                                 f"received {sample_weight.shape}")
+        sample_weight = _args.finite_weights(sample_weight, n, "sample_weight", where)
+        class_weight = _args.class_weights(class_weight, where)
         if class_weight is not None:
             labels = self._class_labels(y)
             weights = np.array([class_weight.get(int(c), 1.0) for c in range(
@@ -379,8 +376,25 @@ class Sequential:
         where = "fit"
         self._require_compiled(where)
         batch_size = self._check_batch_size(batch_size, where)
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-            raise ValueError(f"{where}: `epochs` must be a positive int, received {epochs!r}")
+        # Every argument is checked here, before the first step: nothing is found out
+        # after an epoch of training.
+        epochs = _args.positive_int(epochs, "epochs", where, optional=False)
+        initial_epoch = _args.epoch_index(initial_epoch, epochs, where)
+        verbose = _args.verbosity(verbose, where)
+        steps_per_epoch = _args.positive_int(steps_per_epoch, "steps_per_epoch", where)
+        validation_steps = _args.positive_int(validation_steps, "validation_steps", where)
+        validation_batch_size = _args.positive_int(validation_batch_size,
+                                                   "validation_batch_size", where)
+        validation_freq = _args.positive_int(validation_freq, "validation_freq", where,
+                                             optional=False)
+        class_weight = _args.class_weights(class_weight, where)
+        user_callbacks = self._callback_list(callbacks, where, verbose).callbacks
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"{where}: `shuffle` must be True or False, received {shuffle!r}")
+        if isinstance(validation_split, bool) or not isinstance(validation_split,
+                                                                numbers.Real):
+            raise TypeError(f"{where}: `validation_split` must be a number in [0, 1), "
+                            f"received {validation_split!r}")
         if not 0 <= validation_split < 1:
             raise ValueError(f"{where}: `validation_split` must be in [0, 1), "
                              f"received {validation_split}")
@@ -424,11 +438,14 @@ class Sequential:
                 vx = self._check_x(validation_data[0], where + " validation_data")
                 vy = self._check_y(validation_data[1], vx.shape[0],
                                    where + " validation_data")
-                val = (vx, vy, validation_data[2] if len(validation_data) == 3 else None)
+                vw = _args.finite_weights(
+                    validation_data[2] if len(validation_data) == 3 else None, vx.shape[0],
+                    "validation_data's sample_weight", where)
+                val = (vx, vy, vw)
 
         verbose = 1 if verbose == "auto" else verbose
         history = callbacks_module.History()
-        cbs = list(callbacks or [])
+        cbs = list(user_callbacks)
         if verbose:
             cbs.append(callbacks_module.ProgbarLogger(verbose))
         cbs.append(history)
@@ -548,14 +565,19 @@ class Sequential:
         where = "evaluate"
         self._require_compiled(where)
         batch_size = self._check_batch_size(batch_size, where)
+        verbose = _args.verbosity(verbose, where)
         verbose = 1 if verbose == "auto" else verbose
+        steps = _args.positive_int(steps, "steps", where)
         cb = self._callback_list(callbacks, where, verbose)
-        cb.on_test_begin()
         if is_source(x):
+            cb.on_test_begin()
             logs = self._evaluate_source(x, steps, verbose, cb)
         else:
             x = self._check_x(x, where)
             y = self._check_y(y, x.shape[0], where)
+            sample_weight = _args.finite_weights(sample_weight, x.shape[0], "sample_weight",
+                                                 where)
+            cb.on_test_begin()
             logs = self._evaluate(x, y, batch_size, sample_weight, steps, verbose, cb)
         cb.on_test_end(logs)
         if return_dict:
@@ -605,7 +627,9 @@ class Sequential:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         where = "predict"
         batch_size = self._check_batch_size(batch_size, where)
+        verbose = _args.verbosity(verbose, where)
         verbose = 1 if verbose == "auto" else verbose
+        steps = _args.positive_int(steps, "steps", where)
         cb = self._callback_list(callbacks, where, verbose)
         if is_source(x):
             n_steps = source_steps(x, steps, where)
