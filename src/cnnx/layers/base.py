@@ -5,6 +5,8 @@ dL/d(input) and leaves each trainable weight's gradient in `variable.grad`.
 Layers never loop over samples or pixels: they call cnnx.ops. The forward of a training
 step keeps what its backward needs, in buffers kept per batch shape.
 """
+import contextlib
+import contextvars
 import re
 import threading
 
@@ -12,7 +14,22 @@ import numpy as np
 
 from .. import initializers, regularizers
 
-__all__ = ["Variable", "Layer", "KerasTensor"]
+__all__ = ["Variable", "Layer", "KerasTensor", "planned_weights"]
+
+_planning = contextvars.ContextVar("cnnx_planned_weights", default=False)
+
+
+@contextlib.contextmanager
+def planned_weights():
+    """Within the block, layers that build give their weights shapes but no memory: each
+    value is a read-only view of one zero broadcast to the shape. The loader builds a
+    file's architecture this way first, to learn what its weights will take before it
+    allocates any of them."""
+    token = _planning.set(True)
+    try:
+        yield
+    finally:
+        _planning.reset(token)
 
 _name_counts = {}
 
@@ -38,7 +55,8 @@ class Variable:
     """A weight: a float array updated in place by the optimizer."""
 
     def __init__(self, value, name, trainable=True, regularizer=None):
-        self.value = np.ascontiguousarray(value)
+        # A planned weight (see planned_weights) keeps its memoryless broadcast view.
+        self.value = value if _planning.get() else np.ascontiguousarray(value)
         self.name = name
         self.trainable = trainable
         self.regularizer = regularizer
@@ -130,7 +148,11 @@ class Layer:
     # -- weights -------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
         init = initializers.get(initializer)
-        var = Variable(init(shape, self.dtype), f"{self.name}/{name}", trainable,
+        if _planning.get():
+            value = np.broadcast_to(np.zeros((), self.dtype), tuple(int(s) for s in shape))
+        else:
+            value = init(shape, self.dtype)
+        var = Variable(value, f"{self.name}/{name}", trainable,
                        regularizers.get(regularizer))
         self._weights.append(var)
         return var

@@ -18,39 +18,63 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 from .._compat import refuse_unimplemented
+from ..layers.base import planned_weights
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
 
 FORMAT_NAME = "cnnx.keras"
 FORMAT_VERSION = 1
 _MAX_JSON_BYTES = 16 * 2 ** 20        # a config larger than this is not ours
-_MAX_WEIGHTS_BYTES = 8 * 2 ** 30
+_MAX_SLOTS = 2                        # optimizer state arrays per variable (Adam: m, v)
 
 
 class _Atomic:
-    """Writes to a temporary file beside `path`, renamed over it on success."""
+    """Writes to a temporary file beside the target, renamed over it on success, as an
+    editor saves: through a symlink to the file it points at (the link stays), with the
+    permissions of the file it replaces, or those the user's umask gives a new file; and
+    no temporary file is left behind after an error or an interrupt."""
 
     def __init__(self, path, overwrite):
         self.path = os.fspath(path)
         if not overwrite and os.path.exists(self.path):
             raise FileExistsError(f"{self.path} exists and overwrite=False")
+        self.target = os.path.realpath(self.path)   # a symlink's target, followed
 
     def __enter__(self):
-        folder = os.path.dirname(os.path.abspath(self.path))
+        folder = os.path.dirname(self.target)
         fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=".cnnx-", suffix=".tmp")
-        self.file = os.fdopen(fd, "wb")
+        try:
+            os.chmod(self.tmp, _mode_for(self.target))
+            self.file = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            os.unlink(self.tmp)
+            raise
         return self.file
 
     def __exit__(self, exc_type, exc, tb):
-        self.file.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
+        try:
+            self.file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.target)
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+
+
+def _mode_for(path):
+    """The mode a saved file gets: the existing file's, else 0o666 less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)   # read it: setting is the only way
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _check_suffix(path, suffix, what):
@@ -109,7 +133,8 @@ def save_weights(model, filepath, overwrite=True):
 
 
 class _Reader:
-    """Checked reads from a file that may be corrupt, truncated or hostile."""
+    """Checked reads from a file that may be corrupt, truncated or hostile. Nothing is
+    inflated or allocated beyond what the architecture in the file implies."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -123,7 +148,9 @@ class _Reader:
             return json.loads(zf.read(info).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise self.fail(f"{member} is not valid JSON ({e})") from None
-        except (zipfile.BadZipFile, EOFError, OSError) as e:
+        except RecursionError:
+            raise self.fail(f"{member} nests too deeply") from None
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
             raise self.fail(f"{member} is damaged ({e})") from None
 
     def member(self, zf, member, limit):
@@ -134,51 +161,155 @@ class _Reader:
                             f"metadata.json and model.weights.npz") from None
         if info.file_size > limit:
             raise self.fail(f"{member} claims {info.file_size} bytes, more than the "
-                            f"{limit} allowed")
+                            f"{limit} its contents can need")
         return info
 
-    def npz(self, data):
+    def arrays(self, source, specs):
+        """The arrays of an npz (bytes or a path), each checked against specs (a function
+        from the array's name to (shape or None for any, size or None, dtype kinds), or
+        None for a name that does not belong) from its .npy header, before its data is
+        read: a declared shape that does not match is refused without allocating it."""
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                return {key: npz[key] for key in npz.files}
-        except ValueError as e:  # includes "Object arrays cannot be loaded..."
-            raise self.fail(f"the weights are not plain arrays ({e})") from None
-        except (zipfile.BadZipFile, EOFError, OSError) as e:
-            raise self.fail(f"the weights are damaged ({e})") from None
+            zf = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise self.fail(f"the weights are not an npz archive ({e})") from None
+        out = {}
+        with zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise self.fail(f"the weights hold {info.filename!r}, not an array")
+                name = info.filename[:-4]
+                spec = specs(name)
+                if spec is None:
+                    raise self.fail(f"weights {name!r} match nothing in the model")
+                out[name] = self._array(zf, info, name, *spec)
+        return out
+
+    def _array(self, zf, info, name, shape, size, kinds):
+        try:
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    header = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    header = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise self.fail(f"{name} is in .npy format {version}, not 1.0 or 2.0")
+                got_shape, fortran, dtype = header
+                got_size = int(np.prod(got_shape, dtype=object))
+                if dtype.kind not in kinds or dtype.hasobject or dtype.itemsize > 16:
+                    raise self.fail(f"{name} has dtype {dtype}; expected "
+                                    f"{'a float' if kinds == 'f' else 'an integer'} array")
+                if (shape is not None and tuple(got_shape) != tuple(shape)) or (
+                        size is not None and got_size != size):
+                    want = shape if shape is not None else f"{size} values"
+                    raise self.fail(f"{name} has shape {tuple(got_shape)}; the model "
+                                    f"expects {want}")
+                # The member may not claim more than its header and data.
+                if info.file_size > f.tell() + got_size * dtype.itemsize:
+                    raise self.fail(f"{name} claims {info.file_size} bytes for "
+                                    f"{got_size * dtype.itemsize} bytes of data")
+                nbytes = got_size * dtype.itemsize
+                raw = f.read(nbytes + 1)
+                if len(raw) != nbytes:
+                    raise self.fail(f"{name} holds {len(raw)} bytes of data, its header "
+                                    f"says {nbytes}")
+                array = np.frombuffer(raw, dtype).reshape(got_shape,
+                                                          order="F" if fortran else "C")
+                return np.array(array, dtype=dtype.newbyteorder("="), order="C")
+        except ValueError as e:
+            if str(e).startswith("Cannot load"):
+                raise
+            raise self.fail(f"{name} is not a plain array ({e})") from None
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+            raise self.fail(f"{name} is damaged ({e})") from None
+
+
+def _layer_specs(model):
+    return {f"layers/{index}/vars/{i}": var for index, layer in enumerate(model.layers)
+            for i, var in enumerate(layer.weights)}
+
+
+def _weight_spec(variables):
+    def spec(name):
+        var = variables.get(name)
+        return None if var is None else (var.shape, None, "f")
+    return spec
+
+
+def _model_spec(variables, trainable_sizes):
+    """Names a .keras weights member may have: the layers' weights, the iteration count,
+    and each trainable variable's optimizer slots (its size, at most 2 per variable)."""
+    layer_spec = _weight_spec(variables)
+
+    def spec(name):
+        if name.startswith("layers/"):
+            return layer_spec(name)
+        if name == "optimizer/iterations":
+            return ((), None, "iu")
+        parts = name.split("/")
+        if len(parts) == 4 and parts[:2] == ["optimizer", "vars"] and all(
+                p.isdigit() for p in parts[2:]):
+            i, j = int(parts[2]), int(parts[3])
+            if i < len(trainable_sizes) and j < _MAX_SLOTS:
+                return (None, trainable_sizes[i], "f")
+        return None
+    return spec
 
 
 def _assign_layers(model, arrays, reader):
-    expected = set()
-    for index, layer in enumerate(model.layers):
-        for i, var in enumerate(layer.weights):
-            key = f"layers/{index}/vars/{i}"
-            expected.add(key)
-            if key not in arrays:
-                raise reader.fail(f"no weights for layer {index} ({layer.name!r}): "
-                                  f"missing {key}")
-            value = arrays[key]
-            if value.shape != var.shape or value.dtype.kind != "f":
-                raise reader.fail(f"{key} has shape {value.shape} and dtype {value.dtype}; "
-                                  f"layer {index} ({layer.name!r}) expects {var.shape}, "
-                                  f"floating point")
-    extra = sorted(k for k in arrays if k.startswith("layers/") and k not in expected)
-    if extra:
-        raise reader.fail(f"weights {extra[:3]} match no layer of the model")
-    for index, layer in enumerate(model.layers):  # all checked: now assign
-        for i, var in enumerate(layer.weights):
-            var.assign(arrays[f"layers/{index}/vars/{i}"])
+    variables = _layer_specs(model)
+    for key, var in variables.items():
+        if key not in arrays:
+            raise reader.fail(f"no weights for {var.name!r}: missing {key}")
+    for key, var in variables.items():   # all checked: now assign
+        var.assign(arrays[key])
+
+
+def _plan(config):
+    """The file's model built with planned (memoryless) weights: its weights' shapes and
+    bytes, known before anything is allocated."""
+    from .sequential import Sequential
+    with planned_weights():
+        plan = Sequential.from_config(config["config"])
+        plan.build()
+    variables = _layer_specs(plan)
+    trainable = plan.trainable_weights
+    nbytes = sum(v.value.size * v.value.dtype.itemsize for v in variables.values())
+    slot_bytes = _MAX_SLOTS * sum(v.value.size * v.value.dtype.itemsize for v in trainable)
+    # npz headers and zip entries: a few hundred bytes per array.
+    overhead = 1024 * (len(variables) + _MAX_SLOTS * len(trainable) + 1)
+    return plan, nbytes + slot_bytes + overhead
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Restore a model saved with model.save: architecture, weights, compile
-    configuration and optimizer state, so that training resumes exactly."""
+    configuration and optimizer state, so that training resumes exactly.
+
+    Hostile files are refused with an error naming the file and what is wrong, within a
+    memory bound: at most the weights that the file's own architecture implies (checked
+    before any weight is allocated), plus its JSON (at most 16 MiB)."""
     refuse_unimplemented("load_model", custom_objects=(custom_objects, None))
     del safe_mode  # a cnnx file holds no code: loading is as safe either way
-    from .. import losses, optimizers
-    from .sequential import Model, Sequential
     reader = _Reader(filepath)
     if not os.path.isfile(reader.path):
         raise FileNotFoundError(f"No such file: {reader.path!r}")
+    try:
+        return _load_model(reader, compile)
+    except ValueError as e:
+        if str(e).startswith("Cannot load"):
+            raise
+        raise reader.fail(str(e)) from None
+    except (TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError, MemoryError, NotImplementedError) as e:
+        # What a malformed config makes the layers or optimizers raise.
+        raise reader.fail(f"it describes an invalid model ({type(e).__name__}: {e})") \
+            from None
+
+
+def _load_model(reader, compile):
+    from .. import losses, optimizers
+    from .sequential import Model, Sequential
     try:
         zf = zipfile.ZipFile(reader.path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -189,29 +320,43 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             raise reader.fail("metadata.json does not describe a cnnx model (a Keras h5-based "
                               ".keras file cannot be read without h5py)")
         version = metadata.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise reader.fail(f"metadata.json: format_version must be an int >= 1, "
+                              f"received {version!r}")
+        if version > FORMAT_VERSION:
             raise reader.fail(f"format version {version!r} is newer than this cnnx "
                               f"understands ({FORMAT_VERSION}); upgrade cnnx")
         config = reader.json(zf, "config.json")
         if not isinstance(config, dict) or config.get("class_name") not in ("Sequential",
                                                                             "Model"):
             raise reader.fail("config.json does not describe a Sequential model or a Model")
-        try:
-            model = Sequential.from_config(config["config"])
-            model.build()
-            if config["class_name"] == "Model":  # a functional chain: the same layers
-                model = Model(model.inputs, model.outputs, name=model.name)
-        except (KeyError, TypeError, ValueError) as e:
-            raise reader.fail(f"config.json describes an invalid model ({e})") from None
-        info = reader.member(zf, "model.weights.npz", _MAX_WEIGHTS_BYTES)
+        if not isinstance(config.get("config"), dict):
+            raise reader.fail("config.json has no model config")
+        plan, bound = _plan(config)
+        info = reader.member(zf, "model.weights.npz", bound)
+        # Trained weights barely compress; a member that inflates 50-fold is a bomb.
+        if info.file_size > 2 ** 24 and info.compress_size * 50 < info.file_size:
+            raise reader.fail(f"model.weights.npz inflates {info.compress_size} bytes "
+                              f"to {info.file_size}: not weights")
         try:
             data = zf.read(info)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
             raise reader.fail(f"model.weights.npz is damaged ({e})") from None
-    arrays = reader.npz(data)
+    sizes = [v.value.size for v in plan.trainable_weights]
+    arrays = reader.arrays(data, _model_spec(_layer_specs(plan), sizes))
+    for key in _layer_specs(plan):
+        if key not in arrays:
+            raise reader.fail(f"model.weights.npz has no {key}")
+    # Everything is checked: now the real model, and its weights.
+    model = Sequential.from_config(config["config"])
+    model.build()
+    if config["class_name"] == "Model":  # a functional chain: the same layers
+        model = Model(model.inputs, model.outputs, name=model.name)
     _assign_layers(model, arrays, reader)
     compile_config = config.get("compile_config")
     if compile and compile_config:
+        if not isinstance(compile_config, dict):
+            raise reader.fail("config.json: compile_config must be an object")
         try:
             model.compile(optimizer=optimizers.get(compile_config["optimizer"]),
                           loss=losses.get(compile_config["loss"]),
@@ -219,19 +364,19 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         except (KeyError, TypeError, ValueError) as e:
             raise reader.fail(f"config.json has an invalid compile config ({e})") from None
         if "optimizer/iterations" in arrays:
+            iterations = arrays["optimizer/iterations"]
+            if int(iterations) < 0:
+                raise reader.fail(f"optimizer/iterations is {int(iterations)}, not a count")
             opt = model.optimizer
             for i, var in enumerate(model.trainable_weights):
                 slots, j = [], 0
                 while f"optimizer/vars/{i}/{j}" in arrays:
                     slot = arrays[f"optimizer/vars/{i}/{j}"]
-                    if slot.size != var.value.size:
-                        raise reader.fail(f"optimizer state {i}/{j} has {slot.size} values, "
-                                          f"its variable has {var.value.size}")
                     slots.append(np.array(slot, dtype=var.value.dtype).reshape(-1))
                     j += 1
                 if slots:
                     opt._slots[id(var)] = slots
-            opt.iterations = int(arrays["optimizer/iterations"])
+            opt.iterations = int(iterations)
     return model
 
 
@@ -241,6 +386,12 @@ def load_weights(model, filepath):
         raise FileNotFoundError(f"No such file: {reader.path!r}")
     if not model.built:
         model.build()
+    variables = _layer_specs(model)
+    bound = sum(v.value.nbytes for v in variables.values()) + 1024 * (len(variables) + 1)
+    if os.path.getsize(reader.path) > bound:
+        raise reader.fail(f"it has {os.path.getsize(reader.path)} bytes, more than the "
+                          f"{bound} that model {model.name!r}'s weights can need")
     with open(reader.path, "rb") as f:
-        data = f.read()
-    _assign_layers(model, reader.npz(data), reader)
+        data = f.read(bound + 1)
+    arrays = reader.arrays(data, _weight_spec(variables))
+    _assign_layers(model, arrays, reader)

@@ -244,6 +244,8 @@ class Sequential:
         elif isinstance(metrics, (str, metrics_module.Metric)):
             metrics = [metrics]
         self._metric_ids = list(metrics)
+        for m in self._metric_ids:   # known names now; their classes once the output is
+            metrics_module.get(m, self.loss, 1)
         self._metrics = None  # resolved once the output shape is known
         self.compiled = True
 

@@ -11,6 +11,23 @@ from . import schedules
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "schedules"]
 
 
+def _number(value, name, owner, low=0.0, high=float("inf"), low_open=False,
+            high_open=False):
+    """A finite float in the given range (NaN, inf, bools and strings refused)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and np.isfinite(value)
+    if ok:
+        value = float(value)
+        ok = (value > low if low_open else value >= low) and \
+            (value < high if high_open else value <= high)
+    if not ok:
+        span = (f"{'(' if low_open else '['}{low:g}, "
+                f"{high:g}{')' if high_open else ']'}")
+        raise ValueError(f"{owner}: `{name}` must be a finite number in {span}, "
+                         f"received {value!r}")
+    return value
+
+
 class Optimizer:
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **kwargs):
@@ -20,13 +37,19 @@ class Optimizer:
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(f"{type(self).__name__}: use at most one of clipnorm, "
                              f"clipvalue and global_clipnorm")
+        owner = type(self).__name__
         if not isinstance(learning_rate, schedules.LearningRateSchedule):
-            if not isinstance(learning_rate, numbers.Real) or learning_rate < 0:
-                raise ValueError(f"{type(self).__name__}: `learning_rate` must be a "
+            if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
+                    or not learning_rate >= 0 or not np.isfinite(learning_rate):
+                raise ValueError(f"{owner}: `learning_rate` must be a "
                                  f"non-negative number or a schedule, "
                                  f"received {learning_rate!r}")
             learning_rate = float(learning_rate)
         self._learning_rate = learning_rate
+        clipnorm, clipvalue, global_clipnorm = (
+            None if c is None else _number(c, name, owner, low_open=True)
+            for c, name in ((clipnorm, "clipnorm"), (clipvalue, "clipvalue"),
+                            (global_clipnorm, "global_clipnorm")))
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
@@ -103,9 +126,8 @@ class Optimizer:
 class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"SGD: `momentum` must be in [0, 1], received {momentum}")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.momentum = _number(momentum, "momentum", "SGD", 0, 1)
+        self.nesterov = bool(nesterov)
 
     def _update(self, w, g, var, lr):
         m = self._state(var, 1)[0] if self.momentum else w[:0]
@@ -121,7 +143,10 @@ class Adam(Optimizer):
         super().__init__(learning_rate, **kwargs)
         if amsgrad:
             raise ValueError(f"{type(self).__name__}: amsgrad is not supported")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        owner = type(self).__name__
+        self.beta_1 = _number(beta_1, "beta_1", owner, 0, 1, high_open=True)
+        self.beta_2 = _number(beta_2, "beta_2", owner, 0, 1, high_open=True)
+        self.epsilon = _number(epsilon, "epsilon", owner, 0, low_open=True)
 
     def _decay(self, lr):  # noqa: ARG002 (AdamW's weight decay scales with lr)
         return 0.0
@@ -142,7 +167,7 @@ class AdamW(Adam):
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = _number(weight_decay, "weight_decay", "AdamW")
 
     def _decay(self, lr):
         return self.weight_decay * lr
@@ -157,7 +182,9 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, **kwargs)
         if centered:
             raise ValueError("RMSprop: centered=True is not supported")
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho = _number(rho, "rho", "RMSprop", 0, 1, high_open=True)
+        self.momentum = _number(momentum, "momentum", "RMSprop", 0, 1)
+        self.epsilon = _number(epsilon, "epsilon", "RMSprop", 0, low_open=True)
 
     def _update(self, w, g, var, lr):
         v, m = self._state(var, 2)
@@ -172,8 +199,9 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.initial_accumulator_value = _number(initial_accumulator_value,
+                                                 "initial_accumulator_value", "Adagrad")
+        self.epsilon = _number(epsilon, "epsilon", "Adagrad", 0, low_open=True)
 
     def _state(self, var, count):  # noqa: ARG002 (one slot, filled with its initial value)
         if id(var) not in self._slots:
