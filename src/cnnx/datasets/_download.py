@@ -7,11 +7,22 @@ of the file as distributed or, for gzip files, the MD5 of the decompressed conte
 recompressed copy of the same data is accepted). A download goes to a temporary file
 beside its target and is renamed into place only once it verifies; a corrupt or partial
 download is removed and retried once.
+
+A download is bounded: each read waits at most 60 s, the whole file has a deadline
+(10 minutes plus one second per 100 kB expected; $CNNX_DOWNLOAD_DEADLINE overrides it,
+in seconds), and it may not grow past twice its expected size plus 1 MiB. A server that
+trickles, streams without end or answers malformed HTTP gets an error naming the URL and
+the file, and the partial file is removed, also when the process is sent SIGTERM.
 """
+import contextlib
 import gzip
 import hashlib
+import http.client
 import os
+import signal
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -21,6 +32,7 @@ from pathlib import Path
 __all__ = ["RemoteFile", "cache_dir", "fetch"]
 
 _TIMEOUT_S = 60
+_DEFAULT_SIZE = 64 * 2 ** 20   # the expected size of a file whose size is not recorded
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,18 @@ class RemoteFile:
     md5: str = None           # of the file as distributed
     sha256: str = None        # of the file as distributed
     raw_md5: str = None       # of the decompressed content, for .gz files
+    size: int = None          # bytes as distributed
     extra: dict = field(default_factory=dict)
+
+    def max_bytes(self):
+        """The most a download may write: a recompressed copy may be somewhat larger."""
+        return 2 * (self.size or _DEFAULT_SIZE) + 2 ** 20
+
+    def deadline_s(self):
+        env = os.environ.get("CNNX_DOWNLOAD_DEADLINE")
+        if env:
+            return float(env)
+        return 600 + (self.size or _DEFAULT_SIZE) / 100e3
 
     def url(self):
         base = os.environ.get("CNNX_DATASETS_MIRROR") or self.origin
@@ -69,18 +92,64 @@ def verify(path, remote):
     return False
 
 
-def _download(url, target):
+class _Terminated(BaseException):
+    """SIGTERM during a download, raised so that the partial file is removed."""
+
+
+@contextlib.contextmanager
+def _cleanup_on_sigterm():
+    """In the main thread, SIGTERM during the block raises _Terminated (so that `finally`
+    clauses run), and is delivered again, with the previous handler, once they have."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 (signal handler signature)
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _download(url, target, remote):
+    with _cleanup_on_sigterm():   # from before the partial file exists
+        return _download_to_part(url, target, remote)
+
+
+def _download_to_part(url, target, remote):
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    cap, deadline = remote.max_bytes(), time.monotonic() + remote.deadline_s()
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as r:
+            declared = r.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > cap:
+                raise OSError(f"the server announces {declared} bytes, more than the "
+                              f"{cap} that {remote.name} can be")
+            written = 0
             while True:
-                block = r.read(1 << 20)
+                block = r.read1(1 << 20)   # what has arrived: a trickle cannot hold it
                 if not block:
                     break
+                written += len(block)
+                if written > cap:
+                    raise OSError(f"the download passed {cap} bytes, more than "
+                                  f"{remote.name} can be")
+                if time.monotonic() > deadline:
+                    raise OSError(f"the download took longer than its deadline of "
+                                  f"{remote.deadline_s():.0f} s "
+                                  f"(CNNX_DOWNLOAD_DEADLINE sets it)")
                 out.write(block)
         return Path(tmp)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
@@ -100,8 +169,8 @@ def fetch(remote, subdir="", verbose=True):
         if verbose:
             print(f"Downloading {url}")
         try:
-            tmp = _download(url, target)
-        except (urllib.error.URLError, OSError, ValueError) as e:
+            tmp = _download(url, target, remote)
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
             raise OSError(
                 f"Could not download {remote.name} from {url} ({e}). Without a network, "
                 f"put the file at {target} (its {remote.checksum_text()}), or set "

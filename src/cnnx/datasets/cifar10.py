@@ -5,7 +5,7 @@ from ._download import RemoteFile, fetch
 from ._formats import open_tar, read_cifar_batch
 
 _ARCHIVE = RemoteFile("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/",
-                      md5="c58f30108f718f92721af3b95e74349a")
+                      md5="c58f30108f718f92721af3b95e74349a", size=170_498_071)
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                "ship", "truck"]

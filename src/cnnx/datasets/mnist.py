@@ -3,16 +3,17 @@ from ._download import RemoteFile, cache_dir, fetch, verify
 from ._formats import read_idx, read_npz
 
 _NPZ = RemoteFile("mnist.npz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
-                  sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1")
+                  sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+                  size=11_490_434)
 _IDX_ORIGIN = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _IDX = [RemoteFile("train-images-idx3-ubyte.gz", _IDX_ORIGIN,
-                   md5="f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+                   md5="f68b3c2dcbeaaa9fbdd348bbdeb94873", size=9_912_422),
         RemoteFile("train-labels-idx1-ubyte.gz", _IDX_ORIGIN,
-                   md5="d53e105ee54ea40749a09fcbcd1e9432"),
+                   md5="d53e105ee54ea40749a09fcbcd1e9432", size=28_881),
         RemoteFile("t10k-images-idx3-ubyte.gz", _IDX_ORIGIN,
-                   md5="9fb629c4189551a2d022fa330f9573f3"),
+                   md5="9fb629c4189551a2d022fa330f9573f3", size=1_648_877),
         RemoteFile("t10k-labels-idx1-ubyte.gz", _IDX_ORIGIN,
-                   md5="ec29112dd5afa0611ce80d1b7f02629c")]
+                   md5="ec29112dd5afa0611ce80d1b7f02629c", size=4_542)]
 
 
 def load_data(path="mnist.npz"):
