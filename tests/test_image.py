@@ -219,3 +219,44 @@ def test_image_dataset_from_directory(shared_data):
                               keras.layers.Dense(2, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(train, epochs=1, verbose=0, validation_data=val)
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"load_img: .*x.png' is not a regular file"):
+        image.load_img(fifo)        # before the fix: hung forever in open()
+    zero = tmp_path / "zero.png"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match="zero.png' is not a regular file"):
+        image.load_img(zero)        # before the fix: read until memory ran out
+    folder = tmp_path / "classes" / "a"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "y.png")
+    with pytest.raises(ValueError, match=r"flow_from_directory: .*y.png' is not a regular"):
+        ImageDataGenerator().flow_from_directory(tmp_path / "classes")
+
+
+def test_images_over_the_size_bound_are_refused(tmp_path, monkeypatch):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(2000))
+    monkeypatch.setattr(image, "MAX_IMAGE_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"big.png' has 2004 bytes, more than an image may"):
+        image.load_img(big)
+
+
+def test_sixteen_bit_and_float_images_keep_their_range(tmp_path):
+    from PIL import Image
+    values = np.array([[0, 1000], [40000, 65535]], np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)   # a 16-bit grayscale PNG
+    gray = image.img_to_array(image.load_img(path, color_mode="grayscale"))
+    np.testing.assert_array_equal(gray[..., 0], values)   # as Keras: 0..65535
+    rgb = image.img_to_array(image.load_img(path))
+    np.testing.assert_array_equal(rgb[..., 0], np.round(values / 257))   # not clipped
+    floats = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
+    tif = tmp_path / "float.tif"
+    Image.fromarray(floats, "F").save(tif)
+    rgb = image.img_to_array(image.load_img(tif))
+    np.testing.assert_array_equal(rgb[..., 1], np.round(floats * 255))

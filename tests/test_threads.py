@@ -142,3 +142,18 @@ def test_concurrent_predict_from_four_threads_is_bitwise_equal():
         assert len(results[i]) == 15
         for got in results[i]:
             assert got.dtype == expected[i].dtype and np.array_equal(got, expected[i])
+
+
+def test_buffers_of_ended_threads_are_freed():
+    import threading
+    model = cnnx.Sequential([cnnx.Input((8, 8, 2)), cnnx.layers.Conv2D(4, 3),
+                             cnnx.layers.Flatten(), cnnx.layers.Dense(3)])
+    x = np.ones((4, 8, 8, 2), np.float32)
+    for _ in range(20):
+        t = threading.Thread(target=model.predict, args=(x,), kwargs={"verbose": 0})
+        t.start()
+        t.join()
+    model.predict(x, verbose=0)     # a new thread's first call prunes the dead ones
+    conv = model.layers[0]
+    alive = {t.ident for t in threading.enumerate()}
+    assert set(conv._buffers_by_thread) <= alive   # the layers' private buffers: the subject

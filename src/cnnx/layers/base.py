@@ -237,7 +237,16 @@ class Layer:
 
     @property
     def _buffers(self):
-        return self._buffers_by_thread.setdefault(threading.get_ident(), {})
+        me = threading.get_ident()
+        mine = self._buffers_by_thread.get(me)
+        if mine is None:
+            # A new thread: drop the buffers of threads that have ended (thread ids are
+            # reused, so a dead thread's entry could otherwise be kept forever).
+            alive = {t.ident for t in threading.enumerate()}
+            for ident in [i for i in self._buffers_by_thread if i not in alive]:
+                self._buffers_by_thread.pop(ident, None)
+            mine = self._buffers_by_thread.setdefault(me, {})
+        return mine
 
     def _buffer(self, key, shape, dtype=None):
         """A scratch array kept across calls (per thread), reallocated only when the

@@ -10,6 +10,7 @@ cache, so later epochs skip the JPEG decoding (the pixels are the same either wa
 import io
 import math
 import os
+import stat
 import threading
 from collections import OrderedDict
 
@@ -23,6 +24,37 @@ __all__ = ["load_img", "img_to_array", "array_to_img", "save_img", "ImageDataGen
            "image_dataset_from_directory"]
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".gif", ".webp")
+# The largest image file load_img reads: a photo is a few MB; a 256 MiB file is not one.
+MAX_IMAGE_BYTES = 256 * 2 ** 20
+
+
+def _read_image_file(path, where):
+    """The bytes of a regular file of at most MAX_IMAGE_BYTES. A FIFO, a device (a link to
+    /dev/zero) or a folder is refused before anything is read: opening without blocking,
+    then fstat, so that a FIFO cannot hang the call."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise ValueError(f"{where}: cannot open {name!r} ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{where}: {name!r} is not a regular file")
+        if st.st_size > MAX_IMAGE_BYTES:
+            raise ValueError(f"{where}: {name!r} has {st.st_size} bytes, more than an "
+                             f"image may ({MAX_IMAGE_BYTES})")
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(f"{where}: {name!r} grew past {MAX_IMAGE_BYTES} bytes while read")
+    return data
+
+
+# Pillow's modes of more than 8 bits per channel, and the factor from their range to
+# 0..255 (what "rgb" gives): 16-bit integers, and floats taken as 0..1.
+_WIDE_MODES = {"I;16": 1 / 257, "I;16B": 1 / 257, "I;16L": 1 / 257, "I": 1 / 257,
+               "F": 255.0}
 
 
 def _pil():
@@ -53,14 +85,23 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest",
     if color_mode not in modes:
         raise ValueError(f"load_img: color_mode must be grayscale, rgb or rgba, "
                          f"received {color_mode!r}")
+    data = _read_image_file(path, "load_img")
     try:
-        with open(path, "rb") as f:
-            img = Image.open(io.BytesIO(f.read()))
-            img.load()
+        img = Image.open(io.BytesIO(data))
+        img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"load_img: cannot decode {os.fspath(path)!r} as an image "
                          f"({e})") from None
-    if img.mode != modes[color_mode]:
+    if color_mode == "grayscale" and img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pass   # Keras keeps 16-bit and float grayscale as they are (0..65535, floats)
+    elif img.mode in _WIDE_MODES:
+        # Pillow's convert() would clip at 255: scale the range down instead.
+        scale = _WIDE_MODES[img.mode]
+        values = np.clip(np.asarray(img, np.float64) * scale, 0, 255)
+        img = Image.fromarray(np.round(values).astype(np.uint8), "L")
+        if img.mode != modes[color_mode]:
+            img = img.convert(modes[color_mode])
+    elif img.mode != modes[color_mode]:
         img = img.convert(modes[color_mode])
     if target_size is not None:
         height, width = target_size
@@ -433,6 +474,10 @@ class DirectoryIterator(Iterator):
                 os.path.relpath(os.path.join(root, f), directory)
                 for root, _, files in os.walk(folder, followlinks=follow_links)
                 for f in files if f.lower().endswith(_EXTENSIONS))
+            for f in found:   # refused now, not mid-epoch (a FIFO would hang the reader)
+                path = os.path.join(directory, f)
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    raise ValueError(f"flow_from_directory: {path!r} is not a regular file")
             if subset is not None and split:
                 cut = int(len(found) * split)  # Keras: validation is each class's first part
                 found = found[:cut] if subset == "validation" else found[cut:]
