@@ -237,3 +237,15 @@ def test_saving_keeps_permissions_follows_symlinks_and_leaves_no_temporary_files
     finally:
         os.umask(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.keras", "m.keras"]
+
+
+def test_a_layer_config_with_overflowing_geometry_is_refused_at_load(saved, tmp_path):
+    members = _members(saved)
+    config = json.loads(members["config.json"])
+    conv = next(layer for layer in config["config"]["layers"]
+                if layer["class_name"] == "Conv2D")
+    conv["config"]["strides"] = [1, 2 ** 58]
+    members["config.json"] = json.dumps(config).encode()
+    bad = _write(tmp_path / "strides.keras", members)
+    with pytest.raises(ValueError, match=r"strides.keras.*`strides` is too large"):
+        cnnx.models.load_model(bad)
