@@ -58,3 +58,43 @@ def test_version_and_help_on_the_command_line(capsys):
     assert main(["nonsense"]) == 2
     assert "unknown command 'nonsense'" in capsys.readouterr().err
 
+
+
+def test_a_serial_build_runs_one_thread_and_says_so(monkeypatch, capsys):
+    # The serial build itself is built and checked in tests/test_build.py (slow); this
+    # runs the same branches of _config in this process.
+    monkeypatch.setattr(_config, "openmp_enabled", lambda: False)
+    monkeypatch.setattr(_config, "_serial_warned", False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with pytest.warns(RuntimeWarning, match="not the 3 that OMP_NUM_THREADS asks for"):
+        assert _config._default_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert _config._default_threads() == 1
+    before = cnnx.get_num_threads()
+    try:
+        cnnx.set_num_threads(5)   # warned once already: no second warning
+        assert cnnx.get_num_threads() == 1
+    finally:
+        monkeypatch.setattr(_config, "openmp_enabled", lambda: True)
+        cnnx.set_num_threads(before)
+    monkeypatch.setattr(_config, "openmp_enabled", lambda: False)
+    assert _config._openmp_runtime().startswith("none")
+    cnnx.show_config()
+    assert "NO: built without OpenMP, the kernels run on ONE thread" in capsys.readouterr().out
+
+
+def test_show_config_modes_and_runtime_fallback(monkeypatch):
+    facts = cnnx.show_config("dicts")
+    assert facts["threads"] == cnnx.get_num_threads() and "simd" in facts
+    with pytest.raises(ValueError, match="`mode` must be 'stdout' or 'dicts'"):
+        cnnx.show_config("yaml")
+    import builtins
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path) == "/proc/self/maps":
+            raise OSError("no /proc here")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    assert _config._openmp_runtime() in ("libgomp", "libomp", "vcomp")

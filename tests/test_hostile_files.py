@@ -249,3 +249,118 @@ def test_a_layer_config_with_overflowing_geometry_is_refused_at_load(saved, tmp_
     bad = _write(tmp_path / "strides.keras", members)
     with pytest.raises(ValueError, match=r"strides.keras.*`strides` is too large"):
         cnnx.models.load_model(bad)
+
+
+def _npz(arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _weights_of(path):
+    with np.load(io.BytesIO(_members(path)["model.weights.npz"])) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda w: w.pop("layers/0/vars/1"), "model.weights.npz has no layers/0/vars/1"),
+    (lambda w: w.update({"layers/9/vars/0": np.zeros(3, np.float32)}),
+     "weights 'layers/9/vars/0' match nothing in the model"),
+    (lambda w: w.update({"optimizer/vars/99/0": np.zeros(3, np.float32)}),
+     "weights 'optimizer/vars/99/0' match nothing"),
+    (lambda w: w.update({"optimizer/vars/0/0": np.zeros(5, np.float32)}),
+     "optimizer/vars/0/0 has shape (5,); the model expects 72 values"),
+])
+def test_weights_that_do_not_fit_the_architecture_are_refused(saved, tmp_path, change,
+                                                              match):
+    weights = _weights_of(saved)
+    change(weights)
+    members = _members(saved)
+    members["model.weights.npz"] = _npz(weights)
+    with pytest.raises(ValueError, match="odd.keras") as info:
+        cnnx.models.load_model(_write(tmp_path / "odd.keras", members))
+    assert match in str(info.value)
+
+
+def test_npz_oddities_are_refused(saved, tmp_path):
+    members = _members(saved)
+    weights = _weights_of(saved)
+    # A member that is not an array, an array cut short, a .npy format 2.0 (accepted).
+    for build, match in [
+        (lambda z: z.writestr("notes.txt", b"hello"), "the weights hold 'notes.txt'"),
+        (lambda z: z.writestr("layers/0/vars/0.npy", _npy_header((3, 3, 2, 4)) + b"\0" * 8),
+         "layers/0/vars/0 holds 8 bytes of data, its header says 288"),
+    ]:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            build(z)
+        members["model.weights.npz"] = buf.getvalue()
+        with pytest.raises(ValueError, match="odd.keras") as info:
+            cnnx.models.load_model(_write(tmp_path / "odd.keras", members))
+        assert match in str(info.value)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, value in weights.items():
+            with z.open(name + ".npy", "w") as f:
+                np.lib.format.write_array(f, value, version=(2, 0))
+    members["model.weights.npz"] = buf.getvalue()
+    model = cnnx.models.load_model(_write(tmp_path / "v2.keras", members))
+    np.testing.assert_array_equal(model.get_weights()[0], weights["layers/0/vars/0"])
+
+
+def test_a_weights_member_that_inflates_fifty_fold_is_refused(saved, tmp_path):
+    members = _members(saved)
+    config = json.loads(members["config.json"])
+    dense = next(layer for layer in config["config"]["layers"]
+                 if layer["class_name"] == "Dense")
+    dense["config"]["units"] = 2 ** 20      # 64 MiB of kernel: a bound that a bomb fits
+    members["config.json"] = json.dumps(config).encode()
+    members["model.weights.npz"] = _zeros(32 * MiB)
+    bomb = _write(tmp_path / "deflated.keras", members)
+    _refused_within(bomb, "model.weights.npz inflates")
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda c: c.update({"class_name": "Graph"}), "does not describe a Sequential model"),
+    (lambda c: c.update({"compile_config": [1]}), "compile_config must be an object"),
+])
+def test_config_shapes_are_checked(saved, tmp_path, change, match):
+    members = _members(saved)
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with pytest.raises(ValueError, match=match):
+        cnnx.models.load_model(_write(tmp_path / "c.keras", members))
+
+
+def test_save_and_load_weights_edges(tmp_path, monkeypatch):
+    model = small_model()
+    model.compile(optimizer="sgd", loss="mse")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save(path, overwrite=False)
+    with pytest.raises(FileNotFoundError, match="No such file"):
+        model.load_weights(tmp_path / "none.weights.npz")
+    # load_weights builds a model that is not built yet.
+    model.save_weights(tmp_path / "w.weights.npz")
+    fresh = cnnx.Sequential([cnnx.layers.Conv2D(4, 3, activation="relu",
+                                                input_shape=(6, 6, 2)),
+                             cnnx.layers.MaxPooling2D(2), cnnx.layers.Flatten(),
+                             cnnx.layers.Dropout(0.0), cnnx.layers.Dense(3, "softmax")])
+    fresh.load_weights(tmp_path / "w.weights.npz")
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    import cnnx.models.saving as saving
+
+    class Exploding:
+        @staticmethod
+        def dumps(*args, **kwargs):
+            raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(saving, "json", Exploding)   # fails inside the atomic write
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        model.save(tmp_path / "n.keras")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cnnx-")]
+    assert not (tmp_path / "n.keras").exists()

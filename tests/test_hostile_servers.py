@@ -119,3 +119,30 @@ def test_sigterm_during_a_download_leaves_no_partial_file(raw, tmp_path):
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGTERM
     assert not list(cache.rglob("*.part"))
+
+
+def test_sigterm_handler_cleans_up_then_delivers_the_signal():
+    import threading
+
+    from cnnx.datasets._download import _cleanup_on_sigterm, _Terminated
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        cleaned = []
+        with pytest.raises(_Terminated):
+            try:
+                with _cleanup_on_sigterm():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(1)   # the handler raises before this ends
+            finally:
+                cleaned.append(True)
+        assert cleaned == [True] and received == [signal.SIGTERM]   # delivered again
+        # Outside the main thread signal handlers cannot be set: a plain pass-through.
+        done = []
+        thread = threading.Thread(target=lambda: done.append(
+            _cleanup_on_sigterm().__enter__() is None))
+        thread.start()
+        thread.join()
+        assert done == [True]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
