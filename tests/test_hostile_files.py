@@ -180,7 +180,7 @@ def test_bad_metadata_is_refused(saved, tmp_path, metadata, match):
     ("[" * 100_000 + "]" * 100_000, "config.json nests too deeply"),
     ('{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", '
      '"config": {"units": "many"}}]}}', "`units` must be a positive int, received 'many'"),
-    ('{"class_name": "Sequential", "config": {"layers": [7]}}', "describes an invalid model"),
+    ('{"class_name": "Sequential", "config": {"layers": [7]}}', "A layer config must be an object"),
     ('{"class_name": "Sequential", "config": []}', "has no model config"),
 ])
 def test_malformed_configs_never_escape_as_raw_errors(saved, tmp_path, config, match):

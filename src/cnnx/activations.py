@@ -1,48 +1,126 @@
-"""cnnx.activations: elementwise activations, each with its derivative.
+"""cnnx.activations: elementwise activations, each one object holding its function and
+its derivative.
 
-`get(identifier)` returns the activation function; layers use `forward`/`backward`.
-relu is computed by the compiled kernels (and fused into Conv2D/Dense); the others are
-vectorised NumPy, with the derivative expressed through the saved input or output.
+`relu`, `sigmoid`, ... are called as Keras's functions are (`relu(x)`); each also has
+`grad(dy, x, y)`, dL/dx from dL/dy, its input x and its output y, which the layers use
+in their backward pass. `get(identifier)` returns one by name. relu is computed by the
+compiled kernels (and fused into Conv2D/Dense); the others are vectorised NumPy.
 """
 import math
 
 import numpy as np
 
 from . import ops
+from ._registry import Registry
 
 __all__ = ["relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "selu", "gelu",
-           "softplus", "linear", "get", "serialize"]
+           "softplus", "linear", "get", "serialize", "ActivationFunction", "REGISTRY"]
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
 
 
+REGISTRY = Registry("activation")
+
+
+class ActivationFunction:
+    """An activation: callable as its Keras function, with its derivative as grad."""
+
+    def __init__(self, function):
+        self.function = function
+        self.__name__ = function.__name__
+        self.__doc__ = function.__doc__
+        self._grad = None
+
+    def __call__(self, x, *args, **kwargs):
+        return self.function(x, *args, **kwargs)
+
+    def derivative(self, grad):
+        """Decorator: grad(dy, x, y) -> dL/dx is this activation's derivative."""
+        self._grad = grad
+        return grad
+
+    def grad(self, dy, x, y):
+        return self._grad(dy, x, y)
+
+    def __repr__(self):
+        return f"<activation {self.__name__}>"
+
+
+def activation(function):
+    """Decorator: the function becomes a registered activation (give it a derivative
+    with @<name>.derivative)."""
+    return REGISTRY.register(function.__name__)(ActivationFunction(function))
+
+
+@activation
 def relu(x):
     return ops.relu(x)
 
 
+@relu.derivative
+def _relu_grad(dy, _x, y):
+    return ops.relu_backward(dy, y)
+
+
+@activation
 def sigmoid(x):
     return ops.sigmoid(x)
 
 
+@sigmoid.derivative
+def _sigmoid_grad(dy, _x, y):
+    return dy * y * (1 - y)
+
+
+@activation
 def tanh(x):
     return np.tanh(x)
 
 
+@tanh.derivative
+def _tanh_grad(dy, _x, y):
+    return dy * (1 - y * y)
+
+
+@activation
 def softmax(x, axis=-1):
     return ops.softmax(x, axis=axis)
 
 
+@softmax.derivative
+def _softmax_grad(dy, _x, y):
+    return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
+
+
+@activation
 def leaky_relu(x, negative_slope=0.2):
     return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
+@leaky_relu.derivative
+def _leaky_relu_grad(dy, x, _y):
+    return np.where(x > 0, dy, dy * dy.dtype.type(0.2))
+
+
+@activation
 def elu(x, alpha=1.0):
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype)
 
 
+@elu.derivative
+def _elu_grad(dy, x, y):
+    return np.where(x > 0, dy, dy * (y + 1))
+
+
+@activation
 def selu(x):
     return (_SELU_SCALE * elu(x, _SELU_ALPHA)).astype(x.dtype)
+
+
+@selu.derivative
+def _selu_grad(dy, x, y):
+    return np.where(x > 0, dy * _SELU_SCALE, dy * (y + _SELU_SCALE * _SELU_ALPHA))
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -56,64 +134,53 @@ def _erf_array(x):
         return _erf(x)
 
 
+@activation
 def gelu(x):
     """The exact GELU, x * Phi(x), as Keras's default (approximate=False)."""
     return (0.5 * x * (1 + _erf_array(x / np.sqrt(2)))).astype(x.dtype)
 
 
+@gelu.derivative
+def _gelu_grad(dy, x, _y):
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    cdf = 0.5 * (1 + _erf_array(x / np.sqrt(2)))
+    return (dy * (cdf + x * pdf)).astype(dy.dtype)
+
+
+@activation
 def softplus(x):
     return (np.logaddexp(0, x)).astype(x.dtype)
 
 
+@softplus.derivative
+def _softplus_grad(dy, x, _y):
+    return dy * ops.sigmoid(x)
+
+
+@activation
 def linear(x):
     return x
 
 
-def _grad(name, dy, x, y):
-    """dL/dx given dL/dy, the input x and the output y of the named activation."""
-    if name == "linear":
-        return dy
-    if name == "relu":
-        return ops.relu_backward(dy, y)
-    if name == "sigmoid":
-        return dy * y * (1 - y)
-    if name == "tanh":
-        return dy * (1 - y * y)
-    if name == "softmax":
-        return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
-    if name == "leaky_relu":
-        return np.where(x > 0, dy, dy * dy.dtype.type(0.2))
-    if name == "elu":
-        return np.where(x > 0, dy, dy * (y + 1))
-    if name == "selu":
-        return np.where(x > 0, dy * _SELU_SCALE, dy * (y + _SELU_SCALE * _SELU_ALPHA))
-    if name == "gelu":
-        pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-        cdf = 0.5 * (1 + _erf_array(x / np.sqrt(2)))
-        return (dy * (cdf + x * pdf)).astype(dy.dtype)
-    if name == "softplus":
-        return dy * ops.sigmoid(x)
-    raise ValueError(f"no derivative for activation {name!r}")
-
-
-_BY_NAME = {f.__name__: f for f in (relu, sigmoid, tanh, softmax, leaky_relu, elu, selu,
-                                    gelu, softplus, linear)}
+@linear.derivative
+def _linear_grad(dy, _x, _y):
+    return dy
 
 
 def get(identifier):
-    """An activation by name (or None -> linear); callables pass through unchanged."""
+    """An activation by name (or None -> linear); a registered activation passes through,
+    and so does a function of the same name (np.tanh is tanh)."""
     if identifier is None:
         return linear
-    if isinstance(identifier, str):
-        try:
-            return _BY_NAME[identifier.lower()]
-        except KeyError:
-            raise ValueError(f"Unknown activation {identifier!r}; expected one of "
-                             f"{sorted(_BY_NAME)}") from None
-    if callable(identifier) and getattr(identifier, "__name__", None) in _BY_NAME:
+    if isinstance(identifier, ActivationFunction):
         return identifier
+    if isinstance(identifier, str):
+        return REGISTRY.by_name(identifier)
+    name = getattr(identifier, "__name__", None)
+    if callable(identifier) and isinstance(name, str) and name in REGISTRY:
+        return REGISTRY.by_name(name)
     raise ValueError(f"Unsupported activation {identifier!r}: cnnx computes the gradients "
-                     f"of its named activations {sorted(_BY_NAME)}")
+                     f"of its named activations {sorted(REGISTRY._by_name)}")
 
 
 def serialize(activation):

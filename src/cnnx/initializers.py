@@ -7,6 +7,7 @@ the initializer's own `seed`.
 import numpy as np
 
 from . import _random
+from ._registry import Registry
 
 __all__ = ["Initializer", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
            "LecunNormal", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "get"]
@@ -23,6 +24,10 @@ def compute_fans(shape):
     receptive = int(np.prod(shape[:-2]))
     return shape[-2] * receptive, shape[-1] * receptive
 
+
+
+# Every initializer by name: filled by @REGISTRY.register where each class is defined.
+REGISTRY = Registry("initializer")
 
 class Initializer:
     def __init__(self, seed=None):
@@ -42,16 +47,19 @@ class Initializer:
         return cls(**config)
 
 
+@REGISTRY.register("zeros")
 class Zeros(Initializer):
     def sample(self, shape):
         return np.zeros(shape)
 
 
+@REGISTRY.register("ones")
 class Ones(Initializer):
     def sample(self, shape):
         return np.ones(shape)
 
 
+@REGISTRY.register("constant")
 class Constant(Initializer):
     def __init__(self, value=0.0):
         super().__init__()
@@ -64,6 +72,7 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
+@REGISTRY.register("random_normal")
 class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
@@ -76,6 +85,7 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
 
 
+@REGISTRY.register("random_uniform")
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         super().__init__(seed)
@@ -112,45 +122,38 @@ class _VarianceScaling(Initializer):
         return out * std
 
 
+@REGISTRY.register("glorot_uniform")
 class GlorotUniform(_VarianceScaling):
     mode, distribution = "fan_avg", "uniform"
 
 
+@REGISTRY.register("glorot_normal")
 class GlorotNormal(_VarianceScaling):
     mode = "fan_avg"
 
 
+@REGISTRY.register("he_normal")
 class HeNormal(_VarianceScaling):
     scale = 2.0
 
 
+@REGISTRY.register("he_uniform")
 class HeUniform(_VarianceScaling):
     scale, distribution = 2.0, "uniform"
 
 
+@REGISTRY.register("lecun_normal")
 class LecunNormal(_VarianceScaling):
     pass
-
-
-_BY_NAME = {
-    "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
-    "he_uniform": HeUniform, "lecun_normal": LecunNormal, "zeros": Zeros, "ones": Ones,
-    "constant": Constant, "random_normal": RandomNormal, "random_uniform": RandomUniform,
-}
-_BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 
 def get(identifier):
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower()) or _BY_CLASS.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown initializer {identifier!r}; expected one of "
-                             f"{sorted(_BY_NAME)}")
-        return cls()
+        return REGISTRY.by_name(identifier)()
     if isinstance(identifier, dict):
-        return _BY_CLASS[identifier["class_name"]].from_config(identifier.get("config", {}))
+        return REGISTRY.from_config(identifier)
     raise ValueError(f"Unsupported initializer {identifier!r}")
 
 

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from . import ops
+from ._registry import Registry
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
@@ -87,6 +88,10 @@ mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
 
+
+# Every loss by name: filled by @REGISTRY.register where each class is defined.
+REGISTRY = Registry("loss")
+
 class Loss:
     """Base: per-sample values from `fn`, reduced by the mean over the batch."""
     fused_activation = None  # "softmax"/"sigmoid" when a logits path exists
@@ -129,6 +134,7 @@ def _snake(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+@REGISTRY.register("categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
     fused_activation = "softmax"
 
@@ -171,6 +177,7 @@ class CategoricalCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing}
 
 
+@REGISTRY.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def __init__(self, from_logits=False, name=None, **kwargs):
         super().__init__(from_logits=from_logits, name=name or
@@ -186,6 +193,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return config
 
 
+@REGISTRY.register("binary_crossentropy")
 class BinaryCrossentropy(Loss):
     fused_activation = "sigmoid"
 
@@ -228,6 +236,7 @@ class BinaryCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing}
 
 
+@REGISTRY.register("mean_squared_error", "mse")
 class MeanSquaredError(Loss):
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name or "mean_squared_error", **kwargs)
@@ -242,6 +251,7 @@ class MeanSquaredError(Loss):
         return value, (grad * w[:, None]).astype(p.dtype)
 
 
+@REGISTRY.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(Loss):
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name or "mean_absolute_error", **kwargs)
@@ -256,14 +266,6 @@ class MeanAbsoluteError(Loss):
         return value, (grad * w[:, None]).astype(p.dtype)
 
 
-_BY_NAME = {
-    "categorical_crossentropy": CategoricalCrossentropy,
-    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-    "binary_crossentropy": BinaryCrossentropy,
-    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
-    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
-}
-_BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 _BY_FUNCTION = {categorical_crossentropy: CategoricalCrossentropy,
                 sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
                 binary_crossentropy: BinaryCrossentropy, mean_squared_error: MeanSquaredError,
@@ -274,12 +276,9 @@ def get(identifier):
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower()) or _BY_CLASS.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown loss {identifier!r}; expected one of {sorted(_BY_NAME)}")
-        return cls()
+        return REGISTRY.by_name(identifier)()
     if isinstance(identifier, dict):
-        return _BY_CLASS[identifier["class_name"]].from_config(identifier.get("config", {}))
+        return REGISTRY.from_config(identifier)
     if callable(identifier) and identifier in _BY_FUNCTION:
         return _BY_FUNCTION[identifier]()
     raise ValueError(f"Unsupported loss {identifier!r}: use a name or a cnnx.losses class")

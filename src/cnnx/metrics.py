@@ -8,10 +8,16 @@ import re
 
 import numpy as np
 
+from ._registry import Registry
+
 __all__ = ["Metric", "Mean", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "MeanSquaredError",
            "Precision", "Recall", "get"]
 
+
+
+# Every metric by name: filled by @REGISTRY.register where each class is defined.
+REGISTRY = Registry("metric")
 
 class Metric:
     def __init__(self, name=None, dtype=None):
@@ -49,6 +55,7 @@ class Mean(Metric):
         self._add(np.reshape(values, -1), sample_weight)
 
 
+@REGISTRY.register("binary_accuracy")
 class BinaryAccuracy(Metric):
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         self.threshold = threshold
@@ -60,6 +67,7 @@ class BinaryAccuracy(Metric):
         self._add((y_true == (y_pred > self.threshold)).astype(np.float64), sample_weight)
 
 
+@REGISTRY.register("categorical_accuracy")
 class CategoricalAccuracy(Metric):
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(name, dtype)
@@ -68,6 +76,7 @@ class CategoricalAccuracy(Metric):
         self._add(np.argmax(y_true, -1) == np.argmax(y_pred, -1), sample_weight)
 
 
+@REGISTRY.register("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(Metric):
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(name, dtype)
@@ -78,6 +87,7 @@ class SparseCategoricalAccuracy(Metric):
         self._add(labels == np.argmax(y_pred, -1), sample_weight)
 
 
+@REGISTRY.register("top_k_categorical_accuracy")
 class TopKCategoricalAccuracy(Metric):
     def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
         self.k = k
@@ -91,6 +101,7 @@ class TopKCategoricalAccuracy(Metric):
         self._add(np.sum(y_pred > score, axis=-1) < self.k, sample_weight)
 
 
+@REGISTRY.register("mse", "mean_squared_error")
 class MeanSquaredError(Metric):
     def __init__(self, name="mean_squared_error", dtype=None):
         super().__init__(name, dtype)
@@ -120,23 +131,18 @@ class _Confusion(Metric):
         self.fn += float(np.sum((t & ~p) * w))
 
 
+@REGISTRY.register("precision")
 class Precision(_Confusion):
     def result(self):
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
 
 
+@REGISTRY.register("recall")
 class Recall(_Confusion):
     def result(self):
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 
 
-_BY_NAME = {
-    "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "top_k_categorical_accuracy": TopKCategoricalAccuracy, "mse": MeanSquaredError,
-    "mean_squared_error": MeanSquaredError, "precision": Precision, "recall": Recall,
-}
-_BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 
 def get(identifier, loss=None, output_units=None):
@@ -153,9 +159,8 @@ def get(identifier, loss=None, output_units=None):
             else:
                 cls = CategoricalAccuracy
             return cls(name=identifier)
-        cls = _BY_NAME.get(identifier.lower()) or _BY_CLASS.get(identifier)
-        if cls is None:
+        if identifier not in REGISTRY:
             raise ValueError(f"Unknown metric {identifier!r}; expected 'accuracy' or one of "
-                             f"{sorted(_BY_NAME)}")
-        return cls()
+                             f"{sorted(REGISTRY._by_name)}")
+        return REGISTRY.by_name(identifier)()
     raise ValueError(f"Unsupported metric {identifier!r}")

@@ -1,8 +1,14 @@
 """cnnx.regularizers: penalties on weights, added to the loss, with their gradients."""
 import numpy as np
 
+from ._registry import Registry
+
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get"]
 
+
+
+# Every regularizer by name: filled by @REGISTRY.register where each class is defined.
+REGISTRY = Registry("regularizer")
 
 class Regularizer:
     def __init__(self, l1=0.0, l2=0.0):
@@ -22,10 +28,12 @@ class Regularizer:
         return cls(**config)
 
 
+@REGISTRY.register("l1_l2")
 class L1L2(Regularizer):
     pass
 
 
+@REGISTRY.register("l1")
 class L1(Regularizer):
     def __init__(self, l1=0.01):
         super().__init__(l1=l1)
@@ -34,6 +42,7 @@ class L1(Regularizer):
         return {"l1": self.l1}
 
 
+@REGISTRY.register("l2")
 class L2(Regularizer):
     def __init__(self, l2=0.01):
         super().__init__(l2=l2)
@@ -42,16 +51,13 @@ class L2(Regularizer):
         return {"l2": self.l2}
 
 
-_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
-
-
 def get(identifier):
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
+    if isinstance(identifier, str) and identifier in REGISTRY:
+        return REGISTRY.by_name(identifier)()
     if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))
+        return REGISTRY.from_config(identifier)
     raise ValueError(f"Unknown regularizer {identifier!r}; expected l1, l2 or l1_l2")
 
 

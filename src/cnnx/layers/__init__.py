@@ -1,5 +1,5 @@
 """cnnx.layers: Keras-compatible layers."""
-from .base import KerasTensor, Layer, Variable, clear_session
+from .base import REGISTRY, KerasTensor, Layer, Variable, clear_session
 from .convolutional import Conv2D
 from .core import (
     Activation,
@@ -31,10 +31,6 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "Reshape", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
            "clear_session", "get", "serialize", "deserialize"]
 
-_CLASSES = {cls.__name__: cls for cls in (
-    InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
-    GlobalMaxPooling2D, Flatten, Dense, Dropout, Reshape, Activation, ReLU, LeakyReLU,
-    Softmax, BatchNormalization)}
 
 
 def serialize(layer):
@@ -45,10 +41,7 @@ def serialize(layer):
 
 
 def deserialize(config):
-    name = config.get("class_name")
-    if name not in _CLASSES:
-        raise ValueError(f"Unknown layer class {name!r}; cnnx knows {sorted(_CLASSES)}")
-    layer = _CLASSES[name].from_config(dict(config.get("config", {})))
+    layer = REGISTRY.from_config(config)
     build = config.get("build_config")
     if build and build.get("input_shape") is not None:
         layer._build_once(tuple(build["input_shape"]))

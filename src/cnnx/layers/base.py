@@ -7,14 +7,21 @@ step keeps what its backward needs, in buffers kept per batch shape.
 """
 import contextlib
 import contextvars
+import functools
+import inspect
 import re
 import threading
 
 import numpy as np
 
 from .. import initializers, regularizers
+from .._registry import Registry
 
 __all__ = ["Variable", "Layer", "KerasTensor", "planned_weights"]
+
+# Every layer class by name: what deserialize and load_model accept. Filled by
+# @REGISTRY.register() where each class is defined.
+REGISTRY = Registry("layer")
 
 _planning = contextvars.ContextVar("cnnx_planned_weights", default=False)
 
@@ -263,9 +270,18 @@ class Layer:
 
     # -- config --------------------------------------------------------------------
     def get_config(self):
+        """The layer's config: its name, trainable flag and dtype, then every argument of
+        its class's constructor, read from the attribute of the same name (a subclass
+        stores each argument so; one that cannot overrides this)."""
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self._input_shape_arg is not None:
             config["input_shape"] = list(self._input_shape_arg)
+        for name in _constructor_arguments(type(self)):
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__} keeps no `{name}` attribute: store "
+                                f"each constructor argument under its name, or override "
+                                f"get_config")
+            config[name] = _config_value(getattr(self, name))
         return config
 
     @classmethod
@@ -274,3 +290,33 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+# The arguments every Layer takes (in Layer.__init__), written by Layer.get_config itself.
+_LAYER_ARGUMENTS = {"self", "name", "trainable", "dtype", "input_shape", "batch_input_shape",
+                    "input_dim", "batch_size"}
+
+
+@functools.lru_cache(maxsize=None)
+def _constructor_arguments(cls):
+    """The named arguments of cls.__init__ beyond the Layer's own, in order."""
+    return tuple(p.name for p in inspect.signature(cls.__init__).parameters.values()
+                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                 and p.name not in _LAYER_ARGUMENTS)
+
+
+def _config_value(value):
+    """A constructor argument as JSON: tuples as lists, activations by name, initializers
+    and regularizers as their serialized configs."""
+    from .. import activations
+    if isinstance(value, (tuple, list)):
+        return [_config_value(v) for v in value]
+    if isinstance(value, activations.ActivationFunction):
+        return activations.serialize(value)
+    if isinstance(value, initializers.Initializer):
+        return initializers.serialize(value)
+    if isinstance(value, regularizers.Regularizer):
+        return regularizers.serialize(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,11 +1,13 @@
 """Conv2D: NHWC, kernel (kh, kw, in, out), with ReLU fused into the kernel."""
 from .. import ops
 from .._geometry import conv_output_length, normalize_padding, normalize_tuple
+from .base import REGISTRY
 from .core import _Activated, _positive_int
 
 __all__ = ["Conv2D"]
 
 
+@REGISTRY.register()
 class Conv2D(_Activated):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
@@ -21,6 +23,7 @@ class Conv2D(_Activated):
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{where}: only data_format='channels_last' is supported, "
                              f"received {data_format!r}")
+        self.data_format = "channels_last"
         if self.strides != (1, 1) and self.dilation_rate != (1, 1):
             raise ValueError(f"{where}: strides > 1 and dilation_rate > 1 cannot be combined "
                              f"(as in Keras), received strides={self.strides}, "
@@ -78,8 +81,3 @@ class Conv2D(_Activated):
             self.bias.grad = db
         return dx
 
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding, "data_format": "channels_last",
-                "dilation_rate": list(self.dilation_rate), **self._weight_options_config()}

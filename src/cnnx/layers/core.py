@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .. import _random, activations, initializers, ops, regularizers
-from .base import KerasTensor, Layer
+from .base import REGISTRY, KerasTensor, Layer
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
            "Dropout", "Flatten", "Reshape"]
@@ -16,6 +16,7 @@ def _positive_int(value, name, where):
     return int(value)
 
 
+@REGISTRY.register()
 class InputLayer(Layer):
     """Declares the shape of one sample (without the batch axis)."""
 
@@ -44,11 +45,9 @@ class InputLayer(Layer):
     def backward(self, grad):
         return grad
 
-    def get_config(self):
-        config = super().get_config()
-        config["shape"] = config.pop("input_shape")
-        config.pop("trainable", None)
-        return config
+    def get_config(self):   # Keras's InputLayer config: name, dtype and shape
+        return {"name": self.name, "dtype": self.dtype.name,
+                "shape": list(self._input_shape_arg)}
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):
@@ -84,14 +83,6 @@ class _Activated(Layer):
         self.bias = (self.add_weight("bias", (units,), self.bias_initializer,
                                      self.bias_regularizer) if self.use_bias else None)
 
-    def _weight_options_config(self):
-        return {"activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
-
     @property
     def _fused_relu(self):
         return self._act == "relu" and not self._emit_logits
@@ -110,9 +101,10 @@ class _Activated(Layer):
             return grad
         if self._act == "relu":
             return ops.relu_backward(grad, self._out, out=self._buffer("dz", grad.shape))
-        return activations._grad(self._act, grad, self._z, self._out)
+        return self.activation.grad(grad, self._z, self._out)
 
 
+@REGISTRY.register()
 class Dense(_Activated):
     """y = activation(x @ kernel + bias), over the last axis of a 2-D input."""
 
@@ -155,10 +147,9 @@ class Dense(_Activated):
             self.bias.grad = db
         return dx
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, **self._weight_options_config()}
 
 
+@REGISTRY.register()
 class Activation(_Activated):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -172,10 +163,9 @@ class Activation(_Activated):
     def backward(self, grad):
         return self._activation_grad(grad)
 
-    def get_config(self):
-        return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
+@REGISTRY.register()
 class ReLU(Layer):
     """max(x, 0) by default; Keras's max_value, negative_slope and threshold too."""
 
@@ -208,11 +198,9 @@ class ReLU(Layer):
             slope = np.where(x >= self.max_value, 0.0, slope)
         return (grad * slope).astype(grad.dtype)
 
-    def get_config(self):
-        return {**super().get_config(), "max_value": self.max_value,
-                "negative_slope": self.negative_slope, "threshold": self.threshold}
 
 
+@REGISTRY.register()
 class LeakyReLU(Layer):
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -228,10 +216,9 @@ class LeakyReLU(Layer):
     def backward(self, grad):
         return np.where(self._x > 0, grad, grad * grad.dtype.type(self.negative_slope))
 
-    def get_config(self):
-        return {**super().get_config(), "negative_slope": self.negative_slope}
 
 
+@REGISTRY.register()
 class Softmax(_Activated):
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -247,10 +234,9 @@ class Softmax(_Activated):
     def backward(self, grad):
         return self._activation_grad(grad)
 
-    def get_config(self):
-        return {**super().get_config(), "axis": self.axis}
 
 
+@REGISTRY.register()
 class Dropout(Layer):
     """Inverted dropout: in training, zero a `rate` fraction and scale the rest by
     1/(1 - rate); in inference, the identity."""
@@ -262,6 +248,7 @@ class Dropout(Layer):
                              f"received {rate!r}")
         if noise_shape is not None:
             raise ValueError(f"Dropout {self.name!r}: `noise_shape` is not supported")
+        self.noise_shape = None
         self.rate, self.seed = float(rate), seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._active = False
@@ -281,10 +268,9 @@ class Dropout(Layer):
             return grad
         return np.multiply(grad, self._buffers["keep"], out=self._buffer("dx", grad.shape))
 
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+@REGISTRY.register()
 class Flatten(Layer):
     """(N, H, W, C) -> (N, H*W*C), row by row: height, then width, then channels."""
 
@@ -299,6 +285,7 @@ class Flatten(Layer):
         return grad.reshape(self._shape)
 
 
+@REGISTRY.register()
 class Reshape(Layer):
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -326,6 +313,4 @@ class Reshape(Layer):
     def backward(self, grad):
         return grad.reshape(self._shape)
 
-    def get_config(self):
-        return {**super().get_config(), "target_shape": list(self.target_shape)}
 

@@ -1,11 +1,13 @@
 """BatchNormalization over the channel (last) axis, with Keras's defaults."""
 import numpy as np
 
-from .base import Layer
+from .. import initializers, regularizers
+from .base import REGISTRY, Layer
 
 __all__ = ["BatchNormalization"]
 
 
+@REGISTRY.register()
 class BatchNormalization(Layer):
     """Training: normalise by the batch's mean and variance, and update the moving
     statistics (moving = momentum * moving + (1 - momentum) * batch). Inference: use
@@ -24,21 +26,23 @@ class BatchNormalization(Layer):
                              f"and epsilon > 0, received {momentum}, {epsilon}")
         self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        self._inits = dict(beta=beta_initializer, gamma=gamma_initializer,
-                           moving_mean=moving_mean_initializer,
-                           moving_variance=moving_variance_initializer)
-        self._regs = dict(beta=beta_regularizer, gamma=gamma_regularizer)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
 
     def build(self, input_shape):
         c = (input_shape[-1],)
-        self.gamma = (self.add_weight("gamma", c, self._inits["gamma"], self._regs["gamma"])
+        self.gamma = (self.add_weight("gamma", c, self.gamma_initializer, self.gamma_regularizer)
                       if self.scale else None)
-        self.beta = (self.add_weight("beta", c, self._inits["beta"], self._regs["beta"])
+        self.beta = (self.add_weight("beta", c, self.beta_initializer, self.beta_regularizer)
                      if self.center else None)
-        self.moving_mean = self.add_weight("moving_mean", c, self._inits["moving_mean"],
+        self.moving_mean = self.add_weight("moving_mean", c, self.moving_mean_initializer,
                                            trainable=False)
         self.moving_variance = self.add_weight("moving_variance", c,
-                                               self._inits["moving_variance"], trainable=False)
+                                               self.moving_variance_initializer, trainable=False)
 
     def call(self, inputs, training=False):
         axes = tuple(range(inputs.ndim - 1))
@@ -68,6 +72,3 @@ class BatchNormalization(Layer):
         dx = self._inv / n * (n * g - g.sum(axis=axes) - xhat * (g * xhat).sum(axis=axes))
         return dx.astype(grad.dtype)
 
-    def get_config(self):
-        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
-                "epsilon": self.epsilon, "center": self.center, "scale": self.scale}

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import ops
 from .._geometry import conv_output_length, normalize_padding, normalize_tuple
-from .base import Layer
+from .base import REGISTRY, Layer
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
            "GlobalMaxPooling2D", "MaxPool2D", "AvgPool2D"]
@@ -21,6 +21,7 @@ class _Pooling2D(Layer):
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{where}: only data_format='channels_last' is supported, "
                              f"received {data_format!r}")
+        self.data_format = "channels_last"
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -38,12 +39,9 @@ class _Pooling2D(Layer):
                              f"{(h, w)} under padding='valid'")
         return (n, oh, ow, c)
 
-    def get_config(self):
-        return {**super().get_config(), "pool_size": list(self.pool_size),
-                "strides": list(self.strides), "padding": self.padding,
-                "data_format": "channels_last"}
 
 
+@REGISTRY.register()
 class MaxPooling2D(_Pooling2D):
     def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         shape = (inputs.shape[0],) + self.output_shape[1:]
@@ -62,6 +60,7 @@ class MaxPooling2D(_Pooling2D):
                                        relu_output=self._y if fuse_relu_backward else None)
 
 
+@REGISTRY.register()
 class AveragePooling2D(_Pooling2D):
     def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._x_shape = inputs.shape
@@ -84,6 +83,7 @@ class _GlobalPooling2D(Layer):
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{type(self).__name__} {self.name!r}: only "
                              f"data_format='channels_last' is supported")
+        self.data_format = "channels_last"
         self.keepdims = bool(keepdims)
 
     def build(self, input_shape):
@@ -95,11 +95,9 @@ class _GlobalPooling2D(Layer):
         n, _, _, c = input_shape
         return (n, 1, 1, c) if self.keepdims else (n, c)
 
-    def get_config(self):
-        return {**super().get_config(), "data_format": "channels_last",
-                "keepdims": self.keepdims}
 
 
+@REGISTRY.register()
 class GlobalAveragePooling2D(_GlobalPooling2D):
     def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         self._x_shape = inputs.shape
@@ -111,6 +109,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
         return np.broadcast_to(share, self._x_shape).astype(grad.dtype)
 
 
+@REGISTRY.register()
 class GlobalMaxPooling2D(_GlobalPooling2D):
     def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
         n, h, w, c = inputs.shape

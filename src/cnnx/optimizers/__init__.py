@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .. import ops
+from .._registry import Registry
 from . import schedules
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "schedules"]
@@ -27,6 +28,10 @@ def _number(value, name, owner, low=0.0, high=float("inf"), low_open=False,
                          f"received {value!r}")
     return value
 
+
+
+# Every optimizer by name: filled by @REGISTRY.register where each class is defined.
+REGISTRY = Registry("optimizer")
 
 class Optimizer:
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
@@ -123,6 +128,7 @@ class Optimizer:
         return cls(**config)
 
 
+@REGISTRY.register("sgd")
 class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -137,6 +143,7 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+@REGISTRY.register("adam")
 class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
@@ -163,6 +170,7 @@ class Adam(Optimizer):
                 "epsilon": self.epsilon}
 
 
+@REGISTRY.register("adamw")
 class AdamW(Adam):
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, **kwargs):
@@ -176,6 +184,7 @@ class AdamW(Adam):
         return {**super().get_config(), "weight_decay": self.weight_decay}
 
 
+@REGISTRY.register("rmsprop")
 class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
@@ -195,6 +204,7 @@ class RMSprop(Optimizer):
                 "epsilon": self.epsilon}
 
 
+@REGISTRY.register("adagrad")
 class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
@@ -218,21 +228,15 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
-_BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 
 def get(identifier):
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"Unknown optimizer {identifier!r}; expected one of "
-                             f"{sorted(_BY_NAME)}")
-        return cls()
+        return REGISTRY.by_name(identifier)()
     if isinstance(identifier, dict):
-        return _BY_CLASS[identifier["class_name"]].from_config(identifier["config"])
+        return REGISTRY.from_config(identifier)
     raise ValueError(f"Unsupported optimizer {identifier!r}")
 
 

@@ -1,0 +1,94 @@
+"""Every registered class of every kind round-trips through its config, and every
+registered activation's derivative matches finite differences. A class added to a
+registry without a case here fails the first test: each kind stays covered."""
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx import activations, initializers, layers, losses, metrics, optimizers, regularizers
+
+from helpers import numerical_grad
+
+# One instance of each layer class, with arguments away from their defaults.
+LAYER_CASES = {
+    "InputLayer": lambda: layers.InputLayer(shape=(5, 5, 2), name="in"),
+    "Conv2D": lambda: layers.Conv2D(3, (2, 3), strides=2, padding="same", activation="tanh",
+                                    use_bias=False, kernel_initializer="he_normal",
+                                    kernel_regularizer=regularizers.L2(0.01)),
+    "Dense": lambda: layers.Dense(4, activation="relu", bias_initializer="ones",
+                                  bias_regularizer="l1"),
+    "Activation": lambda: layers.Activation("selu"),
+    "ReLU": lambda: layers.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.5),
+    "LeakyReLU": lambda: layers.LeakyReLU(negative_slope=0.05),
+    "Softmax": lambda: layers.Softmax(),
+    "Dropout": lambda: layers.Dropout(0.25, seed=3),
+    "Flatten": lambda: layers.Flatten(),
+    "Reshape": lambda: layers.Reshape((-1, 2)),
+    "BatchNormalization": lambda: layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-4, center=False, gamma_initializer="random_normal",
+        moving_variance_initializer=initializers.Constant(2.0),
+        gamma_regularizer=regularizers.L1L2(0.1, 0.2)),
+    "MaxPooling2D": lambda: layers.MaxPooling2D((3, 2), strides=1, padding="same"),
+    "AveragePooling2D": lambda: layers.AveragePooling2D(2, strides=(1, 2)),
+    "GlobalAveragePooling2D": lambda: layers.GlobalAveragePooling2D(keepdims=True),
+    "GlobalMaxPooling2D": lambda: layers.GlobalMaxPooling2D(),
+}
+
+
+def test_every_registered_layer_has_a_case():
+    assert sorted(cls.__name__ for cls in layers.REGISTRY.classes()) == sorted(LAYER_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
+def test_layer_configs_round_trip(name):
+    layer = LAYER_CASES[name]()
+    config = layers.serialize(layer)
+    again = layers.deserialize(config)
+    assert type(again) is type(layer)
+    assert layers.serialize(again)["config"] == config["config"]
+
+
+def _round_trip(registry, serialize, get, instance):
+    config = serialize(instance)
+    again = get(config)
+    assert type(again) is type(instance)
+    assert serialize(again) == config
+    return config
+
+
+@pytest.mark.parametrize("instance", [
+    optimizers.SGD(0.1, momentum=0.5, nesterov=True, clipnorm=1.0),
+    optimizers.Adam(0.01, beta_1=0.8, epsilon=1e-6), optimizers.AdamW(weight_decay=0.01),
+    optimizers.RMSprop(rho=0.8, momentum=0.1), optimizers.Adagrad(0.1, epsilon=1e-5),
+], ids=lambda o: type(o).__name__)
+def test_optimizer_configs_round_trip(instance):
+    _round_trip(optimizers.REGISTRY, optimizers.serialize, optimizers.get, instance)
+
+
+def test_every_registered_class_of_the_other_kinds_round_trips():
+    kinds = [(optimizers, optimizers.serialize, optimizers.get),
+             (losses, losses.serialize, losses.get),
+             (initializers, initializers.serialize, initializers.get),
+             (regularizers, regularizers.serialize, regularizers.get)]
+    for module, serialize, get in kinds:
+        for cls in module.REGISTRY.classes():
+            _round_trip(module.REGISTRY, serialize, get, cls())
+    for cls in metrics.REGISTRY.classes():
+        assert type(metrics.get(cls.__name__)) is cls
+    with pytest.raises(ValueError, match=r"Unknown optimizer class 'Nope'; cnnx knows"):
+        optimizers.get({"class_name": "Nope", "config": {}})
+    with pytest.raises(ValueError, match=r"Unknown loss 'nope'; expected one of"):
+        losses.get("nope")
+
+
+@pytest.mark.parametrize("name", sorted(activations.REGISTRY._by_name))
+def test_every_activation_is_one_object_with_its_derivative(name, rng):
+    act = activations.get(name)
+    assert act is getattr(activations, name) and activations.serialize(act) == name
+    assert cnnx.layers.Activation(name).activation is act
+    x = rng.standard_normal((3, 5))
+    x[np.abs(x) < 1e-2] = 0.5   # away from the kinks of relu and friends
+    r = rng.standard_normal(x.shape)
+    analytic = act.grad(r, x, act(x))
+    numeric = numerical_grad(lambda: float(np.sum(act(x) * r)), x)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
