@@ -25,6 +25,7 @@ import numpy as np
 import cnnx
 from cnnx import layers as L
 
+import _timing
 from _timing import environment_line, interleaved
 from bench_models import build, flops_per_sample, side_by_side, workloads
 
@@ -152,7 +153,7 @@ def breakdown(name, threads, repeats):
     out = []
     for i, layer in enumerate(model.layers):
         fwd = interleaved([lambda i=i, layer=layer: layer.call(acts[i], training=True)],
-                          repeats=repeats, settle=0.05)[0]
+                          repeats=repeats, settle=_timing.SETTLE_S / 10)[0]
         out.append([layer.name, fwd])
     flops = [layer_flops(layer, len(x), first=i == 0) for i, layer in enumerate(model.layers)]
     for i in reversed(range(len(model.layers))):
@@ -161,7 +162,7 @@ def breakdown(name, threads, repeats):
         g = grad if i == len(model.layers) - 1 else np.ones(layer.output_shape[:0] + (
             len(x),) + tuple(layer.output_shape[1:]), x.dtype) * 1e-3
         bwd = interleaved([lambda layer=layer, g=g: layer.backward(g)], repeats=repeats,
-                          settle=0.05)[0]
+                          settle=_timing.SETTLE_S / 10)[0]
         out[i].append(bwd)
     tracemalloc.start()
     model.train_on_batch(x, y)
@@ -319,7 +320,6 @@ def main(argv=None):
 def check():
     """Every benchmark once, with one repeat and no settling: that each still runs and
     gives a finite, positive time. For CI; the figures mean nothing."""
-    import _timing
     import bench_kernels
     _timing.SETTLE_S = 0.0
     count = 0
