@@ -68,3 +68,49 @@ def test_course_cats_vs_dogs_script(capsys, shared_data):
     assert history.history["loss"][-1] < history.history["loss"][0]
     print(f"data wait: {history.data_wait_s:.2f} s of {history.wall_s:.2f} s "
           f"({history.data_wait_s / history.wall_s:.0%})")
+
+
+@pytest.mark.slow
+def test_the_keras1_version_of_the_course_script(shared_data):
+    """The same practical as first published, in Keras 1: Convolution2D(32, 3, 3),
+    output_dim, fit_generator with samples_per_epoch, nb_epoch and nb_val_samples."""
+    pytest.importorskip("PIL")
+    import warnings
+
+    import cnnx
+    cnnx.utils.set_random_seed(0)
+    dataset = shared_data / "catsdogs"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # --- the Keras 1 script; imports changed from keras to cnnx ----------------------
+        from cnnx.layers import Convolution2D, Dense, Flatten, MaxPooling2D
+        from cnnx.models import Sequential
+        from cnnx.preprocessing.image import ImageDataGenerator
+
+        classifier = Sequential()
+        classifier.add(Convolution2D(32, 3, 3, input_shape=(64, 64, 3), activation="relu"))
+        classifier.add(MaxPooling2D(pool_size=(2, 2)))
+        classifier.add(Flatten())
+        classifier.add(Dense(output_dim=128, activation="relu"))
+        classifier.add(Dense(output_dim=1, activation="sigmoid"))
+        classifier.compile(optimizer="adam", loss="binary_crossentropy",
+                           metrics=["accuracy"])
+        train_datagen = ImageDataGenerator(rescale=1. / 255, shear_range=0.2, zoom_range=0.2,
+                                           horizontal_flip=True)
+        test_datagen = ImageDataGenerator(rescale=1. / 255)
+        training_set = train_datagen.flow_from_directory(str(dataset / "training_set"),
+                                                         target_size=(64, 64), batch_size=32,
+                                                         class_mode="binary")
+        test_set = test_datagen.flow_from_directory(str(dataset / "test_set"),
+                                                    target_size=(64, 64), batch_size=32,
+                                                    class_mode="binary")
+        history = classifier.fit_generator(training_set, samples_per_epoch=320, nb_epoch=2,
+                                           validation_data=test_set, nb_val_samples=160)
+        # --- end of the script -------------------------------------------------------------
+    assert classifier.layers[0].kernel.shape == (3, 3, 3, 32)   # 3x3, as Keras 1 read it
+    assert history.params["steps"] == 10 and history.epoch == [0, 1]
+    assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    said = {str(w.message).split(";")[0] for w in caught
+            if issubclass(w.category, DeprecationWarning)}
+    assert "Dense: `output_dim` is the Keras 1/2 spelling" in said
+    assert "fit_generator: `nb_val_samples` is Keras 1's spelling" in said

@@ -72,11 +72,13 @@ def test_fit_generator_maps_keras1_arguments():
     model = _compiled()
     x, y, _ = data(12)
     gen = Batches(x, y, 4)
-    with pytest.warns(DeprecationWarning, match="`samples_per_epoch` is Keras 1's spelling"):
+    with pytest.warns(DeprecationWarning) as record:
         history = model.fit_generator(gen, samples_per_epoch=12, nb_epoch=2, verbose=0,
                                       nb_worker=2)
+    assert any("`samples_per_epoch` is Keras 1's spelling" in str(w.message) for w in record)
     assert history.params["steps"] == 3 and history.epoch == [0, 1]
-    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"), \
+            pytest.warns(DeprecationWarning):
         model.fit_generator(gen, steps_per_epoch=1, bogus=1)
 
 

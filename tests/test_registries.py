@@ -15,6 +15,7 @@ LAYER_CASES = {
     "Conv2D": lambda: layers.Conv2D(3, (2, 3), strides=2, padding="same", activation="tanh",
                                     use_bias=False, kernel_initializer="he_normal",
                                     kernel_regularizer=regularizers.L2(0.01)),
+    "Convolution2D": lambda: layers.Convolution2D(2, (3, 1), padding="same"),
     "Dense": lambda: layers.Dense(4, activation="relu", bias_initializer="ones",
                                   bias_regularizer="l1"),
     "Activation": lambda: layers.Activation("selu"),

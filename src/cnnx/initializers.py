@@ -10,7 +10,8 @@ from . import _random
 from ._registry import Registry
 
 __all__ = ["Initializer", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
-           "LecunNormal", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "get"]
+           "LecunNormal", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
+           "TruncatedNormal", "VarianceScaling", "Orthogonal", "Identity", "get"]
 
 
 def compute_fans(shape):
@@ -25,9 +26,9 @@ def compute_fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-
 # Every initializer by name: filled by @REGISTRY.register where each class is defined.
 REGISTRY = Registry("initializer")
+
 
 class Initializer:
     def __init__(self, seed=None):
@@ -72,7 +73,7 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
-@REGISTRY.register("random_normal")
+@REGISTRY.register("random_normal", "normal")
 class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
@@ -85,7 +86,7 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
 
 
-@REGISTRY.register("random_uniform")
+@REGISTRY.register("random_uniform", "uniform")
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         super().__init__(seed)
@@ -145,6 +146,89 @@ class HeUniform(_VarianceScaling):
 @REGISTRY.register("lecun_normal")
 class LecunNormal(_VarianceScaling):
     pass
+
+
+@REGISTRY.register("truncated_normal")
+class TruncatedNormal(Initializer):
+    """Normal draws redrawn until within two standard deviations of the mean."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def sample(self, shape):
+        rng = self._rng()
+        out = rng.normal(0, 1, shape)
+        bad = np.abs(out) > 2
+        while bad.any():
+            out[bad] = rng.normal(0, 1, int(bad.sum()))
+            bad = np.abs(out) > 2
+        return self.mean + self.stddev * out
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
+
+
+@REGISTRY.register("variance_scaling")
+class VarianceScaling(_VarianceScaling):
+    """Keras's general rule behind Glorot, He and LeCun: variance scale / n, n the
+    fan_in, fan_out or their mean."""
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal",
+                 seed=None):
+        super().__init__(seed)
+        distribution = {"untruncated_normal": "normal"}.get(distribution, distribution)
+        if not scale > 0 or mode not in ("fan_in", "fan_out", "fan_avg") or \
+                distribution not in ("truncated_normal", "normal", "uniform"):
+            raise ValueError(f"VarianceScaling: expected scale > 0, mode fan_in, fan_out or "
+                             f"fan_avg, distribution truncated_normal, untruncated_normal or "
+                             f"uniform; received {scale!r}, {mode!r}, {distribution!r}")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                **super().get_config()}
+
+
+@REGISTRY.register("orthogonal")
+class Orthogonal(Initializer):
+    """An orthogonal matrix (of the kernel flattened to (prod(shape[:-1]), shape[-1])),
+    times gain: the Q of the QR decomposition of a normal draw, signs fixed by R."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def sample(self, shape):
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal: needs a shape of 2 or more axes, received {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = self._rng().normal(0, 1, (max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+    def get_config(self):
+        return {"gain": self.gain, **super().get_config()}
+
+
+@REGISTRY.register("identity")
+class Identity(Initializer):
+    """gain times the identity matrix (2-D kernels)."""
+
+    def __init__(self, gain=1.0):
+        super().__init__()
+        self.gain = float(gain)
+
+    def sample(self, shape):
+        if len(shape) != 2:
+            raise ValueError(f"Identity: needs a 2-D shape, received {shape}")
+        return self.gain * np.eye(*shape)
+
+    def get_config(self):
+        return {"gain": self.gain}
 
 
 def get(identifier):

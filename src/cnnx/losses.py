@@ -88,9 +88,9 @@ mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
 
-
 # Every loss by name: filled by @REGISTRY.register where each class is defined.
 REGISTRY = Registry("loss")
+
 
 class Loss:
     """Base: per-sample values from `fn`, reduced by the mean over the batch."""

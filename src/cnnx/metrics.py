@@ -15,9 +15,9 @@ __all__ = ["Metric", "Mean", "BinaryAccuracy", "CategoricalAccuracy",
            "Precision", "Recall", "get"]
 
 
-
 # Every metric by name: filled by @REGISTRY.register where each class is defined.
 REGISTRY = Registry("metric")
+
 
 class Metric:
     def __init__(self, name=None, dtype=None):

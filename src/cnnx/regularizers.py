@@ -3,12 +3,12 @@ import numpy as np
 
 from ._registry import Registry
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "get"]
-
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get"]
 
 
 # Every regularizer by name: filled by @REGISTRY.register where each class is defined.
 REGISTRY = Registry("regularizer")
+
 
 class Regularizer:
     def __init__(self, l1=0.0, l2=0.0):
@@ -65,3 +65,18 @@ def serialize(regularizer):
     if regularizer is None:
         return None
     return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+
+
+def l1(l1=0.01):
+    """Keras's lowercase spelling: regularizers.l1(0.01) is L1(0.01)."""
+    return L1(l1)
+
+
+def l2(l2=0.01):
+    """Keras's lowercase spelling: regularizers.l2(0.01) is L2(0.01)."""
+    return L2(l2)
+
+
+def l1_l2(l1=0.01, l2=0.01):
+    """Keras's lowercase spelling: regularizers.l1_l2(...) is L1L2(...)."""
+    return L1L2(l1, l2)

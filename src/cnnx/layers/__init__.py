@@ -1,6 +1,6 @@
 """cnnx.layers: Keras-compatible layers."""
 from .base import REGISTRY, KerasTensor, Layer, Variable, clear_session
-from .convolutional import Conv2D
+from .convolutional import Conv2D, Convolution2D
 from .core import (
     Activation,
     Dense,
@@ -22,8 +22,6 @@ from .pooling import (
     MaxPool2D,
     MaxPooling2D,
 )
-
-Convolution2D = Conv2D
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",

@@ -11,6 +11,7 @@ import functools
 import inspect
 import re
 import threading
+import warnings
 
 import numpy as np
 
@@ -125,6 +126,39 @@ class Layer:
     """Base of all layers. Subclasses implement build, call, backward,
     compute_output_shape and get_config."""
 
+    # Keras 2 read a positional int at this index of the constructor as something else:
+    # (index, what Keras 3 reads it as, what Keras 2 read it as). Warned about, not changed.
+    _keras2_positional = None
+    # Constructor arguments that only translate Keras 1 spellings: not part of the config.
+    _legacy_arguments = ()
+
+    def __init_subclass__(cls, **kwargs):
+        """Every layer's constructor accepts Keras 1/2 argument names (output_dim,
+        border_mode, nb_filter, subsample, init, W_regularizer, ...) with a warning that
+        names the Keras 3 one."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kw):
+            from .._compat import keras3_arguments
+            if cls._keras2_positional and type(self) is cls:
+                index, now, then = cls._keras2_positional
+                if len(args) > index and isinstance(args[index], int) \
+                        and not isinstance(args[index], bool):
+                    warnings.warn(f"{cls.__name__}: the positional int {args[index]} is "
+                                  f"`{now}` in Keras 3; Keras 2 read it as {then}. Pass "
+                                  f"it by name to silence this.", UserWarning, stacklevel=2)
+            positional = signature.bind_partial(self, *args).arguments   # named by position
+            init(self, *args, **keras3_arguments(cls.__name__, kw, stacklevel=3,
+                                                 given=positional))
+
+        cls.__init__ = __init__
+
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, **kwargs):
         if kwargs:
@@ -134,7 +168,10 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: `name` must be a str, received {name!r}")
         self.name = name or _unique_name(snake_case(type(self).__name__))
         self.trainable = bool(trainable)
-        self.dtype = np.dtype(dtype or "float32")
+        if dtype is None:
+            from ..backend import floatx
+            dtype = floatx()
+        self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"{self.name}: dtype must be float32 or float64, "
                              f"received {self.dtype}")
@@ -299,10 +336,19 @@ _LAYER_ARGUMENTS = {"self", "name", "trainable", "dtype", "input_shape", "batch_
 
 @functools.lru_cache(maxsize=None)
 def _constructor_arguments(cls):
-    """The named arguments of cls.__init__ beyond the Layer's own, in order."""
-    return tuple(p.name for p in inspect.signature(cls.__init__).parameters.values()
-                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                 and p.name not in _LAYER_ARGUMENTS)
+    """The named arguments of the constructors of cls and of its bases (a subclass that
+    passes *args or **kwargs on takes its base's too) beyond the Layer's own, in order."""
+    names = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is Layer or not issubclass(klass, Layer):
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) \
+                    and p.name not in _LAYER_ARGUMENTS and p.name not in names \
+                    and p.name not in cls._legacy_arguments:
+                names.append(p.name)
+    return tuple(names)
 
 
 def _config_value(value):

@@ -1,14 +1,19 @@
 """Conv2D: NHWC, kernel (kh, kw, in, out), with ReLU fused into the kernel."""
+import warnings
+
 from .. import ops
 from .._geometry import conv_output_length, normalize_padding, normalize_tuple
 from .base import REGISTRY
 from .core import _Activated, _positive_int
 
-__all__ = ["Conv2D"]
+__all__ = ["Conv2D", "Convolution2D"]
 
 
 @REGISTRY.register()
 class Conv2D(_Activated):
+    # Conv2D(32, 3, 3): Keras 3 reads strides=3; Keras 2 read a 3x3 kernel.
+    _keras2_positional = (2, "strides", "the kernel's width (a 3x3 kernel)")
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -81,3 +86,26 @@ class Conv2D(_Activated):
             self.bias.grad = db
         return dx
 
+
+@REGISTRY.register()
+class Convolution2D(Conv2D):
+    """Keras 1's name, with Keras 1's reading: Convolution2D(32, 3, 3) is 32 filters of
+    3 x 3 (nb_filter, nb_row, nb_col), as Keras 1 and 2 both read it."""
+
+    _legacy_arguments = ("nb_row", "nb_col")
+    _keras2_positional = None   # reads Keras 1's way: no Keras 3 reading to warn about
+
+    def __init__(self, filters=None, kernel_size=None, *args, nb_row=None, nb_col=None,
+                 **kwargs):
+        if args and isinstance(args[0], int) and isinstance(kernel_size, int):
+            nb_row, nb_col, args = kernel_size, args[0], args[1:]
+            kernel_size = None
+        if nb_row is not None or nb_col is not None:
+            if kernel_size is not None or nb_row is None or nb_col is None:
+                raise TypeError("Convolution2D: give the kernel as (nb_row, nb_col) or as "
+                                "kernel_size, not both")
+            warnings.warn("Convolution2D(filters, nb_row, nb_col) is the Keras 1 spelling; "
+                          "use Conv2D(filters, (nb_row, nb_col))", DeprecationWarning,
+                          stacklevel=3)
+            kernel_size = (nb_row, nb_col)
+        super().__init__(filters, kernel_size, *args, **kwargs)

@@ -8,7 +8,7 @@ import numpy as np
 from .. import _args, _random, losses, optimizers
 from .. import callbacks as callbacks_module
 from .. import metrics as metrics_module
-from .._compat import refuse_unimplemented
+from .._compat import keras3_arguments, refuse_unimplemented
 from ..data_adapter import Prefetcher, is_source, source_steps, split_batch
 from ..layers import Conv2D, InputLayer, KerasTensor, Layer, MaxPooling2D, deserialize, serialize
 from ..layers.base import _unique_name
@@ -374,8 +374,17 @@ class Sequential:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+            validation_batch_size=None, validation_freq=1, **kwargs):
         where = "fit"
+        if "nb_epoch" in kwargs:   # Keras 1
+            if epochs != 1:
+                raise TypeError("fit: got both `nb_epoch` (Keras 1) and `epochs`; pass "
+                                "`epochs` alone")
+            epochs = keras3_arguments(where, kwargs, {"nb_epoch": "epochs"},
+                                      stacklevel=3).pop("epochs")
+            kwargs.pop("nb_epoch")
+        if kwargs:
+            raise TypeError(f"fit() got an unexpected keyword argument {sorted(kwargs)[0]!r}")
         self._require_compiled(where)
         batch_size = self._check_batch_size(batch_size, where)
         # Every argument is checked here, before the first step: nothing is found out
@@ -691,6 +700,23 @@ class Sequential:
         keras1 = _keras1_generator_args("predict_generator", generator, None, kwargs)
         steps = keras1.get("steps", steps)
         return self.predict(generator, steps=steps, verbose=verbose)
+
+    def predict_proba(self, x, batch_size=32, verbose=0):
+        """Keras 2's Sequential.predict_proba (removed in Keras 2.6): predict."""
+        warnings.warn("predict_proba is Keras 2's (removed in 2.6); use predict",
+                      DeprecationWarning, stacklevel=2)
+        return self.predict(x, batch_size=batch_size, verbose=verbose)
+
+    def predict_classes(self, x, batch_size=32, verbose=0):
+        """Keras 2's Sequential.predict_classes (removed in Keras 2.6): the argmax of
+        predict over the last axis, or predict > 0.5 for a single output unit."""
+        warnings.warn("predict_classes is Keras 2's (removed in 2.6); use "
+                      "np.argmax(model.predict(x), axis=-1), or (model.predict(x) > 0.5) "
+                      "for one output", DeprecationWarning, stacklevel=2)
+        p = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if p.shape[-1] > 1:
+            return p.argmax(axis=-1)
+        return (p > 0.5).astype(np.int32)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):

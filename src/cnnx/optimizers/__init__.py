@@ -2,6 +2,7 @@
 the compiled kernels, through cnnx.ops. Gradient clipping (clipnorm, clipvalue, global_clipnorm) is
 applied first, as in Keras."""
 import numbers
+import warnings
 
 import numpy as np
 
@@ -29,20 +30,33 @@ def _number(value, name, owner, low=0.0, high=float("inf"), low_open=False,
     return value
 
 
-
 # Every optimizer by name: filled by @REGISTRY.register where each class is defined.
 REGISTRY = Registry("optimizer")
+
 
 class Optimizer:
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **kwargs):
+        owner = type(self).__name__
+        if "lr" in kwargs:   # Keras 1/2
+            warnings.warn(f"{owner}: `lr` is the Keras 1/2 spelling; use `learning_rate`",
+                          DeprecationWarning, stacklevel=3)
+            learning_rate = kwargs.pop("lr")
+        decay = kwargs.pop("decay", 0.0)
+        if decay:   # Keras 2: lr / (1 + decay * iterations), an InverseTimeDecay schedule
+            warnings.warn(f"{owner}: `decay` is Keras 2's; it is "
+                          f"learning_rate=schedules.InverseTimeDecay(lr, 1, decay) in Keras 3",
+                          DeprecationWarning, stacklevel=3)
+            decay = _number(decay, "decay", owner)
+            if isinstance(learning_rate, schedules.LearningRateSchedule):
+                raise ValueError(f"{owner}: `decay` cannot be combined with a schedule")
+            learning_rate = schedules.InverseTimeDecay(learning_rate, 1, decay)
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{sorted(kwargs)}")
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(f"{type(self).__name__}: use at most one of clipnorm, "
                              f"clipvalue and global_clipnorm")
-        owner = type(self).__name__
         if not isinstance(learning_rate, schedules.LearningRateSchedule):
             if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
                     or not learning_rate >= 0 or not np.isfinite(learning_rate):

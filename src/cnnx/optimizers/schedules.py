@@ -2,7 +2,7 @@
 import math
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay",
-           "CosineDecay", "serialize", "deserialize"]
+           "CosineDecay", "InverseTimeDecay", "serialize", "deserialize"]
 
 
 class LearningRateSchedule:
@@ -65,7 +65,27 @@ class CosineDecay(LearningRateSchedule):
         return start * ((1 - self.alpha) * cosine + self.alpha)
 
 
-_CLASSES = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay)}
+class InverseTimeDecay(LearningRateSchedule):
+    """initial_learning_rate / (1 + decay_rate * step / decay_steps): Keras 2's `decay`
+    argument of every optimizer is this schedule with decay_steps=1."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="InverseTimeDecay"):
+        if decay_steps <= 0 or decay_rate < 0:
+            raise ValueError(f"InverseTimeDecay: expected decay_steps > 0 and decay_rate >= "
+                             f"0, received {decay_steps}, {decay_rate}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps, self.decay_rate = decay_steps, float(decay_rate)
+        self.staircase, self.name = bool(staircase), name
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        return self.initial_learning_rate / (1 + self.decay_rate * (math.floor(p)
+                                                                     if self.staircase else p))
+
+
+_CLASSES = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay,
+                                    InverseTimeDecay)}
 
 
 def serialize(schedule):

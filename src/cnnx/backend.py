@@ -1,0 +1,68 @@
+"""cnnx.backend: the parts of `keras.backend` (Keras 2's `K`) that course scripts call.
+
+    from cnnx import backend as K
+    if K.image_data_format() == "channels_first": ...   # always "channels_last" in cnnx
+"""
+import numpy as np
+
+__all__ = ["image_data_format", "set_image_data_format", "clear_session", "int_shape",
+           "epsilon", "set_epsilon", "floatx", "set_floatx"]
+
+_EPSILON = 1e-7
+_FLOATX = "float32"
+
+
+def image_data_format():
+    """Always "channels_last": cnnx's images are NHWC."""
+    return "channels_last"
+
+
+def set_image_data_format(data_format):
+    """Accepts "channels_last"; "channels_first" is refused (cnnx computes in NHWC)."""
+    if data_format != "channels_last":
+        raise ValueError(f"set_image_data_format: cnnx is channels_last (NHWC) only, "
+                         f"received {data_format!r}; transpose NCHW arrays with "
+                         f"x.transpose(0, 2, 3, 1)")
+
+
+def clear_session():
+    """Restart the automatic layer names (conv2d, conv2d_1, ...), as Keras does."""
+    from .layers import clear_session as clear
+    clear()
+
+
+def int_shape(x):
+    """The shape of an array, a symbolic tensor or a variable, as a tuple (None for the
+    batch axis of a symbolic tensor)."""
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        raise TypeError(f"int_shape: expected an array or tensor, received "
+                        f"{type(x).__name__}")
+    return tuple(None if s is None else int(s) for s in shape)
+
+
+def epsilon():
+    """The fuzz factor (1e-7): the clipping of cnnx's probability-space losses."""
+    return _EPSILON
+
+
+def set_epsilon(value):
+    """Keras lets scripts change epsilon; cnnx's losses clip at 1e-7, as Keras's do by
+    default, so only that value is accepted."""
+    if value != _EPSILON:
+        raise ValueError(f"set_epsilon: cnnx's losses clip at {_EPSILON}, received "
+                         f"{value!r}")
+
+
+def floatx():
+    """The default float type of new layers: "float32" (or what set_floatx chose)."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """"float32" or "float64": the dtype of layers created afterwards without one."""
+    global _FLOATX
+    if value not in ("float32", "float64"):
+        raise ValueError(f"set_floatx: cnnx computes in float32 or float64, received "
+                         f"{value!r}")
+    _FLOATX = str(np.dtype(value))
