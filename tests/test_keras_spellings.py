@@ -124,3 +124,38 @@ def test_initializer_and_regularizer_spellings():
     reg = cnnx.regularizers
     assert type(reg.l2(0.1)) is reg.L2 and reg.l2(0.1).l2 == 0.1
     assert type(reg.l1_l2(0.1, 0.2)) is reg.L1L2
+
+
+def test_model_checkpoint_checks_early_makes_folders_and_says_what_it_saves(tmp_path,
+                                                                              capsys):
+    with pytest.raises(ValueError, match=r"ending in \.keras.*not written by cnnx yet"):
+        cnnx.callbacks.ModelCheckpoint(str(tmp_path / "weights-{epoch:02d}.hdf5"))
+    with pytest.raises(ValueError, match="`save_freq` must be 'epoch' or a positive int"):
+        cnnx.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), save_freq=0)
+    x, y, _ = data(16)
+    model = cnnx.Sequential([cnnx.Input((6, 6, 2)), layers.Flatten(),
+                             layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    every = cnnx.callbacks.ModelCheckpoint(str(tmp_path / "new" / "e{epoch}.keras"),
+                                           verbose=1)
+    batches = cnnx.callbacks.ModelCheckpoint(
+        str(tmp_path / "b" / "e{epoch}-b{batch}.weights.npz"), save_weights_only=True,
+        save_freq=3)
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[every, batches])
+    out = capsys.readouterr().out
+    assert f"Epoch 2: saving model to {tmp_path / 'new' / 'e2.keras'}" in out
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["e1.keras", "e2.keras"]
+    # 8 batches in all: saved after the 3rd and the 6th.
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "e1-b3.weights.npz", "e2-b2.weights.npz"]
+
+
+def test_callbacks_warn_when_their_monitor_is_missing():
+    x, y, _ = data(8)
+    model = cnnx.Sequential([cnnx.Input((6, 6, 2)), layers.Flatten(), layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="mse")
+    for cb in (cnnx.callbacks.EarlyStopping(monitor="val_acc"),
+               cnnx.callbacks.ReduceLROnPlateau(monitor="val_acc")):
+        with pytest.warns(UserWarning, match=r"conditioned on 'val_acc', which is not in the "
+                                             r"logs; available: (learning_rate, )?loss"):
+            model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])

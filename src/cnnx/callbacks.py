@@ -2,6 +2,7 @@
 import csv
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -73,6 +74,17 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
 
 
+def _monitored(callback, logs):
+    """The monitored value of the logs, or None with a warning that lists what the logs
+    hold (as Keras warns: a misspelt monitor otherwise does nothing, silently)."""
+    value = (logs or {}).get(callback.monitor)
+    if value is None:
+        warnings.warn(f"{type(callback).__name__} is conditioned on {callback.monitor!r}, "
+                      f"which is not in the logs; available: {', '.join(sorted(logs or {}))}",
+                      UserWarning, stacklevel=3)
+    return value
+
+
 class ProgbarLogger(Callback):
     """Keras's progress output: a bar per epoch (verbose=1), or one line per epoch
     (verbose=2, or when the output is not a terminal, so that logs are not flooded)."""
@@ -126,8 +138,10 @@ class EarlyStopping(Callback):
             math.inf if self.mode == "min" else -math.inf)
 
     def on_epoch_end(self, epoch, logs=None):
-        current = (logs or {}).get(self.monitor)
-        if current is None or epoch < self.start_from_epoch:
+        if epoch < self.start_from_epoch:
+            return
+        current = _monitored(self, logs)
+        if current is None:
             return
         if self.restore_best_weights and self.best_weights is None:
             self.best_weights = self.model.get_weights()
@@ -152,32 +166,78 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
+    """Saves the model (or its weights) at the end of every epoch, or every `save_freq`
+    batches; `filepath` may hold {epoch} and log keys ({val_loss:.2f}). The path's kind is
+    checked when the callback is made, and missing folders are created when it saves."""
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch"):
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
         super().__init__()
-        if save_freq != "epoch":
-            raise ValueError("ModelCheckpoint: only save_freq='epoch' is supported")
         self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        suffix = ".weights.npz" if save_weights_only else ".keras"
+        if not self.filepath.endswith(suffix):
+            kind = "weights" if save_weights_only else "models"
+            raise ValueError(f"ModelCheckpoint: cnnx saves {kind} to a path ending in "
+                             f"{suffix}, received {self.filepath!r}"
+                             + ("; Keras's .h5 files are not written by cnnx yet"
+                                if self.filepath.endswith((".h5", ".hdf5")) else ""))
+        if save_freq != "epoch" and (isinstance(save_freq, bool)
+                                     or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"ModelCheckpoint: `save_freq` must be 'epoch' or a positive "
+                             f"int (batches), received {save_freq!r}")
+        self.save_freq = save_freq
         if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
+            mode = "max" if "acc" in monitor or "auc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"ModelCheckpoint: mode must be auto, min or max, "
+                             f"received {mode!r}")
         self.mode = mode
-        self.best = math.inf if mode == "min" else -math.inf
+        self.best = (initial_value_threshold if initial_value_threshold is not None
+                     else math.inf if mode == "min" else -math.inf)
+        self._epoch, self._batches = 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: ARG002 (Keras's signature)
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches += 1
+        if self._batches % self.save_freq == 0:
+            self._save(self._epoch, logs or {}, batch=batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_freq == "epoch":
+            self._save(epoch, logs or {})
+
+    def _save(self, epoch, logs, batch=None):
+        try:
+            path = self.filepath.format(epoch=epoch + 1, batch=(batch or 0) + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f"ModelCheckpoint: the filepath {self.filepath!r} names {e}, "
+                           f"which is not in the logs; available: "
+                           f"{', '.join(sorted(logs))}") from None
         if self.save_best_only:
-            current = logs.get(self.monitor)
+            current = _monitored(self, logs)
             if current is None:
                 return
             better = current < self.best if self.mode == "min" else current > self.best
             if not better:
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
+                          f"{self.best:.5f}")
                 return
             if self.verbose:
                 print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} "
                       f"to {current:.5f}, saving model to {path}")
             self.best = current
+        elif self.verbose:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
@@ -201,7 +261,7 @@ class ReduceLROnPlateau(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         logs["learning_rate"] = self.model.optimizer.learning_rate
-        current = logs.get(self.monitor)
+        current = _monitored(self, logs)
         if current is None:
             return
         if self.cooldown_counter > 0:
