@@ -9,6 +9,9 @@ import numpy as np
 # other library (measured: a cnnx convolution ran 5x slower right after a matmul). So
 # each timed block starts after the other library's threads have gone to sleep.
 SETTLE_S = 0.5
+# run.py --check sets this: each function runs once, timed once (that it runs, not how
+# fast).
+ONCE = False
 
 
 def interleaved(funcs, repeats=7, min_block=0.02, settle=None):
@@ -16,7 +19,14 @@ def interleaved(funcs, repeats=7, min_block=0.02, settle=None):
     block each per repeat, so that machine noise hits all alike; a block repeats its
     function to last at least min_block seconds, and starts after `settle` seconds idle
     and one untimed call, so that it measures the steady state of a training loop."""
-    settle = SETTLE_S if settle is None else settle   # read at call time: --check sets 0
+    if ONCE:
+        times = []
+        for f in funcs:
+            t = time.perf_counter()
+            f()
+            times.append(max(time.perf_counter() - t, 1e-9))
+        return times
+    settle = SETTLE_S if settle is None else settle   # read at call time
     inner = []
     for f in funcs:
         time.sleep(settle)

@@ -22,7 +22,8 @@ def _build_env(tmp_path, **extra):
     fake.mkdir(exist_ok=True)
     (fake / "omp.h").write_text("#error this compiler has no OpenMP\n")
     env = {k: v for k, v in os.environ.items() if k != "CNNX_ALLOW_SERIAL"}
-    return {**env, "CPATH": str(fake), **extra}
+    # -O0 (CNNX_DEBUG_BUILD): this build is about OpenMP, not speed, and compiles faster.
+    return {**env, "CPATH": str(fake), "CNNX_DEBUG_BUILD": "1", **extra}
 
 
 @pytest.mark.slow
