@@ -146,3 +146,27 @@ def test_sigterm_handler_cleans_up_then_delivers_the_signal():
         assert done == [True]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_file_that_matches_no_checksum_is_not_verified(tmp_path):
+    path = tmp_path / "f.gz"
+    path.write_bytes(b"not the data")
+    remote = _download.RemoteFile("f.gz", "http://127.0.0.1:9/", sha256="0" * 64, md5="0" * 32)
+    assert _download.verify(path, remote) is False
+
+
+def test_outside_the_main_thread_sigterm_is_left_alone():
+    import threading
+
+    from cnnx.datasets._download import _cleanup_on_sigterm
+    ran = []
+
+    def work():
+        with _cleanup_on_sigterm():
+            ran.append(signal.getsignal(signal.SIGTERM))
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert ran == [before]

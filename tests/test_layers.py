@@ -163,3 +163,35 @@ def test_plot_model_text():
     text = cnnx.viz.plot_model(model)
     assert "Input (None, 8, 8, 1)" in text and "+ relu -> (None, 6, 6, 2)" in text
     assert text.count("v") >= 3
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: layers.InputLayer(), "`shape` is required"),
+    (lambda: layers.InputLayer(shape=(0, 3)), "`shape` must be positive ints"),
+    (lambda: layers.ReLU(max_value=-1), "`max_value` must be >= 0"),
+    (lambda: layers.ReLU(negative_slope=-0.1), "`negative_slope` must be >= 0"),
+    (lambda: layers.LeakyReLU(negative_slope=-1), "`negative_slope` must be >= 0"),
+    (lambda: layers.Softmax(axis=1), "only axis=-1 is supported"),
+    (lambda: layers.Dropout(0.5, noise_shape=(1, 2)), "`noise_shape` is not supported"),
+    (lambda: layers.Reshape((-1, -1)), "at most one -1"),
+])
+def test_more_invalid_layer_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_input_shapes_reshape_and_activation_layers_in_a_model(rng):
+    assert layers.InputLayer(shape=5).get_config()["shape"] == [5]
+    with pytest.raises(ValueError, match=r"cannot reshape a sample of shape"):
+        cnnx.Sequential([cnnx.Input((4,)), layers.Reshape((3, -1))])
+    with pytest.raises(ValueError, match="expects 2-D input"):
+        cnnx.Sequential([cnnx.Input((2, 2)), layers.Dense(3)])
+    model = cnnx.Sequential([cnnx.Input((4,)), layers.Dense(3, dtype="float64"),
+                             layers.Activation("relu", dtype="float64"),
+                             layers.Softmax(dtype="float64")])
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0), loss="mse")
+    x, y = rng.standard_normal((5, 4)), rng.random((5, 3))
+    p = model.predict(x, verbose=0)
+    np.testing.assert_allclose(p.sum(axis=1), 1)
+    from helpers import assert_directional_derivatives
+    assert_directional_derivatives(model, x, y, rng)
