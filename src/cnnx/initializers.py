@@ -149,12 +149,8 @@ class LecunNormal(_VarianceScaling):
 
 
 @REGISTRY.register("truncated_normal")
-class TruncatedNormal(Initializer):
+class TruncatedNormal(RandomNormal):
     """Normal draws redrawn until within two standard deviations of the mean."""
-
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
-        super().__init__(seed)
-        self.mean, self.stddev = mean, stddev
 
     def sample(self, shape):
         rng = self._rng()
@@ -164,9 +160,6 @@ class TruncatedNormal(Initializer):
             out[bad] = rng.normal(0, 1, int(bad.sum()))
             bad = np.abs(out) > 2
         return self.mean + self.stddev * out
-
-    def get_config(self):
-        return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
 
 
 @REGISTRY.register("variance_scaling")

@@ -14,16 +14,21 @@ class LearningRateSchedule:
         return cls(**config)
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _Decay(LearningRateSchedule):
+    """A rate that decays with step / decay_steps (floored when staircase)."""
+
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: `decay_steps` must be > 0, "
-                             f"received {decay_steps}")
+                 name=None):
+        owner = type(self).__name__
+        if decay_steps <= 0 or decay_rate < 0:
+            raise ValueError(f"{owner}: expected decay_steps > 0 and decay_rate >= 0, "
+                             f"received {decay_steps}, {decay_rate}")
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps, self.decay_rate = decay_steps, float(decay_rate)
-        self.staircase, self.name = bool(staircase), name
+        self.staircase, self.name = bool(staircase), name or owner
 
+
+class ExponentialDecay(_Decay):
     def __call__(self, step):
         p = step / self.decay_steps
         return self.initial_learning_rate * self.decay_rate ** (math.floor(p)
@@ -65,18 +70,9 @@ class CosineDecay(LearningRateSchedule):
         return start * ((1 - self.alpha) * cosine + self.alpha)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_Decay):
     """initial_learning_rate / (1 + decay_rate * step / decay_steps): Keras 2's `decay`
     argument of every optimizer is this schedule with decay_steps=1."""
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="InverseTimeDecay"):
-        if decay_steps <= 0 or decay_rate < 0:
-            raise ValueError(f"InverseTimeDecay: expected decay_steps > 0 and decay_rate >= "
-                             f"0, received {decay_steps}, {decay_rate}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps, self.decay_rate = decay_steps, float(decay_rate)
-        self.staircase, self.name = bool(staircase), name
 
     def __call__(self, step):
         p = step / self.decay_steps
