@@ -260,3 +260,27 @@ def test_sixteen_bit_and_float_images_keep_their_range(tmp_path):
     Image.fromarray(floats, "F").save(tif)
     rgb = image.img_to_array(image.load_img(tif))
     np.testing.assert_array_equal(rgb[..., 1], np.round(floats * 255))
+
+
+def test_featurewise_statistics_learnt_by_fit():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (200, 4, 4, 3)) * np.array([1.0, 2.0, 0.5])
+    gen = ImageDataGenerator(featurewise_center=True, featurewise_std_normalization=True)
+    with pytest.warns(UserWarning) as record:
+        gen.standardize(x[:2].copy())
+    assert [str(w.message).split(",")[0] for w in record] == [
+        "This ImageDataGenerator specifies featurewise_center",
+        "This ImageDataGenerator specifies featurewise_std_normalization"]
+    gen.fit(x)
+    np.testing.assert_allclose(gen.mean.ravel(), x.mean(axis=(0, 1, 2)))
+    out = gen.standardize(x.copy())
+    np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), 0, atol=1e-10)
+    np.testing.assert_allclose(out.std(axis=(0, 1, 2)), 1, atol=1e-5)
+    # ZCA: the whitened data's covariance is the identity (less the epsilon's shrinkage).
+    small = rng.normal(0, 1, (500, 2, 2, 1)) @ np.ones((1, 1)) + np.linspace(0, 1, 4).reshape(
+        1, 2, 2, 1) * rng.normal(0, 1, (500, 1, 1, 1))
+    zca = ImageDataGenerator(zca_whitening=True, zca_epsilon=1e-9).fit(small)
+    white = zca.standardize(small.copy()).reshape(500, -1)
+    np.testing.assert_allclose(white.T @ white / 500, np.eye(4), atol=1e-6)
+    with pytest.raises(NotImplementedError, match="`channel_shift_range`"):
+        ImageDataGenerator(channel_shift_range=10.0)

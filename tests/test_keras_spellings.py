@@ -159,3 +159,12 @@ def test_callbacks_warn_when_their_monitor_is_missing():
         with pytest.warns(UserWarning, match=r"conditioned on 'val_acc', which is not in the "
                                              r"logs; available: (learning_rate, )?loss"):
             model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+
+
+def test_utils_normalize():
+    x = np.array([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(cnnx.utils.normalize(x), [[0.6, 0.8], [0.0, 0.0]])
+    np.testing.assert_allclose(cnnx.utils.normalize(x, axis=0, order=1), [[1, 1], [0, 0]])
+    assert cnnx.utils.normalize(np.array([[1, 1]])).dtype == np.float32
+    with pytest.raises(TypeError, match="normalize: expected numbers"):
+        cnnx.utils.normalize(np.array(["a"]))

@@ -12,6 +12,7 @@ import math
 import os
 import stat
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -235,14 +236,13 @@ class ImageDataGenerator:
                  fill_mode="nearest", cval=0.0, horizontal_flip=False, vertical_flip=False,
                  rescale=None, preprocessing_function=None, data_format=None,
                  validation_split=0.0, interpolation_order=1, dtype="float32"):
-        unsupported = {"featurewise_center": featurewise_center,
-                       "featurewise_std_normalization": featurewise_std_normalization,
-                       "zca_whitening": zca_whitening,
-                       "channel_shift_range": channel_shift_range}
-        used = [k for k, v in unsupported.items() if v]
-        if used:
-            raise ValueError(f"ImageDataGenerator: {used} are not supported by cnnx")
-        del zca_epsilon  # used only by zca_whitening, refused above
+        refuse_unimplemented("ImageDataGenerator",
+                             channel_shift_range=(channel_shift_range, 0.0))
+        self.featurewise_center = bool(featurewise_center)
+        self.featurewise_std_normalization = bool(featurewise_std_normalization)
+        self.zca_whitening, self.zca_epsilon = bool(zca_whitening), float(zca_epsilon)
+        # Set by fit(): Keras's names.
+        self.mean = self.std = self.zca_whitening_matrix = None
         # The warps interpolate bilinearly: Keras's default order, 1.
         refuse_unimplemented("ImageDataGenerator",
                              interpolation_order=(interpolation_order, 1))
@@ -330,8 +330,41 @@ class ImageDataGenerator:
         rng = np.random.default_rng(seed) if seed is not None else None
         return self.random_transform_batch(np.asarray(x, np.float64)[None], rng)[0]
 
+    def fit(self, x, augment=False, rounds=1, seed=None):
+        """Learn the featurewise statistics from sample images (N, H, W, C), as Keras 2:
+        the per-channel mean (featurewise_center), the per-channel standard deviation
+        (featurewise_std_normalization), and the ZCA whitening matrix (zca_whitening),
+        each computed after rescale and the steps before it."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 4:
+            raise ValueError(f"ImageDataGenerator.fit: expected images (N, H, W, C), "
+                             f"received shape {x.shape}")
+        if augment:
+            rounds = int(rounds)
+            if rounds < 1:
+                raise ValueError(f"ImageDataGenerator.fit: `rounds` must be >= 1, "
+                                 f"received {rounds}")
+            rng = np.random.default_rng(seed)
+            x = np.concatenate([self.random_transform_batch(x.copy(), rng)
+                                for _ in range(rounds)])
+        if self.rescale:
+            x = x * self.rescale
+        if self.featurewise_center:
+            self.mean = x.mean(axis=(0, 1, 2)).reshape(1, 1, -1)
+            x = x - self.mean
+        if self.featurewise_std_normalization:
+            self.std = x.std(axis=(0, 1, 2)).reshape(1, 1, -1)
+            x = x / (self.std + 1e-6)
+        if self.zca_whitening:
+            flat = x.reshape(len(x), -1)
+            sigma = flat.T @ flat / len(flat)
+            u, s, _ = np.linalg.svd(sigma)
+            self.zca_whitening_matrix = (u * (1 / np.sqrt(s + self.zca_epsilon))) @ u.T
+        return self
+
     def standardize(self, x):
-        """preprocessing_function, then rescale, then the samplewise normalisations."""
+        """preprocessing_function, rescale, the samplewise normalisations, then the
+        featurewise ones learnt by fit(), in Keras's order."""
         if self.preprocessing_function is not None:
             x = np.stack([self.preprocessing_function(img) for img in x])
         if self.rescale:
@@ -340,6 +373,21 @@ class ImageDataGenerator:
             x = x - x.mean(axis=(1, 2, 3), keepdims=True)
         if self.samplewise_std_normalization:
             x = x / (x.std(axis=(1, 2, 3), keepdims=True) + 1e-6)
+        for flag, value, name in ((self.featurewise_center, self.mean, "featurewise_center"),
+                                  (self.featurewise_std_normalization, self.std,
+                                   "featurewise_std_normalization"),
+                                  (self.zca_whitening, self.zca_whitening_matrix,
+                                   "zca_whitening")):
+            if flag and value is None:
+                warnings.warn(f"This ImageDataGenerator specifies {name}, but it has not "
+                              f"been fit on any training data: call .fit(x) first",
+                              UserWarning, stacklevel=3)
+        if self.featurewise_center and self.mean is not None:
+            x = x - self.mean
+        if self.featurewise_std_normalization and self.std is not None:
+            x = x / (self.std + 1e-6)
+        if self.zca_whitening and self.zca_whitening_matrix is not None:
+            x = (x.reshape(len(x), -1) @ self.zca_whitening_matrix).reshape(x.shape)
         return x
 
     def _prepare(self, x, rng):

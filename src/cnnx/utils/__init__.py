@@ -7,7 +7,7 @@ from .. import _random
 
 _IMAGE = ("load_img", "img_to_array", "array_to_img", "save_img",
           "image_dataset_from_directory")
-__all__ = ["to_categorical", "set_random_seed", *_IMAGE]
+__all__ = ["to_categorical", "normalize", "set_random_seed", *_IMAGE]
 
 
 def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.image
@@ -44,3 +44,14 @@ def to_categorical(x, num_classes=None):
     out = np.zeros(x.shape + (num_classes,), np.float32)
     np.put_along_axis(out, x[..., None], 1.0, axis=-1)
     return out
+
+
+def normalize(x, axis=-1, order=2):
+    """x divided by its `order`-norm along `axis`, as keras.utils.normalize; vectors of
+    norm 0 stay 0."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"normalize: expected numbers, received dtype {x.dtype}")
+    norm = np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
+    dtype = x.dtype if x.dtype.kind == "f" else np.float32
+    return (x / np.where(norm == 0, 1, norm)).astype(dtype)
