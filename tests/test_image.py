@@ -284,3 +284,9 @@ def test_featurewise_statistics_learnt_by_fit():
     np.testing.assert_allclose(white.T @ white / 500, np.eye(4), atol=1e-6)
     with pytest.raises(NotImplementedError, match="`channel_shift_range`"):
         ImageDataGenerator(channel_shift_range=10.0)
+
+
+def test_image_dataset_from_directory_is_also_in_preprocessing():
+    import cnnx
+    assert cnnx.preprocessing.image_dataset_from_directory is \
+        cnnx.utils.image_dataset_from_directory
