@@ -1,4 +1,5 @@
 """Keras's progress bar, and the batch boundaries of an epoch over arrays."""
+import shutil
 import sys
 import time
 
@@ -7,9 +8,16 @@ import numpy as np
 __all__ = ["Progbar"]
 
 
+def format_value(value):
+    """A metric as Keras 3 prints it: 4 decimals, or scientific below 1e-3."""
+    return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
+
+
 class Progbar:
-    """Keras 3's progress display. verbose=1 on a terminal redraws one line per step;
-    verbose=2, or an output that is not a terminal, prints one line when finalized."""
+    """Keras 3's progress display. verbose=1 on a terminal redraws one line per step
+    (each redraw blanks what is left of the longer line before it, and a line never
+    outgrows the terminal, so a redraw never wraps); verbose=2, or an output that is not a
+    terminal, prints one line when finalized."""
 
     def __init__(self, target, width=20, verbose=1, stream=None):
         self.target, self.width = target, width
@@ -19,6 +27,7 @@ class Progbar:
         self.verbose = verbose
         self.start = time.perf_counter()
         self.seen = 0
+        self._drawn = 0   # characters of the line on screen now
 
     @staticmethod
     def _format_time(seconds):
@@ -31,12 +40,13 @@ class Progbar:
     def _line(self, current, logs, finalize):
         elapsed = time.perf_counter() - self.start
         per_step = elapsed / max(current, 1)
-        metrics = " - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())
+        metrics = " - ".join(f"{k}: {format_value(v)}" for k, v in sorted(logs.items())
                              if isinstance(v, (float, int, np.floating)))
         if self.target:
             filled = int(self.width * current / self.target)
             bar = "\u2501" * filled + " " * (self.width - filled)
-            head = f"{current}/{self.target} {bar}"
+            # Padded to the total's width, so that the bar does not move at step 10.
+            head = f"{current:>{len(str(self.target))}}/{self.target} {bar}"
         else:
             head = f"{current}/Unknown"
         tail = f" - {metrics}" if metrics else ""
@@ -56,8 +66,13 @@ class Progbar:
             return
         logs = logs or {}
         if self.live:
-            end = "\n" if finalize else ""
-            self.stream.write("\r" + self._line(current, logs, finalize) + end)
+            line = self._line(current, logs, finalize)
+            columns = shutil.get_terminal_size((80, 24)).columns
+            if len(line) > columns - 1:
+                line = line[:columns - 2] + "\u2026"
+            blank = " " * max(self._drawn - len(line), 0)   # the longer line's tail
+            self._drawn = 0 if finalize else len(line)
+            self.stream.write("\r" + line + blank + ("\n" if finalize else ""))
             self.stream.flush()
         elif finalize:
             self.stream.write(self._line(current, logs, True) + "\n")
