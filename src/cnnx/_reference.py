@@ -247,3 +247,29 @@ def rmsprop_update(w, g, v, m, lr, rho, momentum, epsilon):
 def adagrad_update(w, g, acc, lr, epsilon):
     acc = acc + g * g
     return w - lr * g / np.sqrt(acc + epsilon), acc
+
+
+def adamax_update(w, g, m, u, lr_t, beta1, beta2, epsilon):
+    m = m + (g - m) * (1 - beta1)
+    u = np.maximum(beta2 * u, np.abs(g))
+    return w - lr_t * m / (u + epsilon), m, u
+
+
+def adadelta_update(w, g, acc_grad, acc_delta, lr, rho, epsilon):
+    acc_grad = rho * acc_grad + (1 - rho) * g * g
+    delta = -np.sqrt(acc_delta + epsilon) / np.sqrt(acc_grad + epsilon) * g
+    acc_delta = rho * acc_delta + (1 - rho) * delta * delta
+    return w + lr * delta, acc_grad, acc_delta
+
+
+def lion_update(w, g, m, lr, beta1, beta2):
+    w = w - lr * np.sign(beta1 * m + (1 - beta1) * g)
+    return w, beta2 * m + (1 - beta2) * g
+
+
+def nadam_update(w, g, m, v, lr, beta1, beta2, epsilon, u_t, u_t_1, u_product_t,
+                 u_product_t_1, beta2_power):
+    m = m + (g - m) * (1 - beta1)
+    v = v + (g * g - v) * (1 - beta2)
+    m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product_t)
+    return w - lr * m_hat / (np.sqrt(v / (1 - beta2_power)) + epsilon), m, v

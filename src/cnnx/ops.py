@@ -29,7 +29,8 @@ __all__ = [
     "conv2d", "conv2d_backward", "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
-    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
+    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update",
+    "adadelta_update", "lion_update", "nadam_update",
 ]
 
 _ACTIVATIONS = (None, "linear", "relu")
@@ -627,3 +628,41 @@ def adagrad_update(w, g, accumulator, learning_rate, epsilon):
     _check_update("adagrad_update", w, ("g", g, n), ("accumulator", accumulator, n))
     _kernels.adagrad_update(w, g, accumulator, float(learning_rate), float(epsilon),
                             threads_for(n))
+
+
+def adamax_update(w, g, m, u, learning_rate, beta_1, beta_2, epsilon):
+    """Adamax step in place (u: the exponentially weighted infinity norm); the learning
+    rate is the bias-corrected one of this step."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("adamax_update", w, ("g", g, n), ("m", m, n), ("u", u, n))
+    _kernels.adamax_update(w, g, m, u, float(learning_rate), float(beta_1), float(beta_2),
+                           float(epsilon), threads_for(n))
+
+
+def adadelta_update(w, g, accumulated_grad, accumulated_delta, learning_rate, rho,
+                    epsilon):
+    """Adadelta step in place."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("adadelta_update", w, ("g", g, n), ("accumulated_grad", accumulated_grad, n),
+                  ("accumulated_delta", accumulated_delta, n))
+    _kernels.adadelta_update(w, g, accumulated_grad, accumulated_delta, float(learning_rate),
+                             float(rho), float(epsilon), threads_for(n))
+
+
+def lion_update(w, g, m, learning_rate, beta_1, beta_2):
+    """Lion step in place."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("lion_update", w, ("g", g, n), ("m", m, n))
+    _kernels.lion_update(w, g, m, float(learning_rate), float(beta_1), float(beta_2),
+                         threads_for(n))
+
+
+def nadam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, u_t, u_t_1,
+                 u_product_t, u_product_t_1, beta_2_power):
+    """Nadam step in place, given the step's momentum-schedule scalars (see
+    cnnx.optimizers.Nadam)."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("nadam_update", w, ("g", g, n), ("m", m, n), ("v", v, n))
+    _kernels.nadam_update(w, g, m, v, float(learning_rate), float(beta_1), float(beta_2),
+                          float(epsilon), float(u_t), float(u_t_1), float(u_product_t),
+                          float(u_product_t_1), float(beta_2_power), threads_for(n))

@@ -22,7 +22,8 @@ REFERENCE_TWINS = ("conv2d", "conv2d_backward", "relu", "relu_backward", "max_po
                    "max_pool2d_backward", "average_pool2d", "average_pool2d_backward",
                    "dense", "dense_backward", "softmax", "sigmoid", "softmax_cross_entropy",
                    "sigmoid_cross_entropy", "sgd_update", "adam_update", "rmsprop_update",
-                   "adagrad_update")
+                   "adagrad_update", "adamax_update", "adadelta_update", "lion_update",
+                   "nadam_update")
 
 
 def _returning(fn):
@@ -45,7 +46,8 @@ def _in_place(fn, n_state):
     return call
 
 
-_UPDATES = {"sgd_update": 1, "adam_update": 2, "rmsprop_update": 2, "adagrad_update": 1}
+_UPDATES = {"sgd_update": 1, "adam_update": 2, "rmsprop_update": 2, "adagrad_update": 1,
+            "adamax_update": 2, "adadelta_update": 2, "lion_update": 1, "nadam_update": 2}
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@ from .. import ops
 from .._registry import Registry
 from . import schedules
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "schedules"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Adadelta",
+           "Lion", "Nadam", "get", "schedules"]
 
 
 def _number(value, name, owner, low=0.0, high=float("inf"), low_open=False,
@@ -120,8 +121,12 @@ class Optimizer:
                             for g, v in zip(grads, variables)])
         lr = self.learning_rate
         self.iterations += 1
+        self._begin_step()
         for g, var in zip(grads, variables):
             self._update(var.value.reshape(-1), g.reshape(-1), var, lr)
+
+    def _begin_step(self):
+        """Per-step work shared by every variable (Nadam's momentum schedule)."""
 
     def apply_gradients(self, grads_and_vars):
         grads, variables = zip(*grads_and_vars)
@@ -242,6 +247,97 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
+
+
+@REGISTRY.register("adamax")
+class Adamax(Optimizer):
+    """Adam with the infinity norm: u = max(beta_2 u, |g|) in place of the second moment."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = _number(beta_1, "beta_1", "Adamax", 0, 1, high_open=True)
+        self.beta_2 = _number(beta_2, "beta_2", "Adamax", 0, 1, high_open=True)
+        self.epsilon = _number(epsilon, "epsilon", "Adamax", 0, low_open=True)
+
+    def _update(self, w, g, var, lr):
+        m, u = self._state(var, 2)
+        lr_t = lr / (1 - self.beta_1 ** self.iterations)
+        ops.adamax_update(w, g, m, u, lr_t, self.beta_1, self.beta_2, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+@REGISTRY.register("adadelta")
+class Adadelta(Optimizer):
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho = _number(rho, "rho", "Adadelta", 0, 1)
+        self.epsilon = _number(epsilon, "epsilon", "Adadelta", 0, low_open=True)
+
+    def _update(self, w, g, var, lr):
+        acc_grad, acc_delta = self._state(var, 2)
+        ops.adadelta_update(w, g, acc_grad, acc_delta, lr, self.rho, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+@REGISTRY.register("lion")
+class Lion(Optimizer):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        # As Keras: beta_1 = 0 would make it SignSGD.
+        self.beta_1 = _number(beta_1, "beta_1", "Lion", 0, 1, low_open=True)
+        self.beta_2 = _number(beta_2, "beta_2", "Lion", 0, 1)
+
+    def _update(self, w, g, var, lr):
+        ops.lion_update(w, g, self._state(var, 1)[0], lr, self.beta_1, self.beta_2)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+@REGISTRY.register("nadam")
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum and Keras's momentum schedule
+    u_t = beta_1 (1 - 0.5 * 0.96^t), whose running product is known from the step count
+    alone (so a reloaded optimizer resumes exactly)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = _number(beta_1, "beta_1", "Nadam", 0, 1, high_open=True)
+        self.beta_2 = _number(beta_2, "beta_2", "Nadam", 0, 1, high_open=True)
+        self.epsilon = _number(epsilon, "epsilon", "Nadam", 0, low_open=True)
+        self._u_product, self._u_product_step = 1.0, 0
+
+    def _u(self, step):
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
+
+    def _begin_step(self):
+        t = self.iterations
+        if self._u_product_step != t - 1:   # a restored step count: rebuild the product
+            self._u_product, self._u_product_step = 1.0, 0
+            for k in range(1, t):
+                self._u_product *= self._u(k)
+            self._u_product_step = t - 1
+        self._u_product *= self._u(t)
+        self._u_product_step = t
+
+    def _update(self, w, g, var, lr):
+        m, v = self._state(var, 2)
+        t = self.iterations
+        u_t, u_t_1 = self._u(t), self._u(t + 1)
+        ops.nadam_update(w, g, m, v, lr, self.beta_1, self.beta_2, self.epsilon, u_t,
+                         u_t_1, self._u_product, self._u_product * u_t_1,
+                         self.beta_2 ** t)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
 
 
 def get(identifier):
