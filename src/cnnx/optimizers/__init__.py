@@ -162,17 +162,30 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
-@REGISTRY.register("adam")
-class Adam(Optimizer):
+class _Moments(Optimizer):
+    """The Adam family (Adam, AdamW, Adamax, Nadam): two moment decay rates in [0, 1) and
+    an epsilon > 0, checked and configured in one place."""
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, **kwargs):
+                 **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if amsgrad:
-            raise ValueError(f"{type(self).__name__}: amsgrad is not supported")
         owner = type(self).__name__
         self.beta_1 = _number(beta_1, "beta_1", owner, 0, 1, high_open=True)
         self.beta_2 = _number(beta_2, "beta_2", owner, 0, 1, high_open=True)
         self.epsilon = _number(epsilon, "epsilon", owner, 0, low_open=True)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+@REGISTRY.register("adam")
+class Adam(_Moments):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, **kwargs):
+        if amsgrad:
+            raise ValueError(f"{type(self).__name__}: amsgrad is not supported")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
 
     def _decay(self, lr):  # noqa: ARG002 (AdamW's weight decay scales with lr)
         return 0.0
@@ -183,10 +196,6 @@ class Adam(Optimizer):
         lr_t = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         ops.adam_update(w, g, m, v, lr_t, self.beta_1, self.beta_2, self.epsilon,
                         self._decay(lr))
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
 
 @REGISTRY.register("adamw")
@@ -250,24 +259,13 @@ class Adagrad(Optimizer):
 
 
 @REGISTRY.register("adamax")
-class Adamax(Optimizer):
+class Adamax(_Moments):
     """Adam with the infinity norm: u = max(beta_2 u, |g|) in place of the second moment."""
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = _number(beta_1, "beta_1", "Adamax", 0, 1, high_open=True)
-        self.beta_2 = _number(beta_2, "beta_2", "Adamax", 0, 1, high_open=True)
-        self.epsilon = _number(epsilon, "epsilon", "Adamax", 0, low_open=True)
 
     def _update(self, w, g, var, lr):
         m, u = self._state(var, 2)
         lr_t = lr / (1 - self.beta_1 ** self.iterations)
         ops.adamax_update(w, g, m, u, lr_t, self.beta_1, self.beta_2, self.epsilon)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
 
 @REGISTRY.register("adadelta")
@@ -301,17 +299,13 @@ class Lion(Optimizer):
 
 
 @REGISTRY.register("nadam")
-class Nadam(Optimizer):
+class Nadam(_Moments):
     """Adam with Nesterov momentum and Keras's momentum schedule
     u_t = beta_1 (1 - 0.5 * 0.96^t), whose running product is known from the step count
     alone (so a reloaded optimizer resumes exactly)."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = _number(beta_1, "beta_1", "Nadam", 0, 1, high_open=True)
-        self.beta_2 = _number(beta_2, "beta_2", "Nadam", 0, 1, high_open=True)
-        self.epsilon = _number(epsilon, "epsilon", "Nadam", 0, low_open=True)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self._u_product, self._u_product_step = 1.0, 0
 
     def _u(self, step):
@@ -334,10 +328,6 @@ class Nadam(Optimizer):
         ops.nadam_update(w, g, m, v, lr, self.beta_1, self.beta_2, self.epsilon, u_t,
                          u_t_1, self._u_product, self._u_product * u_t_1,
                          self.beta_2 ** t)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
 
 def get(identifier):
