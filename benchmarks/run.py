@@ -24,6 +24,7 @@ import numpy as np
 
 import cnnx
 from cnnx import layers as L
+from cnnx.models.plan import Plan
 
 import _timing
 from _timing import environment_line, interleaved
@@ -145,23 +146,26 @@ def breakdown(name, threads, repeats):
     model.train_on_batch(x, y)  # allocate the buffers
     held = tracemalloc.get_traced_memory()[0] - x.nbytes - y.nbytes
     tracemalloc.stop()
+    # The steps of the model's training plan, each with its context: the same fusions
+    # (ReLU into pooling, logits into the loss, no input gradient first) as fit runs.
+    steps = Plan(model, True, model.trainable_weights, model._losses).steps
     acts, h = [], x
-    for layer in model.layers:
+    for step in steps:
         acts.append(h)
-        h = layer.call(h, training=True)
+        h = step.layer.forward(step.ctx, h, True)
     grad = np.ones_like(h) / len(h)
     out = []
-    for i, layer in enumerate(model.layers):
-        fwd = interleaved([lambda i=i, layer=layer: layer.call(acts[i], training=True)],
+    for i, step in enumerate(steps):
+        fwd = interleaved([lambda i=i, s=step: s.layer.forward(s.ctx, acts[i], True)],
                           repeats=repeats, settle=_timing.SETTLE_S / 10)[0]
-        out.append([layer.name, fwd])
-    flops = [layer_flops(layer, len(x), first=i == 0) for i, layer in enumerate(model.layers)]
-    for i in reversed(range(len(model.layers))):
-        layer = model.layers[i]
-        layer.call(acts[i], training=True)
-        g = grad if i == len(model.layers) - 1 else np.ones(layer.output_shape[:0] + (
-            len(x),) + tuple(layer.output_shape[1:]), x.dtype) * 1e-3
-        bwd = interleaved([lambda layer=layer, g=g: layer.backward(g)], repeats=repeats,
+        out.append([step.layer.name, fwd])
+    flops = [layer_flops(s.layer, len(x), first=i == 0) for i, s in enumerate(steps)]
+    for i in reversed(range(len(steps))):
+        step = steps[i]
+        step.layer.forward(step.ctx, acts[i], True)
+        g = grad if i == len(steps) - 1 else np.ones(
+            (len(x),) + tuple(step.layer.output_shape[1:]), x.dtype) * 1e-3
+        bwd = interleaved([lambda s=step, g=g: s.layer.backward(s.ctx, g)], repeats=repeats,
                           settle=_timing.SETTLE_S / 10)[0]
         out[i].append(bwd)
     tracemalloc.start()

@@ -14,8 +14,7 @@ def _compiled():
     return model
 
 
-@pytest.mark.parametrize("name,value", [("loss_weights", [0.5]),
-                                        ("weighted_metrics", ["accuracy"])])
+@pytest.mark.parametrize("name,value", [("weighted_metrics", ["accuracy"])])
 def test_compile_refuses_what_it_does_not_implement(name, value):
     model = small_model()
     with pytest.raises(NotImplementedError, match=rf"compile: `{name}` is not implemented"):

@@ -9,21 +9,19 @@ from helpers import assert_grad, numerical_grad
 
 
 def _check_layer(layer, x, rng, training=True):
-    # A layer's own backward pass, below the model: the public API has no door to it
-    # (a model's training step is checked in test_gradients.py), so this reaches the
-    # Layer life methods by their private names.
-    layer._build_once((None,) + x.shape[1:])
-    if hasattr(layer, "_need_input_grad"):
-        layer._need_input_grad = True
-    y = layer.call(x, training=training)
+    # A layer's own forward and backward, as a model's plan runs them: each call keeps
+    # what its backward needs in a Context, and leaves its weights' gradients there.
+    y = layer(x, training=training)
     r = rng.standard_normal(y.shape)
 
     def loss():
-        return float(np.sum(layer.call(x, training=training) * r))
+        return float(np.sum(layer.forward(layers.Context(), x, training) * r))
 
-    layer.call(x, training=training)
-    dx = layer.backward(r.copy())
-    grads = [w.grad.copy() for w in layer.trainable_weights]
+    ctx = layers.Context()
+    layer.forward(ctx, x, training)
+    dx = layer.backward(ctx, r.copy())
+    found = {id(var): g.copy() for var, g in ctx.grads}
+    grads = [found[id(w)] for w in layer.trainable_weights]
     assert_grad(dx, numerical_grad(loss, x))
     for w, g in zip(layer.trainable_weights, grads):
         assert_grad(g, numerical_grad(loss, w.value))
@@ -71,11 +69,12 @@ def test_dense_gradient(activation, rng):
 def test_dropout_gradient_uses_the_same_mask(rng):
     layer = layers.Dropout(0.4, seed=3, dtype="float64")
     x = rng.standard_normal((4, 10))
-    y = layer.call(x, training=True)
+    ctx = layers.Context()
+    y = layer.forward(ctx, x, training=True)
     kept = y != 0
     np.testing.assert_allclose(y[kept], x[kept] / 0.6)
     r = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(layer.backward(r), r * kept / 0.6)
+    np.testing.assert_allclose(layer.backward(ctx, r), r * kept / 0.6)
     assert layer.call(x, training=False) is x  # inference: the identity
 
 

@@ -33,7 +33,22 @@ LAYER_CASES = {
     "AveragePooling2D": lambda: layers.AveragePooling2D(2, strides=(1, 2)),
     "GlobalAveragePooling2D": lambda: layers.GlobalAveragePooling2D(keepdims=True),
     "GlobalMaxPooling2D": lambda: layers.GlobalMaxPooling2D(),
+    "Add": lambda: layers.Add(name="plus"),
+    "Subtract": lambda: layers.Subtract(),
+    "Multiply": lambda: layers.Multiply(),
+    "Average": lambda: layers.Average(),
+    "Maximum": lambda: layers.Maximum(),
+    "Minimum": lambda: layers.Minimum(),
+    "Concatenate": lambda: layers.Concatenate(axis=1),
+    "Sequential": lambda: cnnx.Sequential([cnnx.Input((4,)), layers.Dense(2)]),
+    "Model": lambda: _two_input_model(),
 }
+
+
+def _two_input_model():
+    a, b = cnnx.Input((3,), name="a"), cnnx.Input((3,), name="b")
+    shared = layers.Dense(2, name="shared")
+    return cnnx.Model([a, b], layers.concatenate([shared(a), shared(b)]), name="two")
 
 
 def test_every_registered_layer_has_a_case():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cnnx as keras
+from cnnx.models.saving import FORMAT_VERSION
 
 from helpers import data, small_model
 
@@ -48,7 +49,7 @@ def test_file_layout_is_plain_json_and_npz_without_pickle(tmp_path):
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == ["config.json", "metadata.json", "model.weights.npz"]
         meta = json.loads(z.read("metadata.json"))
-        assert meta["format"] == "cnnx.keras" and meta["format_version"] == 1
+        assert meta["format"] == "cnnx.keras" and meta["format_version"] == FORMAT_VERSION
         config = json.loads(z.read("config.json"))
         assert config["class_name"] == "Sequential"
         assert config["compile_config"]["loss"]["class_name"] == "CategoricalCrossentropy"

@@ -12,11 +12,14 @@ class Registry:
         self._by_class = {}   # the class's own name: what configs and files hold
         self._by_name = {}    # Keras's string identifiers ("adam", "mse"), lower-case
 
-    def register(self, *names):
+    def register(self, *names, class_names=()):
         """Decorator: registers the class (or object with a __name__) under its own name
-        and under each of `names`."""
+        and under each of `names`; `class_names` are further names a config may give
+        its class (Keras's "Functional" for Model)."""
         def add(obj):
             self._by_class[obj.__name__] = obj
+            for name in class_names:
+                self._by_class[name] = obj
             for name in names:
                 self._by_name[name.lower()] = obj
             return obj
@@ -51,7 +54,7 @@ class Registry:
         return cls.from_config(dict(inner))
 
     def classes(self):
-        return list(self._by_class.values())
+        return list({id(c): c for c in self._by_class.values()}.values())
 
     def __contains__(self, name):
         return name in self._by_class or (isinstance(name, str) and

@@ -1,5 +1,7 @@
-"""Batches from a data source for fit / evaluate / predict: a Keras Sequence (len() and
-indexing, such as the image iterators), or any iterator or generator of batches.
+"""Batches for fit / evaluate / predict: arrays (one per model input and output), or a
+data source: a Keras Sequence or PyDataset (len() and indexing, such as the image
+iterators), or any iterator or generator of batches. An EpochIterator gives the checked
+(x, y, sample_weight) batches of one epoch, whichever the data is.
 
 A background thread fetches the batches ahead of the training loop (JPEG decoding and
 augmentation release the GIL for much of their time), and the time the loop spends
@@ -11,7 +13,7 @@ import time
 
 import numpy as np
 
-__all__ = ["is_source", "Prefetcher", "split_batch"]
+__all__ = ["is_source", "Prefetcher", "split_batch", "EpochIterator"]
 
 
 def is_source(x):
@@ -103,3 +105,68 @@ class Prefetcher:
                 self._queue.get(timeout=0.05)
             except queue.Empty:
                 pass
+
+
+class EpochIterator:
+    """The batches of an epoch, each (x, y, sample_weight) with x and y lists of checked
+    arrays (one per model input and output). `steps` is the number of batches per epoch;
+    `wait_s` is the time the last epoch waited for a data source."""
+
+    def __init__(self, steps):
+        self.steps = steps
+        self.wait_s = 0.0
+
+    @classmethod
+    def from_arrays(cls, xs, ys, sample_weight, batch_size, steps, shuffle):
+        n = len(xs[0])
+        it = cls(min(-(-n // batch_size), steps or np.iinfo(np.int64).max))
+        it._arrays = (xs, ys, sample_weight, batch_size, shuffle)
+        return it
+
+    @classmethod
+    def from_source(cls, model, source, steps, where, class_weight=None, targets=True):
+        it = cls(source_steps(source, steps, where))
+        it._source = (model, source, where, class_weight, targets)
+        return it
+
+    def epoch(self, rng):
+        """(step, batch) for the epoch; rng shuffles arrays (None: in order)."""
+        if hasattr(self, "_arrays"):
+            return self._array_epoch(rng)
+        return self._source_epoch()
+
+    def _array_epoch(self, rng):
+        xs, ys, sw, batch_size, shuffle = self._arrays
+        n = len(xs[0])
+        order = rng.permutation(n) if shuffle and rng is not None else None
+        for step, start in enumerate(range(0, n, batch_size)):
+            if step >= self.steps:
+                return
+            stop = min(start + batch_size, n)
+            if order is None:
+                pick = slice(start, stop)
+            else:
+                pick = order[start:stop]
+            yield step, ([a[pick] for a in xs],
+                         None if ys is None else [None if a is None else a[pick] for a in ys],
+                         None if sw is None else sw[pick])
+
+    def _source_epoch(self):
+        model, source, where, class_weight, targets = self._source
+        feed = Prefetcher(source, self.steps)
+        try:
+            for step, batch in enumerate(feed):
+                xb, yb, wb = split_batch(batch, where)
+                xs = model._check_x(xb, where)
+                if not targets:
+                    yield step, (xs, None, None)
+                    continue
+                if yb is None:
+                    raise ValueError(f"{where}: the data source yields inputs without "
+                                     f"targets; it must yield (x, y) batches")
+                ys = model._check_y(yb, len(xs[0]), where)
+                wb = model._sample_weights(ys, wb, class_weight, len(xs[0]), where)
+                yield step, (xs, ys, wb)
+        finally:
+            feed.close()
+            self.wait_s = feed.wait_s

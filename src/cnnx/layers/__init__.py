@@ -1,5 +1,5 @@
 """cnnx.layers: Keras-compatible layers."""
-from .base import REGISTRY, KerasTensor, Layer, Variable, clear_session
+from .base import REGISTRY, Context, KerasTensor, Layer, Node, Variable, clear_session
 from .convolutional import Conv2D, Convolution2D
 from .core import (
     Activation,
@@ -12,6 +12,22 @@ from .core import (
     ReLU,
     Reshape,
     Softmax,
+)
+from .merging import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
 )
 from .normalization import BatchNormalization
 from .pooling import (
@@ -27,20 +43,23 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout",
            "Reshape", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
-           "clear_session", "get", "serialize", "deserialize"]
+           "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+           "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
+           "Node", "Context", "clear_session", "serialize", "deserialize"]
 
 
 
 def serialize(layer):
     return {"module": "cnnx.layers", "class_name": type(layer).__name__,
             "config": layer.get_config(),
-            "build_config": ({"input_shape": list(layer.input_shape)} if layer.built
-                             and layer.input_shape is not None else None)}
+            "build_config": layer._build_config()}
 
 
 def deserialize(config):
     layer = REGISTRY.from_config(config)
     build = config.get("build_config")
-    if build and build.get("input_shape") is not None:
-        layer._build_once(tuple(build["input_shape"]))
+    if isinstance(build, dict) and build.get("input_shape") is not None:
+        shape = build["input_shape"]
+        layer._build_once([tuple(s) for s in shape] if shape and isinstance(shape[0], list)
+                          else tuple(shape))
     return layer

@@ -2,15 +2,16 @@
 weights, call computes; plus backward, which cnnx adds: given dL/d(output) it returns
 dL/d(input) and leaves each trainable weight's gradient in `variable.grad`.
 
-Layers never loop over samples or pixels: they call cnnx.ops. The forward of a training
-step keeps what its backward needs, in buffers kept per batch shape.
+Layers never loop over samples or pixels: they call cnnx.ops. A layer keeps its weights
+and configuration, never the tensors of a call: `forward(ctx, inputs, training)` keeps
+what `backward(ctx, grad)` needs in a Context that the running model owns, one per node
+of its compiled plan (see models/plan.py).
 """
 import contextlib
 import contextvars
 import functools
 import inspect
 import re
-import threading
 import warnings
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from .. import initializers, regularizers
 from .._registry import Registry
 
-__all__ = ["Variable", "Layer", "KerasTensor", "planned_weights"]
+__all__ = ["Variable", "Layer", "KerasTensor", "Node", "Context", "planned_weights"]
 
 # Every layer class by name: what deserialize and load_model accept. Filled by
 # @REGISTRY.register() where each class is defined.
@@ -104,22 +105,85 @@ class Variable:
 
 
 class KerasTensor:
-    """A symbolic tensor of the functional API: a shape (batch as None), and the layer
-    and input that produce it, so that Model(inputs, outputs) can find its layers."""
+    """A symbolic tensor of the functional API: a shape (batch as None), a dtype, and the
+    node that produces it (None for a model's input before its InputLayer makes one)."""
 
-    def __init__(self, shape, dtype="float32", layer=None, parent=None, name=None):
+    def __init__(self, shape, dtype="float32", node=None, index=0, name=None):
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
-        self._layer = layer
-        self._parent = parent
-        self.name = name or (layer.name if layer is not None else "tensor")
+        self.node = node
+        self.index = index
+        self.name = name or (node.layer.name if node is not None else "tensor")
 
     @property
     def ndim(self):
         return len(self.shape)
 
+    @property
+    def _keras_history(self):
+        """(layer, node index within the layer, tensor index): Keras's own triple."""
+        return self.node.layer, self.node.layer._inbound_nodes.index(self.node), self.index
+
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, name={self.name}>"
+
+
+class Node:
+    """One call of a layer on symbolic tensors: the edges of a functional graph. A layer
+    called twice (shared weights) has two nodes; a model runs its nodes in topological
+    order. `single` says whether the layer took one tensor or a list."""
+
+    __slots__ = ("layer", "inputs", "outputs", "single")
+
+    def __init__(self, layer, inputs, output_shapes, single):
+        self.layer = layer
+        self.inputs = list(inputs)
+        self.single = single
+        self.outputs = [KerasTensor(shape, layer.dtype, self, i) for i, shape in
+                        enumerate(output_shapes)]
+        layer._inbound_nodes.append(self)
+
+    @property
+    def parents(self):
+        return [t.node for t in self.inputs if t.node is not None]
+
+    def __repr__(self):
+        return f"<Node {self.layer.name}({', '.join(t.name for t in self.inputs)})>"
+
+
+class Context:
+    """What one call of a layer keeps for its backward pass, and the buffers that call
+    reuses from step to step. The running model owns one per node of its compiled plan
+    (a layer called twice has two), so layers keep weights and configuration only.
+
+    The plan sets the flags when it is built (the fusion rules, see models/plan.py):
+      need_input_grad        some weight upstream is trained: backward returns dL/dx
+      emit_logits            the loss applies this layer's final activation itself
+      grad_is_preactivation  the consumer already applied this layer's ReLU mask
+      fuse_relu_backward     apply the producer's ReLU mask in this backward
+    Backward leaves each weight's gradient with `add_grad`, for the plan to collect."""
+
+    __slots__ = ("buffers", "need_input_grad", "emit_logits", "grad_is_preactivation",
+                 "fuse_relu_backward", "grads", "saved")
+
+    def __init__(self):
+        self.buffers = {}
+        self.need_input_grad = True
+        self.emit_logits = False
+        self.grad_is_preactivation = False
+        self.fuse_relu_backward = False
+        self.grads = []
+        self.saved = {}
+
+    def buffer(self, key, shape, dtype):
+        """An array kept across steps, reallocated only when its shape changes."""
+        buf = self.buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self.buffers[key] = np.empty(shape, dtype)
+        return buf
+
+    def add_grad(self, variable, gradient):
+        self.grads.append((variable, gradient))
 
 
 class Layer:
@@ -185,9 +249,7 @@ class Layer:
         self.input_shape = None
         self.output_shape = None
         self._weights = []
-        # Scratch buffers, one set per thread, so that two threads may run inference
-        # through the same model at once (a dict, not threading.local: deepcopy works).
-        self._buffers_by_thread = {}
+        self._inbound_nodes = []   # one Node per symbolic call
 
     # -- weights -------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
@@ -232,7 +294,10 @@ class Layer:
         self.built = True
 
     def _build_once(self, input_shape):
-        input_shape = tuple(input_shape)
+        """Build for input_shape (a tuple, or a list of tuples for a layer that takes
+        several tensors) on the first call; return the output shape."""
+        input_shape = ([tuple(s) for s in input_shape] if _is_shape_list(input_shape)
+                       else tuple(input_shape))
         if not self.built:
             self.input_shape = input_shape
             self.build(input_shape)
@@ -244,63 +309,103 @@ class Layer:
         return tuple(input_shape)
 
     def call(self, inputs, training=False):
-        raise NotImplementedError
+        """The layer's computation on arrays (Keras's `call`). cnnx's own layers
+        implement `forward` and `backward` instead, and this runs their forward once."""
+        if type(self).forward is Layer.forward:
+            raise NotImplementedError(f"{type(self).__name__} implements neither call nor "
+                                      f"forward")
+        return self.forward(Context(), inputs, training)
 
-    def backward(self, grad):
-        raise NotImplementedError(f"{type(self).__name__} has no backward")
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002 (no backward to feed)
+        """What the model runs: the output for inputs, keeping in ctx what backward will
+        need. A layer that only defines Keras's `call` runs it, and has no backward."""
+        return self.call(inputs, training=training)
+
+    def backward(self, ctx, grad):  # noqa: ARG002 (the interface)
+        """dL/d(inputs) from grad = dL/d(output), for the call that `ctx` recorded (a
+        list for a layer that takes several tensors, None where ctx.need_input_grad is
+        False); each trainable weight's gradient goes to ctx.add_grad."""
+        raise NotImplementedError(f"layer {self.name!r} ({type(self).__name__}) defines no "
+                                  f"backward: a model can run it, but not train through it")
+
+    @property
+    def has_backward(self):
+        return type(self).backward is not Layer.backward
+
+    @property
+    def fusable_activation(self):
+        """The name of the activation this layer applies last and can leave out (emit
+        its input instead, or skip in backward) when the model's plan fuses it with a
+        neighbour; None when there is none."""
+        return None
 
     def _link(self, inputs):
-        """Functional API: record that this layer maps the symbolic `inputs` to a new
-        symbolic output, and return that output."""
-        self._build_once(inputs.shape)
-        self._check_input(inputs.shape)
-        self.input = inputs
-        self.output = KerasTensor(self.output_shape, self.dtype, layer=self, parent=inputs)
-        return self.output
+        """Functional API: record a node that maps the symbolic `inputs` (a tensor or a
+        list of them) to new symbolic outputs, and return them."""
+        single = isinstance(inputs, KerasTensor)
+        tensors = [inputs] if single else list(inputs)
+        shapes = tensors[0].shape if single else [t.shape for t in tensors]
+        output_shape = self._build_once(shapes)
+        self._check_input(shapes)
+        multi_output = isinstance(output_shape, list)
+        node = Node(self, tensors, output_shape if multi_output else [output_shape], single)
+        return node.outputs if multi_output else node.outputs[0]
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call (Keras's rule)."""
+        node = self._first_node("input")
+        return node.inputs[0] if node.single else list(node.inputs)
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call (Keras's rule)."""
+        node = self._first_node("output")
+        return node.outputs[0] if len(node.outputs) == 1 else list(node.outputs)
+
+    def _first_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"layer {self.name!r} has never been called on a symbolic "
+                                 f"tensor, so it has no {what} yet")
+        return self._inbound_nodes[0]
 
     def __call__(self, inputs, training=False):
-        """Public call: builds on first use and returns a fresh array (the internal
-        call may answer from a buffer that the next step reuses). On a KerasTensor it
-        builds the functional graph instead."""
-        if isinstance(inputs, KerasTensor):
+        """On symbolic tensors, build the functional graph. On arrays, build on first
+        use and compute, returning a fresh array."""
+        if isinstance(inputs, KerasTensor) or (
+                isinstance(inputs, (list, tuple)) and inputs
+                and all(isinstance(t, KerasTensor) for t in inputs)):
             return self._link(inputs)
-        inputs = np.asarray(inputs)
-        if inputs.dtype != self.dtype:
-            inputs = inputs.astype(self.dtype)
-        self._build_once((None,) + inputs.shape[1:])
-        self._check_input(inputs.shape)
-        return np.array(self.call(inputs, training=training), copy=True)
+        if isinstance(inputs, (list, tuple)):
+            inputs = [self._as_array(x) for x in inputs]
+            shapes = [(None,) + x.shape[1:] for x in inputs]
+        else:
+            inputs = self._as_array(inputs)
+            shapes = (None,) + inputs.shape[1:]
+        self._build_once(shapes)
+        self._check_input([x.shape for x in inputs] if isinstance(inputs, list)
+                          else inputs.shape)
+        return np.array(self.forward(Context(), inputs, training), copy=True)
+
+    def _as_array(self, x):
+        x = np.asarray(x)
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
 
     def _check_input(self, shape):
         expected = self.input_shape
-        if expected is not None and (len(shape) != len(expected) or any(
-                e is not None and e != s for e, s in zip(expected[1:], shape[1:]))):
-            raise ValueError(f"Input to layer {self.name!r} ({type(self).__name__}) has "
-                             f"shape {tuple(shape)}, but the layer expects "
-                             f"{tuple(expected)} (None: any batch size)")
-
-    @property
-    def _buffers(self):
-        me = threading.get_ident()
-        mine = self._buffers_by_thread.get(me)
-        if mine is None:
-            # A new thread: drop the buffers of threads that have ended (thread ids are
-            # reused, so a dead thread's entry could otherwise be kept forever).
-            alive = {t.ident for t in threading.enumerate()}
-            for ident in [i for i in self._buffers_by_thread if i not in alive]:
-                self._buffers_by_thread.pop(ident, None)
-            mine = self._buffers_by_thread.setdefault(me, {})
-        return mine
-
-    def _buffer(self, key, shape, dtype=None):
-        """A scratch array kept across calls (per thread), reallocated only when the
-        shape changes."""
-        dtype = np.dtype(dtype or self.dtype)
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = np.empty(shape, dtype)
-            self._buffers[key] = buf
-        return buf
+        if expected is None:
+            return
+        if _is_shape_list(expected) != _is_shape_list(shape) or (
+                _is_shape_list(shape) and len(shape) != len(expected)):
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) was built for "
+                             f"input {expected}, received {shape}")
+        pairs = zip(expected, shape) if _is_shape_list(shape) else [(expected, shape)]
+        for e_shape, s_shape in pairs:
+            if len(s_shape) != len(e_shape) or any(
+                    e is not None and e != s for e, s in zip(e_shape[1:], s_shape[1:])):
+                raise ValueError(f"Input to layer {self.name!r} ({type(self).__name__}) "
+                                 f"has shape {tuple(s_shape)}, but the layer expects "
+                                 f"{tuple(e_shape)} (None: any batch size)")
 
     def regularization_loss(self):
         return sum(w.regularizer(w.value) for w in self.trainable_weights if w.regularizer)
@@ -324,6 +429,15 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def _build_config(self):
+        """What deserialize needs to build the layer before it is called: its input
+        shape (a list of shapes for a layer that takes several tensors)."""
+        if not self.built or self.input_shape is None:
+            return None
+        shape = self.input_shape
+        return {"input_shape": [list(s) for s in shape] if isinstance(shape, list)
+                else list(shape)}
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -349,6 +463,12 @@ def _constructor_arguments(cls):
                     and p.name not in cls._legacy_arguments:
                 names.append(p.name)
     return tuple(names)
+
+
+def _is_shape_list(shape):
+    """Whether shape is a list of shapes (a multi-input layer's) rather than one."""
+    return isinstance(shape, list) and all(isinstance(s, (tuple, list)) for s in shape) \
+        and bool(shape)
 
 
 def _config_value(value):

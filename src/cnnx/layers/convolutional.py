@@ -55,35 +55,31 @@ class Conv2D(_Activated):
                              f"padding='valid'")
         return (n, oh, ow, self.filters)
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         z = ops.conv2d(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
                        self.strides, self.padding, self.dilation_rate,
-                       "relu" if self._fused_relu else None,
-                       out=self._buffer("z", (inputs.shape[0],) + self.output_shape[1:]))
-        self._x = inputs
-        return self._activate(z)
+                       "relu" if self._fused_relu(ctx) else None,
+                       out=ctx.buffer("z", (inputs.shape[0],) + self.output_shape[1:],
+                                      inputs.dtype))
+        ctx.saved["x"] = inputs
+        return self._activate(ctx, z)
 
-    def backward(self, grad, relu_backward_fused=False):
-        """relu_backward_fused: grad is already dL/d(pre-activation), the ReLU's mask
-        applied by the max pooling above (the model asks for it)."""
-        x = self._x
+    def backward(self, ctx, grad):
+        x = ctx.saved["x"]
+        need = ctx.need_input_grad
         relu_output = None
-        if relu_backward_fused:
-            g = grad
-        elif self._fused_relu and not self._need_input_grad:
-            g, relu_output = grad, self._out   # a first layer: the kernel masks dy itself
+        if self._fused_relu(ctx) and not need and not ctx.grad_is_preactivation:
+            g, relu_output = grad, ctx.saved["out"]   # the kernel masks dy itself
         else:
-            g = self._activation_grad(grad)
+            g = self._activation_grad(ctx, grad)
         dx, dk, db = ops.conv2d_backward(
             x, self.kernel.value, g, self.strides, self.padding, self.dilation_rate,
-            self.use_bias, self._need_input_grad,
-            out=(self._buffer("dx", x.shape) if self._need_input_grad else None,
-                 self._buffer("dkernel", self.kernel.shape),
-                 self._buffer("dbias", (self.filters,)) if self.use_bias else None),
+            self.use_bias, need,
+            out=(ctx.buffer("dx", x.shape, x.dtype) if need else None,
+                 ctx.buffer("dkernel", self.kernel.shape, x.dtype),
+                 ctx.buffer("dbias", (self.filters,), x.dtype) if self.use_bias else None),
             relu_output=relu_output)
-        self.kernel.grad = dk
-        if self.use_bias:
-            self.bias.grad = db
+        self._set_kernel_grads(ctx, dk, db)
         return dx
 
 

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .. import _random, activations, initializers, ops, regularizers
-from .base import REGISTRY, KerasTensor, Layer
+from .base import REGISTRY, Layer, Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
            "Dropout", "Flatten", "Reshape"]
@@ -32,17 +32,20 @@ class InputLayer(Layer):
         super().__init__(name=name, input_shape=shape, **kwargs)
         self.batch_size = batch_size
 
-    def _symbolic(self):
-        """The KerasTensor this input layer stands for (one per layer)."""
-        if getattr(self, "output", None) is None:
-            self.output = KerasTensor((self.batch_size,) + self._input_shape_arg, self.dtype,
-                                      layer=self, name=self.name)
-        return self.output
+        self.built = True
+        self.input_shape = self.output_shape = (batch_size,) + shape
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
+    def _symbolic(self):
+        """The KerasTensor this input layer stands for: the output of its one node,
+        which has no inputs."""
+        if not self._inbound_nodes:
+            Node(self, [], [self.output_shape], True).outputs[0].name = self.name
+        return self._inbound_nodes[0].outputs[0]
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         return inputs
 
-    def backward(self, grad):
+    def backward(self, ctx, grad):  # noqa: ARG002
         return grad
 
     def get_config(self):   # Keras's InputLayer config: name, dtype and shape
@@ -59,14 +62,12 @@ def Input(shape=None, batch_size=None, name=None, dtype=None):
 
 class _Activated(Layer):
     """A layer whose output goes through an activation. ReLU is fused into the kernel;
-    when the model fuses a final softmax/sigmoid into the loss, `_emit_logits` is set and
-    call returns the pre-activation."""
+    when the plan fuses a final softmax/sigmoid into the loss (ctx.emit_logits), forward
+    returns the pre-activation."""
 
     def _init_activation(self, activation):
         self.activation = activations.get(activation)
         self._act = self.activation.__name__
-        self._emit_logits = False
-        self._need_input_grad = True
 
     def _init_weight_options(self, use_bias, kernel_initializer, bias_initializer,
                              kernel_regularizer, bias_regularizer):
@@ -84,24 +85,33 @@ class _Activated(Layer):
                                      self.bias_regularizer) if self.use_bias else None)
 
     @property
-    def _fused_relu(self):
-        return self._act == "relu" and not self._emit_logits
+    def fusable_activation(self):
+        return None if self._act == "linear" else self._act
 
-    def _activate(self, z):
+    def _fused_relu(self, ctx):
+        return self._act == "relu" and not ctx.emit_logits
+
+    def _activate(self, ctx, z):
         """z is the kernel's output (ReLU already applied when fused)."""
-        if self._emit_logits or self._act in ("linear", "relu"):
-            self._out = z
+        if ctx.emit_logits or self._act in ("linear", "relu"):
+            ctx.saved["out"] = z
             return z
         y = self.activation(z)
-        self._z, self._out = z, y
+        ctx.saved["z"], ctx.saved["out"] = z, y
         return y
 
-    def _activation_grad(self, grad):
-        if self._emit_logits or self._act == "linear":
+    def _activation_grad(self, ctx, grad):
+        if ctx.emit_logits or ctx.grad_is_preactivation or self._act == "linear":
             return grad
         if self._act == "relu":
-            return ops.relu_backward(grad, self._out, out=self._buffer("dz", grad.shape))
-        return self.activation.grad(grad, self._z, self._out)
+            return ops.relu_backward(grad, ctx.saved["out"],
+                                     out=ctx.buffer("dz", grad.shape, grad.dtype))
+        return self.activation.grad(grad, ctx.saved["z"], ctx.saved["out"])
+
+    def _set_kernel_grads(self, ctx, dk, db):
+        ctx.add_grad(self.kernel, dk)
+        if self.use_bias:
+            ctx.add_grad(self.bias, db)
 
 
 @REGISTRY.register()
@@ -127,26 +137,24 @@ class Dense(_Activated):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         z = ops.dense(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
-                      "relu" if self._fused_relu else None,
-                      out=self._buffer("z", (inputs.shape[0], self.units)))
-        self._x = inputs
-        return self._activate(z)
+                      "relu" if self._fused_relu(ctx) else None,
+                      out=ctx.buffer("z", (inputs.shape[0], self.units), inputs.dtype))
+        ctx.saved["x"] = inputs
+        return self._activate(ctx, z)
 
-    def backward(self, grad):
-        g = self._activation_grad(grad)
-        x = self._x
+    def backward(self, ctx, grad):
+        g = self._activation_grad(ctx, grad)
+        x = ctx.saved["x"]
+        need = ctx.need_input_grad
         dx, dk, db = ops.dense_backward(
-            x, self.kernel.value, g, self.use_bias, self._need_input_grad,
-            out=(self._buffer("dx", x.shape) if self._need_input_grad else None,
-                 self._buffer("dkernel", self.kernel.shape),
-                 self._buffer("dbias", (self.units,)) if self.use_bias else None))
-        self.kernel.grad = dk
-        if self.use_bias:
-            self.bias.grad = db
+            x, self.kernel.value, g, self.use_bias, need,
+            out=(ctx.buffer("dx", x.shape, x.dtype) if need else None,
+                 ctx.buffer("dkernel", self.kernel.shape, x.dtype),
+                 ctx.buffer("dbias", (self.units,), x.dtype) if self.use_bias else None))
+        self._set_kernel_grads(ctx, dk, db)
         return dx
-
 
 
 @REGISTRY.register()
@@ -155,14 +163,14 @@ class Activation(_Activated):
         super().__init__(**kwargs)
         self._init_activation(activation)
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        if self._act == "relu" and not self._emit_logits:
-            return self._activate(ops.relu(inputs, out=self._buffer("y", inputs.shape)))
-        return self._activate(inputs)
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        if self._fused_relu(ctx):
+            return self._activate(ctx, ops.relu(inputs, out=ctx.buffer(
+                "y", inputs.shape, inputs.dtype)))
+        return self._activate(ctx, inputs)
 
-    def backward(self, grad):
-        return self._activation_grad(grad)
-
+    def backward(self, ctx, grad):
+        return self._activation_grad(ctx, grad)
 
 
 @REGISTRY.register()
@@ -180,24 +188,25 @@ class ReLU(Layer):
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self._plain = max_value is None and negative_slope == 0 and threshold == 0
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        self._x = inputs
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["x"] = inputs
         if self._plain:
-            self._y = ops.relu(inputs, out=self._buffer("y", inputs.shape))
-            return self._y
+            y = ctx.saved["y"] = ops.relu(inputs, out=ctx.buffer("y", inputs.shape,
+                                                                 inputs.dtype))
+            return y
         y = np.where(inputs >= self.threshold, inputs,
                      self.negative_slope * (inputs - self.threshold)).astype(inputs.dtype)
         return y if self.max_value is None else np.minimum(y, self.max_value)
 
-    def backward(self, grad):
+    def backward(self, ctx, grad):
         if self._plain:
-            return ops.relu_backward(grad, self._y, out=self._buffer("dx", grad.shape))
-        x = self._x
+            return ops.relu_backward(grad, ctx.saved["y"],
+                                     out=ctx.buffer("dx", grad.shape, grad.dtype))
+        x = ctx.saved["x"]
         slope = np.where(x >= self.threshold, 1.0, self.negative_slope)
         if self.max_value is not None:
             slope = np.where(x >= self.max_value, 0.0, slope)
         return (grad * slope).astype(grad.dtype)
-
 
 
 @REGISTRY.register()
@@ -209,13 +218,12 @@ class LeakyReLU(Layer):
                              f"received {negative_slope}")
         self.negative_slope = float(negative_slope)
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        self._x = inputs
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["x"] = inputs
         return np.where(inputs > 0, inputs, inputs * inputs.dtype.type(self.negative_slope))
 
-    def backward(self, grad):
-        return np.where(self._x > 0, grad, grad * grad.dtype.type(self.negative_slope))
-
+    def backward(self, ctx, grad):
+        return np.where(ctx.saved["x"] > 0, grad, grad * grad.dtype.type(self.negative_slope))
 
 
 @REGISTRY.register()
@@ -228,12 +236,11 @@ class Softmax(_Activated):
         self.axis = axis
         self._init_activation("softmax")
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        return self._activate(inputs)
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        return self._activate(ctx, inputs)
 
-    def backward(self, grad):
-        return self._activation_grad(grad)
-
+    def backward(self, ctx, grad):
+        return self._activation_grad(ctx, grad)
 
 
 @REGISTRY.register()
@@ -251,22 +258,22 @@ class Dropout(Layer):
         self.noise_shape = None
         self.rate, self.seed = float(rate), seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
-        self._active = False
 
-    def call(self, inputs, training=False):
-        self._active = training and self.rate > 0
-        if not self._active:
+    def forward(self, ctx, inputs, training=False):
+        active = ctx.saved["active"] = training and self.rate > 0
+        if not active:
             return inputs
         rng = self._rng or _random.generator()
-        keep = self._buffer("keep", inputs.shape)
+        keep = ctx.saved["keep"] = ctx.buffer("keep", inputs.shape, inputs.dtype)
         np.greater_equal(rng.random(inputs.shape, dtype=keep.dtype), self.rate, out=keep)
         keep *= keep.dtype.type(1 / (1 - self.rate))
-        return np.multiply(inputs, keep, out=self._buffer("y", inputs.shape))
+        return np.multiply(inputs, keep, out=ctx.buffer("y", inputs.shape, inputs.dtype))
 
-    def backward(self, grad):
-        if not self._active:
+    def backward(self, ctx, grad):
+        if not ctx.saved["active"]:
             return grad
-        return np.multiply(grad, self._buffers["keep"], out=self._buffer("dx", grad.shape))
+        return np.multiply(grad, ctx.saved["keep"],
+                           out=ctx.buffer("dx", grad.shape, grad.dtype))
 
 
 
@@ -277,12 +284,12 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        self._shape = inputs.shape
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["shape"] = inputs.shape
         return inputs.reshape(inputs.shape[0], -1)
 
-    def backward(self, grad):
-        return grad.reshape(self._shape)
+    def backward(self, ctx, grad):
+        return grad.reshape(ctx.saved["shape"])
 
 
 @REGISTRY.register()
@@ -306,11 +313,11 @@ class Reshape(Layer):
                              f"{self.target_shape}")
         return (input_shape[0],) + shape
 
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        self._shape = inputs.shape
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["shape"] = inputs.shape
         return inputs.reshape((inputs.shape[0],) + self.output_shape[1:])
 
-    def backward(self, grad):
-        return grad.reshape(self._shape)
+    def backward(self, ctx, grad):
+        return grad.reshape(ctx.saved["shape"])
 
 

@@ -44,8 +44,11 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight("moving_variance", c,
                                                self.moving_variance_initializer, trainable=False)
 
-    def call(self, inputs, training=False):
+    def forward(self, ctx, inputs, training=False):
         axes = tuple(range(inputs.ndim - 1))
+        # As in Keras 3, a frozen BatchNormalization runs in inference mode (transfer
+        # learning: its statistics stay those of the data it was trained on).
+        training = ctx.saved["training"] = training and self.trainable
         if training:
             mean = inputs.mean(axis=axes)
             var = inputs.var(axis=axes)
@@ -56,19 +59,23 @@ class BatchNormalization(Layer):
             mean, var = self.moving_mean.value, self.moving_variance.value
         inv = 1 / np.sqrt(var + self.epsilon)
         xhat = (inputs - mean) * inv
-        self._xhat, self._inv = xhat, inv
+        ctx.saved.update(xhat=xhat, inv=inv)
         y = xhat * self.gamma.value if self.scale else xhat
         return (y + self.beta.value if self.center else y).astype(inputs.dtype)
 
-    def backward(self, grad):
+    def backward(self, ctx, grad):
         axes = tuple(range(grad.ndim - 1))
         n = grad.size // grad.shape[-1]
-        xhat = self._xhat
+        xhat, inv = ctx.saved["xhat"], ctx.saved["inv"]
         if self.center:
-            self.beta.grad = grad.sum(axis=axes).astype(grad.dtype)
+            ctx.add_grad(self.beta, grad.sum(axis=axes).astype(grad.dtype))
         if self.scale:
-            self.gamma.grad = (grad * xhat).sum(axis=axes).astype(grad.dtype)
+            ctx.add_grad(self.gamma, (grad * xhat).sum(axis=axes).astype(grad.dtype))
+        if not ctx.need_input_grad:
+            return None
         g = grad * self.gamma.value if self.scale else grad
-        dx = self._inv / n * (n * g - g.sum(axis=axes) - xhat * (g * xhat).sum(axis=axes))
+        if not ctx.saved["training"]:   # the statistics are constants
+            return (g * inv).astype(grad.dtype)
+        dx = inv / n * (n * g - g.sum(axis=axes) - xhat * (g * xhat).sum(axis=axes))
         return dx.astype(grad.dtype)
 

@@ -43,34 +43,39 @@ class _Pooling2D(Layer):
 
 @REGISTRY.register()
 class MaxPooling2D(_Pooling2D):
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
+    # The max of ReLU outputs is a ReLU output: the scatter of the backward pass can
+    # apply the producer's ReLU mask (ctx.fuse_relu_backward), saving it a pass.
+    absorbs_relu_backward = True
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         shape = (inputs.shape[0],) + self.output_shape[1:]
-        y, self._argmax = ops.max_pool2d(
+        y, argmax = ops.max_pool2d(
             inputs, self.pool_size, self.strides, self.padding,
-            out=(self._buffer("y", shape), self._buffer("argmax", shape, np.int32)))
-        self._x_shape, self._y = inputs.shape, y
+            out=(ctx.buffer("y", shape, inputs.dtype), ctx.buffer("argmax", shape, np.int32)))
+        ctx.saved.update(argmax=argmax, x_shape=inputs.shape, y=y)
         return y
 
-    def backward(self, grad, fuse_relu_backward=False):
-        """fuse_relu_backward: the input came from a ReLU whose backward pass is done here,
-        fused into the scatter (the model asks for it; the ReLU's layer then skips its
-        own)."""
-        return ops.max_pool2d_backward(grad, self._argmax, self._x_shape,
-                                       out=self._buffer("dx", self._x_shape),
-                                       relu_output=self._y if fuse_relu_backward else None)
+    def backward(self, ctx, grad):
+        saved = ctx.saved
+        return ops.max_pool2d_backward(
+            grad, saved["argmax"], saved["x_shape"],
+            out=ctx.buffer("dx", saved["x_shape"], grad.dtype),
+            relu_output=saved["y"] if ctx.fuse_relu_backward else None)
 
 
 @REGISTRY.register()
 class AveragePooling2D(_Pooling2D):
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        self._x_shape = inputs.shape
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["x_shape"] = inputs.shape
         return ops.average_pool2d(inputs, self.pool_size, self.strides, self.padding,
-                                  out=self._buffer("y", (inputs.shape[0],)
-                                                   + self.output_shape[1:]))
+                                  out=ctx.buffer("y", (inputs.shape[0],)
+                                                 + self.output_shape[1:], inputs.dtype))
 
-    def backward(self, grad):
-        return ops.average_pool2d_backward(grad, self._x_shape, self.pool_size, self.strides,
-                                           self.padding, out=self._buffer("dx", self._x_shape))
+    def backward(self, ctx, grad):
+        x_shape = ctx.saved["x_shape"]
+        return ops.average_pool2d_backward(grad, x_shape, self.pool_size, self.strides,
+                                           self.padding,
+                                           out=ctx.buffer("dx", x_shape, grad.dtype))
 
 
 MaxPool2D = MaxPooling2D
@@ -99,27 +104,27 @@ class _GlobalPooling2D(Layer):
 
 @REGISTRY.register()
 class GlobalAveragePooling2D(_GlobalPooling2D):
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
-        self._x_shape = inputs.shape
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["x_shape"] = inputs.shape
         return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=inputs.dtype)
 
-    def backward(self, grad):
-        n, h, w, c = self._x_shape
+    def backward(self, ctx, grad):
+        n, h, w, c = ctx.saved["x_shape"]
         share = grad.reshape(n, 1, 1, c) / (h * w)
-        return np.broadcast_to(share, self._x_shape).astype(grad.dtype)
+        return np.broadcast_to(share, (n, h, w, c)).astype(grad.dtype)
 
 
 @REGISTRY.register()
 class GlobalMaxPooling2D(_GlobalPooling2D):
-    def call(self, inputs, training=False):  # noqa: ARG002 (Keras's signature)
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         n, h, w, c = inputs.shape
-        self._x_shape = inputs.shape
-        self._argmax = inputs.reshape(n, h * w, c).argmax(axis=1)
-        y = inputs.max(axis=(1, 2), keepdims=self.keepdims)
-        return y
+        ctx.saved["x_shape"] = inputs.shape
+        ctx.saved["argmax"] = inputs.reshape(n, h * w, c).argmax(axis=1)
+        return inputs.max(axis=(1, 2), keepdims=self.keepdims)
 
-    def backward(self, grad):
-        n, h, w, c = self._x_shape
+    def backward(self, ctx, grad):
+        n, h, w, c = ctx.saved["x_shape"]
         dx = np.zeros((n, h * w, c), grad.dtype)
-        np.put_along_axis(dx, self._argmax[:, None, :], grad.reshape(n, 1, c), axis=1)
-        return dx.reshape(self._x_shape)
+        np.put_along_axis(dx, ctx.saved["argmax"][:, None, :], grad.reshape(n, 1, c),
+                          axis=1)
+        return dx.reshape(n, h, w, c)

@@ -28,7 +28,7 @@ from ..layers.base import planned_weights
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
 
 FORMAT_NAME = "cnnx.keras"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: functional models as graphs (format 1 files still load)
 _MAX_JSON_BYTES = 16 * 2 ** 20        # a config larger than this is not ours
 _MAX_SLOTS = 2                        # optimizer state arrays per variable (Adam: m, v)
 
@@ -86,7 +86,7 @@ def _check_suffix(path, suffix, what):
 
 def _layer_arrays(model):
     arrays = {}
-    for index, layer in enumerate(model.layers):
+    for index, layer in enumerate(model._weighted_layers()):
         for i, var in enumerate(layer.weights):
             arrays[f"layers/{index}/vars/{i}"] = var.value
     return arrays
@@ -226,7 +226,10 @@ class _Reader:
 
 
 def _layer_specs(model):
-    return {f"layers/{index}/vars/{i}": var for index, layer in enumerate(model.layers)
+    """The weights by key: layers (InputLayers aside) by position, then each one's
+    weights (a nested model's: all of them) by position."""
+    return {f"layers/{index}/vars/{i}": var
+            for index, layer in enumerate(model._weighted_layers())
             for i, var in enumerate(layer.weights)}
 
 
@@ -266,13 +269,26 @@ def _assign_layers(model, arrays, reader):
         var.assign(arrays[key])
 
 
+def _architecture(config):
+    """The model a config.json describes. Format 1 wrote a functional model as the chain
+    of its layers; a graph has input_layers and output_layers."""
+    from .functional import Model
+    from .sequential import Sequential
+    inner = config["config"]
+    if config["class_name"] == "Sequential" or "input_layers" not in inner:
+        model = Sequential.from_config(inner)
+        model.build()
+        if config["class_name"] != "Sequential":   # a format-1 functional chain
+            model = Model(model.inputs, model.outputs, name=model.name)
+        return model
+    return Model.from_config(inner)
+
+
 def _plan(config):
     """The file's model built with planned (memoryless) weights: its weights' shapes and
     bytes, known before anything is allocated."""
-    from .sequential import Sequential
     with planned_weights():
-        plan = Sequential.from_config(config["config"])
-        plan.build()
+        plan = _architecture(config)
     variables = _layer_specs(plan)
     trainable = plan.trainable_weights
     nbytes = sum(v.value.size * v.value.dtype.itemsize for v in variables.values())
@@ -309,7 +325,6 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 def _load_model(reader, compile):
     from .. import losses, optimizers
-    from .sequential import Model, Sequential
     try:
         zf = zipfile.ZipFile(reader.path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -327,8 +342,8 @@ def _load_model(reader, compile):
             raise reader.fail(f"format version {version!r} is newer than this cnnx "
                               f"understands ({FORMAT_VERSION}); upgrade cnnx")
         config = reader.json(zf, "config.json")
-        if not isinstance(config, dict) or config.get("class_name") not in ("Sequential",
-                                                                            "Model"):
+        if not isinstance(config, dict) or config.get("class_name") not in (
+                "Sequential", "Model", "Functional"):
             raise reader.fail("config.json does not describe a Sequential model or a Model")
         if not isinstance(config.get("config"), dict):
             raise reader.fail("config.json has no model config")
@@ -348,19 +363,20 @@ def _load_model(reader, compile):
         if key not in arrays:
             raise reader.fail(f"model.weights.npz has no {key}")
     # Everything is checked: now the real model, and its weights.
-    model = Sequential.from_config(config["config"])
-    model.build()
-    if config["class_name"] == "Model":  # a functional chain: the same layers
-        model = Model(model.inputs, model.outputs, name=model.name)
+    model = _architecture(config)
     _assign_layers(model, arrays, reader)
     compile_config = config.get("compile_config")
     if compile and compile_config:
         if not isinstance(compile_config, dict):
             raise reader.fail("config.json: compile_config must be an object")
         try:
+            loss = compile_config["loss"]
+            per_output = isinstance(loss, list) or (isinstance(loss, dict)
+                                                    and "class_name" not in loss)
             model.compile(optimizer=optimizers.get(compile_config["optimizer"]),
-                          loss=losses.get(compile_config["loss"]),
-                          metrics=compile_config.get("metrics"))
+                          loss=loss if per_output else losses.get(loss),
+                          metrics=compile_config.get("metrics"),
+                          loss_weights=compile_config.get("loss_weights"))
         except (KeyError, TypeError, ValueError) as e:
             raise reader.fail(f"config.json has an invalid compile config ({e})") from None
         if "optimizer/iterations" in arrays:

@@ -1,0 +1,181 @@
+"""The compiled plan of a model: its graph flattened into steps, for one batch shape.
+
+A plan is what runs. `Model` compiles one per (training or inference, input shapes) and
+keeps it: its steps are the model's nodes in topological order, nested models inlined,
+each step with the Context in which its layer keeps what backward needs and the buffers
+it reuses from step to step. A layer called twice has two steps and two contexts.
+
+Fusions are rules applied here, when the plan is built. Each reads public properties of
+the layers involved and sets flags in their contexts; every step keeps the same
+`forward(ctx, inputs, training)` / `backward(ctx, grad)` signature:
+
+  ReLU into max-pool backward: a max pooling whose input is a fused-ReLU layer's output
+      applies the ReLU mask in its scatter; the producer skips its own pass.
+  The final activation into the loss: a softmax/sigmoid output that feeds a
+      cross-entropy loss emits logits, and the loss takes its gradient from them.
+  No input gradient where nothing upstream trains: a layer whose inputs depend on no
+      trained weight does not compute dL/dx (and a ReLU first layer masks dy inside its
+      kernel-gradient pass instead).
+
+A fusion applies only where the fused tensor has no other consumer (in a residual block,
+a ReLU output that feeds both a convolution and an Add keeps its own backward pass).
+"""
+import numpy as np
+
+from ..layers.base import Context
+
+__all__ = ["Plan", "flatten"]
+
+
+class Step:
+    """One node of the flattened graph: layer, context, and slots of its tensors."""
+
+    __slots__ = ("layer", "ctx", "inputs", "outputs", "single", "weights")
+
+    def __init__(self, layer, inputs, outputs, single):
+        self.layer, self.inputs, self.outputs, self.single = layer, inputs, outputs, single
+        self.ctx = Context()
+        self.weights = False
+
+
+def flatten(model):
+    """The model's nodes as (layer, input keys, output keys, single) in topological
+    order, nested models inlined; and the keys of its inputs and outputs. A key names a
+    tensor within one call of the models that contain it."""
+    steps = []
+    input_keys = [((), id(t)) for t in model.inputs]
+    output_keys = _flatten(model, input_keys, (), steps)
+    return steps, input_keys, output_keys
+
+
+def _flatten(model, input_keys, path, steps):
+    env = {id(t): k for t, k in zip(model.inputs, input_keys)}
+    for node in model._nodes:
+        if not node.inputs:          # an InputLayer's node
+            continue
+        keys = [env[id(t)] for t in node.inputs]
+        if hasattr(node.layer, "_nodes"):   # a nested model: its own nodes, inlined
+            outs = _flatten(node.layer, keys, path + (id(node),), steps)
+        else:
+            outs = [(path, id(t)) for t in node.outputs]
+            steps.append((node.layer, keys, outs, node.single))
+        for t, k in zip(node.outputs, outs):
+            env[id(t)] = k
+    return [env[id(t)] for t in model.outputs]
+
+
+class Plan:
+    """The steps of one model for one batch shape. `forward(inputs)` returns the
+    outputs; in a training plan, `backward(output_grads)` then returns the gradient of
+    each variable in `variables` (summed over every use of a shared layer)."""
+
+    def __init__(self, model, training, variables=(), losses=()):
+        flat, input_keys, output_keys = flatten(model)
+        slots = {k: i for i, k in enumerate(input_keys)}
+        for _, _, outs, _ in flat:
+            for k in outs:
+                slots.setdefault(k, len(slots))
+        self.training = training
+        self.n_inputs = len(input_keys)
+        self.n_slots = len(slots)
+        self.outputs = [slots[k] for k in output_keys]
+        self.steps = [Step(layer, [slots[k] for k in ins], [slots[k] for k in outs], single)
+                      for layer, ins, outs, single in flat]
+        self.variables = list(variables)
+        self.logits = [False] * len(self.outputs)   # output i is emitted as logits
+        if training:
+            self._plan_backward(losses)
+
+    # -- building ------------------------------------------------------------------
+    def _plan_backward(self, losses):
+        trained = {id(v) for v in self.variables}
+        requires = [False] * self.n_slots     # the slot's value depends on trained weights
+        producer = {}
+        consumers = [0] * self.n_slots
+        for s in self.outputs:
+            consumers[s] += 1
+        for step in self.steps:
+            step.weights = any(id(w) in trained for w in step.layer.weights)
+            step.ctx.need_input_grad = any(requires[s] for s in step.inputs)
+            for s in step.inputs:
+                consumers[s] += 1
+            for s in step.outputs:
+                requires[s] = step.weights or step.ctx.need_input_grad
+                producer[s] = step
+        self.backward_steps = [s for s in self.steps if s.weights or s.ctx.need_input_grad]
+        for step in self.backward_steps:
+            if not step.layer.has_backward:
+                raise NotImplementedError(
+                    f"layer {step.layer.name!r} ({type(step.layer).__name__}) defines no "
+                    f"backward, and trained weights lie before it: the model cannot be "
+                    f"trained through it (freeze what comes before it, or give it a "
+                    f"backward)")
+
+        def sole_product(slot):
+            """The step that produced slot, if the slot has that one consumer."""
+            return producer.get(slot) if consumers[slot] == 1 else None
+
+        for step in self.steps:
+            if getattr(step.layer, "absorbs_relu_backward", False) and step.single \
+                    and step.ctx.need_input_grad:
+                below = sole_product(step.inputs[0])
+                if below is not None and below.layer.fusable_activation == "relu":
+                    step.ctx.fuse_relu_backward = True
+                    below.ctx.grad_is_preactivation = True
+        for i, (slot, loss) in enumerate(zip(self.outputs, losses)):
+            below = sole_product(slot)
+            if below is None or loss is None or getattr(loss, "from_logits", False) \
+                    or below.ctx.grad_is_preactivation:
+                continue
+            if loss.fused_activation is not None \
+                    and below.layer.fusable_activation == loss.fused_activation:
+                below.ctx.emit_logits = True
+                self.logits[i] = True
+
+    # -- running -------------------------------------------------------------------
+    def forward(self, inputs, training=None):
+        """The model's outputs for its inputs (a list of arrays), as a list."""
+        training = self.training if training is None else training
+        values = [None] * self.n_slots
+        values[:self.n_inputs] = inputs
+        for step in self.steps:
+            ins = step.inputs
+            y = step.layer.forward(step.ctx, values[ins[0]] if step.single
+                                   else [values[s] for s in ins], training)
+            if len(step.outputs) == 1:
+                values[step.outputs[0]] = y
+            else:
+                for s, v in zip(step.outputs, y):
+                    values[s] = v
+        return [values[s] for s in self.outputs]
+
+    def backward(self, output_grads):
+        """Each variable's gradient, given dL/d(output) for each output (None: the
+        output is not in the loss)."""
+        grads = [None] * self.n_slots
+        for s, g in zip(self.outputs, output_grads):
+            if g is not None:
+                grads[s] = g if grads[s] is None else grads[s] + g
+        found = {}
+        for step in reversed(self.backward_steps):
+            g = grads[step.outputs[0]] if len(step.outputs) == 1 else \
+                [grads[s] for s in step.outputs]
+            if g is None:
+                continue   # nothing in the loss depends on this step
+            ctx = step.ctx
+            ctx.grads.clear()
+            dx = step.layer.backward(ctx, g)
+            if ctx.need_input_grad:
+                for s, d in zip(step.inputs, [dx] if step.single else dx):
+                    if d is not None:
+                        grads[s] = d if grads[s] is None else grads[s] + d
+            for var, d in ctx.grads:
+                key = id(var)
+                found[key] = d if key not in found else found[key] + d
+        out = []
+        for var in self.variables:
+            d = found.get(id(var))
+            if d is None:     # a weight that no output depends on
+                d = np.zeros(var.shape, var.dtype)
+            out.append(d)
+        return out
