@@ -18,7 +18,7 @@ __all__ = ["is_source", "Prefetcher", "split_batch", "EpochIterator"]
 
 def is_source(x):
     """Whether x is a data source rather than an array."""
-    if x is None or isinstance(x, (np.ndarray, list, tuple, int, float)):
+    if x is None or isinstance(x, (np.ndarray, list, tuple, dict, int, float)):
         return False
     if inspect.isgenerator(x) or hasattr(x, "__next__"):
         return True

@@ -1,0 +1,328 @@
+"""Graph models: residual and branching networks, shared layers, nested and frozen
+models, several inputs and outputs, merge layers; their gradients against finite
+differences in float64, and their configs and files round-tripping."""
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx import layers
+
+from helpers import EPS, assert_directional_derivatives, assert_grad, numerical_grad
+
+
+def resnet(dtype="float64", seed=0):
+    """A small CIFAR-style ResNet: a stem, two residual stages (the second one
+    downsampling, with a 1x1 projection), BatchNormalization, and a head that joins a
+    global-average and a global-max branch through one shared Dense layer."""
+    cnnx.utils.set_random_seed(seed)
+    kw = {"dtype": dtype}
+    inp = cnnx.Input((8, 8, 3), name="image")
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", **kw)(inp)
+    y = layers.Conv2D(6, 3, padding="same", **kw)(x)
+    y = layers.Activation("relu", **kw)(layers.BatchNormalization(**kw)(y))
+    y = layers.BatchNormalization(**kw)(layers.Conv2D(6, 3, padding="same", **kw)(y))
+    x = layers.Activation("relu", **kw)(layers.Add(**kw)([x, y]))       # stage 1
+    y = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", **kw)(x)
+    y = layers.Conv2D(8, 3, padding="same", **kw)(y)
+    shortcut = layers.Conv2D(8, 1, strides=2, **kw)(x)
+    x = layers.Activation("relu", **kw)(layers.add([shortcut, y], **kw))   # stage 2
+    # x feeds both branches: its ReLU must not be fused into the max pooling.
+    average = layers.GlobalAveragePooling2D(**kw)(x)
+    peak = layers.GlobalMaxPooling2D(**kw)(layers.MaxPooling2D(2, **kw)(x))
+    shared = layers.Dense(5, activation="tanh", name="shared", **kw)
+    h = layers.Concatenate(**kw)([shared(average), shared(peak)])
+    out = layers.Dense(3, activation="softmax", name="label", **kw)(h)
+    return cnnx.Model(inp, out, name="resnet")
+
+
+def images(n=6, seed=1, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 8, 8, 3)).astype(dtype)
+    labels = (x[:, :4].mean(axis=(1, 2, 3)) > x[:, 4:].mean(axis=(1, 2, 3))).astype(int)
+    labels += (x[..., 0].mean(axis=(1, 2)) > 0).astype(int)
+    return x, cnnx.utils.to_categorical(labels, 3).astype(dtype)
+
+
+def training_gradient_check(model, x, y, rng, directions=3):
+    """The gradient of one training step (BatchNormalization on batch statistics)
+    against central differences of the training-mode loss along random directions of
+    the trainable weights."""
+    trainable = {id(v) for v in model.trainable_weights}
+    mask = [id(v) in trainable for v in model.weights]
+    before = model.get_weights()
+    model.train_on_batch(x, y)   # SGD(1): each weight moves by minus its gradient
+    grads = [b - a for b, a in zip(before, model.get_weights())]
+    model.set_weights(before)
+
+    def loss():
+        return model.loss(y, model(x, training=True))
+
+    for _ in range(directions):
+        v = [rng.standard_normal(w.shape) if m else np.zeros_like(w)
+             for w, m in zip(before, mask)]
+        model.set_weights([w + EPS * d for w, d in zip(before, v)])
+        up = loss()
+        model.set_weights([w - EPS * d for w, d in zip(before, v)])
+        down = loss()
+        model.set_weights(before)
+        analytic = sum(float(np.vdot(g, d)) for g, d, m in zip(grads, v, mask) if m)
+        np.testing.assert_allclose(analytic, (up - down) / (2 * EPS), rtol=1e-6, atol=1e-9)
+
+
+def test_resnet_gradients_match_finite_differences(rng):
+    model = resnet()
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0), loss="categorical_crossentropy")
+    x, y = images()
+    training_gradient_check(model, x, y, rng)
+
+
+def test_resnet_trains_and_reloads_to_identical_predictions(tmp_path):
+    model = resnet("float32")
+    model.compile(optimizer=cnnx.optimizers.Adam(0.01), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    x, y = images(64, dtype=np.float32)
+    history = model.fit(x, y, batch_size=16, epochs=12, verbose=0).history
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    model.save(tmp_path / "resnet.keras")
+    loaded = cnnx.models.load_model(tmp_path / "resnet.keras")
+    assert [type(layer).__name__ for layer in loaded.layers] == \
+        [type(layer).__name__ for layer in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    # Training resumes identically: same weights, optimizer state and graph.
+    a = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    b = loaded.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    assert a == b
+    # The shared layer is one layer in both, with one set of weights.
+    assert sum(layer.name == "shared" for layer in loaded.layers) == 1
+    assert len(loaded.get_layer("shared")._inbound_nodes) == 2
+
+
+def test_graph_configs_round_trip_through_json_and_clone():
+    model = resnet("float32")
+    again = cnnx.models.model_from_json(model.to_json())
+    assert again.get_config() == model.get_config()
+    clone = cnnx.models.clone_model(model)
+    assert clone.get_config() == model.get_config()
+    assert all(a is not b for a, b in zip(clone.weights, model.weights))
+    x, _ = images(4, dtype=np.float32)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_layer_called_twice_trains_with_the_sum_of_both_gradients(rng):
+    cnnx.utils.set_random_seed(2)
+    inp = cnnx.Input((4,))
+    d = layers.Dense(4, activation="tanh", dtype="float64")
+    out = layers.Dense(2, activation="softmax", dtype="float64")(d(d(inp)))
+    model = cnnx.Model(inp, out)
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0), loss="categorical_crossentropy")
+    x = rng.standard_normal((5, 4))
+    y = cnnx.utils.to_categorical(rng.integers(0, 2, 5), 2)
+    assert len(model.weights) == 4   # d's kernel and bias once
+    assert_directional_derivatives(model, x, y, rng)
+    model.fit(x, y, epochs=2, verbose=0)
+
+
+def test_a_frozen_nested_model_stays_put_while_its_head_trains():
+    cnnx.utils.set_random_seed(3)
+    base = cnnx.Sequential([cnnx.Input((6, 6, 2)), layers.Conv2D(4, 3, activation="relu"),
+                            layers.BatchNormalization(), layers.MaxPooling2D(2)],
+                           name="base")
+    base.trainable = False
+    inp = cnnx.Input((6, 6, 2))
+    h = layers.Flatten()(base(inp))
+    model = cnnx.Model(inp, layers.Dense(3, activation="softmax")(h))
+    head_layer = model.layers[-1]
+    assert [id(w) for w in model.trainable_weights] == [id(w) for w in head_layer.weights]
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 6, 6, 2)).astype(np.float32)
+    y = cnnx.utils.to_categorical(rng.integers(0, 3, 16), 3)
+    frozen = base.get_weights()   # kernel, bias, gamma, beta, moving mean and variance
+    head = model.layers[-1].get_weights()
+    model.fit(x, y, epochs=2, verbose=0)
+    for a, b in zip(frozen, base.get_weights()):
+        np.testing.assert_array_equal(a, b)   # BatchNormalization ran in inference mode
+    assert any(not np.array_equal(a, b) for a, b in zip(head, model.layers[-1].get_weights()))
+    # Unfrozen, the same nested model trains, and its gradients are right.
+    base.trainable = True
+    model.fit(x, y, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(frozen, base.get_weights()))
+
+
+def test_nested_model_gradients_match_finite_differences(rng):
+    cnnx.utils.set_random_seed(4)
+    kw = {"dtype": "float64"}
+    base = cnnx.Sequential([cnnx.Input((6, 6, 2)), layers.Conv2D(3, 3, activation="relu", **kw),
+                            layers.MaxPooling2D(2, **kw)])
+    model = cnnx.Sequential([base, layers.Flatten(**kw), layers.Dense(3, activation="softmax",
+                                                                      **kw)])
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0), loss="categorical_crossentropy")
+    x = rng.standard_normal((4, 6, 6, 2))
+    y = cnnx.utils.to_categorical(rng.integers(0, 3, 4), 3)
+    assert_directional_derivatives(model, x, y, rng)
+    # A model inside a Sequential, and a Softmax after a model: Keras's transfer recipe.
+    logits = cnnx.Sequential([cnnx.Input((4,)), layers.Dense(3)])
+    probabilities = cnnx.Sequential([logits, layers.Softmax()])
+    p = probabilities.predict(rng.standard_normal((2, 4)), verbose=0)
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-6)
+
+
+def two_in_two_out():
+    cnnx.utils.set_random_seed(5)
+    image = cnnx.Input((6, 6, 2), name="image")
+    meta = cnnx.Input((3,), name="meta")
+    h = layers.Flatten()(layers.Conv2D(4, 3, activation="relu")(image))
+    h = layers.concatenate([h, layers.Dense(4, activation="relu")(meta)])
+    kind = layers.Dense(3, activation="softmax", name="kind")(h)
+    size = layers.Dense(1, name="size")(h)
+    return cnnx.Model(inputs=[image, meta], outputs=[kind, size])
+
+
+def test_two_inputs_two_outputs_fit_with_dicts_and_loss_weights():
+    model = two_in_two_out()
+    assert model.input_names == ["image", "meta"] and model.output_names == ["kind", "size"]
+    model.compile(optimizer="adam", loss={"kind": "categorical_crossentropy", "size": "mse"},
+                  loss_weights={"kind": 1.0, "size": 0.25}, metrics={"kind": ["accuracy"]})
+    rng = np.random.default_rng(0)
+    n = 32
+    x = {"image": rng.standard_normal((n, 6, 6, 2)).astype(np.float32),
+         "meta": rng.standard_normal((n, 3)).astype(np.float32)}
+    y = {"kind": cnnx.utils.to_categorical(rng.integers(0, 3, n), 3),
+         "size": rng.standard_normal((n, 1)).astype(np.float32)}
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, validation_split=0.25)
+    assert sorted(history.history) == sorted(
+        ["loss", "kind_loss", "size_loss", "kind_accuracy", "val_loss", "val_kind_loss",
+         "val_size_loss", "val_kind_accuracy"])
+    logs = model.evaluate(x, y, batch_size=n, verbose=0, return_dict=True)
+    kind, size = model.predict(x, verbose=0)
+    assert kind.shape == (n, 3) and size.shape == (n, 1)
+    want_kind = cnnx.losses.CategoricalCrossentropy()(y["kind"], kind)
+    want_size = cnnx.losses.MeanSquaredError()(y["size"], size)
+    np.testing.assert_allclose(logs["kind_loss"], want_kind, rtol=1e-5)
+    np.testing.assert_allclose(logs["size_loss"], want_size, rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"], want_kind + 0.25 * want_size, rtol=1e-5)
+    # Lists in the inputs' and outputs' order mean the same as dicts.
+    assert model.evaluate([x["image"], x["meta"]], [y["kind"], y["size"]], batch_size=n,
+                          verbose=0, return_dict=True) == logs
+
+
+def test_loss_weights_scale_the_gradient(rng):
+    """With loss_weights, the step follows the gradient of the weighted sum: checked by
+    finite differences of evaluate's total loss."""
+    cnnx.utils.set_random_seed(6)
+    kw = {"dtype": "float64"}
+    a, b = cnnx.Input((3,)), cnnx.Input((2,))
+    h = layers.concatenate([layers.Dense(4, activation="tanh", **kw)(a), b], **kw)
+    out1 = layers.Dense(2, activation="softmax", name="p", **kw)(h)
+    out2 = layers.Dense(1, name="q", **kw)(h)
+    model = cnnx.Model([a, b], [out1, out2])
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0),
+                  loss=["categorical_crossentropy", "mse"], loss_weights=[0.3, 2.0])
+    x = [rng.standard_normal((5, 3)), rng.standard_normal((5, 2))]
+    y = [cnnx.utils.to_categorical(rng.integers(0, 2, 5), 2), rng.standard_normal((5, 1))]
+    grads = [w0 - w1 for w0, w1 in zip(model.get_weights(), (
+        model.train_on_batch(x, y), model.get_weights())[1])]
+    w0 = [w + g for w, g in zip(model.get_weights(), grads)]
+    model.set_weights(w0)
+    for _ in range(3):
+        v = [rng.standard_normal(w.shape) for w in w0]
+        model.set_weights([w + EPS * d for w, d in zip(w0, v)])
+        up = model.evaluate(x, y, verbose=0)[0]
+        model.set_weights([w - EPS * d for w, d in zip(w0, v)])
+        down = model.evaluate(x, y, verbose=0)[0]
+        model.set_weights(w0)
+        analytic = sum(float(np.vdot(g, d)) for g, d in zip(grads, v))
+        np.testing.assert_allclose(analytic, (up - down) / (2 * EPS), rtol=1e-6)
+
+
+@pytest.mark.parametrize("merge,shapes", [
+    (layers.Add, [(2, 3, 4), (2, 3, 4), (2, 3, 4)]),
+    (layers.Add, [(2, 3, 4), (2, 1, 4)]),            # broadcast
+    (layers.Subtract, [(2, 5), (2, 5)]),
+    (layers.Multiply, [(2, 3, 4), (2, 3, 1), (2, 3, 4)]),
+    (layers.Average, [(2, 4), (2, 4)]),
+    (layers.Maximum, [(2, 6), (2, 6), (2, 6)]),
+    (layers.Minimum, [(2, 3, 2), (2, 3, 2)]),
+    (lambda **kw: layers.Concatenate(axis=1, **kw), [(2, 3, 4), (2, 1, 4)]),
+    (layers.Concatenate, [(2, 3, 4), (2, 3, 2)]),
+])
+def test_merge_layer_gradients(merge, shapes, rng):
+    layer = merge(dtype="float64")
+    xs = [rng.standard_normal(s) for s in shapes]
+    y = layer(xs)
+    r = rng.standard_normal(y.shape)
+    ctx = layers.Context()
+    layer.forward(ctx, xs)
+    grads = layer.backward(ctx, r)
+    for x, g in zip(xs, grads):
+        assert_grad(g, numerical_grad(
+            lambda: float(np.sum(layer.forward(layers.Context(), xs) * r)), x))
+
+
+def test_merge_layers_refuse_shapes_that_do_not_match():
+    a, b = cnnx.Input((4, 3)), cnnx.Input((5, 3))
+    with pytest.raises(ValueError, match=r"Add .* axis 1 has sizes \[4, 5\]"):
+        layers.add([a, b])
+    with pytest.raises(ValueError, match="must match on every axis but -1"):
+        layers.concatenate([a, b])
+    with pytest.raises(ValueError, match="exactly 2 inputs"):
+        layers.subtract([a, a, a])
+    with pytest.raises(ValueError, match="a list of at least 2"):
+        layers.Add()(a)
+    with pytest.raises(ValueError, match="axis 0 is the batch"):
+        layers.Concatenate(axis=0)
+
+
+class Doubler(layers.Layer):
+    """A user layer that defines Keras's call only."""
+
+    def call(self, inputs, training=False):  # noqa: ARG002
+        return inputs * 2
+
+
+def test_a_layer_without_backward_runs_but_is_not_trained_through():
+    inp = cnnx.Input((3,))
+    model = cnnx.Model(inp, layers.Dense(2)(Doubler()(inp)))
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    model.fit(x, y, epochs=1, verbose=0)     # nothing to train before it: fine
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               model.layers[-1](2 * x), rtol=1e-6)
+    behind = cnnx.Model(inp, Doubler()(layers.Dense(2)(inp)))
+    behind.compile(optimizer="sgd", loss="mse")
+    before = behind.get_weights()
+    with pytest.raises(NotImplementedError, match="doubler.* defines no backward"):
+        behind.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(before, behind.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_summary_shows_connections_of_a_graph():
+    lines = []
+    two_in_two_out().summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Connected to" in text and "image (InputLayer)" in text
+    assert "conv2d" in text and "[0][0]" in text
+    lines.clear()
+    cnnx.Sequential([cnnx.Input((3,)), layers.Dense(2)]).summary(print_fn=lines.append)
+    assert "Connected to" not in "\n".join(lines)
+
+
+def test_residual_relu_keeps_its_own_backward(rng):
+    """conv -> relu -> (pool, add): the pool must not apply the ReLU's mask for the
+    other consumer; conv -> relu -> pool alone may."""
+    cnnx.utils.set_random_seed(7)
+    kw = {"dtype": "float64"}
+    inp = cnnx.Input((6, 6, 2))
+    c = layers.Conv2D(2, 3, padding="same", activation="relu", **kw)(inp)
+    other = layers.Conv2D(2, 1, **kw)(c)
+    branch = layers.MaxPooling2D(2, **kw)(c)
+    h = layers.concatenate([layers.Flatten(**kw)(branch),
+                            layers.Flatten(**kw)(layers.MaxPooling2D(2, **kw)(
+                                layers.add([c, other], **kw)))], **kw)
+    model = cnnx.Model(inp, layers.Dense(2, activation="softmax", **kw)(h))
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0), loss="categorical_crossentropy")
+    x = rng.standard_normal((3, 6, 6, 2))
+    y = cnnx.utils.to_categorical(rng.integers(0, 2, 3), 2)
+    assert_directional_derivatives(model, x, y, rng)
