@@ -2,9 +2,8 @@
 
 A training step (forward, backward, update) runs whole: beside no other step and no
 inference batch, and a KeyboardInterrupt that arrives during it is delivered when it
-ends. Inference batches run side by side. The layers still keep the tensors of their
-last call, so this exclusion is what makes fit in one thread and predict in another
-both correct.
+ends. Inference batches run side by side, each in a plan of its own. The weights are
+what the exclusion protects: a prediction never sees a half-updated model.
 """
 import contextlib
 import signal
