@@ -292,7 +292,8 @@ def test_a_layer_without_backward_runs_but_is_not_trained_through():
     behind = cnnx.Model(inp, Doubler()(layers.Dense(2)(inp)))
     behind.compile(optimizer="sgd", loss="mse")
     before = behind.get_weights()
-    with pytest.raises(NotImplementedError, match="doubler.* defines no backward"):
+    with pytest.raises(NotImplementedError,
+                       match="doubler.* has no gradient: it defines no backward"):
         behind.fit(x, y, epochs=1, verbose=0)
     for a, b in zip(before, behind.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -326,3 +327,68 @@ def test_residual_relu_keeps_its_own_backward(rng):
     x = rng.standard_normal((3, 6, 6, 2))
     y = cnnx.utils.to_categorical(rng.integers(0, 2, 3), 2)
     assert_directional_derivatives(model, x, y, rng)
+
+
+# --- Lambda ------------------------------------------------------------------------
+
+SOBEL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64)[:, :, None, None]
+
+
+@pytest.mark.parametrize("function", [
+    lambda x: 2.0 * x - x / 3.0 + 1.0,
+    lambda x: (-x) ** 2 / (x * x + 1.0),
+    lambda x: cnnx.ops.sigmoid(x) * cnnx.ops.relu(x - 0.1),
+    lambda x: cnnx.ops.softmax(cnnx.ops.flatten(x)),
+    lambda x: cnnx.ops.max_pool(cnnx.ops.conv(x, np.repeat(SOBEL, 2, axis=2), padding="same"),
+                                2),
+    lambda x: cnnx.ops.average_pool(x, 3, strides=1, padding="same") * x,
+])
+def test_lambda_gradients_through_its_trace(function, rng):
+    layer = layers.Lambda(function, dtype="float64")
+    x = rng.standard_normal((2, 6, 6, 2))
+    x += rng.permutation(x.size).reshape(x.shape) * 1e-4   # no ties in max pooling
+    y = layer(x)
+    np.testing.assert_allclose(y, function(x), rtol=1e-12, atol=1e-12)
+    r = rng.standard_normal(y.shape)
+    ctx = layers.Context()
+    layer.forward(ctx, x)
+    assert_grad(layer.backward(ctx, r), numerical_grad(
+        lambda: float(np.sum(layer.forward(layers.Context(), x) * r)), x))
+
+
+def test_lambda_on_two_inputs(rng):
+    layer = layers.Lambda(lambda t: t[0] * t[1] + t[0] / (t[1] ** 2 + 1.0), dtype="float64")
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 1))
+    r = rng.standard_normal((3, 4))
+    layer([a, b])    # builds it (traces the function)
+    ctx = layers.Context()
+    y = layer.forward(ctx, [a, b])
+    np.testing.assert_allclose(y, a * b + a / (b ** 2 + 1))
+    da, db = layer.backward(ctx, r)
+    for x, g in ((a, da), (b, db)):
+        assert_grad(g, numerical_grad(
+            lambda: float(np.sum(layer.forward(layers.Context(), [a, b]) * r)), x))
+
+
+def test_lambda_without_gradient_preprocesses_but_is_not_trained_through(tmp_path):
+    inp = cnnx.Input((3,))
+    scale = layers.Lambda(lambda x: np.clip(x, 0, 1))     # NumPy: no gradient
+    model = cnnx.Model(inp, layers.Dense(2)(scale(inp)))
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.full((4, 3), 2.0, np.float32), np.zeros((4, 2), np.float32)
+    model.fit(x, y, epochs=1, verbose=0)   # nothing trains before it
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               model.layers[-1](np.ones((4, 3))), rtol=1e-6)
+    behind = cnnx.Model(inp, layers.Lambda(lambda x: np.clip(x, 0, 1))(layers.Dense(2)(inp)))
+    behind.compile(optimizer="sgd", loss="mse")
+    before = behind.get_weights()
+    with pytest.raises(NotImplementedError, match="is not made of arithmetic and "
+                                                  "differentiable cnnx.ops calls"):
+        behind.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(before, behind.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Its code cannot go into a file; its model's weights can.
+    with pytest.raises(TypeError, match="cnnx files hold no code"):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+    model.save_weights(tmp_path / "m.weights.npz")

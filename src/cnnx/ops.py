@@ -7,6 +7,9 @@ the functions with explicit gradients: `conv2d` / `conv2d_backward`, `max_pool2d
 `dense_backward`, `relu_backward`, `softmax_cross_entropy` and `sigmoid_cross_entropy`.
 Each has a pure-NumPy twin of the same signature in `cnnx._reference`.
 
+relu, sigmoid, softmax, flatten, conv, max_pool and average_pool are differentiable in
+a Lambda layer: called on a traced tensor (see _tracing.py), they record themselves.
+
 Every function checks its input and raises ValueError or TypeError naming the function,
 the argument, what it expected and what it received. Arrays are converted to float32
 (or kept float64), and made C-contiguous; layouts are channels_last (NHWC), conv
@@ -19,7 +22,7 @@ import threading
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _tracing
 from ._config import threads_for
 from ._geometry import conv_output_length, normalize_padding, normalize_tuple, padding_before
 
@@ -297,7 +300,22 @@ def conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, data_forma
     """keras.ops.conv for 2-D NHWC inputs: cross-correlation of inputs (N, H, W, C) with
     kernel (kh, kw, C, F), no bias."""
     _check_data_format(data_format, "conv")
+    if _tracing.is_symbol(inputs):
+        return _traced("conv", inputs, (kernel,), dict(
+            strides=strides, padding=padding, dilation_rate=dilation_rate),
+            lambda x: conv2d(x, kernel, None, strides, padding, dilation_rate))
     return conv2d(inputs, kernel, None, strides, padding, dilation_rate)
+
+
+def _traced(op, x, constants, params, probe=None):
+    """x is a Symbol (a Lambda layer is tracing its function, see _tracing.py): record
+    the op; its output shape is probed on one zero sample."""
+    if any(_tracing.is_symbol(c) for c in constants):
+        raise TypeError(f"{op}: only its first argument may be a traced tensor")
+    shape = x.shape
+    if probe is not None:
+        shape = (x.shape[0],) + probe(np.zeros((1,) + tuple(x.shape[1:]), np.float32)).shape[1:]
+    return _tracing.record(op, (x,) + tuple(constants), params, shape)
 
 
 # ---------------------------------------------------------------------------------
@@ -306,6 +324,8 @@ def conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, data_forma
 
 def relu(x, out=None):
     """max(x, 0), elementwise; NaN passes through."""
+    if _tracing.is_symbol(x) and out is None:
+        return _traced("relu", x, (), {})
     x = np.ascontiguousarray(_array(x, "x", "relu"))
     y = _output(out, x.shape, x.dtype, "relu", same_ok=(x,))
     _kernels.relu(x.reshape(-1), y.reshape(-1), threads_for(x.size))
@@ -324,6 +344,8 @@ def relu_backward(dy, x, out=None):
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), elementwise, without overflow."""
+    if _tracing.is_symbol(x):
+        return _traced("sigmoid", x, (), {})
     x = np.ascontiguousarray(_array(x, "x", "sigmoid"))
     y = np.empty_like(x)
     _kernels.sigmoid(x.reshape(-1), y.reshape(-1), threads_for(x.size))
@@ -332,6 +354,8 @@ def sigmoid(x):
 
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along `axis`, shifted by the maximum for stability."""
+    if _tracing.is_symbol(x):
+        return _traced("softmax", x, (), {"axis": axis}, lambda z: softmax(z, axis))
     x = _array(x, "x", "softmax")
     if x.ndim == 0:
         raise ValueError("softmax: `x` must have at least one axis, received a scalar")
@@ -347,6 +371,8 @@ def softmax(x, axis=-1):
 
 def flatten(x):
     """(N, ...) -> (N, features), row by row: height, then width, then channels."""
+    if _tracing.is_symbol(x):
+        return _traced("flatten", x, (), {}, flatten)
     x = _array(x, "x", "flatten")
     if x.ndim < 1:
         raise ValueError("flatten: `x` must have a batch axis, received a scalar")
@@ -403,6 +429,10 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None, relu_output=None):
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """keras.ops.max_pool for 2-D NHWC inputs."""
     _check_data_format(data_format, "max_pool")
+    if _tracing.is_symbol(inputs):
+        return _traced("max_pool", inputs, (), dict(
+            pool_size=pool_size, strides=strides, padding=padding),
+            lambda x: max_pool2d(x, pool_size, strides, padding)[0])
     return max_pool2d(inputs, pool_size, strides, padding)[0]
 
 
@@ -438,6 +468,10 @@ def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding=
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """keras.ops.average_pool for 2-D NHWC inputs."""
     _check_data_format(data_format, "average_pool")
+    if _tracing.is_symbol(inputs):
+        return _traced("average_pool", inputs, (), dict(
+            pool_size=pool_size, strides=strides, padding=padding),
+            lambda x: average_pool2d(x, pool_size, strides, padding))
     return average_pool2d(inputs, pool_size, strides, padding)
 
 

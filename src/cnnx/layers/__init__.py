@@ -8,6 +8,7 @@ from .core import (
     Flatten,
     Input,
     InputLayer,
+    Lambda,
     LeakyReLU,
     ReLU,
     Reshape,
@@ -42,7 +43,7 @@ from .pooling import (
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout",
-           "Reshape", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
+           "Reshape", "Lambda", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
            "Node", "Context", "clear_session", "serialize", "deserialize"]

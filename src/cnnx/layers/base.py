@@ -333,6 +333,11 @@ class Layer:
         return type(self).backward is not Layer.backward
 
     @property
+    def no_backward_reason(self):
+        """Why the layer has no backward (None when it has one)."""
+        return None if self.has_backward else "it defines no backward"
+
+    @property
     def fusable_activation(self):
         """The name of the activation this layer applies last and can leave out (emit
         its input instead, or skip in backward) when the model's plan fuses it with a

@@ -1,13 +1,15 @@
-"""InputLayer, Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape."""
+"""InputLayer, Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape,
+Lambda."""
 import numbers
 
 import numpy as np
 
-from .. import _random, activations, initializers, ops, regularizers
+from .. import _random, _tracing, activations, initializers, ops, regularizers
+from .._compat import refuse_unimplemented
 from .base import REGISTRY, Layer, Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
-           "Dropout", "Flatten", "Reshape"]
+           "Dropout", "Flatten", "Reshape", "Lambda"]
 
 
 def _positive_int(value, name, where):
@@ -321,3 +323,85 @@ class Reshape(Layer):
         return grad.reshape(ctx.saved["shape"])
 
 
+
+
+class Lambda(Layer):
+    """A function as a layer: Lambda(lambda x: x / 255.0), Lambda(ops.relu).
+
+    Its gradient comes from the function itself: when the layer is built, the function
+    is traced once on symbolic inputs, and a function made of arithmetic (+, -, *, /,
+    unary minus, ** by a number) and the differentiable cnnx.ops functions (relu,
+    sigmoid, softmax, flatten, conv, max_pool, average_pool) runs as that trace, forward
+    and backward. Any other function (a NumPy call, say) runs as it is, with no
+    gradient: fine where nothing before it trains (preprocessing at the input), and
+    refused, with the reason, when a model would train through it.
+
+    A Lambda holds Python code, which cnnx files do not hold: a model with one saves its
+    weights (save_weights) but not its architecture."""
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        refuse_unimplemented("Lambda", mask=(mask, None))
+        if not callable(function):
+            raise TypeError(f"Lambda {self.name!r}: `function` must be callable, received "
+                            f"{type(function).__name__}")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise TypeError(f"Lambda {self.name!r}: `arguments` must be a dict, received "
+                            f"{type(arguments).__name__}")
+        self.function = function
+        self.arguments = dict(arguments or {})
+        self._declared_output_shape = (tuple(output_shape) if output_shape is not None
+                                       else None)
+        self._trace = None
+        self._why_no_gradient = "it is not built"
+
+    def build(self, input_shape):
+        multi = isinstance(input_shape, list)
+        shapes = input_shape if multi else [input_shape]
+        try:
+            self._trace = _tracing.trace(self.function, shapes, multi, self.arguments)
+            self._why_no_gradient = None
+        except (TypeError, ValueError, AttributeError) as e:
+            self._trace = None
+            self._why_no_gradient = (f"its function is not made of arithmetic and "
+                                     f"differentiable cnnx.ops calls ({type(e).__name__}: "
+                                     f"{e})")
+
+    def compute_output_shape(self, input_shape):
+        if self._trace is not None:
+            return self._trace.output_shape
+        if self._declared_output_shape is not None:
+            return (None,) + self._declared_output_shape
+        multi = isinstance(input_shape, list)
+        probes = [np.zeros((1,) + tuple(s[1:]), self.dtype)
+                  for s in (input_shape if multi else [input_shape])]
+        y = np.asarray(self.function(probes if multi else probes[0], **self.arguments))
+        return (None,) + y.shape[1:]
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        if self._trace is None:
+            y = np.asarray(self.function(inputs, **self.arguments))
+            return y if y.dtype == self.dtype else y.astype(self.dtype)
+        arrays = inputs if isinstance(inputs, list) else [inputs]
+        y, ctx.saved["values"] = self._trace.forward(arrays)
+        return y
+
+    @property
+    def has_backward(self):
+        return self._trace is not None
+
+    @property
+    def no_backward_reason(self):
+        return self._why_no_gradient
+
+    def backward(self, ctx, grad):
+        if self._trace is None:
+            raise NotImplementedError(f"Lambda {self.name!r} has no gradient: "
+                                      f"{self._why_no_gradient}")
+        grads = self._trace.backward(ctx.saved["values"], grad)
+        return grads if len(grads) > 1 else grads[0]
+
+    def get_config(self):
+        raise TypeError(f"Lambda {self.name!r}: its function is Python code, and cnnx "
+                        f"files hold no code. Save the weights (save_weights) and rebuild "
+                        f"the model in code, or replace the Lambda with layers")

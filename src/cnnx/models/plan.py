@@ -106,10 +106,10 @@ class Plan:
         for step in self.backward_steps:
             if not step.layer.has_backward:
                 raise NotImplementedError(
-                    f"layer {step.layer.name!r} ({type(step.layer).__name__}) defines no "
-                    f"backward, and trained weights lie before it: the model cannot be "
-                    f"trained through it (freeze what comes before it, or give it a "
-                    f"backward)")
+                    f"layer {step.layer.name!r} ({type(step.layer).__name__}) has no "
+                    f"gradient: {step.layer.no_backward_reason}. Trained weights lie "
+                    f"before it, so the model cannot be trained through it (freeze what "
+                    f"comes before it, or give it a backward)")
 
         def sole_product(slot):
             """The step that produced slot, if the slot has that one consumer."""
