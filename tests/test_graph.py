@@ -392,3 +392,42 @@ def test_lambda_without_gradient_preprocesses_but_is_not_trained_through(tmp_pat
         model.save(tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
     model.save_weights(tmp_path / "m.weights.npz")
+
+
+class Batches(cnnx.utils.PyDataset):
+    def __init__(self, x, y, batch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size, self.epochs_seen = x, y, batch_size, 0
+
+    def __len__(self):
+        return -(-len(self.x["image"]) // self.batch_size)
+
+    def __getitem__(self, index):
+        pick = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return {"image": self.x["image"][pick], "meta": self.x["meta"][pick]}, \
+            [self.y[0][pick], self.y[1][pick]]
+
+    def on_epoch_end(self):
+        self.epochs_seen += 1
+
+
+def test_a_pydataset_of_dict_batches_feeds_a_two_input_model():
+    model = two_in_two_out()
+    model.compile(optimizer="adam", loss=["categorical_crossentropy", "mse"])
+    rng = np.random.default_rng(1)
+    x = {"image": rng.standard_normal((20, 6, 6, 2)), "meta": rng.standard_normal((20, 3))}
+    y = [cnnx.utils.to_categorical(rng.integers(0, 3, 20), 3), rng.standard_normal((20, 1))]
+    data = Batches(x, y, 8, workers=2, use_multiprocessing=False, max_queue_size=2)
+    assert data.num_batches == 3 and cnnx.utils.Sequence is cnnx.utils.PyDataset
+    history = model.fit(data, epochs=2, verbose=0, workers=2, max_queue_size=3)
+    assert data.epochs_seen == 2 and len(history.history["loss"]) == 2
+    kind, size = model.predict(data, verbose=0)
+    assert kind.shape == (20, 3) and size.shape == (20, 1)
+    logs = model.evaluate(data, verbose=0, return_dict=True)
+    direct = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    for key in logs:
+        np.testing.assert_allclose(logs[key], direct[key], rtol=1e-6)
+    with pytest.raises(ValueError, match="`workers` must be a positive int"):
+        Batches(x, y, 8, workers=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'threads'"):
+        model.fit(data, threads=2)

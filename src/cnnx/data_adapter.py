@@ -153,7 +153,10 @@ class EpochIterator:
 
     def _source_epoch(self):
         model, source, where, class_weight, targets = self._source
-        feed = Prefetcher(source, self.steps)
+        depth = getattr(source, "max_queue_size", 4)
+        feed = Prefetcher(source, self.steps,
+                          depth=min(int(depth), 64) if isinstance(depth, int) and depth > 0
+                          else 4)
         try:
             for step, batch in enumerate(feed):
                 xb, yb, wb = split_batch(batch, where)

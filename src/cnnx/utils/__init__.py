@@ -1,4 +1,4 @@
-"""cnnx.utils: to_categorical, set_random_seed."""
+"""cnnx.utils: to_categorical, normalize, set_random_seed, PyDataset (Sequence)."""
 import numbers
 
 import numpy as np
@@ -7,7 +7,7 @@ from .. import _random
 
 _IMAGE = ("load_img", "img_to_array", "array_to_img", "save_img",
           "image_dataset_from_directory")
-__all__ = ["to_categorical", "normalize", "set_random_seed", *_IMAGE]
+__all__ = ["to_categorical", "normalize", "set_random_seed", "PyDataset", "Sequence", *_IMAGE]
 
 
 def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.image
@@ -15,6 +15,43 @@ def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.im
         from ..preprocessing import image
         return getattr(image, name)
     raise AttributeError(f"module 'cnnx.utils' has no attribute {name!r}")
+
+
+class PyDataset:
+    """Keras 3's base class for a dataset of batches: subclass it with __len__ (the
+    number of batches) and __getitem__(index) (batch `index` as x, (x, y) or
+    (x, y, sample_weight)), and optionally on_epoch_end. fit, evaluate and predict take it
+    as x. cnnx fetches its batches on one background thread, `max_queue_size` ahead;
+    `workers` and `use_multiprocessing` are accepted as Keras's and change nothing (the
+    batches and their order are the same)."""
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        for name, value in (("workers", workers), ("max_queue_size", max_queue_size)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or value < 1:
+                raise ValueError(f"{type(self).__name__}: `{name}` must be a positive "
+                                 f"int, received {value!r}")
+        if not isinstance(use_multiprocessing, bool):
+            raise TypeError(f"{type(self).__name__}: `use_multiprocessing` must be True or "
+                            f"False, received {use_multiprocessing!r}")
+        self.workers, self.use_multiprocessing = int(workers), use_multiprocessing
+        self.max_queue_size = int(max_queue_size)
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+    def on_epoch_end(self):
+        """Called after each epoch's last batch (shuffle here, say)."""
+
+
+Sequence = PyDataset   # Keras 2's name
 
 
 def set_random_seed(seed):
