@@ -431,3 +431,36 @@ def test_a_pydataset_of_dict_batches_feeds_a_two_input_model():
         Batches(x, y, 8, workers=0)
     with pytest.raises(TypeError, match="unexpected keyword argument 'threads'"):
         model.fit(data, threads=2)
+
+
+def test_sequential_add_and_pop_rebuild_its_graph():
+    model = cnnx.Sequential([cnnx.Input((4,)), layers.Dense(3)])
+    assert model.output.shape == (None, 3)
+    model.add(layers.Dense(2))
+    assert model.output.shape == (None, 2) and model.output_shape == (None, 2)
+    assert model.predict(np.ones((1, 4)), verbose=0).shape == (1, 2)
+    model.pop()
+    assert model.output.shape == (None, 3)
+    assert model.predict(np.ones((1, 4)), verbose=0).shape == (1, 3)
+    with pytest.raises(ValueError, match="expects 4-D input"):
+        model.add(layers.Conv2D(2, 1))
+    assert model.output.shape == (None, 3)      # the refused layer left no trace
+    assert not hasattr(cnnx.Model, "add")       # as in Keras 3: a graph has no add
+
+
+def test_validation_in_fit_is_heard_by_the_test_hooks():
+    heard = []
+
+    class Hooks(cnnx.callbacks.Callback):
+        def on_test_begin(self, logs=None):  # noqa: ARG002
+            heard.append("begin")
+
+        def on_test_end(self, logs=None):
+            heard.append(sorted(logs))
+
+    model = cnnx.Sequential([cnnx.Input((3,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((8, 3), np.float32)
+    model.fit(x, np.zeros((8, 1)), epochs=2, verbose=0, validation_split=0.25,
+              callbacks=[Hooks()])
+    assert heard == ["begin", ["loss"], "begin", ["loss"]]

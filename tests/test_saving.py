@@ -147,3 +147,20 @@ def test_corrupt_truncated_and_hostile_files_fail_cleanly(tmp_path):
     fails("Unknown layer class 'Lambda'")
     with pytest.raises(FileNotFoundError):
         keras.models.load_model(tmp_path / "missing.keras")
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_format1_files_load_and_resume_as_they_were_written(kind):
+    """Files that the chain engine wrote (format 1, tests/data/format1_*.keras, made with
+    the commit before the graph engine), with that engine's predictions and its
+    predictions after one more epoch: the graph engine reads them and continues alike."""
+    import pathlib
+    folder = pathlib.Path(__file__).parent / "data"
+    expected = np.load(folder / "format1_expected.npz", allow_pickle=False)
+    model = keras.models.load_model(folder / f"format1_{kind}.keras")
+    x, y = expected["x"], expected["y"]
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected[kind])
+    target = y if kind == "sequential" else (y[:, :2] > 0).astype(np.float32)
+    model.fit(x, target, epochs=1, batch_size=4 if kind == "sequential" else 32, verbose=0,
+              shuffle=False)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected[f"{kind}_after"])

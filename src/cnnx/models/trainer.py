@@ -311,7 +311,10 @@ class Trainer:
                     val_data = EpochIterator.from_arrays(
                         val[0], val[1], val[2], validation_batch_size or batch_size,
                         validation_steps, False)
-                val_logs = self._evaluate(val_data, verbose=0)
+                # As in Keras, validation is an evaluate: the on_test_* hooks hear it.
+                cb.on_test_begin()
+                val_logs = self._evaluate(val_data, verbose=0, cb=cb)
+                cb.on_test_end(val_logs)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             epoch_logs = dict(sorted(epoch_logs.items()))
             cb.on_epoch_end(epoch, epoch_logs)
