@@ -59,6 +59,33 @@ def test_conv2d_any_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, alg
         _kernels.set_conv_algorithm(before)
 
 
+
+@FUZZ
+@given(n=dims, h=dims, w=dims, c=st.integers(0, 9), m=st.integers(1, 3),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=extents, sw=extents, dh=extents,
+       dw=extents, padding=st.sampled_from(["valid", "same"]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 32 - 1))
+def test_depthwise_conv2d_any_geometry(n, h, w, c, m, kh, kw, sh, sw, dh, dw, padding, dtype,
+                                       seed):
+    assume(padding == "same" or ((kh - 1) * dh < h and (kw - 1) * dw < w))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    kernel = rng.standard_normal((kh, kw, c, m)).astype(dtype)
+    bias = rng.standard_normal(c * m).astype(dtype)
+    args = ((sh, sw), padding, (dh, dw))
+    if c == 0:   # no channels: refused as any zero-sized kernel axis is
+        with pytest.raises(ValueError, match="no zero-sized axis"):
+            ops.depthwise_conv2d(x, kernel, bias, *args)
+        return
+    y = ops.depthwise_conv2d(x, kernel, bias, *args)
+    _assert_close(y, ref.depthwise_conv2d(x, kernel, bias, *args), dtype, "y")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    got = ops.depthwise_conv2d_backward(x, kernel, dy, *args)
+    want = ref.depthwise_conv2d_backward(x, kernel, dy, *args)
+    for name, g, r in zip(("dx", "dkernel", "dbias"), got, want):
+        _assert_close(g, r, dtype, name)
+
+
 @FUZZ
 @given(n=dims, h=dims, w=dims, c=st.integers(0, 9), ph=st.integers(1, 4),
        pw=st.integers(1, 4), sh=extents, sw=extents,

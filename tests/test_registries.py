@@ -33,6 +33,12 @@ LAYER_CASES = {
     "AveragePooling2D": lambda: layers.AveragePooling2D(2, strides=(1, 2)),
     "GlobalAveragePooling2D": lambda: layers.GlobalAveragePooling2D(keepdims=True),
     "GlobalMaxPooling2D": lambda: layers.GlobalMaxPooling2D(),
+    "DepthwiseConv2D": lambda: layers.DepthwiseConv2D(
+        (3, 2), strides=2, padding="same", depth_multiplier=3, activation="relu",
+        use_bias=False, depthwise_initializer="he_normal", depthwise_regularizer="l2"),
+    "SeparableConv2D": lambda: layers.SeparableConv2D(
+        4, 3, dilation_rate=2, depth_multiplier=2, activation="tanh",
+        pointwise_initializer="zeros", bias_regularizer="l1"),
     "Add": lambda: layers.Add(name="plus"),
     "Subtract": lambda: layers.Subtract(),
     "Multiply": lambda: layers.Multiply(),

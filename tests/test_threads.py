@@ -61,6 +61,12 @@ def _all_kernels(rng):
     t = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 16)]
     out += [*ops.softmax_cross_entropy(z, t), ops.softmax(z), ops.sigmoid(z)]
     out += [*ops.sigmoid_cross_entropy(z, t)]
+    dwk = rng.standard_normal((3, 3, 8, 2)).astype(np.float32)   # depthwise, multiplier 2
+    dwy = ops.depthwise_conv2d(x, dwk, rng.standard_normal(16).astype(np.float32), 2, "same")
+    out += [dwy, *ops.depthwise_conv2d_backward(x, dwk, dwy, 2, "same")]
+    wide = rng.standard_normal((37, 9, 9, 24)).astype(np.float32)  # 10 kernel-grad chunks
+    wk = rng.standard_normal((3, 3, 24, 1)).astype(np.float32)
+    out += list(ops.depthwise_conv2d_backward(wide, wk, ops.depthwise_conv2d(wide, wk)))
     return out
 
 

@@ -65,6 +65,28 @@ cdef extern from "_simd.h" nogil:
     ctypedef void (*cnnx_maxpool_f64)(const double *, int64_t, int64_t, int64_t, int64_t,
                                       int64_t, int64_t, int64_t, int64_t, double *,
                                       int32_t *, int64_t)
+    ctypedef void (*cnnx_dw_fwd_f32)(const float *, int64_t, int64_t, int64_t, const float *,
+                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                     int64_t, int64_t, int64_t, int64_t, const float *,
+                                     float *)
+    ctypedef void (*cnnx_dw_fwd_f64)(const double *, int64_t, int64_t, int64_t,
+                                     const double *, int64_t, int64_t, int64_t, int64_t,
+                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                     const double *, double *)
+    ctypedef void (*cnnx_dw_dx_f32)(const float *, int64_t, int64_t, int64_t, const float *,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                    int64_t, int64_t, int64_t, int64_t, float *)
+    ctypedef void (*cnnx_dw_dx_f64)(const double *, int64_t, int64_t, int64_t,
+                                    const double *, int64_t, int64_t, int64_t, int64_t,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                    double *)
+    ctypedef void (*cnnx_dw_dk_f32)(const float *, int64_t, int64_t, int64_t, const float *,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                    int64_t, int64_t, int64_t, int64_t, float *, float *)
+    ctypedef void (*cnnx_dw_dk_f64)(const double *, int64_t, int64_t, int64_t,
+                                    const double *, int64_t, int64_t, int64_t, int64_t,
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                    double *, double *)
     ctypedef struct cnnx_kernel_table:
         const char *name
         cnnx_ukernel_f32 uk_f32[2]
@@ -84,6 +106,12 @@ cdef extern from "_simd.h" nogil:
         int nk_mr[2]
         cnnx_maxpool_f32 mp_f32
         cnnx_maxpool_f64 mp_f64
+        cnnx_dw_fwd_f32 dw_fwd_f32
+        cnnx_dw_fwd_f64 dw_fwd_f64
+        cnnx_dw_dx_f32 dw_dx_f32
+        cnnx_dw_dx_f64 dw_dx_f64
+        cnnx_dw_dk_f32 dw_dk_f32
+        cnnx_dw_dk_f64 dw_dk_f64
 
 cdef extern from "_dispatch.h" nogil:
     const cnnx_kernel_table *cnnx_k
@@ -1778,3 +1806,105 @@ def nadam_update(floating[::1] w, const floating[::1] g, floating[::1] m, floati
                      + <floating> (1 - u_t) * gi / <floating> (1 - u_product_t))
             w[i] = w[i] - <floating> lr * m_hat / (
                 sqrt(vi / <floating> (1 - beta2_power)) + <floating> epsilon)
+
+
+# ---------------------------------------------------------------------------------
+# Depthwise convolution (_depthwise_template.h: vectorised over channels)
+# ---------------------------------------------------------------------------------
+
+cdef enum:
+    DW_CHUNK = 4      # samples per partial of the kernel gradient: set by the shape alone
+
+
+def depthwise_conv2d(const floating[:, :, :, ::1] x, const floating[:, :, ::1] kernel,
+                     const floating[::1] bias, floating[:, :, :, ::1] y,
+                     int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                     int nthreads):
+    """y[n, oh, ow, c] = bias[c] + sum over taps of x[n, ih, iw, c] * kernel[i, j, c],
+    one output row per work item."""
+    cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef int64_t KH = kernel.shape[0], KW = kernel.shape[1]
+    cdef int64_t OH = y.shape[1], OW = y.shape[2]
+    cdef int64_t row, n
+    cdef const floating *b = &bias[0] if bias is not None else NULL
+    if N * OH == 0 or C == 0:
+        return
+    with nogil:
+        for row in prange(N * OH, num_threads=nthreads, schedule="static"):
+            n = row // OH
+            if floating is float:
+                cnnx_k.dw_fwd_f32(&x[n, 0, 0, 0], H, W, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                  ph, pw, dh, dw, row - n * OH, OW, b, &y[n, row - n * OH, 0, 0])
+            else:
+                cnnx_k.dw_fwd_f64(&x[n, 0, 0, 0], H, W, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                  ph, pw, dh, dw, row - n * OH, OW, b, &y[n, row - n * OH, 0, 0])
+
+
+def depthwise_conv2d_input_grad(const floating[:, :, :, ::1] dy,
+                                const floating[:, :, ::1] kernel,
+                                floating[:, :, :, ::1] dx, int64_t sh, int64_t sw,
+                                int64_t ph, int64_t pw, int64_t dh, int64_t dw, int nthreads):
+    """dx = dy scattered back through the taps, one sample per work item (no two items
+    write the same element)."""
+    cdef int64_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
+    cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef int64_t KH = kernel.shape[0], KW = kernel.shape[1]
+    cdef int64_t n
+    if N * H * W * C == 0:
+        return
+    if OH * OW == 0:
+        dx[...] = 0
+        return
+    with nogil:
+        for n in prange(N, num_threads=nthreads, schedule="static"):
+            if floating is float:
+                cnnx_k.dw_dx_f32(&dy[n, 0, 0, 0], OH, OW, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                 ph, pw, dh, dw, H, W, &dx[n, 0, 0, 0])
+            else:
+                cnnx_k.dw_dx_f64(&dy[n, 0, 0, 0], OH, OW, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                 ph, pw, dh, dw, H, W, &dx[n, 0, 0, 0])
+
+
+def depthwise_conv2d_kernel_grad(const floating[:, :, :, ::1] x,
+                                 const floating[:, :, :, ::1] dy,
+                                 floating[:, :, ::1] dkernel, floating[::1] dbias,
+                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                                 int64_t dw, int nthreads, workspace):
+    """dkernel[i, j, c] = sum over n, oh, ow of dy * x at the tap; dbias[c] = sum of dy
+    (skipped when dbias is None). The batch is cut into chunks of DW_CHUNK samples, each
+    summed in sample order into its own partial; the partials are added in chunk order:
+    the same bits for any thread count."""
+    cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef int64_t KH = dkernel.shape[0], KW = dkernel.shape[1]
+    cdef int64_t K = KH * KW * C, stride = K + C
+    cdef int64_t nchunks = _cdiv(N, DW_CHUNK)
+    cdef int64_t ch, n, e
+    cdef bint with_bias = dbias is not None
+    cdef floating *part
+    cdef floating *partial
+    if nchunks == 0 or OH * OW == 0:
+        dkernel[...] = 0
+        if with_bias:
+            dbias[...] = 0
+        return
+    partial = <floating *> _aligned(_scratch(workspace, nchunks * stride * sizeof(floating)
+                                             + ALIGN))
+    with nogil:
+        for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
+            part = partial + ch * stride
+            for e in range(stride):
+                part[e] = 0
+            for n in range(ch * DW_CHUNK, min(N, (ch + 1) * DW_CHUNK)):
+                if floating is float:
+                    cnnx_k.dw_dk_f32(&x[n, 0, 0, 0], H, W, C, &dy[n, 0, 0, 0], OH, OW, KH,
+                                     KW, sh, sw, ph, pw, dh, dw, part,
+                                     part + K if with_bias else NULL)
+                else:
+                    cnnx_k.dw_dk_f64(&x[n, 0, 0, 0], H, W, C, &dy[n, 0, 0, 0], OH, OW, KH,
+                                     KW, sh, sw, ph, pw, dh, dw, part,
+                                     part + K if with_bias else NULL)
+    if K:
+        _sum_chunks(partial, nchunks, stride, 1, K, K, &dkernel[0, 0, 0], nthreads)
+    if with_bias and C:
+        _sum_chunks(partial + K, nchunks, stride, 1, C, C, &dbias[0], nthreads)

@@ -15,7 +15,8 @@ from numpy.lib.stride_tricks import as_strided
 from ._geometry import conv_output_length, normalize_padding, normalize_tuple, padding_before
 
 __all__ = [
-    "conv2d", "conv2d_backward", "relu", "relu_backward", "max_pool2d", "max_pool2d_backward",
+    "conv2d", "conv2d_backward", "depthwise_conv2d", "depthwise_conv2d_backward", "relu",
+    "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward", "softmax",
     "sigmoid", "softmax_cross_entropy", "sigmoid_cross_entropy", "im2col",
 ]
@@ -92,6 +93,63 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
                     w0:w0 + strides[1] * out[1]:strides[1]] += dcols[:, :, :, i, j]
         dx = dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w]
         dx = np.ascontiguousarray(dx)
+    return dx, dkernel, dbias
+
+
+def _col2im(dcols, x_shape, kernel_shape, strides, dilation, pads, out):
+    """The adjoint of im2col: each (n, oh, ow, i, j) patch value added back to x's
+    padded image, the padding then cut off."""
+    n, h, w, c = x_shape
+    kh, kw = kernel_shape
+    dcols = dcols.reshape(n, out[0], out[1], kh, kw, c)
+    hp, wp = h + sum(pads[0]), w + sum(pads[1])
+    # Windows may stop short of the padded edge: leave room for a full stride.
+    dxp = np.zeros((n, hp + strides[0], wp + strides[1], c), dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            h0, w0 = i * dilation[0], j * dilation[1]
+            dxp[:, h0:h0 + strides[0] * out[0]:strides[0],
+                w0:w0 + strides[1] * out[1]:strides[1]] += dcols[:, :, :, i, j]
+    return np.ascontiguousarray(dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w])
+
+
+def _depthwise_args(x, kernel, strides, padding, dilation_rate):
+    """x with each channel repeated depth_multiplier times (channel c * M + m, Keras's
+    order), the kernel as (kh, kw, C * M), and the geometry."""
+    kh, kw, c, m = kernel.shape
+    xr = np.repeat(x, m, axis=3) if m > 1 else x
+    return (xr, kernel.reshape(kh, kw, c * m)) + _conv_args(x, kernel, strides, padding,
+                                                             dilation_rate)
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+    """Each input channel c convolved with its own filters kernel[:, :, c, m], giving
+    output channel c * M + m: the per-channel products of im2col's patches."""
+    xr, k, strides, dilation, pads, out = _depthwise_args(x, kernel, strides, padding,
+                                                          dilation_rate)
+    kh, kw, cm = k.shape
+    cols = im2col(xr, (kh, kw), strides, dilation, pads, out).reshape(-1, kh * kw, cm)
+    y = np.einsum("ptc,tc->pc", cols, k.reshape(kh * kw, cm))
+    if bias is not None:
+        y = y + bias
+    return y.reshape(x.shape[0], out[0], out[1], cm).astype(x.dtype, copy=False)
+
+
+def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
+                              use_bias=True, input_grad=True):
+    xr, k, strides, dilation, pads, out = _depthwise_args(x, kernel, strides, padding,
+                                                          dilation_rate)
+    kh, kw, cm = k.shape
+    dy2 = dy.reshape(-1, cm)
+    cols = im2col(xr, (kh, kw), strides, dilation, pads, out).reshape(-1, kh * kw, cm)
+    dkernel = np.einsum("ptc,pc->tc", cols, dy2).reshape(kernel.shape)
+    dbias = dy2.sum(axis=0) if use_bias else None
+    dx = None
+    if input_grad:
+        dcols = dy2[:, None, :] * k.reshape(1, kh * kw, cm)
+        dx = _col2im(dcols, xr.shape, (kh, kw), strides, dilation, pads, out)
+        if kernel.shape[3] > 1:
+            dx = np.ascontiguousarray(dx.reshape(x.shape + (kernel.shape[3],)).sum(axis=-1))
     return dx, dkernel, dbias
 
 

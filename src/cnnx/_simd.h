@@ -50,6 +50,21 @@ typedef void (*cnnx_maxpool_f32)(const float *, int64_t, int64_t, int64_t, int64
 typedef void (*cnnx_maxpool_f64)(const double *, int64_t, int64_t, int64_t, int64_t, int64_t,
                                  int64_t, int64_t, int64_t, double *, int32_t *, int64_t);
 
+/* Depthwise convolution (_depthwise_template.h): a forward row, a sample's input
+ * gradient, a sample's kernel and bias gradients. */
+#define CNNX_DW_TYPES(T, S)                                                               \
+    typedef void (*cnnx_dw_fwd_##S)(const T *, int64_t, int64_t, int64_t, const T *,     \
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
+                                    int64_t, int64_t, int64_t, int64_t, const T *, T *);  \
+    typedef void (*cnnx_dw_dx_##S)(const T *, int64_t, int64_t, int64_t, const T *,      \
+                                   int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,  \
+                                   int64_t, int64_t, int64_t, int64_t, T *);              \
+    typedef void (*cnnx_dw_dk_##S)(const T *, int64_t, int64_t, int64_t, const T *,      \
+                                   int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,  \
+                                   int64_t, int64_t, int64_t, int64_t, T *, T *);
+CNNX_DW_TYPES(float, f32)
+CNNX_DW_TYPES(double, f64)
+
 /* One path's kernels and tile shapes. Index [0]/[1] of the pairs:
  *   uk:        A panel k-major / row-major;
  *   dk_*:      pixel-vectorised blocks of 2 / 4 filters (dk_np: pixel vectors or taps
@@ -77,7 +92,20 @@ typedef struct {
     int nk_mr[2];
     cnnx_maxpool_f32 mp_f32;
     cnnx_maxpool_f64 mp_f64;
+    cnnx_dw_fwd_f32 dw_fwd_f32;
+    cnnx_dw_fwd_f64 dw_fwd_f64;
+    cnnx_dw_dx_f32 dw_dx_f32;
+    cnnx_dw_dx_f64 dw_dx_f64;
+    cnnx_dw_dk_f32 dw_dk_f32;
+    cnnx_dw_dk_f64 dw_dk_f64;
 } cnnx_kernel_table;
+
+/* The depthwise kernels' instances, in the table's field order (every path has them:
+ * plain C loops, vectorised by the compiler under the path's flags). */
+#define CNNX_DW_FIELDS                                                                     \
+    .dw_fwd_f32 = dw_f32_fwd_row, .dw_fwd_f64 = dw_f64_fwd_row,                            \
+    .dw_dx_f32 = dw_f32_dx_sample, .dw_dx_f64 = dw_f64_dx_sample,                          \
+    .dw_dk_f32 = dw_f32_dk_sample, .dw_dk_f64 = dw_f64_dk_sample
 
 extern const cnnx_kernel_table cnnx_table_generic;
 /* Set by setup.py where it compiles the x86 units (x86-64 with gcc or clang). */

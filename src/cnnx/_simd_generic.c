@@ -41,8 +41,21 @@ SCALAR_UKERNEL(uk_f32_r, float, 1)
 SCALAR_UKERNEL(uk_f64_k, double, 0)
 SCALAR_UKERNEL(uk_f64_r, double, 1)
 
+/* The depthwise kernels are plain C: MSVC compiles them too. */
+#if defined(_MSC_VER) && !defined(restrict)
+#  define restrict __restrict
+#endif
+#define DW_NAME dw_f32
+#define DW_T float
+#include "_depthwise_template.h"
+#define DW_NAME dw_f64
+#define DW_T double
+#include "_depthwise_template.h"
+
 const cnnx_kernel_table cnnx_table_generic = {
-    "scalar", {uk_f32_k, uk_f32_r}, {uk_f64_k, uk_f64_r}, 4, 8, 4, 8, 0, 1, 1,
+    .name = "scalar", .uk_f32 = {uk_f32_k, uk_f32_r}, .uk_f64 = {uk_f64_k, uk_f64_r},
+    .mr_f32 = 4, .nr_f32 = 8, .mr_f64 = 4, .nr_f64 = 8, .direct = 0, .vw_f32 = 1,
+    .vw_f64 = 1, CNNX_DW_FIELDS,
 };
 
 #endif

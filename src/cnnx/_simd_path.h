@@ -115,6 +115,14 @@
 #define PK_IT int64_t
 #include "_pool_template.h"
 
+/* Depthwise convolution. */
+#define DW_NAME dw_f32
+#define DW_T float
+#include "_depthwise_template.h"
+#define DW_NAME dw_f64
+#define DW_T double
+#include "_depthwise_template.h"
+
 const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .name = PATH_LABEL,
     .uk_f32 = {uk_f32_k, uk_f32_r},
@@ -135,4 +143,5 @@ const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .nk_mr = {NK_MR1, NK_MR2},
     .mp_f32 = mp_f32,
     .mp_f64 = mp_f64,
+    CNNX_DW_FIELDS,
 };

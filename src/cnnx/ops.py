@@ -29,7 +29,8 @@ from ._geometry import conv_output_length, normalize_padding, normalize_tuple, p
 __all__ = [
     "conv", "max_pool", "average_pool", "relu", "sigmoid", "softmax", "flatten",
     "categorical_crossentropy", "binary_crossentropy",
-    "conv2d", "conv2d_backward", "relu_backward", "max_pool2d", "max_pool2d_backward",
+    "conv2d", "conv2d_backward", "depthwise_conv2d", "depthwise_conv2d_backward",
+    "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update",
@@ -293,6 +294,81 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     if input_grad:
         _kernels.conv2d_input_grad(dy, kernel, dx, strides[0], strides[1], ph, pw,
                                    dilation[0], dilation[1], nthreads, _workspace)
+    return dx, dkernel, dbias
+
+
+def _depthwise_operands(x, kernel):
+    """x and the kernel as the compiled kernels take them: with depth_multiplier M > 1,
+    each channel of x repeated M times (output channel c * M + m, Keras's order) and the
+    kernel (kh, kw, C, M) seen as (kh, kw, C * M)."""
+    kh, kw, c, m = kernel.shape
+    if m > 1:
+        x = np.repeat(x, m, axis=3)
+    return np.ascontiguousarray(x), np.ascontiguousarray(kernel).reshape(kh, kw, c * m)
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                     out=None):
+    """Depthwise 2-D convolution, NHWC: each input channel c convolved with its own
+    filters kernel[:, :, c, m] (kernel (kh, kw, C, M), M the depth multiplier), giving
+    output channel c * M + m; an optional bias of C * M values. Returns
+    (N, OH, OW, C * M)."""
+    where = "depthwise_conv2d"
+    x = _array(x, "inputs", where, ndim=4)
+    kernel = _array(kernel, "kernel", where, ndim=4)
+    bias = _bias(bias, kernel.shape[2] * kernel.shape[3], where)
+    x, kernel, bias = _common(x, kernel, bias)
+    strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
+        x, kernel, strides, padding, dilation_rate, where)
+    channels = kernel.shape[2] * kernel.shape[3]
+    y = _output(out, (x.shape[0], oh, ow, channels), x.dtype, where, reads=(x, kernel, bias))
+    if y.size:
+        xr, k = _depthwise_operands(x, kernel)
+        _kernels.depthwise_conv2d(xr, k, bias, y, strides[0], strides[1], ph, pw,
+                                  dilation[0], dilation[1],
+                                  threads_for(y.size * k.shape[0] * k.shape[1]))
+    return y
+
+
+def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
+                              use_bias=True, input_grad=True, out=None):
+    """Gradients of depthwise_conv2d given dy: (dx, dkernel, dbias), dx None when
+    input_grad is False, dbias None when use_bias is False; `out`: optional buffers.
+    The kernel and bias gradients sum the batch in fixed chunks (the same bits for any
+    thread count)."""
+    where = "depthwise_conv2d_backward"
+    x = _array(x, "inputs", where, ndim=4)
+    kernel = _array(kernel, "kernel", where, ndim=4)
+    dy = _array(dy, "dy", where, ndim=4)
+    x, kernel, dy = _common(x, kernel, dy)
+    strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
+        x, kernel, strides, padding, dilation_rate, where)
+    m = kernel.shape[3]
+    channels = kernel.shape[2] * m
+    _check_grad(dy, (x.shape[0], oh, ow, channels), where)
+    dy = np.ascontiguousarray(dy)
+    out = (None, None, None) if out is None else out
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise ValueError(f"{where}: `out` must be a tuple (dx, dkernel, dbias)")
+    dx = (_output(out[0], x.shape, x.dtype, where, reads=(x, kernel, dy))
+          if input_grad else None)
+    dkernel = _output(out[1], kernel.shape, x.dtype, where, reads=(x, kernel, dy))
+    dbias = (_output(out[2], (channels,), x.dtype, where, reads=(x, kernel, dy))
+             if use_bias else None)
+    xr, k = _depthwise_operands(x, kernel)
+    nthreads = threads_for(dy.size * k.shape[0] * k.shape[1])
+    _kernels.depthwise_conv2d_kernel_grad(xr, dy, dkernel.reshape(k.shape), dbias,
+                                          strides[0], strides[1], ph, pw, dilation[0],
+                                          dilation[1], nthreads, _workspace)
+    if input_grad:
+        if m == 1:
+            _kernels.depthwise_conv2d_input_grad(dy, k, dx, strides[0], strides[1], ph, pw,
+                                                 dilation[0], dilation[1], nthreads)
+        else:   # the repeated channels' gradients, summed back per input channel
+            dxr = np.empty(xr.shape, x.dtype)
+            _kernels.depthwise_conv2d_input_grad(dy, k, dxr, strides[0], strides[1], ph, pw,
+                                                 dilation[0], dilation[1], nthreads)
+            np.sum(dxr.reshape(x.shape + (m,)), axis=-1, out=dx)
     return dx, dkernel, dbias
 
 

@@ -1,6 +1,6 @@
 """cnnx.layers: Keras-compatible layers."""
 from .base import REGISTRY, Context, KerasTensor, Layer, Node, Variable, clear_session
-from .convolutional import Conv2D, Convolution2D
+from .convolutional import Conv2D, Convolution2D, DepthwiseConv2D, SeparableConv2D
 from .core import (
     Activation,
     Dense,
@@ -41,6 +41,7 @@ from .pooling import (
 )
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
+           "DepthwiseConv2D", "SeparableConv2D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout",
            "Reshape", "Lambda", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",

@@ -1,12 +1,14 @@
-"""Conv2D: NHWC, kernel (kh, kw, in, out), with ReLU fused into the kernel."""
+"""Conv2D (NHWC, kernel (kh, kw, in, out), ReLU fused into the kernel), DepthwiseConv2D
+and SeparableConv2D."""
 import warnings
 
-from .. import ops
+from .. import initializers, ops, regularizers
+from .._compat import refuse_unimplemented
 from .._geometry import conv_output_length, normalize_padding, normalize_tuple
 from .base import REGISTRY
 from .core import _Activated, _positive_int
 
-__all__ = ["Conv2D", "Convolution2D"]
+__all__ = ["Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D"]
 
 
 @REGISTRY.register()
@@ -105,3 +107,183 @@ class Convolution2D(Conv2D):
                           stacklevel=3)
             kernel_size = (nb_row, nb_col)
         super().__init__(filters, kernel_size, *args, **kwargs)
+
+
+class _SpatialConv(_Activated):
+    """The geometry shared by DepthwiseConv2D and SeparableConv2D."""
+
+    def _init_geometry(self, kernel_size, strides, padding, data_format, dilation_rate,
+                       depth_multiplier):
+        where = f"{type(self).__name__} {self.name!r}"
+        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", where)
+        self.strides = normalize_tuple(strides, 2, "strides", where)
+        self.padding = normalize_padding(padding, where)
+        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+        self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier", where)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: only data_format='channels_last' is supported, "
+                             f"received {data_format!r}")
+        self.data_format = "channels_last"
+        if self.strides != (1, 1) and self.dilation_rate != (1, 1):
+            raise ValueError(f"{where}: strides > 1 and dilation_rate > 1 cannot be combined "
+                             f"(as in Keras), received strides={self.strides}, "
+                             f"dilation_rate={self.dilation_rate}")
+
+    def _check_rank(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects 4-D input "
+                             f"(batch, height, width, channels), received shape "
+                             f"{tuple(input_shape)}")
+
+    def _spatial_output(self, input_shape, channels):
+        n, h, w, _ = input_shape
+        oh, ow = (conv_output_length(size, k, self.padding, s, d) for size, k, s, d in
+                  zip((h, w), self.kernel_size, self.strides, self.dilation_rate))
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: the kernel "
+                             f"{self.kernel_size} does not fit the input of height and "
+                             f"width {(h, w)} under padding='valid'")
+        return (n, oh, ow, channels)
+
+    def _relu_in_place(self, ctx, z):
+        """ReLU after a kernel that does not fuse it (the depthwise kernels)."""
+        return ops.relu(z, out=z) if self._fused_relu(ctx) else z
+
+
+@REGISTRY.register()
+class DepthwiseConv2D(_SpatialConv):
+    """Each input channel convolved with its own `depth_multiplier` filters: output
+    channel c * depth_multiplier + m, as in Keras. Kernel (kh, kw, in, depth_multiplier)."""
+
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", bias_initializer="zeros",
+                 depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        refuse_unimplemented(f"DepthwiseConv2D {self.name!r}",
+                             activity_regularizer=(activity_regularizer, None),
+                             depthwise_constraint=(depthwise_constraint, None),
+                             bias_constraint=(bias_constraint, None))
+        self.activity_regularizer = self.depthwise_constraint = self.bias_constraint = None
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
+                            depth_multiplier)
+        self._init_activation(activation)
+        self._init_weight_options(use_bias, depthwise_initializer, bias_initializer,
+                                  depthwise_regularizer, bias_regularizer)
+
+    # Keras's names for the kernel options.
+    depthwise_initializer = property(lambda self: self.kernel_initializer)
+    depthwise_regularizer = property(lambda self: self.kernel_regularizer)
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+        channels = input_shape[-1]
+        self._add_kernel_and_bias(self.kernel_size + (channels, self.depth_multiplier),
+                                  channels * self.depth_multiplier)
+
+    def compute_output_shape(self, input_shape):
+        return self._spatial_output(input_shape, input_shape[-1] * self.depth_multiplier)
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        z = ops.depthwise_conv2d(
+            inputs, self.kernel.value, self.bias.value if self.use_bias else None,
+            self.strides, self.padding, self.dilation_rate,
+            out=ctx.buffer("z", (inputs.shape[0],) + self.output_shape[1:], inputs.dtype))
+        ctx.saved["x"] = inputs
+        return self._activate(ctx, self._relu_in_place(ctx, z))
+
+    def backward(self, ctx, grad):
+        x = ctx.saved["x"]
+        need = ctx.need_input_grad
+        dx, dk, db = ops.depthwise_conv2d_backward(
+            x, self.kernel.value, self._activation_grad(ctx, grad), self.strides,
+            self.padding, self.dilation_rate, self.use_bias, need,
+            out=(ctx.buffer("dx", x.shape, x.dtype) if need else None,
+                 ctx.buffer("dkernel", self.kernel.shape, x.dtype),
+                 ctx.buffer("dbias", self.bias.shape, x.dtype) if self.use_bias else None))
+        self._set_kernel_grads(ctx, dk, db)
+        return dx
+
+
+@REGISTRY.register()
+class SeparableConv2D(_SpatialConv):
+    """A depthwise convolution (kernel_size, strides, dilation; no bias) followed by a
+    pointwise 1 x 1 convolution to `filters` channels with the bias and activation, as in
+    Keras. The pointwise step runs on the GEMM kernels, with ReLU fused."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format=None, dilation_rate=(1, 1), depth_multiplier=1, activation=None,
+                 use_bias=True, depthwise_initializer="glorot_uniform",
+                 pointwise_initializer="glorot_uniform", bias_initializer="zeros",
+                 depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"SeparableConv2D {self.name!r}"
+        refuse_unimplemented(where, activity_regularizer=(activity_regularizer, None),
+                             depthwise_constraint=(depthwise_constraint, None),
+                             pointwise_constraint=(pointwise_constraint, None),
+                             bias_constraint=(bias_constraint, None))
+        self.activity_regularizer = self.depthwise_constraint = None
+        self.pointwise_constraint = self.bias_constraint = None
+        self.filters = _positive_int(filters, "filters", where)
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
+                            depth_multiplier)
+        self._init_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+        depth = input_shape[-1] * self.depth_multiplier
+        self.depthwise_kernel = self.add_weight(
+            "depthwise_kernel", self.kernel_size + (input_shape[-1], self.depth_multiplier),
+            self.depthwise_initializer, self.depthwise_regularizer)
+        self.pointwise_kernel = self.add_weight(
+            "pointwise_kernel", (1, 1, depth, self.filters), self.pointwise_initializer,
+            self.pointwise_regularizer)
+        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                     self.bias_regularizer) if self.use_bias else None)
+
+    def compute_output_shape(self, input_shape):
+        return self._spatial_output(input_shape, self.filters)
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        n = inputs.shape[0]
+        depth_shape = (n,) + self.output_shape[1:3] + (self.depthwise_kernel.shape[2]
+                                                       * self.depth_multiplier,)
+        t = ops.depthwise_conv2d(inputs, self.depthwise_kernel.value, None, self.strides,
+                                 self.padding, self.dilation_rate,
+                                 out=ctx.buffer("t", depth_shape, inputs.dtype))
+        z = ops.conv2d(t, self.pointwise_kernel.value,
+                       self.bias.value if self.use_bias else None, 1, "valid", 1,
+                       "relu" if self._fused_relu(ctx) else None,
+                       out=ctx.buffer("z", (n,) + self.output_shape[1:], inputs.dtype))
+        ctx.saved.update(x=inputs, t=t)
+        return self._activate(ctx, z)
+
+    def backward(self, ctx, grad):
+        x, t = ctx.saved["x"], ctx.saved["t"]
+        g = self._activation_grad(ctx, grad)
+        dt, dpk, db = ops.conv2d_backward(
+            t, self.pointwise_kernel.value, g, 1, "valid", 1, self.use_bias, True,
+            out=(ctx.buffer("dt", t.shape, t.dtype),
+                 ctx.buffer("dpointwise", self.pointwise_kernel.shape, t.dtype),
+                 ctx.buffer("dbias", (self.filters,), t.dtype) if self.use_bias else None))
+        need = ctx.need_input_grad
+        dx, ddk, _ = ops.depthwise_conv2d_backward(
+            x, self.depthwise_kernel.value, dt, self.strides, self.padding,
+            self.dilation_rate, False, need,
+            out=(ctx.buffer("dx", x.shape, x.dtype) if need else None,
+                 ctx.buffer("ddepthwise", self.depthwise_kernel.shape, x.dtype), None))
+        ctx.add_grad(self.depthwise_kernel, ddk)
+        ctx.add_grad(self.pointwise_kernel, dpk)
+        if self.use_bias:
+            ctx.add_grad(self.bias, db)
+        return dx
