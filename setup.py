@@ -10,6 +10,7 @@ Environment switches:
                           run on one thread (without it, such a build fails)
   CNNX_DEBUG_BUILD=1      bounds checking and wraparound back on, -O0 -g
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -175,10 +176,8 @@ extensions = [
         "cnnx._kernels",
         ["src/cnnx/_kernels.pyx"],
         include_dirs=[numpy.get_include(), "src/cnnx"],
-        depends=["src/cnnx/_simd.h", "src/cnnx/_dispatch.h", "src/cnnx/_simd_path.h",
-                 "src/cnnx/_ukernel_template.h", "src/cnnx/_direct_template.h",
-                 "src/cnnx/_nhwc_template.h", "src/cnnx/_pool_template.h",
-                 *SIMD_SOURCES.values()],
+        # Every header: a change to one rebuilds the kernels and relinks the module.
+        depends=[*sorted(glob.glob("src/cnnx/_*.h")), *SIMD_SOURCES.values()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
 ]

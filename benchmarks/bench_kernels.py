@@ -28,6 +28,8 @@ from _timing import environment_line, interleaved
 NETWORKS = {
     "course": dict(batch=32, input=(64, 64, 3), convs=[32, 32], dense=[128]),
     "mnist": dict(batch=128, input=(28, 28, 1), convs=[32, 64], dense=[10]),
+    # A MobileNet block's depthwise step: 3x3 per channel, multipliers 1 and 2.
+    "depthwise": dict(batch=32, input=(32, 32, 64), convs=[], dense=[], depthwise=[1, 2]),
 }
 
 
@@ -36,6 +38,24 @@ def layer_cases(name, spec, rng):
     n = spec["batch"]
     x = rng.standard_normal((n,) + spec["input"]).astype(np.float32)
     cases = []
+    for multiplier in spec.get("depthwise", []):
+        c = x.shape[3]
+        k = (rng.standard_normal((3, 3, c, multiplier)) * 0.1).astype(np.float32)
+        b = np.zeros(c * multiplier, np.float32)
+        y = ref.depthwise_conv2d(x, k, b, 1, "same")
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        flops = 2.0 * y.size * 9
+        tag = f"depthwise 3x3 {x.shape[1]}x{x.shape[2]}x{c} x{multiplier}"
+        cases.append((f"{tag} fwd", flops,
+                      lambda x=x, k=k, b=b, o=np.empty_like(y): ops.depthwise_conv2d(
+                          x, k, b, 1, "same", out=o),
+                      lambda x=x, k=k, b=b: ref.depthwise_conv2d(x, k, b, 1, "same")))
+        grads = (np.empty_like(x), np.empty_like(k), np.empty_like(b))
+        cases.append((f"{tag} bwd", 2 * flops,
+                      lambda x=x, k=k, dy=dy, g=grads: ops.depthwise_conv2d_backward(
+                          x, k, dy, 1, "same", out=g),
+                      lambda x=x, k=k, dy=dy: ref.depthwise_conv2d_backward(
+                          x, k, dy, 1, "same")))
     for i, filters in enumerate(spec["convs"], 1):
         c = x.shape[3]
         k = (rng.standard_normal((3, 3, c, filters)) * 0.1).astype(np.float32)
@@ -102,7 +122,7 @@ def layer_cases(name, spec, rng):
                       lambda f=flat, w=w, dz=dz: ref.dense_backward(f, w, dz)))
         flat = ref.dense(flat, w, b)
     t = np.eye(flat.shape[1], dtype=np.float32)[rng.integers(0, flat.shape[1], n)]
-    if flat.shape[1] > 1:
+    if spec["dense"] and flat.shape[1] > 1:
         cases.append(("softmax xent", None,
                       lambda z=flat, t=t: ops.softmax_cross_entropy(z, t),
                       lambda z=flat, t=t: ref.softmax_cross_entropy(z, t)))

@@ -47,9 +47,11 @@ SCALAR_UKERNEL(uk_f64_r, double, 1)
 #endif
 #define DW_NAME dw_f32
 #define DW_T float
+#define DW_CB 8
 #include "_depthwise_template.h"
 #define DW_NAME dw_f64
 #define DW_T double
+#define DW_CB 4
 #include "_depthwise_template.h"
 
 const cnnx_kernel_table cnnx_table_generic = {

@@ -118,9 +118,11 @@
 /* Depthwise convolution. */
 #define DW_NAME dw_f32
 #define DW_T float
+#define DW_CB (2 * PATH_VBYTES / 4)
 #include "_depthwise_template.h"
 #define DW_NAME dw_f64
 #define DW_T double
+#define DW_CB (2 * PATH_VBYTES / 8)
 #include "_depthwise_template.h"
 
 const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
