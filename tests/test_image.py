@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("PIL")
 import cnnx as keras  # noqa: E402
+from cnnx import _warp  # noqa: E402
 from cnnx.preprocessing import image  # noqa: E402
 from cnnx.preprocessing.image import ImageDataGenerator  # noqa: E402
 
@@ -99,7 +100,7 @@ def _translation(tr, tc):
                                            ("wrap", [2, 3, 0, 1, 2, 3, 0, 1])])
 def test_fill_modes(mode, expected):
     # The index map behind every fill_mode, a private helper, checked on its own.
-    idx, _ = image._fill_index(np.arange(-2, 6), 4, mode)
+    idx, _ = _warp._fill_index(np.arange(-2, 6), 4, mode)
     assert idx.tolist() == expected
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import cnnx
+import cnnx.models  # noqa: F401 (registers Sequential and Model as layers)
 from cnnx import activations, initializers, layers, losses, metrics, optimizers, regularizers
 
 from helpers import numerical_grad
@@ -39,6 +40,17 @@ LAYER_CASES = {
     "SeparableConv2D": lambda: layers.SeparableConv2D(
         4, 3, dilation_rate=2, depth_multiplier=2, activation="tanh",
         pointwise_initializer="zeros", bias_regularizer="l1"),
+    "Rescaling": lambda: layers.Rescaling(1 / 127.5, offset=-1),
+    "Normalization": lambda: layers.Normalization(mean=[1.0, 2.0], variance=[4.0, 9.0],
+                                                  invert=True),
+    "CenterCrop": lambda: layers.CenterCrop(3, 5),
+    "RandomFlip": lambda: layers.RandomFlip("vertical", seed=3),
+    "RandomRotation": lambda: layers.RandomRotation((-0.1, 0.2), fill_mode="wrap",
+                                                    fill_value=1.0, seed=1),
+    "RandomZoom": lambda: layers.RandomZoom(0.2, (-0.1, 0.3), fill_mode="constant"),
+    "RandomTranslation": lambda: layers.RandomTranslation(0.1, (-0.2, 0.0)),
+    "RandomContrast": lambda: layers.RandomContrast(0.3, value_range=(0, 1)),
+    "RandomBrightness": lambda: layers.RandomBrightness((-0.2, 0.1), seed=5),
     "Add": lambda: layers.Add(name="plus"),
     "Subtract": lambda: layers.Subtract(),
     "Multiply": lambda: layers.Multiply(),

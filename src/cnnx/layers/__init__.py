@@ -39,6 +39,17 @@ from .pooling import (
     MaxPool2D,
     MaxPooling2D,
 )
+from .preprocessing import (
+    CenterCrop,
+    Normalization,
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Rescaling,
+)
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
            "DepthwiseConv2D", "SeparableConv2D",
@@ -47,6 +58,8 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "Reshape", "Lambda", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
+           "Rescaling", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
+           "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
            "Node", "Context", "clear_session", "serialize", "deserialize"]
 
 

@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import _random
+from .. import _random, _warp
 from .._compat import refuse_unimplemented
 
 __all__ = ["load_img", "img_to_array", "array_to_img", "save_img", "ImageDataGenerator",
@@ -187,41 +187,7 @@ def _load_cached(path, color_mode, target_size, interpolation, keep_aspect_ratio
 
 # -- augmentation ----------------------------------------------------------------------
 
-def _fill_index(i, n, mode):
-    """Integer indices mapped into [0, n) by a fill mode (also returns a validity mask)."""
-    if mode == "nearest":
-        return np.clip(i, 0, n - 1), None
-    if mode == "wrap":
-        return np.mod(i, n), None
-    if mode == "reflect":  # d c b a | a b c d | d c b a
-        i = np.mod(i, 2 * n)
-        return np.where(i >= n, 2 * n - 1 - i, i), None
-    valid = (i >= 0) & (i < n)
-    return np.clip(i, 0, n - 1), valid
-
-
-def _affine_batch(x, matrices, fill_mode, cval):
-    """Warps each image of x (B, H, W, C) by its 3x3 matrix, which maps output (row, col)
-    to input (row, col), with bilinear sampling."""
-    b, h, w, c = x.shape
-    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
-                             indexing="ij")
-    grid = np.stack([rows.ravel(), cols.ravel(), np.ones(h * w)])           # (3, HW)
-    src = np.einsum("bij,jk->bik", matrices[:, :2, :], grid)                  # (B, 2, HW)
-    r, q = src[:, 0], src[:, 1]
-    r0, q0 = np.floor(r).astype(np.int64), np.floor(q).astype(np.int64)
-    fr, fq = (r - r0)[..., None], (q - q0)[..., None]
-    batch = np.arange(b)[:, None]
-    out = np.zeros((b, h * w, c))
-    for dr, dq, weight in ((0, 0, (1 - fr) * (1 - fq)), (0, 1, (1 - fr) * fq),
-                           (1, 0, fr * (1 - fq)), (1, 1, fr * fq)):
-        ri, rv = _fill_index(r0 + dr, h, fill_mode)
-        qi, qv = _fill_index(q0 + dq, w, fill_mode)
-        value = x[batch, ri, qi]
-        if rv is not None:
-            value = np.where((rv & qv)[..., None], value, cval)
-        out += weight * value
-    return out.reshape(b, h, w, c)
+# The warps themselves live in cnnx._warp, shared with the random preprocessing layers.
 
 
 class ImageDataGenerator:
@@ -246,7 +212,7 @@ class ImageDataGenerator:
         # The warps interpolate bilinearly: Keras's default order, 1.
         refuse_unimplemented("ImageDataGenerator",
                              interpolation_order=(interpolation_order, 1))
-        if fill_mode not in ("constant", "nearest", "reflect", "wrap"):
+        if fill_mode not in _warp.FILL_MODES:
             raise ValueError(f"ImageDataGenerator: fill_mode must be constant, nearest, "
                              f"reflect or wrap, received {fill_mode!r}")
         if not 0 <= validation_split < 1:
@@ -290,7 +256,6 @@ class ImageDataGenerator:
         shear = np.deg2rad(uniform(self.shear_range))
         zx, zy = ((np.ones(b), np.ones(b)) if self.zoom_range == (1, 1)
                   else rng.uniform(*self.zoom_range, (2, b)))
-        m = np.zeros((b, 3, 3))
         cos, sin = np.cos(theta), np.sin(theta)
         # rotation @ shift @ shear @ zoom, multiplied out
         rot = np.stack([np.stack([cos, -sin, np.zeros(b)], -1),
@@ -302,18 +267,15 @@ class ImageDataGenerator:
         shr[:, 0, 1], shr[:, 1, 1] = -np.sin(shear), np.cos(shear)
         zoom = np.tile(np.eye(3), (b, 1, 1))
         zoom[:, 0, 0], zoom[:, 1, 1] = zx, zy
-        m = rot @ shift @ shr @ zoom
-        oh, ow = h / 2 - 0.5, w / 2 - 0.5
-        offset = np.array([[1, 0, oh], [0, 1, ow], [0, 0, 1.0]])
-        reset = np.array([[1, 0, -oh], [0, 1, -ow], [0, 0, 1.0]])
-        return offset @ m @ reset
+        return _warp.centered(rot @ shift @ shr @ zoom, h, w)
 
     def random_transform_batch(self, x, rng=None):
         """The random augmentation of a float batch (B, H, W, C)."""
         rng = rng or _random.generator()
         b, h, w, _ = x.shape
         if self._augments():
-            x = _affine_batch(x, self._matrices(b, h, w, rng), self.fill_mode, self.cval)
+            x = _warp.affine_batch(x, self._matrices(b, h, w, rng), self.fill_mode,
+                                   self.cval)
         if self.horizontal_flip:
             flip = rng.random(b) < 0.5
             x[flip] = x[flip, :, ::-1]
