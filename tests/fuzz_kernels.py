@@ -86,6 +86,44 @@ def test_depthwise_conv2d_any_geometry(n, h, w, c, m, kh, kw, sh, sw, dh, dw, pa
         _assert_close(g, r, dtype, name)
 
 
+
+@FUZZ
+@given(n=dims, h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 4),
+       f=st.integers(1, 5), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 5), sw=st.integers(1, 5), dh=st.integers(1, 3),
+       padding=st.sampled_from(["valid", "same"]), pad_h=st.integers(0, 4),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 32 - 1))
+def test_conv2d_transpose_any_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, padding, pad_h,
+                                       dtype, seed):
+    assume(sh == 1 or dh == 1)
+    output_padding = None if pad_h >= sh else (pad_h, 0)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    kernel = rng.standard_normal((kh, kw, f, c)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    args = ((sh, sw), padding, output_padding, (dh, 1))
+    try:
+        y = ops.conv2d_transpose(x, kernel, bias, *args)
+    except ValueError as e:
+        # Refused only where Keras's output size does not map back to the input through
+        # the convolution (a "same" output of zero width, say).
+        assert "does not map back" in str(e)
+        from cnnx._geometry import conv_output_length, conv_transpose_output_length
+        back = []
+        for length, k, s, p, d in ((h, kh, sh, output_padding and output_padding[0], dh),
+                                   (w, kw, sw, output_padding and output_padding[1], 1)):
+            out = conv_transpose_output_length(length, k, padding, s, p, d)
+            back.append(conv_output_length(out, k, padding, s, d))
+        assert tuple(back) != (h, w)
+        return
+    _assert_close(y, ref.conv2d_transpose(x, kernel, bias, *args), dtype, "y")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for name, g, r in zip(("dx", "dkernel", "dbias"),
+                          ops.conv2d_transpose_backward(x, kernel, dy, *args),
+                          ref.conv2d_transpose_backward(x, kernel, dy, *args)):
+        _assert_close(g, r, dtype, name)
+
+
 @FUZZ
 @given(n=dims, h=dims, w=dims, c=st.integers(0, 9), ph=st.integers(1, 4),
        pw=st.integers(1, 4), sh=extents, sw=extents,

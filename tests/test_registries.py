@@ -40,6 +40,9 @@ LAYER_CASES = {
     "SeparableConv2D": lambda: layers.SeparableConv2D(
         4, 3, dilation_rate=2, depth_multiplier=2, activation="tanh",
         pointwise_initializer="zeros", bias_regularizer="l1"),
+    "Conv2DTranspose": lambda: layers.Conv2DTranspose(
+        3, (2, 3), strides=2, padding="same", output_padding=1, activation="relu",
+        kernel_initializer="he_uniform", bias_regularizer="l2"),
     "Rescaling": lambda: layers.Rescaling(1 / 127.5, offset=-1),
     "Normalization": lambda: layers.Normalization(mean=[1.0, 2.0], variance=[4.0, 9.0],
                                                   invert=True),

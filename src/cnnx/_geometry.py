@@ -60,3 +60,18 @@ def padding_before(length, window, padding, stride, dilation=1):
     out = conv_output_length(length, window, padding, stride, dilation)
     total = max((out - 1) * stride + (window - 1) * dilation + 1 - length, 0)
     return total // 2
+
+
+def conv_transpose_output_length(length, window, padding, stride, output_padding=None,
+                                 dilation=1):
+    """Output length of a transposed convolution along one axis, as in Keras 3:
+    "valid": (length - 1) * stride + span + output_padding (by default the extra
+    max(span, stride) - span); "same": length * stride by default, else
+    (length - 1) * stride + window % 2 + output_padding."""
+    span = (window - 1) * dilation + 1
+    if padding == "valid":
+        extra = max(span, stride) - span if output_padding is None else output_padding
+        return (length - 1) * stride + span + extra
+    if output_padding is None:
+        return length * stride
+    return (length - 1) * stride + span % 2 + output_padding

@@ -15,7 +15,8 @@ from numpy.lib.stride_tricks import as_strided
 from ._geometry import conv_output_length, normalize_padding, normalize_tuple, padding_before
 
 __all__ = [
-    "conv2d", "conv2d_backward", "depthwise_conv2d", "depthwise_conv2d_backward", "relu",
+    "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
+    "depthwise_conv2d", "depthwise_conv2d_backward", "relu",
     "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward", "softmax",
     "sigmoid", "softmax_cross_entropy", "sigmoid_cross_entropy", "im2col",
@@ -94,6 +95,37 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
         dx = dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w]
         dx = np.ascontiguousarray(dx)
     return dx, dkernel, dbias
+
+
+def _transpose_shape(x, kernel, strides, padding, output_padding, dilation_rate):
+    from ._geometry import conv_transpose_output_length
+    strides = normalize_tuple(strides, 2, "strides", "reference")
+    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", "reference")
+    padding = normalize_padding(padding, "reference")
+    pads = (None, None) if output_padding is None else normalize_tuple(
+        output_padding, 2, "output_padding", "reference", allow_zero=True)
+    out = tuple(conv_transpose_output_length(x.shape[1 + i], kernel.shape[i], padding,
+                                             strides[i], pads[i], dilation[i])
+                for i in range(2))
+    return (x.shape[0],) + out + (kernel.shape[2],)
+
+
+def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None,
+                     dilation_rate=1):
+    """The input gradient of conv2d (col2im of x @ kernel^T), x playing dy."""
+    shape = _transpose_shape(x, kernel, strides, padding, output_padding, dilation_rate)
+    y = conv2d_backward(np.zeros(shape, x.dtype), kernel, x, strides, padding,
+                        dilation_rate, use_bias=False)[0]
+    return y if bias is None else y + bias
+
+
+def conv2d_transpose_backward(x, kernel, dy, strides=1, padding="valid", output_padding=None,
+                              dilation_rate=1, use_bias=True, input_grad=True):
+    del output_padding   # dy's shape carries it
+    dx = conv2d(dy, kernel, None, strides, padding, dilation_rate) if input_grad else None
+    dkernel = conv2d_backward(dy, kernel, x, strides, padding, dilation_rate,
+                              use_bias=False, input_grad=False)[1]
+    return dx, dkernel, dy.sum(axis=(0, 1, 2)) if use_bias else None
 
 
 def _col2im(dcols, x_shape, kernel_shape, strides, dilation, pads, out):

@@ -130,6 +130,12 @@ class Loss:
         return cls(**config)
 
 
+def _column(w, ndim):
+    """Per-sample weights shaped to scale a gradient of ndim axes, sample by sample (an
+    output may be an image: the loss then averages over its pixels too)."""
+    return w.reshape((-1,) + (1,) * (ndim - 1))
+
+
 def _snake(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -159,7 +165,7 @@ class CategoricalCrossentropy(Loss):
         # d/dp of -sum t log(p / sum p), ignoring the clip as Keras's gradient does
         s = np.sum(p, axis=-1, keepdims=True)
         grad = (-t / np.clip(p, EPSILON, None) + np.sum(t, axis=-1, keepdims=True) / s)
-        return value, (grad * w[:, None]).astype(p.dtype)
+        return value, (grad * _column(w, grad.ndim)).astype(p.dtype)
 
     def value_and_grad_from_logits(self, y_true, logits, sample_weight=None):
         """(reported value, d value / d logits, probabilities)."""
@@ -169,7 +175,7 @@ class CategoricalCrossentropy(Loss):
         if not self.from_logits:  # report what Keras reports from probabilities
             per_sample = ops.categorical_crossentropy(t, probs)
         value, w = self._scale(per_sample, sample_weight)
-        grad *= w[:, None].astype(grad.dtype)
+        grad *= _column(w, grad.ndim).astype(grad.dtype)
         return value, grad, probs
 
     def get_config(self):
@@ -218,7 +224,7 @@ class BinaryCrossentropy(Loss):
         value, w = self._scale(per_sample, sample_weight)
         pc = np.clip(p, EPSILON, 1 - EPSILON)
         grad = (pc - t) / (pc * (1 - pc)) / p.shape[-1]
-        return value, (grad * w[:, None]).astype(p.dtype)
+        return value, (grad * _column(w, grad.ndim)).astype(p.dtype)
 
     def value_and_grad_from_logits(self, y_true, logits, sample_weight=None):
         t, z = self._targets(y_true, logits)
@@ -228,7 +234,7 @@ class BinaryCrossentropy(Loss):
             elementwise = ops.binary_crossentropy(t, probs)
         per_sample = np.mean(elementwise, axis=-1)
         value, w = self._scale(per_sample, sample_weight)
-        grad *= (w[:, None] / z.shape[-1]).astype(grad.dtype)
+        grad *= (_column(w, grad.ndim) / z.shape[-1]).astype(grad.dtype)
         return value, grad, probs
 
     def get_config(self):
@@ -248,7 +254,7 @@ class MeanSquaredError(Loss):
         t, p = _pair(y_true, y_pred, self.name)
         value, w = self._scale(np.mean((p - t) ** 2, axis=-1), sample_weight)
         grad = 2 * (p - t) / p.shape[-1]
-        return value, (grad * w[:, None]).astype(p.dtype)
+        return value, (grad * _column(w, grad.ndim)).astype(p.dtype)
 
 
 @REGISTRY.register("mean_absolute_error", "mae")
@@ -263,7 +269,7 @@ class MeanAbsoluteError(Loss):
         t, p = _pair(y_true, y_pred, self.name)
         value, w = self._scale(np.mean(np.abs(p - t), axis=-1), sample_weight)
         grad = np.sign(p - t) / p.shape[-1]
-        return value, (grad * w[:, None]).astype(p.dtype)
+        return value, (grad * _column(w, grad.ndim)).astype(p.dtype)
 
 
 _BY_FUNCTION = {categorical_crossentropy: CategoricalCrossentropy,

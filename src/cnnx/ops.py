@@ -24,12 +24,19 @@ import numpy as np
 
 from . import _kernels, _tracing
 from ._config import threads_for
-from ._geometry import conv_output_length, normalize_padding, normalize_tuple, padding_before
+from ._geometry import (
+    conv_output_length,
+    conv_transpose_output_length,
+    normalize_padding,
+    normalize_tuple,
+    padding_before,
+)
 
 __all__ = [
     "conv", "max_pool", "average_pool", "relu", "sigmoid", "softmax", "flatten",
     "categorical_crossentropy", "binary_crossentropy",
-    "conv2d", "conv2d_backward", "depthwise_conv2d", "depthwise_conv2d_backward",
+    "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
+    "depthwise_conv2d", "depthwise_conv2d_backward",
     "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
@@ -294,6 +301,92 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     if input_grad:
         _kernels.conv2d_input_grad(dy, kernel, dx, strides[0], strides[1], ph, pw,
                                    dilation[0], dilation[1], nthreads, _workspace)
+    return dx, dkernel, dbias
+
+
+def _transpose_geometry(x, kernel, strides, padding, output_padding, dilation_rate, where):
+    """The transposed convolution of x (N, H, W, C) with kernel (kh, kw, F, C) is the
+    input gradient of the convolution that maps (N, OH, OW, F) to x's shape: its output
+    size (Keras's rule), and that convolution's strides, dilation and padding."""
+    if kernel.shape[3] != x.shape[3]:
+        raise ValueError(f"{where}: the kernel expects {kernel.shape[3]} input channels "
+                         f"(kernel shape {kernel.shape} is (kh, kw, filters, in)), but the "
+                         f"input has {x.shape[3]} (input shape {x.shape})")
+    strides = normalize_tuple(strides, 2, "strides", where)
+    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+    padding = normalize_padding(padding, where)
+    if output_padding is not None:
+        output_padding = normalize_tuple(output_padding, 2, "output_padding", where,
+                                         allow_zero=True)
+        if any(p >= s for p, s in zip(output_padding, strides)):
+            raise ValueError(f"{where}: `output_padding` {output_padding} must be smaller "
+                             f"than `strides` {strides}")
+    out = tuple(conv_transpose_output_length(
+        x.shape[1 + i], kernel.shape[i], padding, strides[i],
+        None if output_padding is None else output_padding[i], dilation[i])
+        for i in range(2))
+    probe = np.broadcast_to(np.zeros((), x.dtype), (x.shape[0],) + out + (kernel.shape[2],))
+    _, _, back, pads = _conv_geometry(probe, kernel, strides, padding, dilation, where)
+    if back != tuple(x.shape[1:3]):
+        raise ValueError(f"{where}: an output of height and width {out} does not map back "
+                         f"to the input's {tuple(x.shape[1:3])} under padding={padding!r}, "
+                         f"strides={strides}; choose another output_padding")
+    return strides, dilation, out, pads
+
+
+def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None,
+                     dilation_rate=1, out=None):
+    """Transposed 2-D convolution, NHWC, as Keras's Conv2DTranspose: the gradient of
+    conv2d with respect to its input, x (N, H, W, C) playing dy and kernel (kh, kw,
+    filters, C) the convolution's kernel. Returns (N, OH, OW, filters)."""
+    where = "conv2d_transpose"
+    x = _array(x, "inputs", where, ndim=4)
+    kernel = _array(kernel, "kernel", where, ndim=4)
+    bias = _bias(bias, kernel.shape[2], where)
+    x, kernel, bias = _common(x, kernel, bias)
+    strides, dilation, (oh, ow), (ph, pw) = _transpose_geometry(
+        x, kernel, strides, padding, output_padding, dilation_rate, where)
+    y = _output(out, (x.shape[0], oh, ow, kernel.shape[2]), x.dtype, where,
+                reads=(x, kernel, bias))
+    if y.size:
+        if x.size:
+            work = x.size * kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+            _kernels.conv2d_input_grad(x, kernel, y, strides[0], strides[1], ph, pw,
+                                       dilation[0], dilation[1], threads_for(work),
+                                       _workspace)
+        else:
+            y[...] = 0
+        if bias is not None:
+            y += bias
+    return y
+
+
+def conv2d_transpose_backward(x, kernel, dy, strides=1, padding="valid", output_padding=None,
+                              dilation_rate=1, use_bias=True, input_grad=True, out=None):
+    """Gradients of conv2d_transpose given dy: (dx, dkernel, dbias). dx is the forward
+    convolution of dy with the kernel, dkernel that convolution's kernel gradient (dy its
+    input, x its output gradient); dx None when input_grad is False, dbias None when
+    use_bias is False. `out`: optional (dx, dkernel, dbias) buffers."""
+    where = "conv2d_transpose_backward"
+    x = _array(x, "inputs", where, ndim=4)
+    kernel = _array(kernel, "kernel", where, ndim=4)
+    dy = _array(dy, "dy", where, ndim=4)
+    x, kernel, dy = _common(x, kernel, dy)
+    strides, dilation, (oh, ow), _ = _transpose_geometry(
+        x, kernel, strides, padding, output_padding, dilation_rate, where)
+    _check_grad(dy, (x.shape[0], oh, ow, kernel.shape[2]), where)
+    out = (None, None, None) if out is None else out
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise ValueError(f"{where}: `out` must be a tuple (dx, dkernel, dbias)")
+    dx = conv2d(dy, kernel, None, strides, padding, dilation, out=out[0]) if input_grad \
+        else None
+    _, dkernel, _ = conv2d_backward(dy, kernel, x, strides, padding, dilation,
+                                    use_bias=False, input_grad=False,
+                                    out=(None, out[1], None))
+    dbias = None
+    if use_bias:
+        dbias = _output(out[2], (kernel.shape[2],), x.dtype, where, reads=(dy,))
+        np.sum(dy, axis=(0, 1, 2), out=dbias)
     return dx, dkernel, dbias
 
 

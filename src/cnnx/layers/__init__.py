@@ -1,6 +1,12 @@
 """cnnx.layers: Keras-compatible layers."""
 from .base import REGISTRY, Context, KerasTensor, Layer, Node, Variable, clear_session
-from .convolutional import Conv2D, Convolution2D, DepthwiseConv2D, SeparableConv2D
+from .convolutional import (
+    Conv2D,
+    Conv2DTranspose,
+    Convolution2D,
+    DepthwiseConv2D,
+    SeparableConv2D,
+)
 from .core import (
     Activation,
     Dense,
@@ -52,7 +58,7 @@ from .preprocessing import (
 )
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
-           "DepthwiseConv2D", "SeparableConv2D",
+           "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout",
            "Reshape", "Lambda", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",

@@ -4,11 +4,17 @@ import warnings
 
 from .. import initializers, ops, regularizers
 from .._compat import refuse_unimplemented
-from .._geometry import conv_output_length, normalize_padding, normalize_tuple
+from .._geometry import (
+    conv_output_length,
+    conv_transpose_output_length,
+    normalize_padding,
+    normalize_tuple,
+)
 from .base import REGISTRY
 from .core import _Activated, _positive_int
 
-__all__ = ["Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D"]
+__all__ = ["Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D",
+           "Conv2DTranspose"]
 
 
 @REGISTRY.register()
@@ -113,13 +119,15 @@ class _SpatialConv(_Activated):
     """The geometry shared by DepthwiseConv2D and SeparableConv2D."""
 
     def _init_geometry(self, kernel_size, strides, padding, data_format, dilation_rate,
-                       depth_multiplier):
+                       depth_multiplier=None):
         where = f"{type(self).__name__} {self.name!r}"
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", where)
         self.strides = normalize_tuple(strides, 2, "strides", where)
         self.padding = normalize_padding(padding, where)
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
-        self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier", where)
+        if depth_multiplier is not None:
+            self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier",
+                                                  where)
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{where}: only data_format='channels_last' is supported, "
                              f"received {data_format!r}")
@@ -286,4 +294,72 @@ class SeparableConv2D(_SpatialConv):
         ctx.add_grad(self.pointwise_kernel, dpk)
         if self.use_bias:
             ctx.add_grad(self.bias, db)
+        return dx
+
+
+@REGISTRY.register()
+class Conv2DTranspose(_SpatialConv):
+    """The transposed convolution (the gradient of a convolution with respect to its
+    input; "deconvolution"), as Keras's Conv2DTranspose: kernel (kh, kw, filters, in),
+    output size by Keras's rule (strides times larger under "same"), output_padding to
+    choose among the sizes that map back to the input. Runs on the compiled kernels of
+    Conv2D's backward pass."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"Conv2DTranspose {self.name!r}"
+        refuse_unimplemented(where, activity_regularizer=(activity_regularizer, None),
+                             kernel_constraint=(kernel_constraint, None),
+                             bias_constraint=(bias_constraint, None))
+        self.activity_regularizer = self.kernel_constraint = self.bias_constraint = None
+        self.filters = _positive_int(filters, "filters", where)
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate)
+        self.output_padding = (None if output_padding is None else normalize_tuple(
+            output_padding, 2, "output_padding", where, allow_zero=True))
+        if self.output_padding is not None and any(
+                p >= s for p, s in zip(self.output_padding, self.strides)):
+            raise ValueError(f"{where}: `output_padding` {self.output_padding} must be "
+                             f"smaller than `strides` {self.strides}")
+        self._init_activation(activation)
+        self._init_weight_options(use_bias, kernel_initializer, bias_initializer,
+                                  kernel_regularizer, bias_regularizer)
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+        self._add_kernel_and_bias(self.kernel_size + (self.filters, input_shape[-1]),
+                                  self.filters)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        pads = self.output_padding or (None, None)
+        size = [None if length is None else conv_transpose_output_length(
+            length, k, self.padding, s, p, d) for length, k, s, p, d in
+            zip((h, w), self.kernel_size, self.strides, pads, self.dilation_rate)]
+        return (n, size[0], size[1], self.filters)
+
+    def _args(self):
+        return self.strides, self.padding, self.output_padding, self.dilation_rate
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        z = ops.conv2d_transpose(
+            inputs, self.kernel.value, self.bias.value if self.use_bias else None,
+            *self._args(),
+            out=ctx.buffer("z", (inputs.shape[0],) + self.output_shape[1:], inputs.dtype))
+        ctx.saved["x"] = inputs
+        return self._activate(ctx, self._relu_in_place(ctx, z))
+
+    def backward(self, ctx, grad):
+        x = ctx.saved["x"]
+        need = ctx.need_input_grad
+        dx, dk, db = ops.conv2d_transpose_backward(
+            x, self.kernel.value, self._activation_grad(ctx, grad), *self._args(),
+            use_bias=self.use_bias, input_grad=need,
+            out=(ctx.buffer("dx", x.shape, x.dtype) if need else None,
+                 ctx.buffer("dkernel", self.kernel.shape, x.dtype),
+                 ctx.buffer("dbias", (self.filters,), x.dtype) if self.use_bias else None))
+        self._set_kernel_grads(ctx, dk, db)
         return dx
