@@ -14,7 +14,8 @@ from . import ops
 from ._registry import Registry
 
 __all__ = ["relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "selu", "gelu",
-           "softplus", "linear", "get", "serialize", "ActivationFunction", "REGISTRY"]
+           "softplus", "linear", "silu", "swish", "hard_sigmoid", "hard_silu", "hard_swish",
+           "mish", "log_softmax", "get", "serialize", "ActivationFunction", "REGISTRY"]
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
@@ -155,6 +156,72 @@ def softplus(x):
 @softplus.derivative
 def _softplus_grad(dy, x, _y):
     return dy * ops.sigmoid(x)
+
+
+@activation
+def silu(x):
+    """x * sigmoid(x) (Keras 3's silu; swish is its other name)."""
+    return (x * ops.sigmoid(x)).astype(x.dtype)
+
+
+@silu.derivative
+def _silu_grad(dy, x, _y):
+    s = ops.sigmoid(x)
+    return (dy * (s + x * s * (1 - s))).astype(dy.dtype)
+
+
+swish = REGISTRY.register("swish")(silu)
+
+
+@activation
+def hard_sigmoid(x):
+    """Keras 3's hard sigmoid: relu6(x + 3) / 6, i.e. clip(x / 6 + 1/2, 0, 1)."""
+    return np.clip(x / x.dtype.type(6) + x.dtype.type(0.5), 0, 1).astype(x.dtype)
+
+
+@hard_sigmoid.derivative
+def _hard_sigmoid_grad(dy, x, _y):
+    return np.where((x > -3) & (x < 3), dy / dy.dtype.type(6), 0).astype(dy.dtype)
+
+
+@activation
+def hard_silu(x):
+    """x * hard_sigmoid(x) (hard_swish is its other name)."""
+    return (x * hard_sigmoid(x)).astype(x.dtype)
+
+
+@hard_silu.derivative
+def _hard_silu_grad(dy, x, _y):
+    inside = (x > -3) & (x < 3)
+    return (dy * (hard_sigmoid(x) + np.where(inside, x / 6, 0))).astype(dy.dtype)
+
+
+hard_swish = REGISTRY.register("hard_swish")(hard_silu)
+
+
+@activation
+def mish(x):
+    """x * tanh(softplus(x))."""
+    return (x * np.tanh(np.logaddexp(0, x))).astype(x.dtype)
+
+
+@mish.derivative
+def _mish_grad(dy, x, _y):
+    t = np.tanh(np.logaddexp(0, x))
+    return (dy * (t + x * (1 - t * t) * ops.sigmoid(x))).astype(dy.dtype)
+
+
+@activation
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along axis, computed shifted by the maximum."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(
+        x.dtype)
+
+
+@log_softmax.derivative
+def _log_softmax_grad(dy, _x, y):
+    return (dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)).astype(dy.dtype)
 
 
 @activation

@@ -8,6 +8,7 @@ from .convolutional import (
     SeparableConv2D,
 )
 from .core import (
+    ELU,
     Activation,
     Dense,
     Dropout,
@@ -16,6 +17,7 @@ from .core import (
     InputLayer,
     Lambda,
     LeakyReLU,
+    PReLU,
     ReLU,
     Reshape,
     Softmax,
@@ -56,6 +58,8 @@ from .preprocessing import (
     RandomZoom,
     Rescaling,
 )
+from .regularization import GaussianDropout, GaussianNoise, SpatialDropout2D
+from .reshaping import Cropping2D, Permute, RepeatVector, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
            "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
@@ -64,6 +68,8 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "Reshape", "Lambda", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
+           "ELU", "PReLU", "UpSampling2D", "ZeroPadding2D", "Cropping2D", "Permute",
+           "RepeatVector", "GaussianNoise", "GaussianDropout", "SpatialDropout2D",
            "Rescaling", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
            "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
            "Node", "Context", "clear_session", "serialize", "deserialize"]

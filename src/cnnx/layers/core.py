@@ -9,7 +9,7 @@ from .._compat import refuse_unimplemented
 from .base import REGISTRY, Layer, Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
-           "Dropout", "Flatten", "Reshape", "Lambda"]
+           "Dropout", "Flatten", "Reshape", "Lambda", "ELU", "PReLU"]
 
 
 def _positive_int(value, name, where):
@@ -226,6 +226,72 @@ class LeakyReLU(Layer):
 
     def backward(self, ctx, grad):
         return np.where(ctx.saved["x"] > 0, grad, grad * grad.dtype.type(self.negative_slope))
+
+
+@REGISTRY.register()
+class ELU(Layer):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+            raise ValueError(f"ELU {self.name!r}: `alpha` must be a number, received "
+                             f"{alpha!r}")
+        self.alpha = float(alpha)
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        y = activations.elu(inputs, self.alpha)
+        ctx.saved.update(x=inputs, y=y)
+        return y
+
+    def backward(self, ctx, grad):
+        x, y = ctx.saved["x"], ctx.saved["y"]
+        return np.where(x > 0, grad, grad * (y + grad.dtype.type(self.alpha))).astype(
+            grad.dtype)
+
+
+@REGISTRY.register()
+class PReLU(Layer):
+    """max(x, 0) + alpha * min(x, 0), with alpha learned per element of a sample, or
+    shared along `shared_axes` (1-based, after the batch; (1, 2) shares it over an
+    image's height and width: one alpha per channel)."""
+
+    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None,
+                 alpha_constraint=None, shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        from .._compat import refuse_unimplemented
+        refuse_unimplemented(f"PReLU {self.name!r}",
+                             alpha_constraint=(alpha_constraint, None))
+        self.alpha_constraint = None
+        self.alpha_initializer = initializers.get(alpha_initializer)
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        if shared_axes is not None and not isinstance(shared_axes, (list, tuple)):
+            shared_axes = [shared_axes]
+        self.shared_axes = None if shared_axes is None else tuple(int(a) for a in shared_axes)
+
+    def build(self, input_shape):
+        shape = list(input_shape[1:])
+        for axis in self.shared_axes or ():
+            if not 1 <= axis < len(input_shape):
+                raise ValueError(f"PReLU {self.name!r}: shared axis {axis} is not an axis "
+                                 f"of inputs of shape {tuple(input_shape)} (1-based, after "
+                                 f"the batch)")
+            shape[axis - 1] = 1
+        self.alpha = self.add_weight("alpha", tuple(shape), self.alpha_initializer,
+                                     self.alpha_regularizer)
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["x"] = inputs
+        a = self.alpha.value.astype(inputs.dtype)
+        return np.where(inputs > 0, inputs, inputs * a)
+
+    def backward(self, ctx, grad):
+        x = ctx.saved["x"]
+        negative = np.minimum(x, 0)
+        axes = (0,) + tuple(self.shared_axes or ())
+        ctx.add_grad(self.alpha, np.sum(grad * negative, axis=axes, keepdims=True).reshape(
+            self.alpha.shape).astype(grad.dtype))
+        return np.where(x > 0, grad, grad * self.alpha.value.astype(grad.dtype))
 
 
 @REGISTRY.register()
