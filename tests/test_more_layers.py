@@ -123,3 +123,52 @@ def test_new_activations_by_their_definitions(name, expected):
                                atol=1e-12)
     np.testing.assert_allclose(layers.Activation(name, dtype="float64")(x), expected(x),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.Conv1D(3, 3, activation="tanh"),
+    lambda: layers.Conv1D(2, 2, strides=2, padding="same", use_bias=False),
+    lambda: layers.Conv1D(3, 3, padding="causal", dilation_rate=2, activation="relu",
+                          bias_initializer="random_normal"),
+    lambda: layers.MaxPooling1D(3, strides=2, padding="same"),
+    lambda: layers.AveragePooling1D(2),
+    lambda: layers.GlobalAveragePooling1D(),
+    lambda: layers.GlobalMaxPooling1D(keepdims=True),
+])
+def test_1d_layer_gradients(make, rng):
+    cnnx.utils.set_random_seed(2)
+    layer = make()
+    layer.dtype = np.dtype(np.float64)
+    if hasattr(layer, "_pool"):
+        layer._pool.dtype = layer.dtype
+    x = rng.standard_normal((2, 9, 4))
+    x += rng.permutation(x.size).reshape(x.shape) * 1e-4   # no ties in max pooling
+    y = layer(x)
+    r = rng.standard_normal(y.shape)
+    ctx = layers.Context()
+    layer.forward(ctx, x, True)
+    dx = layer.backward(ctx, r)
+    found = {id(v): g for v, g in ctx.grads}
+
+    def loss():
+        return float(np.sum(layer.forward(layers.Context(), x, True) * r))
+
+    assert_grad(dx, numerical_grad(loss, x))
+    for w in layer.trainable_weights:
+        assert_grad(found[id(w)], numerical_grad(loss, w.value))
+
+
+def test_conv1d_values_and_causality(rng):
+    layer = layers.Conv1D(2, 3, padding="causal", dilation_rate=2, dtype="float64")
+    x = rng.standard_normal((2, 7, 3))
+    y = layer(x)
+    assert y.shape == (2, 7, 2)
+    k, b = layer.kernel.value, layer.bias.value
+    padded = np.pad(x, ((0, 0), (4, 0), (0, 0)))
+    want = sum(padded[:, i * 2:i * 2 + 7] @ k[i] for i in range(3)) + b
+    np.testing.assert_allclose(y, want, rtol=1e-12)
+    # Output t depends on inputs up to t only.
+    x2 = x.copy()
+    x2[:, 4:] += 1
+    np.testing.assert_array_equal(layer(x2)[:, :4], y[:, :4])
+    assert layers.Conv1D(4, 3, strides=2, padding="same")(np.ones((1, 9, 2))).shape == (1, 5, 4)

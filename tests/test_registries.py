@@ -43,6 +43,12 @@ LAYER_CASES = {
     "Conv2DTranspose": lambda: layers.Conv2DTranspose(
         3, (2, 3), strides=2, padding="same", output_padding=1, activation="relu",
         kernel_initializer="he_uniform", bias_regularizer="l2"),
+    "Conv1D": lambda: layers.Conv1D(4, 3, padding="causal", dilation_rate=2,
+                                    activation="relu", bias_initializer="ones"),
+    "MaxPooling1D": lambda: layers.MaxPooling1D(3, strides=2, padding="same"),
+    "AveragePooling1D": lambda: layers.AveragePooling1D(2),
+    "GlobalAveragePooling1D": lambda: layers.GlobalAveragePooling1D(keepdims=True),
+    "GlobalMaxPooling1D": lambda: layers.GlobalMaxPooling1D(),
     "ELU": lambda: layers.ELU(alpha=0.5),
     "PReLU": lambda: layers.PReLU(alpha_initializer="ones", shared_axes=[1, 2]),
     "UpSampling2D": lambda: layers.UpSampling2D((2, 3), interpolation="bilinear"),

@@ -1,6 +1,7 @@
 """cnnx.layers: Keras-compatible layers."""
 from .base import REGISTRY, Context, KerasTensor, Layer, Node, Variable, clear_session
 from .convolutional import (
+    Conv1D,
     Conv2D,
     Conv2DTranspose,
     Convolution2D,
@@ -40,11 +41,17 @@ from .merging import (
 )
 from .normalization import BatchNormalization
 from .pooling import (
+    AveragePooling1D,
     AveragePooling2D,
+    AvgPool1D,
     AvgPool2D,
+    GlobalAveragePooling1D,
     GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
     GlobalMaxPooling2D,
+    MaxPool1D,
     MaxPool2D,
+    MaxPooling1D,
     MaxPooling2D,
 )
 from .preprocessing import (
@@ -62,7 +69,9 @@ from .regularization import GaussianDropout, GaussianNoise, SpatialDropout2D
 from .reshaping import Cropping2D, Permute, RepeatVector, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
-           "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
+           "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Conv1D",
+           "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout",
            "Reshape", "Lambda", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",

@@ -2,6 +2,8 @@
 and SeparableConv2D."""
 import warnings
 
+import numpy as np
+
 from .. import initializers, ops, regularizers
 from .._compat import refuse_unimplemented
 from .._geometry import (
@@ -14,7 +16,7 @@ from .base import REGISTRY
 from .core import _Activated, _positive_int
 
 __all__ = ["Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D",
-           "Conv2DTranspose"]
+           "Conv2DTranspose", "Conv1D"]
 
 
 @REGISTRY.register()
@@ -363,3 +365,100 @@ class Conv2DTranspose(_SpatialConv):
                  ctx.buffer("dbias", (self.filters,), x.dtype) if self.use_bias else None))
         self._set_kernel_grads(ctx, dk, db)
         return dx
+
+
+@REGISTRY.register()
+class Conv1D(_Activated):
+    """1-D convolution over (batch, steps, channels), kernel (kernel_size, in, filters),
+    run as Conv2D's compiled kernels on images one row high. padding "valid", "same" or
+    "causal" (zeros before the sequence only: output t sees inputs up to t)."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"Conv1D {self.name!r}"
+        refuse_unimplemented(where, groups=(groups, 1),
+                             activity_regularizer=(activity_regularizer, None),
+                             kernel_constraint=(kernel_constraint, None),
+                             bias_constraint=(bias_constraint, None))
+        self.groups = 1
+        self.activity_regularizer = self.kernel_constraint = self.bias_constraint = None
+        self.filters = _positive_int(filters, "filters", where)
+        self.kernel_size = normalize_tuple(kernel_size, 1, "kernel_size", where)
+        self.strides = normalize_tuple(strides, 1, "strides", where)
+        self.dilation_rate = normalize_tuple(dilation_rate, 1, "dilation_rate", where)
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same", "causal"):
+            raise ValueError(f"{where}: `padding` must be 'valid', 'same' or 'causal', "
+                             f"received {padding!r}")
+        self.padding = padding.lower()
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: only data_format='channels_last' is supported, "
+                             f"received {data_format!r}")
+        self.data_format = "channels_last"
+        if self.strides != (1,) and self.dilation_rate != (1,):
+            raise ValueError(f"{where}: strides > 1 and dilation_rate > 1 cannot be combined "
+                             f"(as in Keras)")
+        self._init_activation(activation)
+        self._init_weight_options(use_bias, kernel_initializer, bias_initializer,
+                                  kernel_regularizer, bias_regularizer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Conv1D {self.name!r} expects 3-D input (batch, steps, "
+                             f"channels), received shape {tuple(input_shape)}")
+        self._add_kernel_and_bias(self.kernel_size + (input_shape[-1], self.filters),
+                                  self.filters)
+
+    def _causal_pad(self):
+        return (self.kernel_size[0] - 1) * self.dilation_rate[0] \
+            if self.padding == "causal" else 0
+
+    def compute_output_shape(self, input_shape):
+        n, steps, _ = input_shape
+        if steps is None:
+            return (n, None, self.filters)
+        padding = "valid" if self.padding == "causal" else self.padding
+        out = conv_output_length(steps + self._causal_pad(), self.kernel_size[0], padding,
+                                 self.strides[0], self.dilation_rate[0])
+        if out < 1:
+            raise ValueError(f"Conv1D {self.name!r}: the kernel {self.kernel_size} does not "
+                             f"fit {steps} steps under padding={self.padding!r}")
+        return (n, out, self.filters)
+
+    def _geometry(self):
+        return ((1,) + self.strides, "valid" if self.padding == "causal" else self.padding,
+                (1,) + self.dilation_rate)
+
+    def _image(self, x):
+        """x as an image one row high, the causal zeros in front."""
+        pad = self._causal_pad()
+        if pad:
+            x = np.pad(x, ((0, 0), (pad, 0), (0, 0)))
+        return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        image = self._image(inputs)
+        kernel = self.kernel.value.reshape((1,) + self.kernel.shape)
+        n, steps, filters = (inputs.shape[0],) + self.output_shape[1:]
+        z = ops.conv2d(image, kernel, self.bias.value if self.use_bias else None,
+                       *self._geometry(), "relu" if self._fused_relu(ctx) else None,
+                       out=ctx.buffer("z", (n, 1, steps, filters), inputs.dtype))
+        ctx.saved["image"] = image
+        return self._activate(ctx, z.reshape(n, steps, filters))
+
+    def backward(self, ctx, grad):
+        image = ctx.saved["image"]
+        g = self._activation_grad(ctx, grad)
+        n, steps, filters = g.shape
+        need = ctx.need_input_grad
+        dx, dk, db = ops.conv2d_backward(
+            image, self.kernel.value.reshape((1,) + self.kernel.shape),
+            g.reshape(n, 1, steps, filters), *self._geometry(), self.use_bias, need)
+        self._set_kernel_grads(ctx, dk.reshape(self.kernel.shape), db)
+        if not need:
+            return None
+        return np.ascontiguousarray(dx.reshape(image.shape[0], image.shape[2],
+                                               image.shape[3])[:, self._causal_pad():])

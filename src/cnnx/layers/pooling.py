@@ -1,4 +1,6 @@
-"""MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D (NHWC)."""
+"""MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D (NHWC), and
+their 1-D forms over (batch, steps, channels), run as the 2-D kernels on images one row
+high."""
 import numpy as np
 
 from .. import ops
@@ -6,7 +8,8 @@ from .._geometry import conv_output_length, normalize_padding, normalize_tuple
 from .base import REGISTRY, Layer
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-           "GlobalMaxPooling2D", "MaxPool2D", "AvgPool2D"]
+           "GlobalMaxPooling2D", "MaxPool2D", "AvgPool2D", "MaxPooling1D", "AveragePooling1D",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPool1D", "AvgPool1D"]
 
 
 class _Pooling2D(Layer):
@@ -128,3 +131,105 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         np.put_along_axis(dx, ctx.saved["argmax"][:, None, :], grad.reshape(n, 1, c),
                           axis=1)
         return dx.reshape(n, h, w, c)
+
+
+class _Pooling1D(Layer):
+    """A 1-D pooling as its 2-D layer on an image one row high."""
+
+    _pool2d = None
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        where = f"{type(self).__name__} {self.name!r}"
+        self.pool_size = normalize_tuple(pool_size, 1, "pool_size", where)
+        self.strides = (self.pool_size if strides is None
+                        else normalize_tuple(strides, 1, "strides", where))
+        self.padding = normalize_padding(padding, where)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: only data_format='channels_last' is supported")
+        self.data_format = "channels_last"
+        self._pool = type(self)._pool2d((1,) + self.pool_size, (1,) + self.strides,
+                                        self.padding, dtype=self.dtype,
+                                        name=f"{self.name}_2d")
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects 3-D input "
+                             f"(batch, steps, channels), received shape "
+                             f"{tuple(input_shape)}")
+        self._pool._build_once((input_shape[0], 1, input_shape[1], input_shape[2]))
+
+    def compute_output_shape(self, input_shape):
+        n, _, steps, c = self._pool.compute_output_shape(
+            (input_shape[0], 1, input_shape[1], input_shape[2]))
+        return (n, steps, c)
+
+    def forward(self, ctx, inputs, training=False):
+        n, steps, c = inputs.shape
+        y = self._pool.forward(ctx, inputs.reshape(n, 1, steps, c), training)
+        return y.reshape(n, y.shape[2], c)
+
+    def backward(self, ctx, grad):
+        n, steps, c = grad.shape
+        dx = self._pool.backward(ctx, grad.reshape(n, 1, steps, c))
+        return dx.reshape(n, dx.shape[2], c)
+
+
+@REGISTRY.register()
+class MaxPooling1D(_Pooling1D):
+    _pool2d = MaxPooling2D
+
+
+@REGISTRY.register()
+class AveragePooling1D(_Pooling1D):
+    _pool2d = AveragePooling2D
+
+
+MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
+
+
+class _GlobalPooling1D(Layer):
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{type(self).__name__} {self.name!r}: only "
+                             f"data_format='channels_last' is supported")
+        self.data_format = "channels_last"
+        self.keepdims = bool(keepdims)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects 3-D input, "
+                             f"received shape {tuple(input_shape)}")
+
+    def compute_output_shape(self, input_shape):
+        n, _, c = input_shape
+        return (n, 1, c) if self.keepdims else (n, c)
+
+
+@REGISTRY.register()
+class GlobalAveragePooling1D(_GlobalPooling1D):
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["x_shape"] = inputs.shape
+        return inputs.mean(axis=1, keepdims=self.keepdims, dtype=inputs.dtype)
+
+    def backward(self, ctx, grad):
+        n, steps, c = ctx.saved["x_shape"]
+        share = grad.reshape(n, 1, c) / grad.dtype.type(steps)
+        return np.broadcast_to(share, (n, steps, c)).astype(grad.dtype)
+
+
+@REGISTRY.register()
+class GlobalMaxPooling1D(_GlobalPooling1D):
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        ctx.saved["x_shape"] = inputs.shape
+        ctx.saved["argmax"] = inputs.argmax(axis=1)
+        return inputs.max(axis=1, keepdims=self.keepdims)
+
+    def backward(self, ctx, grad):
+        n, steps, c = ctx.saved["x_shape"]
+        dx = np.zeros((n, steps, c), grad.dtype)
+        np.put_along_axis(dx, ctx.saved["argmax"][:, None, :], grad.reshape(n, 1, c), axis=1)
+        return dx
