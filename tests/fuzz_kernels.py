@@ -124,6 +124,28 @@ def test_conv2d_transpose_any_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, paddin
         _assert_close(g, r, dtype, name)
 
 
+
+@FUZZ
+@given(n=dims, h=dims, w=st.integers(1, 5), groups=st.integers(1, 4), per=st.integers(1, 5),
+       affine=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_group_normalization_any_shape(n, h, w, groups, per, affine, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, h, w, groups * per)) * 4 + 2).astype(dtype)
+    c = groups * per
+    gamma = rng.standard_normal(c).astype(dtype) if affine else None
+    beta = rng.standard_normal(c).astype(dtype) if affine else None
+    got = ops.group_normalization(x, groups, gamma, beta)
+    want = ref.group_normalization(x, groups, gamma, beta)
+    for name, g, r in zip(("y", "mean", "rstd"), got, want):
+        _assert_close(g, r, dtype, name)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    for name, g, r in zip(("dx", "dgamma", "dbeta"),
+                          ops.group_normalization_backward(x, dy, *got[1:], groups, gamma),
+                          ref.group_normalization_backward(x, dy, *want[1:], groups, gamma)):
+        _assert_close(g, r, dtype, name)
+
+
 @FUZZ
 @given(n=dims, h=dims, w=dims, c=st.integers(0, 9), ph=st.integers(1, 4),
        pw=st.integers(1, 4), sh=extents, sw=extents,

@@ -18,6 +18,10 @@ DETERMINISTIC = [
     lambda: layers.ELU(alpha=0.7),
     lambda: layers.PReLU(alpha_initializer="random_normal"),
     lambda: layers.PReLU(alpha_initializer="random_normal", shared_axes=[1, 2]),
+    lambda: layers.LayerNormalization(gamma_initializer="random_normal",
+                                      beta_initializer="random_normal"),
+    lambda: layers.GroupNormalization(groups=3, gamma_initializer="random_normal"),
+    lambda: layers.GroupNormalization(groups=1, center=False, epsilon=0.1),
 ]
 
 
@@ -172,3 +176,18 @@ def test_conv1d_values_and_causality(rng):
     x2[:, 4:] += 1
     np.testing.assert_array_equal(layer(x2)[:, :4], y[:, :4])
     assert layers.Conv1D(4, 3, strides=2, padding="same")(np.ones((1, 9, 2))).shape == (1, 5, 4)
+
+
+def test_layer_and_group_normalization_by_their_definitions(rng):
+    x = rng.standard_normal((2, 3, 4, 6)) * 5 + 1
+    ln = layers.LayerNormalization(dtype="float64")
+    want = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(ln(x), want, rtol=1e-12)
+    assert ln.count_params() == 12
+    gn = layers.GroupNormalization(groups=2, dtype="float64")
+    g = x.reshape(2, 3, 4, 2, 3)
+    want = ((g - g.mean(axis=(1, 2, 4), keepdims=True))
+            / np.sqrt(g.var(axis=(1, 2, 4), keepdims=True) + 1e-3)).reshape(x.shape)
+    np.testing.assert_allclose(gn(x), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="2 groups must divide the 5 channels"):
+        layers.GroupNormalization(groups=2)(np.ones((1, 5)))

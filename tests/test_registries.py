@@ -49,6 +49,10 @@ LAYER_CASES = {
     "AveragePooling1D": lambda: layers.AveragePooling1D(2),
     "GlobalAveragePooling1D": lambda: layers.GlobalAveragePooling1D(keepdims=True),
     "GlobalMaxPooling1D": lambda: layers.GlobalMaxPooling1D(),
+    "LayerNormalization": lambda: layers.LayerNormalization(
+        epsilon=1e-5, center=False, gamma_initializer="random_normal"),
+    "GroupNormalization": lambda: layers.GroupNormalization(
+        groups=2, scale=False, beta_regularizer="l2"),
     "ELU": lambda: layers.ELU(alpha=0.5),
     "PReLU": lambda: layers.PReLU(alpha_initializer="ones", shared_axes=[1, 2]),
     "UpSampling2D": lambda: layers.UpSampling2D((2, 3), interpolation="bilinear"),

@@ -67,6 +67,9 @@ def _all_kernels(rng):
     wide = rng.standard_normal((37, 9, 9, 24)).astype(np.float32)  # 10 kernel-grad chunks
     wk = rng.standard_normal((3, 3, 24, 1)).astype(np.float32)
     out += list(ops.depthwise_conv2d_backward(wide, wk, ops.depthwise_conv2d(wide, wk)))
+    gy, gm, gr = ops.group_normalization(wide, 4, np.ones(24, np.float32), None)
+    out += [gy, gm, gr, *ops.group_normalization_backward(wide, gy, gm, gr, 4,
+                                                          np.ones(24, np.float32))]
     tk = rng.standard_normal((3, 3, 5, 8)).astype(np.float32)    # transposed convolution
     ty = ops.conv2d_transpose(x, tk, np.ones(5, np.float32), 2, "same")
     out += [ty, *ops.conv2d_transpose_backward(x, tk, ty, 2, "same")]

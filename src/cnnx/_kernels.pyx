@@ -1908,3 +1908,128 @@ def depthwise_conv2d_kernel_grad(const floating[:, :, :, ::1] x,
         _sum_chunks(partial, nchunks, stride, 1, K, K, &dkernel[0, 0, 0], nthreads)
     if with_bias and C:
         _sum_chunks(partial + K, nchunks, stride, 1, C, C, &dbias[0], nthreads)
+
+
+# ---------------------------------------------------------------------------------
+# Group statistics normalization (LayerNormalization, GroupNormalization)
+# ---------------------------------------------------------------------------------
+# x is seen as (N, P, G, K): N independent samples (rows), P positions, G groups of K
+# channels; each (n, g) is normalized over its P * K values, then channel c = g * K + k
+# is scaled by gamma[c] and shifted by beta[c]. LayerNormalization is P = G = 1;
+# GroupNormalization is P = height * width.
+
+cdef enum:
+    NORM_CHUNK = 16     # samples per partial of the gamma / beta gradients
+
+
+def group_norm(const floating[:, :, :, ::1] x, const floating[::1] gamma,
+               const floating[::1] beta, double epsilon, floating[:, :, :, ::1] y,
+               floating[:, ::1] mean, floating[:, ::1] rstd, int nthreads):
+    """y = (x - mean) * rstd * gamma + beta per (sample, group); mean and rstd =
+    1 / sqrt(var + epsilon) (N x G) are kept for the backward pass. Two passes (the mean,
+    then the centred squares), in a fixed order per (sample, group)."""
+    cdef int64_t N = x.shape[0], P = x.shape[1], G = x.shape[2], K = x.shape[3]
+    cdef int64_t item, n, g, p, k
+    cdef double s, d, m, r
+    cdef floating mf, rf
+    cdef const floating *row
+    cdef floating *out
+    cdef bint has_gamma = gamma is not None, has_beta = beta is not None
+    if N * G == 0:
+        return
+    with nogil:
+        for item in prange(N * G, num_threads=nthreads, schedule="static"):
+            n = item // G
+            g = item - n * G
+            s = 0
+            for p in range(P):
+                row = &x[n, p, g, 0]
+                for k in range(K):
+                    s = s + row[k]
+            m = s / (P * K) if P * K else 0.0
+            s = 0
+            for p in range(P):
+                row = &x[n, p, g, 0]
+                for k in range(K):
+                    d = row[k] - m
+                    s = s + d * d
+            r = 1.0 / sqrt(s / (P * K) + epsilon) if P * K else 0.0
+            mf = <floating> m
+            rf = <floating> r
+            mean[n, g] = mf
+            rstd[n, g] = rf
+            for p in range(P):
+                row = &x[n, p, g, 0]
+                out = &y[n, p, g, 0]
+                for k in range(K):
+                    out[k] = (row[k] - mf) * rf
+                    if has_gamma:
+                        out[k] = out[k] * gamma[g * K + k]
+                    if has_beta:
+                        out[k] = out[k] + beta[g * K + k]
+
+
+def group_norm_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                    const floating[::1] gamma, const floating[:, ::1] mean,
+                    const floating[:, ::1] rstd, floating[:, :, :, ::1] dx,
+                    floating[::1] dgamma, floating[::1] dbeta, int nthreads, workspace):
+    """dx per (sample, group): rstd / M * (M g - sum g - xhat sum g xhat), g = dy * gamma,
+    M = P * K (skipped when dx is None); dgamma = sum of dy * xhat and dbeta = sum of dy
+    over samples and positions, in fixed chunks of NORM_CHUNK samples added in order
+    (skipped when None)."""
+    cdef int64_t N = x.shape[0], P = x.shape[1], G = x.shape[2], K = x.shape[3]
+    cdef int64_t C = G * K, M = P * K
+    cdef int64_t item, n, g, p, k, ch, e, nchunks
+    cdef double s1, s2, xh, gk
+    cdef floating m, r
+    cdef floating *part
+    cdef floating *partial
+    cdef bint has_gamma = gamma is not None
+    if dx is not None and N * G > 0 and M > 0:
+        with nogil:
+            for item in prange(N * G, num_threads=nthreads, schedule="static"):
+                n = item // G
+                g = item - n * G
+                m = mean[n, g]
+                r = rstd[n, g]
+                s1 = 0
+                s2 = 0
+                for p in range(P):
+                    for k in range(K):
+                        gk = dy[n, p, g, k] * (gamma[g * K + k] if has_gamma else 1)
+                        s1 = s1 + gk
+                        s2 = s2 + gk * (x[n, p, g, k] - m) * r
+                for p in range(P):
+                    for k in range(K):
+                        gk = dy[n, p, g, k] * (gamma[g * K + k] if has_gamma else 1)
+                        xh = (x[n, p, g, k] - m) * r
+                        dx[n, p, g, k] = <floating> (r * (gk - s1 / M - xh * s2 / M))
+    if dgamma is None and dbeta is None:
+        return
+    nchunks = _cdiv(N, NORM_CHUNK)
+    if nchunks == 0 or C == 0:
+        if dgamma is not None:
+            dgamma[...] = 0
+        if dbeta is not None:
+            dbeta[...] = 0
+        return
+    partial = <floating *> _aligned(_scratch(workspace, nchunks * 2 * C * sizeof(floating)
+                                             + ALIGN))
+    with nogil:
+        for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
+            part = partial + ch * 2 * C
+            for e in range(2 * C):
+                part[e] = 0
+            for n in range(ch * NORM_CHUNK, min(N, (ch + 1) * NORM_CHUNK)):
+                for p in range(P):
+                    for g in range(G):
+                        m = mean[n, g]
+                        r = rstd[n, g]
+                        for k in range(K):
+                            part[g * K + k] = part[g * K + k] + dy[n, p, g, k] * (
+                                x[n, p, g, k] - m) * r
+                            part[C + g * K + k] = part[C + g * K + k] + dy[n, p, g, k]
+    if dgamma is not None:
+        _sum_chunks(partial, nchunks, 2 * C, 1, C, C, &dgamma[0], nthreads)
+    if dbeta is not None:
+        _sum_chunks(partial + C, nchunks, 2 * C, 1, C, C, &dbeta[0], nthreads)

@@ -16,7 +16,8 @@ from ._geometry import conv_output_length, normalize_padding, normalize_tuple, p
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
-    "depthwise_conv2d", "depthwise_conv2d_backward", "relu",
+    "depthwise_conv2d", "depthwise_conv2d_backward", "group_normalization",
+    "group_normalization_backward", "relu",
     "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward", "softmax",
     "sigmoid", "softmax_cross_entropy", "sigmoid_cross_entropy", "im2col",
@@ -183,6 +184,45 @@ def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilatio
         if kernel.shape[3] > 1:
             dx = np.ascontiguousarray(dx.reshape(x.shape + (kernel.shape[3],)).sum(axis=-1))
     return dx, dkernel, dbias
+
+
+def group_normalization(x, groups, gamma=None, beta=None, epsilon=1e-3):
+    n, c = x.shape[0], x.shape[-1]
+    positions = int(np.prod(x.shape[1:-1], dtype=np.int64))
+    g = x.reshape(n, positions, groups, c // groups).astype(np.float64)
+    if g.shape[1] == 0:   # no positions: mean 0 and rstd 0, as the kernel defines them
+        zeros = np.zeros((n, groups), x.dtype)
+        return np.zeros(x.shape, x.dtype), zeros, zeros.copy()
+    mean = g.mean(axis=(1, 3))
+    var = g.var(axis=(1, 3))
+    rstd = 1 / np.sqrt(var + epsilon)
+    y = ((g - mean[:, None, :, None]) * rstd[:, None, :, None]).reshape(x.shape)
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y.astype(x.dtype), mean.astype(x.dtype), rstd.astype(x.dtype)
+
+
+def group_normalization_backward(x, dy, mean, rstd, groups, gamma=None, center=True,
+                                 scale=True, input_grad=True):
+    n, c = x.shape[0], x.shape[-1]
+    shape = (n, int(np.prod(x.shape[1:-1], dtype=np.int64)), groups, c // groups)
+    m, r = mean[:, None, :, None], rstd[:, None, :, None]
+    xhat = (x.reshape(shape) - m) * r
+    d = dy.reshape(shape)
+    g = d * (gamma.reshape(groups, c // groups) if gamma is not None else 1)
+    count = xhat.shape[1] * xhat.shape[3]
+    dx = None
+    if input_grad and count == 0:
+        dx = np.zeros(x.shape, x.dtype)
+    elif input_grad:
+        dx = r * (g - g.sum(axis=(1, 3), keepdims=True) / count
+                  - xhat * (g * xhat).sum(axis=(1, 3), keepdims=True) / count)
+        dx = dx.reshape(x.shape).astype(x.dtype)
+    dgamma = (d * xhat).sum(axis=(0, 1)).reshape(c) if scale else None
+    dbeta = d.sum(axis=(0, 1)).reshape(c) if center else None
+    return dx, dgamma, dbeta
 
 
 def relu(x):

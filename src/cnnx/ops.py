@@ -36,7 +36,8 @@ __all__ = [
     "conv", "max_pool", "average_pool", "relu", "sigmoid", "softmax", "flatten",
     "categorical_crossentropy", "binary_crossentropy",
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
-    "depthwise_conv2d", "depthwise_conv2d_backward",
+    "depthwise_conv2d", "depthwise_conv2d_backward", "group_normalization",
+    "group_normalization_backward",
     "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
@@ -646,6 +647,75 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
             pool_size=pool_size, strides=strides, padding=padding),
             lambda x: average_pool2d(x, pool_size, strides, padding))
     return average_pool2d(inputs, pool_size, strides, padding)
+
+
+# ---------------------------------------------------------------------------------
+# Normalization over groups of channels (LayerNormalization, GroupNormalization)
+# ---------------------------------------------------------------------------------
+
+def _grouped(x, groups, where):
+    """x (N, ..., C) as (N, positions, groups, channels per group)."""
+    if x.ndim < 2:
+        raise ValueError(f"{where}: `inputs` must have a batch axis and a channel axis, "
+                         f"received shape {x.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 \
+            or x.shape[-1] % groups:
+        raise ValueError(f"{where}: `groups` must be a positive int dividing the "
+                         f"{x.shape[-1]} channels, received {groups!r}")
+    positions = int(np.prod(x.shape[1:-1], dtype=np.int64))
+    return np.ascontiguousarray(x).reshape(x.shape[0], positions, groups,
+                                           x.shape[-1] // groups)
+
+
+def group_normalization(x, groups, gamma=None, beta=None, epsilon=1e-3, out=None):
+    """Each sample's channels in `groups` groups, each group normalized over its
+    positions and channels: (x - mean) / sqrt(var + epsilon), then scaled by gamma and
+    shifted by beta per channel (either may be None). groups=1 on (N, C) rows is layer
+    normalization. Returns (y, mean, rstd), mean and rstd (N, groups) for the backward."""
+    where = "group_normalization"
+    x = _array(x, "inputs", where)
+    gamma = _bias(gamma, x.shape[-1], where) if gamma is not None else None
+    beta = _bias(beta, x.shape[-1], where) if beta is not None else None
+    x, gamma, beta = _common(x, gamma, beta)
+    epsilon = float(epsilon)
+    if not epsilon > 0:
+        raise ValueError(f"{where}: `epsilon` must be > 0, received {epsilon}")
+    g = _grouped(x, groups, where)
+    y = _output(out, x.shape, x.dtype, where, reads=(x, gamma, beta))
+    mean = np.zeros((x.shape[0], groups), x.dtype)   # groups of no values: 0 and 0
+    rstd = np.zeros((x.shape[0], groups), x.dtype)
+    if x.size:
+        _kernels.group_norm(g, gamma, beta, epsilon, y.reshape(g.shape), mean, rstd,
+                            threads_for(x.size))
+    return y, mean, rstd
+
+
+def group_normalization_backward(x, dy, mean, rstd, groups, gamma=None, center=True,
+                                 scale=True, input_grad=True, out=None):
+    """Gradients of group_normalization: (dx, dgamma, dbeta), each None when not asked
+    for (input_grad, scale, center). mean and rstd are the forward's."""
+    where = "group_normalization_backward"
+    x = _array(x, "inputs", where)
+    dy = _array(dy, "dy", where)
+    gamma = _bias(gamma, x.shape[-1], where) if gamma is not None else None
+    x, dy, gamma, mean, rstd = _common(x, dy, gamma, _array(mean, "mean", where, ndim=2),
+                                       _array(rstd, "rstd", where, ndim=2))
+    _check_grad(dy, x.shape, where)
+    if mean.shape != (x.shape[0], groups) or rstd.shape != mean.shape:
+        raise ValueError(f"{where}: `mean` and `rstd` must have shape "
+                         f"{(x.shape[0], groups)}, received {mean.shape} and {rstd.shape}")
+    out = (None, None, None) if out is None else out
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise ValueError(f"{where}: `out` must be a tuple (dx, dgamma, dbeta)")
+    channels = (x.shape[-1],)
+    dx = _output(out[0], x.shape, x.dtype, where, reads=(x, dy)) if input_grad else None
+    dgamma = _output(out[1], channels, x.dtype, where, reads=(x, dy)) if scale else None
+    dbeta = _output(out[2], channels, x.dtype, where, reads=(x, dy)) if center else None
+    gx, gdy = _grouped(x, groups, where), _grouped(dy, groups, where)
+    _kernels.group_norm_grad(gx, gdy, gamma, mean, rstd,
+                             None if dx is None else dx.reshape(gx.shape), dgamma, dbeta,
+                             threads_for(x.size), _workspace)
+    return dx, dgamma, dbeta
 
 
 # ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ reference = ref
 # its twin in cnnx._reference (same arithmetic in plain NumPy: im2col + matmul
 # convolutions, strided-slice pooling, ...).
 REFERENCE_TWINS = ("conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
-                   "depthwise_conv2d",
+                   "depthwise_conv2d", "group_normalization", "group_normalization_backward",
                    "depthwise_conv2d_backward", "relu", "relu_backward", "max_pool2d",
                    "max_pool2d_backward", "average_pool2d", "average_pool2d_backward",
                    "dense", "dense_backward", "softmax", "sigmoid", "softmax_cross_entropy",

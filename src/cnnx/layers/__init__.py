@@ -39,7 +39,7 @@ from .merging import (
     multiply,
     subtract,
 )
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from .pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -77,7 +77,8 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "Reshape", "Lambda", "Activation", "ReLU", "LeakyReLU", "Softmax", "BatchNormalization",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
-           "ELU", "PReLU", "UpSampling2D", "ZeroPadding2D", "Cropping2D", "Permute",
+           "LayerNormalization", "GroupNormalization", "ELU", "PReLU", "UpSampling2D",
+           "ZeroPadding2D", "Cropping2D", "Permute",
            "RepeatVector", "GaussianNoise", "GaussianDropout", "SpatialDropout2D",
            "Rescaling", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
            "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",

@@ -1,10 +1,14 @@
-"""BatchNormalization over the channel (last) axis, with Keras's defaults."""
+"""BatchNormalization, LayerNormalization and GroupNormalization over the channel (last)
+axis, with Keras's defaults."""
+import numbers
+
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import initializers, ops, regularizers
+from .._compat import refuse_unimplemented
 from .base import REGISTRY, Layer
 
-__all__ = ["BatchNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization"]
 
 
 @REGISTRY.register()
@@ -79,3 +83,113 @@ class BatchNormalization(Layer):
         dx = inv / n * (n * g - g.sum(axis=axes) - xhat * (g * xhat).sum(axis=axes))
         return dx.astype(grad.dtype)
 
+
+
+class _GroupNorm(Layer):
+    """Normalization of each sample over groups of channels (the compiled kernels of
+    ops.group_normalization), then a learned scale gamma and offset beta per channel."""
+
+    def _init_norm(self, axis, epsilon, center, scale, beta_initializer, gamma_initializer,
+                   beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint):
+        where = f"{type(self).__name__} {self.name!r}"
+        if axis not in (-1,):
+            raise ValueError(f"{where}: only axis=-1 (the channels) is supported, received "
+                             f"{axis!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) \
+                or not epsilon > 0:
+            raise ValueError(f"{where}: `epsilon` must be > 0, received {epsilon!r}")
+        refuse_unimplemented(where, beta_constraint=(beta_constraint, None),
+                             gamma_constraint=(gamma_constraint, None))
+        self.beta_constraint = self.gamma_constraint = None
+        self.axis, self.epsilon = axis, float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def build(self, input_shape):
+        c = (input_shape[-1],)
+        self.gamma = (self.add_weight("gamma", c, self.gamma_initializer,
+                                      self.gamma_regularizer) if self.scale else None)
+        self.beta = (self.add_weight("beta", c, self.beta_initializer, self.beta_regularizer)
+                     if self.center else None)
+
+    def _view(self, x):
+        return x
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        x = self._view(inputs)
+        y, mean, rstd = ops.group_normalization(
+            x, self._groups(), self.gamma.value if self.scale else None,
+            self.beta.value if self.center else None, self.epsilon,
+            out=ctx.buffer("y", x.shape, x.dtype))
+        ctx.saved.update(x=x, mean=mean, rstd=rstd)
+        return y.reshape(inputs.shape)
+
+    def backward(self, ctx, grad):
+        x = ctx.saved["x"]
+        need = ctx.need_input_grad
+        dx, dgamma, dbeta = ops.group_normalization_backward(
+            x, grad.reshape(x.shape), ctx.saved["mean"], ctx.saved["rstd"], self._groups(),
+            self.gamma.value if self.scale else None, self.center, self.scale, need)
+        if self.scale:
+            ctx.add_grad(self.gamma, dgamma)
+        if self.center:
+            ctx.add_grad(self.beta, dbeta)
+        return None if dx is None else dx.reshape(grad.shape)
+
+
+@REGISTRY.register()
+class LayerNormalization(_GroupNorm):
+    """Each position's channels normalized by their own mean and variance (over the
+    last axis), then scaled and shifted: Keras 3's defaults (epsilon 1e-3)."""
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        refuse_unimplemented(f"LayerNormalization {self.name!r}",
+                             rms_scaling=(rms_scaling, False))
+        self.rms_scaling = False
+        self._init_norm(axis, epsilon, center, scale, beta_initializer, gamma_initializer,
+                        beta_regularizer, gamma_regularizer, beta_constraint,
+                        gamma_constraint)
+
+    def _groups(self):
+        return 1
+
+    def _view(self, x):   # every position its own sample
+        return x.reshape(-1, x.shape[-1])
+
+
+@REGISTRY.register()
+class GroupNormalization(_GroupNorm):
+    """Each sample's channels in `groups` groups, each normalized over its positions and
+    channels, then scaled and shifted per channel (Keras 3's defaults: 32 groups,
+    epsilon 1e-3)."""
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) \
+                or groups < 1:
+            raise ValueError(f"GroupNormalization {self.name!r}: `groups` must be a "
+                             f"positive int, received {groups!r}")
+        self.groups = int(groups)
+        self._init_norm(axis, epsilon, center, scale, beta_initializer, gamma_initializer,
+                        beta_regularizer, gamma_regularizer, beta_constraint,
+                        gamma_constraint)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] % self.groups:
+            raise ValueError(f"GroupNormalization {self.name!r}: {self.groups} groups must "
+                             f"divide the {input_shape[-1]} channels of inputs of shape "
+                             f"{tuple(input_shape)}")
+        super().build(input_shape)
+
+    def _groups(self):
+        return self.groups
