@@ -146,6 +146,29 @@ def test_group_normalization_any_shape(n, h, w, groups, per, affine, dtype, seed
         _assert_close(g, r, dtype, name)
 
 
+
+@FUZZ
+@given(n=dims, h=dims, c=st.integers(0, 9), affine=st.booleans(), training=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 32 - 1))
+def test_batch_normalization_any_shape(n, h, c, affine, training, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, h, 3, c)) * 4 + 2).astype(dtype)
+    gamma = rng.standard_normal(c).astype(dtype) if affine else None
+    beta = rng.standard_normal(c).astype(dtype) if affine else None
+    mean, var = ops.batch_normalization_moments(x)
+    for name, g, r in zip(("mean", "var"), (mean, var), ref.batch_normalization_moments(x)):
+        _assert_close(g, r, dtype, name)
+    _assert_close(ops.batch_normalization(x, mean, var, gamma, beta),
+                  ref.batch_normalization(x, mean, var, gamma, beta), dtype, "y")
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    for name, g, r in zip(("dx", "dgamma", "dbeta"),
+                          ops.batch_normalization_backward(x, dy, mean, var, gamma,
+                                                           training=training),
+                          ref.batch_normalization_backward(x, dy, mean, var, gamma,
+                                                           training=training)):
+        _assert_close(g, r, dtype, name)
+
+
 @FUZZ
 @given(n=dims, h=dims, w=dims, c=st.integers(0, 9), ph=st.integers(1, 4),
        pw=st.integers(1, 4), sh=extents, sw=extents,

@@ -67,6 +67,9 @@ def _all_kernels(rng):
     wide = rng.standard_normal((37, 9, 9, 24)).astype(np.float32)  # 10 kernel-grad chunks
     wk = rng.standard_normal((3, 3, 24, 1)).astype(np.float32)
     out += list(ops.depthwise_conv2d_backward(wide, wk, ops.depthwise_conv2d(wide, wk)))
+    bm, bv = ops.batch_normalization_moments(big)      # 18432 rows: 72 chunks
+    by = ops.batch_normalization(big, bm, bv, np.ones(16, np.float32), None)
+    out += [bm, bv, by, *ops.batch_normalization_backward(big, by, bm, bv)]
     gy, gm, gr = ops.group_normalization(wide, 4, np.ones(24, np.float32), None)
     out += [gy, gm, gr, *ops.group_normalization_backward(wide, gy, gm, gr, 4,
                                                           np.ones(24, np.float32))]

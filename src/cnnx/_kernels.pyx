@@ -2033,3 +2033,149 @@ def group_norm_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
         _sum_chunks(partial, nchunks, 2 * C, 1, C, C, &dgamma[0], nthreads)
     if dbeta is not None:
         _sum_chunks(partial + C, nchunks, 2 * C, 1, C, C, &dbeta[0], nthreads)
+
+
+# ---------------------------------------------------------------------------------
+# Batch normalization over rows (BatchNormalization: statistics per channel)
+# ---------------------------------------------------------------------------------
+# x is seen as (R, C): R rows (samples x positions), C channels. The per-channel sums
+# over rows are cut into chunks of BN_CHUNK rows, each summed in double precision in row
+# order into its own partial, and the partials added in chunk order: the same bits for
+# any thread count.
+
+cdef enum:
+    BN_CHUNK = 256
+
+
+cdef void _bn_partial_sums(const floating *x, const double *centre, int64_t R, int64_t C,
+                           bint square, double *partial, int nthreads) noexcept nogil:
+    """partial[ch, c] = sum over the chunk's rows of x (or of (x - centre)^2)."""
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, i, c
+    cdef double *part
+    cdef double d
+    with parallel(num_threads=nthreads):
+        for ch in prange(nchunks, schedule="static"):
+            part = partial + ch * C
+            for c in range(C):
+                part[c] = 0
+            for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
+                if square:
+                    for c in range(C):
+                        d = x[i * C + c] - centre[c]
+                        part[c] = part[c] + d * d
+                else:
+                    for c in range(C):
+                        part[c] = part[c] + x[i * C + c]
+
+
+cdef void _bn_chunk_total(const double *partial, int64_t nchunks, int64_t C,
+                          double *out) noexcept nogil:
+    cdef int64_t ch, c
+    for c in range(C):
+        out[c] = 0
+    for ch in range(nchunks):
+        for c in range(C):
+            out[c] = out[c] + partial[ch * C + c]
+
+
+def batch_norm_moments(const floating[:, ::1] x, floating[::1] mean, floating[::1] var,
+                       int nthreads, workspace):
+    """The mean and (biased) variance of each column of x, in two passes."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], c
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
+    cdef double *partial
+    cdef double *total
+    if C == 0:
+        return
+    if R == 0:
+        mean[...] = 0
+        var[...] = 0
+        return
+    partial = <double *> _aligned(_scratch(workspace, (nchunks + 2) * C * sizeof(double)
+                                           + ALIGN))
+    total = partial + nchunks * C
+    with nogil:
+        _bn_partial_sums(&x[0, 0], NULL, R, C, False, partial, nthreads)
+        _bn_chunk_total(partial, nchunks, C, total)
+        for c in range(C):
+            total[c] = total[c] / R
+            mean[c] = <floating> total[c]
+        _bn_partial_sums(&x[0, 0], total, R, C, True, partial, nthreads)
+        _bn_chunk_total(partial, nchunks, C, total + C)
+        for c in range(C):
+            var[c] = <floating> (total[C + c] / R)
+
+
+def batch_norm_apply(const floating[:, ::1] x, const floating[::1] scale,
+                     const floating[::1] shift, floating[:, ::1] y, int nthreads):
+    """y = x * scale + shift per column (the normalization and its affine map, folded)."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], i, c
+    with nogil:
+        for i in prange(R, num_threads=nthreads, schedule="static"):
+            for c in range(C):
+                y[i, c] = x[i, c] * scale[c] + shift[c]
+
+
+def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
+                    const floating[::1] mean, const floating[::1] rstd,
+                    const floating[::1] gamma, bint training, floating[:, ::1] dx,
+                    floating[::1] dgamma, floating[::1] dbeta, int nthreads, workspace):
+    """dbeta = sum dy, dgamma = sum dy * xhat (xhat = (x - mean) * rstd), per column;
+    dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / R) with batch statistics
+    (training), or gamma * rstd * dy with fixed ones. Any output may be None."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], i, c, ch
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
+    cdef double *partial
+    cdef double *s1
+    cdef double *s2
+    cdef double *part
+    cdef double g
+    cdef floating a, xh
+    cdef bint has_gamma = gamma is not None
+    if C == 0:
+        return
+    if R == 0:
+        if dgamma is not None:
+            dgamma[...] = 0
+        if dbeta is not None:
+            dbeta[...] = 0
+        return
+    partial = <double *> _aligned(_scratch(workspace, (2 * nchunks + 2) * C * sizeof(double)
+                                           + ALIGN))
+    s1 = partial + 2 * nchunks * C
+    s2 = s1 + C
+    with nogil:
+        with parallel(num_threads=nthreads):
+            for ch in prange(nchunks, schedule="static"):
+                part = partial + 2 * ch * C
+                for c in range(2 * C):
+                    part[c] = 0
+                for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
+                    for c in range(C):
+                        g = dy[i, c]
+                        part[c] = part[c] + g
+                        part[C + c] = part[C + c] + g * (x[i, c] - mean[c]) * rstd[c]
+        for c in range(C):
+            s1[c] = 0
+            s2[c] = 0
+        for ch in range(nchunks):
+            for c in range(C):
+                s1[c] = s1[c] + partial[2 * ch * C + c]
+                s2[c] = s2[c] + partial[2 * ch * C + C + c]
+    if dbeta is not None:
+        for c in range(C):
+            dbeta[c] = <floating> s1[c]
+    if dgamma is not None:
+        for c in range(C):
+            dgamma[c] = <floating> s2[c]
+    if dx is None:
+        return
+    with nogil:
+        for i in prange(R, num_threads=nthreads, schedule="static"):
+            for c in range(C):
+                a = (gamma[c] if has_gamma else 1) * rstd[c]
+                if training:
+                    xh = (x[i, c] - mean[c]) * rstd[c]
+                    dx[i, c] = a * (dy[i, c] - <floating> ((s1[c] + xh * s2[c]) / R))
+                else:
+                    dx[i, c] = a * dy[i, c]

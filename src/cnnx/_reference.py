@@ -17,7 +17,8 @@ from ._geometry import conv_output_length, normalize_padding, normalize_tuple, p
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
     "depthwise_conv2d", "depthwise_conv2d_backward", "group_normalization",
-    "group_normalization_backward", "relu",
+    "group_normalization_backward", "batch_normalization_moments", "batch_normalization",
+    "batch_normalization_backward", "relu",
     "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward", "softmax",
     "sigmoid", "softmax_cross_entropy", "sigmoid_cross_entropy", "im2col",
@@ -184,6 +185,39 @@ def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilatio
         if kernel.shape[3] > 1:
             dx = np.ascontiguousarray(dx.reshape(x.shape + (kernel.shape[3],)).sum(axis=-1))
     return dx, dkernel, dbias
+
+
+def batch_normalization_moments(x):
+    axes = tuple(range(x.ndim - 1))
+    if x.size == 0:
+        return np.zeros(x.shape[-1], x.dtype), np.zeros(x.shape[-1], x.dtype)
+    return (x.mean(axis=axes, dtype=np.float64).astype(x.dtype),
+            x.var(axis=axes, dtype=np.float64).astype(x.dtype))
+
+
+def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3):
+    y = (x - mean) / np.sqrt(variance.astype(np.float64) + epsilon)
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y.astype(x.dtype)
+
+
+def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3,
+                                 training=True, center=True, scale=True, input_grad=True):
+    axes = tuple(range(x.ndim - 1))
+    rows = max(x.size // max(x.shape[-1], 1), 1)
+    rstd = 1 / np.sqrt(variance.astype(np.float64) + epsilon)
+    xhat = (x - mean) * rstd
+    s1, s2 = dy.sum(axis=axes), (dy * xhat).sum(axis=axes)
+    a = rstd * (1 if gamma is None else gamma)
+    dx = None
+    if input_grad:
+        dx = a * (dy - (s1 + xhat * s2) / rows) if training else a * dy
+        dx = dx.astype(x.dtype)
+    return (dx, s2.astype(x.dtype) if scale else None,
+            s1.astype(x.dtype) if center else None)
 
 
 def group_normalization(x, groups, gamma=None, beta=None, epsilon=1e-3):

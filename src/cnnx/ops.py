@@ -37,7 +37,8 @@ __all__ = [
     "categorical_crossentropy", "binary_crossentropy",
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
     "depthwise_conv2d", "depthwise_conv2d_backward", "group_normalization",
-    "group_normalization_backward",
+    "group_normalization_backward", "batch_normalization_moments", "batch_normalization",
+    "batch_normalization_backward",
     "relu_backward", "max_pool2d", "max_pool2d_backward",
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
@@ -647,6 +648,95 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
             pool_size=pool_size, strides=strides, padding=padding),
             lambda x: average_pool2d(x, pool_size, strides, padding))
     return average_pool2d(inputs, pool_size, strides, padding)
+
+
+# ---------------------------------------------------------------------------------
+# Batch normalization (statistics per channel, over the batch and positions)
+# ---------------------------------------------------------------------------------
+
+def _rows(x, where):
+    """x (N, ..., C) as (rows, C), C-contiguous."""
+    if x.ndim < 2:
+        raise ValueError(f"{where}: `inputs` must have a batch axis and a channel axis, "
+                         f"received shape {x.shape}")
+    return np.ascontiguousarray(x).reshape(int(np.prod(x.shape[:-1], dtype=np.int64)),
+                                           x.shape[-1])
+
+
+def _channel_vector(v, channels, name, where, dtype):
+    v = np.ascontiguousarray(_array(v, name, where, ndim=1), dtype=dtype)
+    if v.shape != (channels,):
+        raise ValueError(f"{where}: `{name}` must have one value per channel ({channels}), "
+                         f"received shape {v.shape}")
+    return v
+
+
+def _rstd(variance, epsilon, where):
+    epsilon = float(epsilon)
+    if not epsilon > 0:
+        raise ValueError(f"{where}: `epsilon` must be > 0, received {epsilon}")
+    return (1 / np.sqrt(variance.astype(np.float64) + epsilon)).astype(variance.dtype)
+
+
+def batch_normalization_moments(x):
+    """The mean and (biased) variance of each channel of x (N, ..., C), over every other
+    axis, summed in fixed chunks in double precision."""
+    where = "batch_normalization_moments"
+    x = _array(x, "inputs", where)
+    rows = _rows(x, where)
+    mean = np.empty(x.shape[-1], x.dtype)
+    var = np.empty(x.shape[-1], x.dtype)
+    _kernels.batch_norm_moments(rows, mean, var, threads_for(x.size), _workspace)
+    return mean, var
+
+
+def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3, out=None):
+    """(x - mean) / sqrt(variance + epsilon) * gamma + beta per channel (the last axis),
+    computed as one multiply-add per element."""
+    where = "batch_normalization"
+    x = _array(x, "inputs", where)
+    c = x.shape[-1] if x.ndim else 0
+    mean = _channel_vector(mean, c, "mean", where, x.dtype)
+    rstd = _rstd(_channel_vector(variance, c, "variance", where, x.dtype), epsilon, where)
+    scale = rstd if gamma is None else rstd * _channel_vector(gamma, c, "gamma", where,
+                                                                x.dtype)
+    shift = -mean * scale
+    if beta is not None:
+        shift = shift + _channel_vector(beta, c, "beta", where, x.dtype)
+    y = _output(out, x.shape, x.dtype, where, reads=(x,))
+    rows = _rows(x, where)
+    _kernels.batch_norm_apply(rows, np.ascontiguousarray(scale, x.dtype),
+                              np.ascontiguousarray(shift, x.dtype), y.reshape(rows.shape),
+                              threads_for(x.size))
+    return y
+
+
+def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3,
+                                 training=True, center=True, scale=True, input_grad=True,
+                                 out=None):
+    """Gradients of batch_normalization: (dx, dgamma, dbeta), each None when not asked
+    for. training: the statistics were the batch's own (their gradient flows into dx);
+    otherwise they were fixed (the moving ones)."""
+    where = "batch_normalization_backward"
+    x = _array(x, "inputs", where)
+    dy = _array(dy, "dy", where)
+    x, dy = _common(x, dy)
+    _check_grad(dy, x.shape, where)
+    c = x.shape[-1]
+    mean = _channel_vector(mean, c, "mean", where, x.dtype)
+    rstd = _rstd(_channel_vector(variance, c, "variance", where, x.dtype), epsilon, where)
+    gamma = None if gamma is None else _channel_vector(gamma, c, "gamma", where, x.dtype)
+    out = (None, None, None) if out is None else out
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise ValueError(f"{where}: `out` must be a tuple (dx, dgamma, dbeta)")
+    dx = _output(out[0], x.shape, x.dtype, where, reads=(x, dy)) if input_grad else None
+    dgamma = _output(out[1], (c,), x.dtype, where, reads=(x, dy)) if scale else None
+    dbeta = _output(out[2], (c,), x.dtype, where, reads=(x, dy)) if center else None
+    rows = _rows(x, where)
+    _kernels.batch_norm_grad(rows, _rows(dy, where), mean, rstd, gamma, bool(training),
+                             None if dx is None else dx.reshape(rows.shape), dgamma, dbeta,
+                             threads_for(x.size), _workspace)
+    return dx, dgamma, dbeta
 
 
 # ---------------------------------------------------------------------------------

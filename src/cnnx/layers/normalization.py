@@ -2,8 +2,6 @@
 axis, with Keras's defaults."""
 import numbers
 
-import numpy as np
-
 from .. import initializers, ops, regularizers
 from .._compat import refuse_unimplemented
 from .base import REGISTRY, Layer
@@ -15,7 +13,8 @@ __all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization"]
 class BatchNormalization(Layer):
     """Training: normalise by the batch's mean and variance, and update the moving
     statistics (moving = momentum * moving + (1 - momentum) * batch). Inference: use
-    the moving statistics."""
+    the moving statistics. Compiled kernels (ops.batch_normalization and friends):
+    statistics summed in fixed chunks in double precision, one multiply-add per element."""
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
@@ -49,40 +48,36 @@ class BatchNormalization(Layer):
                                                self.moving_variance_initializer, trainable=False)
 
     def forward(self, ctx, inputs, training=False):
-        axes = tuple(range(inputs.ndim - 1))
         # As in Keras 3, a frozen BatchNormalization runs in inference mode (transfer
         # learning: its statistics stay those of the data it was trained on).
         training = ctx.saved["training"] = training and self.trainable
         if training:
-            mean = inputs.mean(axis=axes)
-            var = inputs.var(axis=axes)
+            mean, var = ops.batch_normalization_moments(inputs)
             m = self.momentum
             self.moving_mean.value[...] = m * self.moving_mean.value + (1 - m) * mean
             self.moving_variance.value[...] = m * self.moving_variance.value + (1 - m) * var
         else:
-            mean, var = self.moving_mean.value, self.moving_variance.value
-        inv = 1 / np.sqrt(var + self.epsilon)
-        xhat = (inputs - mean) * inv
-        ctx.saved.update(xhat=xhat, inv=inv)
-        y = xhat * self.gamma.value if self.scale else xhat
-        return (y + self.beta.value if self.center else y).astype(inputs.dtype)
+            mean = self.moving_mean.value.astype(inputs.dtype)
+            var = self.moving_variance.value.astype(inputs.dtype)
+        ctx.saved.update(x=inputs, mean=mean, var=var)
+        return ops.batch_normalization(
+            inputs, mean, var, self.gamma.value if self.scale else None,
+            self.beta.value if self.center else None, self.epsilon,
+            out=ctx.buffer("y", inputs.shape, inputs.dtype))
 
     def backward(self, ctx, grad):
-        axes = tuple(range(grad.ndim - 1))
-        n = grad.size // grad.shape[-1]
-        xhat, inv = ctx.saved["xhat"], ctx.saved["inv"]
+        saved = ctx.saved
+        x = saved["x"]
+        dx, dgamma, dbeta = ops.batch_normalization_backward(
+            x, grad, saved["mean"], saved["var"], self.gamma.value if self.scale else None,
+            self.epsilon, saved["training"], self.center, self.scale, ctx.need_input_grad,
+            out=(ctx.buffer("dx", x.shape, x.dtype) if ctx.need_input_grad else None,
+                 None, None))
         if self.center:
-            ctx.add_grad(self.beta, grad.sum(axis=axes).astype(grad.dtype))
+            ctx.add_grad(self.beta, dbeta)
         if self.scale:
-            ctx.add_grad(self.gamma, (grad * xhat).sum(axis=axes).astype(grad.dtype))
-        if not ctx.need_input_grad:
-            return None
-        g = grad * self.gamma.value if self.scale else grad
-        if not ctx.saved["training"]:   # the statistics are constants
-            return (g * inv).astype(grad.dtype)
-        dx = inv / n * (n * g - g.sum(axis=axes) - xhat * (g * xhat).sum(axis=axes))
-        return dx.astype(grad.dtype)
-
+            ctx.add_grad(self.gamma, dgamma)
+        return dx
 
 
 class _GroupNorm(Layer):

@@ -1,0 +1,81 @@
+"""The compiled normalization kernels (batch, layer and group) against their NumPy twins
+in both dtypes, and their gradients by finite differences in float64. (Fuzzing:
+fuzz_kernels.py; thread counts: test_threads.py.)"""
+import numpy as np
+import pytest
+
+from cnnx import ops
+from cnnx.testing import reference as ref
+
+from helpers import assert_grad, numerical_grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 6), (3, 5, 4, 8), (40, 9, 9, 16), (1, 3)])
+def test_batch_normalization_matches_the_twin(shape, dtype, rng):
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    gamma, beta = (rng.standard_normal(shape[-1]).astype(dtype) for _ in range(2))
+    # float32: the kernels sum in double precision, the twin in float32.
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12,
+                                                                      atol=1e-12)
+    mean, var = ops.batch_normalization_moments(x)
+    for got, want in zip((mean, var), ref.batch_normalization_moments(x)):
+        np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(ops.batch_normalization(x, mean, var, gamma, beta),
+                               ref.batch_normalization(x, mean, var, gamma, beta), **tol)
+    dy = rng.standard_normal(shape).astype(dtype)
+    for training in (True, False):
+        for got, want in zip(
+                ops.batch_normalization_backward(x, dy, mean, var, gamma, training=training),
+                ref.batch_normalization_backward(x, dy, mean, var, gamma,
+                                                 training=training)):
+            np.testing.assert_allclose(got, want, **tol)
+
+
+def test_batch_normalization_gradients_by_finite_differences(rng):
+    x = rng.standard_normal((3, 2, 2, 4))
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    r = rng.standard_normal(x.shape)
+
+    def training_loss():   # the statistics are the batch's own
+        mean, var = ops.batch_normalization_moments(x)
+        return float(np.sum(ops.batch_normalization(x, mean, var, gamma, beta) * r))
+
+    mean, var = ops.batch_normalization_moments(x)
+    dx, dgamma, dbeta = ops.batch_normalization_backward(x, r, mean, var, gamma)
+    assert_grad(dx, numerical_grad(training_loss, x))
+    assert_grad(dgamma, numerical_grad(training_loss, gamma))
+    assert_grad(dbeta, numerical_grad(training_loss, beta))
+    fixed_mean, fixed_var = rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    dx, _, _ = ops.batch_normalization_backward(x, r, fixed_mean, fixed_var, gamma,
+                                                training=False)
+    assert_grad(dx, numerical_grad(lambda: float(np.sum(ops.batch_normalization(
+        x, fixed_mean, fixed_var, gamma, beta) * r)), x))
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_group_normalization_gradients_by_finite_differences(groups, rng):
+    x = rng.standard_normal((2, 3, 2, 4)) * 2
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    r = rng.standard_normal(x.shape)
+
+    def loss():
+        return float(np.sum(ops.group_normalization(x, groups, gamma, beta)[0] * r))
+
+    _, mean, rstd = ops.group_normalization(x, groups, gamma, beta)
+    dx, dgamma, dbeta = ops.group_normalization_backward(x, r, mean, rstd, groups, gamma)
+    assert_grad(dx, numerical_grad(loss, x))
+    assert_grad(dgamma, numerical_grad(loss, gamma))
+    assert_grad(dbeta, numerical_grad(loss, beta))
+
+
+def test_normalization_arguments_are_checked():
+    x = np.ones((2, 6), np.float32)
+    with pytest.raises(ValueError, match="group_normalization: `groups` must be a positive "
+                                         "int dividing the 6 channels, received 4"):
+        ops.group_normalization(x, 4)
+    with pytest.raises(ValueError, match="batch_normalization: `mean` must have one value "
+                                         "per channel"):
+        ops.batch_normalization(x, np.zeros(5), np.ones(6))
+    with pytest.raises(ValueError, match="`epsilon` must be > 0"):
+        ops.batch_normalization(x, np.zeros(6), np.ones(6), epsilon=0)
