@@ -464,3 +464,30 @@ def test_validation_in_fit_is_heard_by_the_test_hooks():
     model.fit(x, np.zeros((8, 1)), epochs=2, verbose=0, validation_split=0.25,
               callbacks=[Hooks()])
     assert heard == ["begin", ["loss"], "begin", ["loss"]]
+
+
+def test_inference_folds_batch_normalization_into_the_layer_before_it(rng):
+    """conv -> BN -> relu and dense -> BN: the inference plan drops the BN steps, and
+    predicts what the unfolded model computes; a BN after an activation, or after a
+    tensor with another consumer, stays."""
+    from cnnx.models.plan import Plan
+    cnnx.utils.set_random_seed(8)
+    kw = {"dtype": "float64"}
+    inp = cnnx.Input((6, 6, 3))
+    c = layers.Conv2D(4, 3, padding="same", **kw)(inp)
+    h = layers.Activation("relu", **kw)(layers.BatchNormalization(**kw)(c))
+    side = layers.BatchNormalization(**kw)(layers.Conv2D(4, 1, activation="relu", **kw)(h))
+    shared = layers.Conv2D(4, 1, **kw)(h)          # feeds a BN and the Add: not folded
+    h = layers.add([layers.BatchNormalization(**kw)(shared), shared, side], **kw)
+    h = layers.Dense(5, **kw)(layers.GlobalAveragePooling2D(**kw)(h))
+    out = layers.BatchNormalization(**kw)(h)
+    model = cnnx.Model(inp, out)
+    model.compile(optimizer="adam", loss="mse")
+    x = rng.standard_normal((8, 6, 6, 3))
+    model.fit(x, rng.standard_normal((8, 5)), epochs=3, verbose=0)   # moving statistics
+    folded, plain = Plan(model, False), Plan(model, False, fold=False)
+    assert len(plain.steps) - len(folded.steps) == 2          # the first and the last BN
+    np.testing.assert_allclose(folded.forward([x])[0], plain.forward([x])[0], rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(model.predict(x, verbose=0), plain.forward([x])[0],
+                               rtol=1e-12, atol=1e-12)

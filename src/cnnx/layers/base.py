@@ -161,10 +161,12 @@ class Context:
       emit_logits            the loss applies this layer's final activation itself
       grad_is_preactivation  the consumer already applied this layer's ReLU mask
       fuse_relu_backward     apply the producer's ReLU mask in this backward
+      affine                 (inference) a layer whose per-channel affine map this
+                             layer's output goes through next: fold it into the weights
     Backward leaves each weight's gradient with `add_grad`, for the plan to collect."""
 
     __slots__ = ("buffers", "need_input_grad", "emit_logits", "grad_is_preactivation",
-                 "fuse_relu_backward", "grads", "saved")
+                 "fuse_relu_backward", "affine", "grads", "saved")
 
     def __init__(self):
         self.buffers = {}
@@ -172,6 +174,7 @@ class Context:
         self.emit_logits = False
         self.grad_is_preactivation = False
         self.fuse_relu_backward = False
+        self.affine = None
         self.grads = []
         self.saved = {}
 
@@ -336,6 +339,12 @@ class Layer:
     def no_backward_reason(self):
         """Why the layer has no backward (None when it has one)."""
         return None if self.has_backward else "it defines no backward"
+
+    @property
+    def absorbs_affine(self):
+        """Whether the layer can fold a following per-channel affine map (an inference
+        BatchNormalization) into its own weights: a linear layer with no activation."""
+        return False
 
     @property
     def fusable_activation(self):

@@ -65,9 +65,11 @@ class Conv2D(_Activated):
                              f"padding='valid'")
         return (n, oh, ow, self.filters)
 
+    _folds_affine = True
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
-        z = ops.conv2d(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
-                       self.strides, self.padding, self.dilation_rate,
+        kernel, bias = self._weights_for(ctx, inputs.dtype)
+        z = ops.conv2d(inputs, kernel, bias, self.strides, self.padding, self.dilation_rate,
                        "relu" if self._fused_relu(ctx) else None,
                        out=ctx.buffer("z", (inputs.shape[0],) + self.output_shape[1:],
                                       inputs.dtype))
@@ -222,6 +224,8 @@ class SeparableConv2D(_SpatialConv):
     pointwise 1 x 1 convolution to `filters` channels with the bias and activation, as in
     Keras. The pointwise step runs on the GEMM kernels, with ReLU fused."""
 
+    _folds_affine = True   # into the pointwise kernel and the bias
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  data_format=None, dilation_rate=(1, 1), depth_multiplier=1, activation=None,
                  use_bias=True, depthwise_initializer="glorot_uniform",
@@ -271,8 +275,13 @@ class SeparableConv2D(_SpatialConv):
         t = ops.depthwise_conv2d(inputs, self.depthwise_kernel.value, None, self.strides,
                                  self.padding, self.dilation_rate,
                                  out=ctx.buffer("t", depth_shape, inputs.dtype))
-        z = ops.conv2d(t, self.pointwise_kernel.value,
-                       self.bias.value if self.use_bias else None, 1, "valid", 1,
+        pointwise = self.pointwise_kernel.value
+        bias = self.bias.value if self.use_bias else None
+        if ctx.affine is not None:   # a following BatchNormalization, folded (inference)
+            scale, shift = ctx.affine.inference_affine(inputs.dtype)
+            pointwise = pointwise * scale
+            bias = shift if bias is None else bias * scale + shift
+        z = ops.conv2d(t, pointwise, bias, 1, "valid", 1,
                        "relu" if self._fused_relu(ctx) else None,
                        out=ctx.buffer("z", (n,) + self.output_shape[1:], inputs.dtype))
         ctx.saved.update(x=inputs, t=t)

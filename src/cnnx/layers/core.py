@@ -90,6 +90,23 @@ class _Activated(Layer):
     def fusable_activation(self):
         return None if self._act == "linear" else self._act
 
+    # Dense and Conv2D fold a following inference BatchNormalization (see absorbs_affine).
+    _folds_affine = False
+
+    @property
+    def absorbs_affine(self):
+        return self._folds_affine and self._act == "linear"
+
+    def _weights_for(self, ctx, dtype):
+        """The kernel and bias to compute with: the layer's, or, with an affine map
+        folded in (ctx.affine), kernel * scale and bias * scale + shift per channel."""
+        kernel = self.kernel.value
+        bias = self.bias.value if self.use_bias else None
+        if ctx.affine is None:
+            return kernel, bias
+        scale, shift = ctx.affine.inference_affine(dtype)
+        return kernel * scale, shift if bias is None else bias * scale + shift
+
     def _fused_relu(self, ctx):
         return self._act == "relu" and not ctx.emit_logits
 
@@ -139,9 +156,11 @@ class Dense(_Activated):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
+    _folds_affine = True
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
-        z = ops.dense(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
-                      "relu" if self._fused_relu(ctx) else None,
+        kernel, bias = self._weights_for(ctx, inputs.dtype)
+        z = ops.dense(inputs, kernel, bias, "relu" if self._fused_relu(ctx) else None,
                       out=ctx.buffer("z", (inputs.shape[0], self.units), inputs.dtype))
         ctx.saved["x"] = inputs
         return self._activate(ctx, z)

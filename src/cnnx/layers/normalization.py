@@ -2,6 +2,8 @@
 axis, with Keras's defaults."""
 import numbers
 
+import numpy as np
+
 from .. import initializers, ops, regularizers
 from .._compat import refuse_unimplemented
 from .base import REGISTRY, Layer
@@ -46,6 +48,14 @@ class BatchNormalization(Layer):
                                            trainable=False)
         self.moving_variance = self.add_weight("moving_variance", c,
                                                self.moving_variance_initializer, trainable=False)
+
+    def inference_affine(self, dtype):
+        """The inference transform as y = x * scale + shift per channel (moving
+        statistics, gamma, beta): what a preceding linear layer folds into its weights."""
+        rstd = 1 / np.sqrt(self.moving_variance.value.astype(np.float64) + self.epsilon)
+        scale = rstd * (self.gamma.value if self.scale else 1)
+        shift = -self.moving_mean.value * scale + (self.beta.value if self.center else 0)
+        return scale.astype(dtype), shift.astype(dtype)
 
     def forward(self, ctx, inputs, training=False):
         # As in Keras 3, a frozen BatchNormalization runs in inference mode (transfer

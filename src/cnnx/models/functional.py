@@ -233,13 +233,13 @@ class Model(Trainer, Layer):
     def _run_inference(self, xs, training=False):
         """The outputs for the checked inputs xs, as fresh arrays. Concurrent callers
         each take an idle plan (or compile one): no two share buffers."""
-        key = (False, tuple(a.shape for a in xs))
+        key = ("inference", bool(training), tuple(a.shape for a in xs))
         with _guard.guard(self).reading():
             with self._plans_lock:
                 idle = self._plans.get(key)
                 plan = idle.pop() if idle else None
             if plan is None:
-                plan = Plan(self, False)
+                plan = Plan(self, False, fold=not training)
             outputs = [np.array(o, copy=True) for o in plan.forward(xs, training)]
             with self._plans_lock:
                 if len(self._plans) >= _MAX_PLANS and key not in self._plans:

@@ -16,6 +16,9 @@ the layers involved and sets flags in their contexts; every step keeps the same
   No input gradient where nothing upstream trains: a layer whose inputs depend on no
       trained weight does not compute dL/dx (and a ReLU first layer masks dy inside its
       kernel-gradient pass instead).
+  BatchNormalization into the layer before it (inference): a linear Conv2D or Dense
+      whose output only feeds a BatchNormalization computes with the normalization's
+      affine map folded into its kernel and bias, and the normalization step is gone.
 
 A fusion applies only where the fused tensor has no other consumer (in a residual block,
 a ReLU output that feeds both a convolution and an Add keeps its own backward pass).
@@ -67,9 +70,11 @@ def _flatten(model, input_keys, path, steps):
 class Plan:
     """The steps of one model for one batch shape. `forward(inputs)` returns the
     outputs; in a training plan, `backward(output_grads)` then returns the gradient of
-    each variable in `variables` (summed over every use of a shared layer)."""
+    each variable in `variables` (summed over every use of a shared layer). An inference
+    plan folds BatchNormalization into the layer before it unless fold=False (a forward
+    pass in training mode, which needs the batch statistics)."""
 
-    def __init__(self, model, training, variables=(), losses=()):
+    def __init__(self, model, training, variables=(), losses=(), fold=True):
         flat, input_keys, output_keys = flatten(model)
         slots = {k: i for i, k in enumerate(input_keys)}
         for _, _, outs, _ in flat:
@@ -85,6 +90,8 @@ class Plan:
         self.logits = [False] * len(self.outputs)   # output i is emitted as logits
         if training:
             self._plan_backward(losses)
+        elif fold:
+            self._fold_affine()
 
     # -- building ------------------------------------------------------------------
     def _plan_backward(self, losses):
@@ -131,6 +138,30 @@ class Plan:
                     and below.layer.fusable_activation == loss.fused_activation:
                 below.ctx.emit_logits = True
                 self.logits[i] = True
+
+    def _fold_affine(self):
+        """Inference: fold each BatchNormalization into the linear layer before it, where
+        that layer's output feeds nothing else."""
+        consumers = [0] * self.n_slots
+        for s in self.outputs:
+            consumers[s] += 1
+        producer = {}
+        for step in self.steps:
+            for s in step.inputs:
+                consumers[s] += 1
+            for s in step.outputs:
+                producer[s] = step
+        kept = []
+        for step in self.steps:
+            below = producer.get(step.inputs[0]) if step.single else None
+            if hasattr(step.layer, "inference_affine") and below is not None \
+                    and consumers[step.inputs[0]] == 1 and below.layer.absorbs_affine \
+                    and below.ctx.affine is None and len(below.outputs) == 1:
+                below.ctx.affine = step.layer
+                below.outputs = step.outputs    # the folded layer writes the BN's output
+                continue
+            kept.append(step)
+        self.steps = kept
 
     # -- running -------------------------------------------------------------------
     def forward(self, inputs, training=None):
