@@ -324,6 +324,8 @@ def main(argv=None):
 def check():
     """Every benchmark once, with one repeat and no settling: that each still runs and
     gives a finite, positive time. For CI; the figures mean nothing."""
+    import bench_graphs
+
     import bench_kernels
     _timing.SETTLE_S, _timing.ONCE = 0.0, True
     count = 0
@@ -336,6 +338,8 @@ def check():
         count += 1
 
     for row in compare([], repeats=1):
+        positive(row["workload"], [*row["train"].values(), *row["infer"].values()])
+    for row in bench_graphs.compare([], repeats=1):
         positive(row["workload"], [*row["train"].values(), *row["infer"].values()])
     for name in workloads():
         part = breakdown(name, cnnx.get_num_threads(), repeats=1)
