@@ -163,3 +163,15 @@ def test_augmentation_at_the_input_trains():
     history = model.fit(x, (x.mean(axis=(1, 2, 3)) > 127).astype(int), epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_random_layer_called_directly_augments_as_in_keras_3():
+    """keras.io's pipeline calls the augmentation layers on batches in a dataset map,
+    with no training argument: Keras 3 augments there."""
+    x = images(16)
+    flipped = layers.RandomFlip("horizontal", seed=0)(x)
+    assert any(not np.array_equal(a, b) for a, b in zip(x, flipped))
+    np.testing.assert_array_equal(layers.RandomFlip(seed=0)(x, training=False),
+                                  x.astype(np.float32))
+    dense = layers.Dense(2)
+    np.testing.assert_array_equal(dense(x[:, 0, 0]), dense(x[:, 0, 0], training=False))

@@ -22,7 +22,15 @@ def is_source(x):
         return False
     if inspect.isgenerator(x) or hasattr(x, "__next__"):
         return True
-    return hasattr(x, "__getitem__") and hasattr(x, "__len__")
+    if hasattr(x, "__getitem__") and hasattr(x, "__len__"):
+        return True
+    return _reiterable(x)
+
+
+def _reiterable(x):
+    """A source iterated afresh each epoch (a cnnx Dataset): __iter__, no indexing."""
+    return hasattr(x, "__iter__") and not hasattr(x, "__next__") \
+        and not hasattr(x, "__getitem__") and not isinstance(x, (str, bytes))
 
 
 def source_steps(source, steps, where):
@@ -30,8 +38,11 @@ def source_steps(source, steps, where):
         if steps < 1:
             raise ValueError(f"{where}: steps must be a positive int, received {steps}")
         return int(steps)
-    if hasattr(source, "__len__") and hasattr(source, "__getitem__"):
-        return len(source)
+    if hasattr(source, "__len__") and (hasattr(source, "__getitem__") or _reiterable(source)):
+        try:
+            return len(source)
+        except TypeError:
+            pass
     raise ValueError(f"{where}: a generator has no length; pass steps_per_epoch "
                      f"(or steps / validation_steps) to say how many batches make an epoch")
 
@@ -70,6 +81,7 @@ class Prefetcher:
         sequence = hasattr(self.source, "__getitem__") and hasattr(self.source, "__len__") \
             and not hasattr(self.source, "__next__")
         try:
+            iterator = iter(self.source) if _reiterable(self.source) else self.source
             for i in range(self.steps):
                 if self._stop.is_set():
                     return
@@ -77,7 +89,7 @@ class Prefetcher:
                     item = self.source[i % len(self.source)]
                 else:
                     try:
-                        item = next(self.source)
+                        item = next(iterator)
                     except StopIteration:
                         break
                 self._queue.put(item)

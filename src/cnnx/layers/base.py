@@ -383,9 +383,15 @@ class Layer:
                                  f"tensor, so it has no {what} yet")
         return self._inbound_nodes[0]
 
-    def __call__(self, inputs, training=False):
+    # What a direct call on arrays does when `training` is not given: inference, except
+    # for the random augmentation layers, which augment (as Keras 3's do).
+    _call_training_default = False
+
+    def __call__(self, inputs, training=None):
         """On symbolic tensors, build the functional graph. On arrays, build on first
         use and compute, returning a fresh array."""
+        if training is None:
+            training = self._call_training_default
         if isinstance(inputs, KerasTensor) or (
                 isinstance(inputs, (list, tuple)) and inputs
                 and all(isinstance(t, KerasTensor) for t in inputs)):

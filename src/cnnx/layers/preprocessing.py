@@ -169,7 +169,10 @@ class CenterCrop(Layer):
 
 class _Random(Layer):
     """A layer that transforms images at random in training, and passes them through in
-    inference."""
+    inference. Called directly on arrays it augments unless told training=False (Keras
+    3's default: augmentation in a tf.data-style map)."""
+
+    _call_training_default = True
 
     def _init_random(self, seed):
         if seed is not None and (isinstance(seed, bool) or not isinstance(

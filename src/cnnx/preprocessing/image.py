@@ -535,7 +535,8 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     """keras.utils.image_dataset_from_directory: batches of (images, labels) from one
     subfolder per class, images float32 in 0..255 (unscaled), labels by label_mode:
     "int" (sparse), "categorical" (one-hot), "binary" (float32 0/1) or None.
-    Returns a Sequence of batches (usable by fit/evaluate/predict) with `class_names`.
+    Returns a cnnx.utils.Dataset of batches (map, shuffle, take, prefetch, ... as
+    tf.data's; usable by fit/evaluate/predict) with `class_names` and `file_paths`.
     Unlike Keras, the training/validation split takes each class's first files for
     validation, as flow_from_directory does."""
     if labels != "inferred":
@@ -558,5 +559,6 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                                 interpolation, crop_to_aspect_ratio)
     if label_mode == "int":
         dataset.class_mode = "sparse_int"
-    dataset.class_names = list(dataset.class_indices)
-    return dataset
+    from ..utils.dataset import Dataset
+    return Dataset.from_sequence(dataset, class_names=list(dataset.class_indices),
+                                 file_paths=dataset.filepaths)

@@ -7,10 +7,14 @@ from .. import _random
 
 _IMAGE = ("load_img", "img_to_array", "array_to_img", "save_img",
           "image_dataset_from_directory")
-__all__ = ["to_categorical", "normalize", "set_random_seed", "PyDataset", "Sequence", *_IMAGE]
+__all__ = ["to_categorical", "normalize", "set_random_seed", "PyDataset", "Sequence",
+           "Dataset", *_IMAGE]
 
 
 def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.image
+    if name == "Dataset":
+        from .dataset import Dataset
+        return Dataset
     if name in _IMAGE:
         from ..preprocessing import image
         return getattr(image, name)
