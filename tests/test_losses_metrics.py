@@ -102,3 +102,51 @@ def test_metrics_in_fit_by_name():
     logs = model.evaluate(x, np.eye(3)[[0, 1, 2, 0, 1, 2]], verbose=0, return_dict=True)
     assert sorted(logs) == ["accuracy", "loss", "precision", "top_k_categorical_accuracy"]
     assert logs["top_k_categorical_accuracy"] == 1.0  # k = 5 > 3 classes
+
+
+# Keras 3's AUCTest cases (keras/src/metrics/confusion_metrics_test.py): y_true
+# [0, 0, 1, 1], y_pred [0, 0.5, 0.3, 0.9], sample_weight [1, 2, 3, 4], 3 thresholds.
+@pytest.mark.parametrize("curve,summation,expected", [
+    ("ROC", "interpolation", 0.7855), ("ROC", "majoring", 1.0), ("ROC", "minoring", 0.571),
+    ("PR", "majoring", 1.0), ("PR", "minoring", 0.7 * 0.429),
+    ("PR", "interpolation", 2.416 / 7 + 4 / 7),
+])
+def test_auc_on_keras_cases(curve, summation, expected):
+    auc = metrics.AUC(num_thresholds=3, curve=curve, summation_method=summation)
+    auc.update_state([0, 0, 1, 1], [0, 0.5, 0.3, 0.9], sample_weight=[1, 2, 3, 4])
+    np.testing.assert_allclose(auc.result(), expected, rtol=1e-3)
+
+
+def test_auc_unweighted_flat_and_edge_cases():
+    y_pred = np.array([[0, 0.5, 0.3, 0.9], [0.1, 0.2, 0.3, 0.4]]).T
+    y_true = np.array([[0, 0, 1, 1], [0, 0, 1, 1]]).T
+    auc = metrics.AUC(num_thresholds=5)
+    auc.update_state(y_true, y_pred)
+    np.testing.assert_allclose(auc.result(), 1 - 3 / 32, rtol=1e-3)   # Keras's value
+    auc.reset_state()
+    auc.update_state(y_true, y_pred, sample_weight=[1, 2, 3, 4])
+    np.testing.assert_allclose(auc.result(), 1 - 0.3333 * (1 - 0.2857) / 2, rtol=1e-3)
+    logits = metrics.AUC(num_thresholds=5, from_logits=True)
+    y32 = y_pred.astype(np.float32)    # Keras's test case is float32: logit(0.5) is 0
+    logits.update_state(y_true, -np.log(1 / (y32 + np.float32(1e-12)) - 1))
+    np.testing.assert_allclose(logits.result(), 1 - 3 / 32, rtol=1e-3)
+    negative = metrics.AUC(num_thresholds=3, curve="PR")
+    negative.update_state([0, 0, 1, 1], [0, 0.5, 0.3, 0.9], sample_weight=[-1, -2, -3, -4])
+    assert negative.result() == 0.0
+    with pytest.raises(ValueError, match="`num_thresholds` must be an int > 1"):
+        metrics.AUC(num_thresholds=1)
+    with pytest.raises(ValueError, match="`curve` must be 'ROC' or 'PR'"):
+        metrics.AUC(curve="Invalid")
+    with pytest.raises(NotImplementedError, match="multi_label"):
+        metrics.AUC(multi_label=True)
+
+
+def test_auc_in_fit_logs():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="binary_crossentropy",
+                  metrics=["auc", metrics.AUC(curve="PR", name="pr_auc")])
+    history = model.fit(x, y, epochs=5, verbose=0).history
+    assert history["auc"][-1] > 0.9 and 0 < history["pr_auc"][-1] <= 1

@@ -12,7 +12,7 @@ from ._registry import Registry
 
 __all__ = ["Metric", "Mean", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "MeanSquaredError",
-           "Precision", "Recall", "get"]
+           "Precision", "Recall", "AUC", "get"]
 
 
 # Every metric by name: filled by @REGISTRY.register where each class is defined.
@@ -141,6 +141,98 @@ class Precision(_Confusion):
 class Recall(_Confusion):
     def result(self):
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+
+def _ratio(a, b):
+    """a / b, 0 where b is 0 (Keras's divide_no_nan)."""
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b != 0)
+
+
+@REGISTRY.register("auc")
+class AUC(Metric):
+    """Area under the ROC or precision-recall curve, as Keras computes it: confusion
+    counts at num_thresholds thresholds (0 - eps, evenly spaced interior ones, 1 + eps;
+    a prediction above a threshold is positive), then a Riemann sum over them:
+    "interpolation" (trapezoids for ROC; Davis and Goadrich's interpolation for PR),
+    "minoring" or "majoring"."""
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
+                 name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,
+                 label_weights=None, from_logits=False):
+        from ._compat import refuse_unimplemented
+        refuse_unimplemented("AUC", multi_label=(multi_label, False),
+                             num_labels=(num_labels, None),
+                             label_weights=(label_weights, None))
+        if curve not in ("ROC", "PR"):
+            raise ValueError(f"AUC: `curve` must be 'ROC' or 'PR', received {curve!r}")
+        if summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ValueError(f"AUC: `summation_method` must be interpolation, minoring or "
+                             f"majoring, received {summation_method!r}")
+        if thresholds is not None:
+            inner = sorted(float(t) for t in thresholds)
+        else:
+            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) \
+                    or num_thresholds < 2:
+                raise ValueError(f"AUC: `num_thresholds` must be an int > 1, received "
+                                 f"{num_thresholds!r}")
+            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        eps = 1e-7
+        self.thresholds = np.array([0.0 - eps] + inner + [1.0 + eps])
+        self.num_thresholds = len(self.thresholds)
+        self.curve, self.summation_method = curve, summation_method
+        self.from_logits = bool(from_logits)
+        super().__init__(name or "auc", dtype)
+
+    def reset_state(self):
+        n = len(self.thresholds) if hasattr(self, "thresholds") else 0
+        self.tp, self.fp, self.tn, self.fn = (np.zeros(n) for _ in range(4))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        p = np.asarray(y_pred, np.float64).reshape(-1)
+        if self.from_logits:
+            p = 1 / (1 + np.exp(-p))
+        t = np.asarray(y_true, np.float64).reshape(-1) > 0.5
+        n = len(p)
+        w = (np.ones(n) if sample_weight is None else np.repeat(
+            np.asarray(sample_weight, np.float64).reshape(-1), max(n // max(
+                np.size(sample_weight), 1), 1)))
+        above = p[None, :] > self.thresholds[:, None]          # (thresholds, values)
+        self.tp += (above & t) @ w
+        self.fp += (above & ~t) @ w
+        self.fn += (~above & t) @ w
+        self.tn += (~above & ~t) @ w
+
+    def result(self):
+        tp, fp, tn, fn = self.tp, self.fp, self.tn, self.fn
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            dtp = tp[:-1] - tp[1:]
+            positive = tp + fp
+            dp = positive[:-1] - positive[1:]
+            slope = _ratio(dtp, np.maximum(dp, 0))
+            intercept = tp[1:] - slope * positive[1:]
+            both = (positive[:-1] > 0) & (positive[1:] > 0)
+            ratio = np.where(both, _ratio(positive[:-1], np.maximum(positive[1:], 0)), 1.0)
+            with np.errstate(divide="ignore"):
+                log_ratio = np.where(ratio > 0, np.log(np.where(ratio > 0, ratio, 1)), 0)
+            return float(np.sum(_ratio(slope * (dtp + intercept * log_ratio),
+                                       np.maximum(tp[1:] + fn[1:], 0))))
+        recall = _ratio(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _ratio(fp, fp + tn), recall
+        else:
+            x, y = recall, _ratio(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return float(np.sum((x[:-1] - x[1:]) * heights))
+
+    def get_config(self):
+        return {"name": self.name, "num_thresholds": self.num_thresholds,
+                "curve": self.curve, "summation_method": self.summation_method,
+                "from_logits": self.from_logits}
 
 
 
