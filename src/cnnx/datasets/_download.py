@@ -44,6 +44,7 @@ class RemoteFile:
     raw_md5: str = None       # of the decompressed content, for .gz files
     size: int = None          # bytes as distributed
     extra: dict = field(default_factory=dict)
+    source: str = None        # a full URL to fetch instead of origin + name (get_file)
 
     def max_bytes(self):
         """The most a download may write: a recompressed copy may be somewhat larger."""
@@ -56,6 +57,8 @@ class RemoteFile:
         return 600 + (self.size or _DEFAULT_SIZE) / 100e3
 
     def url(self):
+        if self.source:
+            return self.source
         base = os.environ.get("CNNX_DATASETS_MIRROR") or self.origin
         return base.rstrip("/") + "/" + self.name
 
@@ -79,7 +82,10 @@ def _digest(path, algorithm, decompress=False):
 
 
 def verify(path, remote):
-    """Whether the file at `path` is the published file (or the same data recompressed)."""
+    """Whether the file at `path` is the published file (or the same data recompressed).
+    A file with no checksum recorded (get_file without file_hash) passes as it is."""
+    if not (remote.sha256 or remote.md5 or remote.raw_md5):
+        return True
     try:
         if remote.sha256 and _digest(path, "sha256") == remote.sha256:
             return True
@@ -153,15 +159,18 @@ def _download_to_part(url, target, remote):
         raise
 
 
-def fetch(remote, subdir="", verbose=True):
-    """The verified local path of `remote`: from the cache, else downloaded."""
-    folder = cache_dir(subdir)
+def fetch(remote, subdir="", verbose=True, folder=None, force=False):
+    """The verified local path of `remote`: from the cache (or `folder`), else
+    downloaded (always, with force)."""
+    folder = cache_dir(subdir) if folder is None else Path(folder)
     target = folder / remote.name
-    if target.exists():
+    if target.exists() and not force:
         if verify(target, remote):
             return target
         if verbose:
             print(f"{target} does not match its published checksum; downloading it again")
+        target.unlink()
+    elif target.exists():
         target.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     url = remote.url()
@@ -171,10 +180,11 @@ def fetch(remote, subdir="", verbose=True):
         try:
             tmp = _download(url, target, remote)
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+            checksum = f" (its {remote.checksum_text()})" if remote.checksum_text() else ""
             raise OSError(
                 f"Could not download {remote.name} from {url} ({e}). Without a network, "
-                f"put the file at {target} (its {remote.checksum_text()}), or set "
-                f"CNNX_HOME to a folder that holds it.") from None
+                f"put the file at {target}{checksum}, or set CNNX_HOME to a folder that "
+                f"holds it.") from None
         if verify(tmp, remote):
             os.replace(tmp, target)
             return target

@@ -8,13 +8,16 @@ from .. import _random
 _IMAGE = ("load_img", "img_to_array", "array_to_img", "save_img",
           "image_dataset_from_directory")
 __all__ = ["to_categorical", "normalize", "set_random_seed", "PyDataset", "Sequence",
-           "Dataset", *_IMAGE]
+           "Dataset", "get_file", *_IMAGE]
 
 
 def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.image
     if name == "Dataset":
         from .dataset import Dataset
         return Dataset
+    if name == "get_file":
+        from .files import get_file
+        return get_file
     if name in _IMAGE:
         from ..preprocessing import image
         return getattr(image, name)
