@@ -491,3 +491,28 @@ def test_inference_folds_batch_normalization_into_the_layer_before_it(rng):
                                atol=1e-12)
     np.testing.assert_allclose(model.predict(x, verbose=0), plain.forward([x])[0],
                                rtol=1e-12, atol=1e-12)
+
+
+def test_activity_regularizers_join_the_loss_and_its_gradient(rng):
+    """Dense(activity_regularizer=...) and ActivityRegularization add l1 sum|y| +
+    l2 sum y^2 of their output (over the batch, as Keras 3) to the loss that fit
+    minimises and evaluate reports; the gradient follows (finite differences)."""
+    cnnx.utils.set_random_seed(9)
+    kw = {"dtype": "float64"}
+    model = cnnx.Sequential([
+        cnnx.Input((4,)),
+        layers.Dense(5, activation="tanh", activity_regularizer=cnnx.regularizers.L2(0.05),
+                     **kw),
+        layers.ActivityRegularization(l1=0.02, l2=0.01, **kw),
+        layers.Dense(2, **kw)])
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0), loss="mse")
+    x, y = rng.standard_normal((6, 4)), rng.standard_normal((6, 2))
+    h = model.layers[0](x)
+    want = np.mean((model.predict(x, verbose=0) - y) ** 2) + 0.05 * np.sum(h ** 2) \
+        + 0.02 * np.sum(np.abs(h)) + 0.01 * np.sum(h ** 2)
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), want, rtol=1e-12)
+    assert_directional_derivatives(model, x, y, rng)
+    config = model.layers[0].get_config()
+    assert config["activity_regularizer"]["config"] == {"l2": 0.05}
+    again = layers.deserialize(layers.serialize(model.layers[0]))
+    assert isinstance(again.activity_regularizer, cnnx.regularizers.L2)

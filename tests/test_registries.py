@@ -61,6 +61,7 @@ LAYER_CASES = {
     "Permute": lambda: layers.Permute((2, 1)),
     "RepeatVector": lambda: layers.RepeatVector(4),
     "GaussianNoise": lambda: layers.GaussianNoise(0.3, seed=2),
+    "ActivityRegularization": lambda: layers.ActivityRegularization(l1=0.01, l2=0.5),
     "GaussianDropout": lambda: layers.GaussianDropout(0.2),
     "SpatialDropout2D": lambda: layers.SpatialDropout2D(0.4, seed=1),
     "Rescaling": lambda: layers.Rescaling(1 / 127.5, offset=-1),

@@ -65,7 +65,12 @@ from .preprocessing import (
     RandomZoom,
     Rescaling,
 )
-from .regularization import GaussianDropout, GaussianNoise, SpatialDropout2D
+from .regularization import (
+    ActivityRegularization,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout2D,
+)
 from .reshaping import Cropping2D, Permute, RepeatVector, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", "Convolution2D",
@@ -80,6 +85,7 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "LayerNormalization", "GroupNormalization", "ELU", "PReLU", "UpSampling2D",
            "ZeroPadding2D", "Cropping2D", "Permute",
            "RepeatVector", "GaussianNoise", "GaussianDropout", "SpatialDropout2D",
+           "ActivityRegularization",
            "Rescaling", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
            "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
            "Node", "Context", "clear_session", "serialize", "deserialize"]

@@ -227,7 +227,8 @@ class Layer:
         cls.__init__ = __init__
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
-                 batch_input_shape=None, input_dim=None, **kwargs):
+                 batch_input_shape=None, input_dim=None, activity_regularizer=None,
+                 **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{sorted(kwargs)}")
@@ -248,6 +249,8 @@ class Layer:
             input_shape = tuple(batch_input_shape)[1:]
         # Keras 2 style: the first layer may declare its input shape.
         self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        # A penalty on the layer's output, added to the loss (Keras's activity_regularizer).
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -438,6 +441,8 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self._input_shape_arg is not None:
             config["input_shape"] = list(self._input_shape_arg)
+        if getattr(self, "activity_regularizer", None) is not None:
+            config["activity_regularizer"] = _config_value(self.activity_regularizer)
         for name in _constructor_arguments(type(self)):
             if not hasattr(self, name):
                 raise TypeError(f"{type(self).__name__} keeps no `{name}` attribute: store "
@@ -465,7 +470,7 @@ class Layer:
 
 # The arguments every Layer takes (in Layer.__init__), written by Layer.get_config itself.
 _LAYER_ARGUMENTS = {"self", "name", "trainable", "dtype", "input_shape", "batch_input_shape",
-                    "input_dim", "batch_size"}
+                    "input_dim", "batch_size", "activity_regularizer"}
 
 
 @functools.lru_cache(maxsize=None)

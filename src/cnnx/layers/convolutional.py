@@ -174,10 +174,10 @@ class DepthwiseConv2D(_SpatialConv):
                  depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         refuse_unimplemented(f"DepthwiseConv2D {self.name!r}",
-                             activity_regularizer=(activity_regularizer, None),
                              depthwise_constraint=(depthwise_constraint, None),
                              bias_constraint=(bias_constraint, None))
-        self.activity_regularizer = self.depthwise_constraint = self.bias_constraint = None
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.depthwise_constraint = self.bias_constraint = None
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
                             depth_multiplier)
         self._init_activation(activation)
@@ -235,11 +235,11 @@ class SeparableConv2D(_SpatialConv):
                  pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         where = f"SeparableConv2D {self.name!r}"
-        refuse_unimplemented(where, activity_regularizer=(activity_regularizer, None),
-                             depthwise_constraint=(depthwise_constraint, None),
+        refuse_unimplemented(where, depthwise_constraint=(depthwise_constraint, None),
                              pointwise_constraint=(pointwise_constraint, None),
                              bias_constraint=(bias_constraint, None))
-        self.activity_regularizer = self.depthwise_constraint = None
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.depthwise_constraint = None
         self.pointwise_constraint = self.bias_constraint = None
         self.filters = _positive_int(filters, "filters", where)
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
@@ -323,10 +323,10 @@ class Conv2DTranspose(_SpatialConv):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         where = f"Conv2DTranspose {self.name!r}"
-        refuse_unimplemented(where, activity_regularizer=(activity_regularizer, None),
-                             kernel_constraint=(kernel_constraint, None),
+        refuse_unimplemented(where, kernel_constraint=(kernel_constraint, None),
                              bias_constraint=(bias_constraint, None))
-        self.activity_regularizer = self.kernel_constraint = self.bias_constraint = None
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = self.bias_constraint = None
         self.filters = _positive_int(filters, "filters", where)
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate)
         self.output_padding = (None if output_padding is None else normalize_tuple(
@@ -390,11 +390,11 @@ class Conv1D(_Activated):
         super().__init__(**kwargs)
         where = f"Conv1D {self.name!r}"
         refuse_unimplemented(where, groups=(groups, 1),
-                             activity_regularizer=(activity_regularizer, None),
                              kernel_constraint=(kernel_constraint, None),
                              bias_constraint=(bias_constraint, None))
         self.groups = 1
-        self.activity_regularizer = self.kernel_constraint = self.bias_constraint = None
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = self.bias_constraint = None
         self.filters = _positive_int(filters, "filters", where)
         self.kernel_size = normalize_tuple(kernel_size, 1, "kernel_size", where)
         self.strides = normalize_tuple(strides, 1, "strides", where)

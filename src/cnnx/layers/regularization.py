@@ -5,10 +5,10 @@ import numbers
 
 import numpy as np
 
-from .. import _random
+from .. import _random, regularizers
 from .base import REGISTRY, Layer
 
-__all__ = ["GaussianNoise", "GaussianDropout", "SpatialDropout2D"]
+__all__ = ["GaussianNoise", "GaussianDropout", "SpatialDropout2D", "ActivityRegularization"]
 
 
 class _Noise(Layer):
@@ -99,3 +99,31 @@ class SpatialDropout2D(_Noise):
 
     def backward(self, ctx, grad):
         return grad * ctx.saved["keep"] if ctx.saved["active"] else grad
+
+
+@REGISTRY.register()
+class ActivityRegularization(Layer):
+    """The identity, adding l1 * sum|x| + l2 * sum(x^2) of its input (over the whole
+    batch, as Keras 3 adds it) to the loss: the activity_regularizer any layer takes,
+    as a layer of its own."""
+
+    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+        kwargs.pop("activity_regularizer", None)
+        super().__init__(**kwargs)
+        for name, value in (("l1", l1), ("l2", l2)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+                raise ValueError(f"ActivityRegularization {self.name!r}: `{name}` must be a "
+                                 f"number >= 0, received {value!r}")
+        self.l1, self.l2 = float(l1), float(l2)
+        self.activity_regularizer = regularizers.L1L2(l1=self.l1, l2=self.l2)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("activity_regularizer", None)   # l1 and l2 say it
+        return config
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        return inputs
+
+    def backward(self, ctx, grad):  # noqa: ARG002
+        return grad

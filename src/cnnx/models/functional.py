@@ -230,9 +230,10 @@ class Model(Trainer, Layer):
                 plan = self._plans[key] = Plan(self, True, variables, self._losses)
         return plan
 
-    def _run_inference(self, xs, training=False):
-        """The outputs for the checked inputs xs, as fresh arrays. Concurrent callers
-        each take an idle plan (or compile one): no two share buffers."""
+    def _run_inference(self, xs, training=False, losses=None):
+        """The outputs for the checked inputs xs, as fresh arrays (and the activity
+        regularizers' penalty appended to `losses`, when given). Concurrent callers each
+        take an idle plan (or compile one): no two share buffers."""
         key = ("inference", bool(training), tuple(a.shape for a in xs))
         with _guard.guard(self).reading():
             with self._plans_lock:
@@ -241,6 +242,8 @@ class Model(Trainer, Layer):
             if plan is None:
                 plan = Plan(self, False, fold=not training)
             outputs = [np.array(o, copy=True) for o in plan.forward(xs, training)]
+            if losses is not None:
+                losses.append(plan.activity_loss)
             with self._plans_lock:
                 if len(self._plans) >= _MAX_PLANS and key not in self._plans:
                     self._plans.clear()

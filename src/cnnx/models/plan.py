@@ -33,12 +33,16 @@ __all__ = ["Plan", "flatten"]
 class Step:
     """One node of the flattened graph: layer, context, and slots of its tensors."""
 
-    __slots__ = ("layer", "ctx", "inputs", "outputs", "single", "weights")
+    __slots__ = ("layer", "ctx", "inputs", "outputs", "single", "weights", "penalty",
+                 "penalized")
 
     def __init__(self, layer, inputs, outputs, single):
         self.layer, self.inputs, self.outputs, self.single = layer, inputs, outputs, single
         self.ctx = Context()
         self.weights = False
+        # The layer's activity regularizer (a penalty on its output), and that output.
+        self.penalty = getattr(layer, "activity_regularizer", None)
+        self.penalized = None
 
 
 def flatten(model):
@@ -87,6 +91,7 @@ class Plan:
         self.steps = [Step(layer, [slots[k] for k in ins], [slots[k] for k in outs], single)
                       for layer, ins, outs, single in flat]
         self.variables = list(variables)
+        self.activity_loss = 0.0     # the activity regularizers' penalty, last forward
         self.logits = [False] * len(self.outputs)   # output i is emitted as logits
         if training:
             self._plan_backward(losses)
@@ -156,7 +161,8 @@ class Plan:
             below = producer.get(step.inputs[0]) if step.single else None
             if hasattr(step.layer, "inference_affine") and below is not None \
                     and consumers[step.inputs[0]] == 1 and below.layer.absorbs_affine \
-                    and below.ctx.affine is None and len(below.outputs) == 1:
+                    and below.ctx.affine is None and len(below.outputs) == 1 \
+                    and below.penalty is None and step.penalty is None:
                 below.ctx.affine = step.layer
                 below.outputs = step.outputs    # the folded layer writes the BN's output
                 continue
@@ -169,10 +175,14 @@ class Plan:
         training = self.training if training is None else training
         values = [None] * self.n_slots
         values[:self.n_inputs] = inputs
+        self.activity_loss = 0.0
         for step in self.steps:
             ins = step.inputs
             y = step.layer.forward(step.ctx, values[ins[0]] if step.single
                                    else [values[s] for s in ins], training)
+            if step.penalty is not None and len(step.outputs) == 1:
+                step.penalized = y
+                self.activity_loss += float(step.penalty(y))
             if len(step.outputs) == 1:
                 values[step.outputs[0]] = y
             else:
@@ -191,6 +201,9 @@ class Plan:
         for step in reversed(self.backward_steps):
             g = grads[step.outputs[0]] if len(step.outputs) == 1 else \
                 [grads[s] for s in step.outputs]
+            if step.penalized is not None:   # the activity penalty's gradient joins in
+                d = step.penalty.gradient(step.penalized).astype(step.penalized.dtype)
+                g = d if g is None else g + d
             if g is None:
                 continue   # nothing in the loss depends on this step
             ctx = step.ctx

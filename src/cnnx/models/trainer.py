@@ -159,7 +159,7 @@ class Trainer:
                 preds.append(pred)
                 total += weight * value
                 values[i] = value
-            total += self._regularization()
+            total += self._regularization() + plan.activity_loss
             grads = plan.backward(grads)
             grads = [g + v.regularizer.gradient(v.value) if v.regularizer else g
                      for g, v in zip(grads, variables)]
@@ -171,8 +171,9 @@ class Trainer:
         """The losses of a batch (x, y, sample_weight) in inference mode, with the
         metrics updated."""
         x, y, sample_weight = data
-        preds = self.predict_step(x, copy=False)
-        values, total = {}, 0.0
+        activity = []
+        preds = self._run_inference(x, losses=activity)
+        values, total = {}, sum(activity)
         for i, (loss, weight) in enumerate(zip(self._losses, self._loss_weights)):
             if loss is not None:
                 values[i] = loss(y[i], preds[i], sample_weight)
