@@ -175,3 +175,19 @@ def test_a_random_layer_called_directly_augments_as_in_keras_3():
                                   x.astype(np.float32))
     dense = layers.Dense(2)
     np.testing.assert_array_equal(dense(x[:, 0, 0]), dense(x[:, 0, 0], training=False))
+
+
+def test_resizing_is_tensorflows_half_pixel_resize_and_differentiable(rng):
+    x = np.array([1.0, 2.0]).reshape(1, 1, 2, 1)
+    np.testing.assert_allclose(layers.Resizing(1, 4, dtype="float64")(x).ravel(),
+                               [1, 1.25, 1.75, 2])             # tf.image.resize's values
+    np.testing.assert_array_equal(layers.Resizing(1, 4, interpolation="nearest",
+                                                  dtype="float64")(x).ravel(), [1, 1, 2, 2])
+    wide = images(2, 4, 8, 3)
+    out = layers.Resizing(4, 4, crop_to_aspect_ratio=True, dtype="float64")(wide)
+    np.testing.assert_allclose(out, wide[:, :, 2:6], rtol=1e-12)   # same size: the crop
+    gradient_check(layers.Resizing(5, 3, dtype="float64"), images(2, 4, 6, 2), rng)
+    gradient_check(layers.Resizing(3, 3, interpolation="nearest", crop_to_aspect_ratio=True,
+                                   dtype="float64"), images(2, 4, 6, 2), rng)
+    with pytest.raises(NotImplementedError, match="interpolation 'bicubic'"):
+        layers.Resizing(2, 2, interpolation="bicubic")

@@ -68,6 +68,8 @@ LAYER_CASES = {
     "Normalization": lambda: layers.Normalization(mean=[1.0, 2.0], variance=[4.0, 9.0],
                                                   invert=True),
     "CenterCrop": lambda: layers.CenterCrop(3, 5),
+    "Resizing": lambda: layers.Resizing(4, 6, interpolation="nearest",
+                                        crop_to_aspect_ratio=True),
     "RandomFlip": lambda: layers.RandomFlip("vertical", seed=3),
     "RandomRotation": lambda: layers.RandomRotation((-0.1, 0.2), fill_mode="wrap",
                                                     fill_value=1.0, seed=1),

@@ -64,6 +64,7 @@ from .preprocessing import (
     RandomTranslation,
     RandomZoom,
     Rescaling,
+    Resizing,
 )
 from .regularization import (
     ActivityRegularization,
@@ -86,7 +87,7 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "ZeroPadding2D", "Cropping2D", "Permute",
            "RepeatVector", "GaussianNoise", "GaussianDropout", "SpatialDropout2D",
            "ActivityRegularization",
-           "Rescaling", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
+           "Rescaling", "Resizing", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
            "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
            "Node", "Context", "clear_session", "serialize", "deserialize"]
 

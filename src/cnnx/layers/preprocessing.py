@@ -14,8 +14,10 @@ import numpy as np
 
 from .. import _random, _warp
 from .base import REGISTRY, Layer
+from .reshaping import _interpolation_matrix, _nearest_matrix
 
-__all__ = ["Rescaling", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
+__all__ = ["Rescaling", "Normalization", "CenterCrop", "Resizing", "RandomFlip",
+           "RandomRotation",
            "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness"]
 
 
@@ -164,6 +166,70 @@ class CenterCrop(Layer):
         dx = np.zeros(ctx.saved["shape"], grad.dtype)
         rows, cols = self._box(dx.shape)
         dx[:, rows, cols] = grad
+        return dx
+
+
+@REGISTRY.register()
+class Resizing(Layer):
+    """Each image resized to height x width, bilinearly or by nearest neighbour, with
+    TensorFlow's half-pixel centres (Keras 3's Resizing, antialias off);
+    crop_to_aspect_ratio first takes the largest centred crop of the target's aspect
+    ratio. Differentiable: the resize is a fixed linear map per axis."""
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
+                 data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"Resizing {self.name!r}"
+        from .._compat import refuse_unimplemented
+        refuse_unimplemented(where, pad_to_aspect_ratio=(pad_to_aspect_ratio, False))
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or value < 1:
+                raise ValueError(f"{where}: `{name}` must be a positive int, received "
+                                 f"{value!r}")
+        if interpolation not in ("bilinear", "nearest"):
+            raise NotImplementedError(f"{where}: interpolation {interpolation!r} is not "
+                                      f"implemented in cnnx; use 'bilinear' or 'nearest'")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: only data_format='channels_last' is supported")
+        self.height, self.width = int(height), int(width)
+        self.interpolation = interpolation
+        self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio, self.fill_mode = False, fill_mode
+        self.fill_value, self.data_format = fill_value, "channels_last"
+
+    def build(self, input_shape):
+        _check_images(self, input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def _crop(self, h, w):
+        """The centred box of the target's aspect ratio (all of it, without cropping)."""
+        if not self.crop_to_aspect_ratio:
+            return slice(0, h), slice(0, w)
+        ch = min(h, int(round(w * self.height / self.width)))
+        cw = min(w, int(round(h * self.width / self.height)))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return slice(top, top + ch), slice(left, left + cw)
+
+    def _matrices(self, h, w, dtype):
+        make = _interpolation_matrix if self.interpolation == "bilinear" else _nearest_matrix
+        return make(h, self.height, dtype), make(w, self.width, dtype)
+
+    def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        rows, cols = self._crop(*inputs.shape[1:3])
+        crop = inputs[:, rows, cols]
+        mh, mw = self._matrices(crop.shape[1], crop.shape[2], inputs.dtype)
+        ctx.saved.update(shape=inputs.shape, box=(rows, cols), m=(mh, mw))
+        return np.einsum("ph,nhwc,qw->npqc", mh, crop, mw, optimize=True)
+
+    def backward(self, ctx, grad):
+        mh, mw = ctx.saved["m"]
+        dx = np.zeros(ctx.saved["shape"], grad.dtype)
+        rows, cols = ctx.saved["box"]
+        dx[:, rows, cols] = np.einsum("ph,npqc,qw->nhwc", mh, grad, mw, optimize=True)
         return dx
 
 

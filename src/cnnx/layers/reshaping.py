@@ -35,6 +35,16 @@ def _pairs(value, name, where):
     return pairs
 
 
+def _nearest_matrix(n_in, n_out, dtype):
+    """(n_out, n_in) selection of nearest-neighbour resizing along one axis, with
+    half-pixel centres as TensorFlow's (source = floor((i + 0.5) * n_in / n_out))."""
+    src = np.minimum(np.floor((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64),
+                     n_in - 1)
+    m = np.zeros((n_out, n_in), dtype)
+    m[np.arange(n_out), src] = 1
+    return m
+
+
 def _interpolation_matrix(n_in, n_out, dtype):
     """(n_out, n_in) weights of bilinear resizing along one axis, with half-pixel
     centres as TensorFlow's resize (source = (i + 0.5) * n_in / n_out - 0.5, clamped)."""
