@@ -516,3 +516,29 @@ def test_activity_regularizers_join_the_loss_and_its_gradient(rng):
     assert config["activity_regularizer"]["config"] == {"l2": 0.05}
     again = layers.deserialize(layers.serialize(model.layers[0]))
     assert isinstance(again.activity_regularizer, cnnx.regularizers.L2)
+
+
+def test_plot_model_draws_the_graph_to_a_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+    from matplotlib.patches import FancyArrowPatch
+    model = two_in_two_out()
+    fig = cnnx.utils.plot_model(model, to_file=tmp_path / "m.png", show_shapes=True, dpi=50)
+    image = imread(tmp_path / "m.png")
+    assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]      # written atomically
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == len(model.layers)
+    assert any("kind (Dense)" in t and "(None, 3)" in t for t in texts)
+    arrows = [p for p in fig.axes[0].patches if isinstance(p, FancyArrowPatch)]
+    edges = sum(len(n.inputs) for n in model._nodes)
+    assert len(arrows) == edges == 7
+    # A layer called twice is one box; a Sequential gets its input box; LR and SVG work.
+    inp = cnnx.Input((3,))
+    d = layers.Dense(3)
+    shared = cnnx.Model(inp, layers.add([d(inp), d(d(inp))]))
+    fig = cnnx.utils.plot_model(shared, to_file=tmp_path / "s.svg", rankdir="LR")
+    assert sum("dense" in t.get_text() for t in fig.axes[0].texts) == 1
+    assert (tmp_path / "s.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(NotImplementedError, match="expand_nested"):
+        cnnx.utils.plot_model(shared, to_file=tmp_path / "n.png", expand_nested=True)

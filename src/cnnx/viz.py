@@ -3,7 +3,8 @@ cnnx[plot]). Figures are drawn on matplotlib's Agg canvas, without pyplot's glob
 state, so they work on machines without a display."""
 import numpy as np
 
-__all__ = ["plot_filters", "plot_feature_maps", "plot_history", "plot_model"]
+__all__ = ["plot_filters", "plot_feature_maps", "plot_history", "plot_model", "model_figure",
+           "save_model_figure"]
 
 
 def _figure(n, cols, cell=1.2):
@@ -109,3 +110,126 @@ def plot_model(model, show_shapes=True, print_fn=None):
     if print_fn is not None:
         print_fn(text)
     return text
+
+
+def model_figure(model, show_shapes=False, show_dtype=False, show_layer_names=True,
+                 rankdir="TB", show_layer_activations=False, show_trainable=False):
+    """The model's graph as a matplotlib figure: one box per layer (an input box for a
+    Sequential), placed by its depth from the inputs, with an arrow per connection."""
+    boxes, edges = _graph(model)
+    depth = {}
+    for name, parents in boxes:
+        # A shared layer's box may read itself (d(d(x))): only earlier boxes count.
+        depth[name] = 1 + max((depth[p] for p in parents if p in depth), default=-1)
+    ranks = {}
+    for name, _ in boxes:
+        ranks.setdefault(depth[name], []).append(name)
+    layers = {layer.name: layer for layer in _all_layers(model)}
+    labels = {name: _label(layers.get(name), name, show_shapes, show_dtype,
+                           show_layer_names, show_layer_activations, show_trainable)
+              for name, _ in boxes}
+    widest = max(len(line) for text in labels.values() for line in text.split("\n"))
+    tallest = max(text.count("\n") + 1 for text in labels.values())
+    box_w, box_h = 0.09 * widest + 0.4, 0.2 * tallest + 0.25   # inches, at 9 pt
+    across = max(len(r) for r in ranks.values())
+    vertical = rankdir.upper() in ("TB", "BT")
+    step_rank, step_within = (box_h + 0.6, box_w + 0.4) if vertical else (box_w + 0.8,
+                                                                           box_h + 0.4)
+    where = {}
+    for r, names in ranks.items():
+        for i, name in enumerate(names):
+            offset = (i - (len(names) - 1) / 2) * step_within
+            along = r * step_rank
+            if rankdir.upper() in ("BT", "RL"):
+                along = -along
+            where[name] = (offset, -along) if vertical else (along, -offset)
+    fig, ax = _figure(1, 1)
+    ax = ax[0]
+    ax.axis("off")
+    ax.set_position([0, 0, 1, 1])   # one data unit is one inch of the figure
+    span_x = (across * step_within if vertical else len(ranks) * step_rank) + 1
+    span_y = (len(ranks) * step_rank if vertical else across * step_within) + 1
+    xs = [p[0] for p in where.values()]
+    ys = [p[1] for p in where.values()]
+    width = max(xs) - min(xs) + 2 * box_w
+    height = max(ys) - min(ys) + 2 * box_h
+    del span_x, span_y
+    fig.set_size_inches(width, height)
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    for name, (x, y) in where.items():
+        ax.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h,
+                                    boxstyle="round,pad=0.02", facecolor="#e8eef7",
+                                    edgecolor="#31507a", linewidth=1.2))
+        ax.text(x, y, labels[name], ha="center", va="center", fontsize=9,
+                family="monospace")
+    for a, b in edges:
+        if a == b:
+            continue   # a layer applied to its own output: its one box says it
+        (xa, ya), (xb, yb) = where[a], where[b]
+        if vertical:
+            start, end = (xa, ya - box_h / 2), (xb, yb + box_h / 2)
+        else:
+            start, end = (xa + box_w / 2, ya), (xb - box_w / 2, yb)
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
+                                     color="#31507a", linewidth=1.0))
+    ax.set_xlim(min(xs) - box_w, max(xs) + box_w)
+    ax.set_ylim(min(ys) - box_h, max(ys) + box_h)
+    ax.set_aspect("equal")
+    return fig
+
+
+def _all_layers(model):
+    layers = list(model.layers)
+    if getattr(model, "_input_layer", None) is not None:
+        layers.insert(0, model._input_layer)
+    return layers
+
+
+def _graph(model):
+    """[(layer name, [names of the layers it reads])] in topological order, and the
+    edges between them, from the model's nodes."""
+    boxes, seen, edges = [], set(), []
+    for node in model._nodes:
+        name = node.layer.name
+        parents = [t.node.layer.name for t in node.inputs if t.node is not None]
+        if name not in seen:
+            seen.add(name)
+            boxes.append((name, parents))
+        else:   # a shared layer: its box gathers the parents of every call
+            for i, (n, ps) in enumerate(boxes):
+                if n == name:
+                    boxes[i] = (n, ps + [p for p in parents if p not in ps])
+        edges += [(p, name) for p in parents if (p, name) not in edges]
+    return boxes, edges
+
+
+def _label(layer, name, show_shapes, show_dtype, show_names, show_activations,
+           show_trainable):
+    if layer is None:
+        return name
+    kind = type(layer).__name__
+    lines = [f"{name} ({kind})" if show_names else kind]
+    if show_activations and getattr(layer, "_act", "linear") not in ("linear", None) \
+            and kind != "Activation":
+        lines.append(f"activation: {layer._act}")
+    if show_shapes:
+        shape = layer.output_shape
+        lines.append(f"output: {tuple(shape) if isinstance(shape, tuple) else shape}")
+    if show_dtype:
+        lines.append(f"dtype: {layer.dtype.name}")
+    if show_trainable:
+        lines.append(f"trainable: {layer.trainable}")
+    return "\n".join(lines)
+
+
+def save_model_figure(model, to_file="model.png", dpi=200, **options):
+    """Draw the model (model_figure) and save it to to_file (its suffix names the
+    format: png, svg, pdf, ...), written atomically."""
+    import os
+
+    from .models.saving import _Atomic
+    fig = model_figure(model, **options)
+    fmt = os.path.splitext(os.fspath(to_file))[1].lstrip(".").lower() or "png"
+    with _Atomic(to_file, overwrite=True) as f:
+        fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
+    return fig

@@ -8,7 +8,7 @@ from .. import _random
 _IMAGE = ("load_img", "img_to_array", "array_to_img", "save_img",
           "image_dataset_from_directory")
 __all__ = ["to_categorical", "normalize", "set_random_seed", "PyDataset", "Sequence",
-           "Dataset", "get_file", *_IMAGE]
+           "Dataset", "get_file", "plot_model", *_IMAGE]
 
 
 def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.image
@@ -18,6 +18,8 @@ def __getattr__(name):  # the image helpers, mirrored from cnnx.preprocessing.im
     if name == "get_file":
         from .files import get_file
         return get_file
+    if name == "plot_model":
+        return plot_model
     if name in _IMAGE:
         from ..preprocessing import image
         return getattr(image, name)
@@ -99,3 +101,26 @@ def normalize(x, axis=-1, order=2):
     norm = np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
     dtype = x.dtype if x.dtype.kind == "f" else np.float32
     return (x / np.where(norm == 0, 1, norm)).astype(dtype)
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
+               show_layer_names=True, rankdir="TB", expand_nested=False, dpi=200,
+               show_layer_activations=False, show_trainable=False, **kwargs):
+    """keras.utils.plot_model: the model's graph drawn to `to_file` (PNG, or the format
+    its suffix names) with matplotlib (the cnnx[plot] extra); no graphviz needed.
+    Returns the matplotlib Figure."""
+    from .._compat import refuse_unimplemented
+    refuse_unimplemented("plot_model", expand_nested=(expand_nested, False))
+    unknown = sorted(set(kwargs) - {"layer_range", "show_layer_names"})
+    if unknown:
+        raise TypeError(f"plot_model() got an unexpected keyword argument {unknown[0]!r}")
+    if rankdir not in ("TB", "LR", "BT", "RL"):
+        raise ValueError(f"plot_model: `rankdir` must be TB, LR, BT or RL, received "
+                         f"{rankdir!r}")
+    if not getattr(model, "built", False):
+        raise ValueError(f"plot_model: model {model.name!r} is not built yet")
+    from ..viz import save_model_figure
+    return save_model_figure(model, to_file, dpi=dpi, show_shapes=show_shapes,
+                             show_dtype=show_dtype, show_layer_names=show_layer_names,
+                             rankdir=rankdir, show_layer_activations=show_layer_activations,
+                             show_trainable=show_trainable)
