@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 
-_SUBMODULES = {"activations", "backend", "callbacks", "datasets", "filters", "initializers",
+_SUBMODULES = {"activations", "backend", "callbacks", "datasets", "export", "filters",
+               "initializers",
                "layers",
                "losses",
                "metrics", "models", "ops", "optimizers", "preprocessing", "regularizers",

@@ -404,6 +404,15 @@ class Model(Trainer, Layer):
                 "metrics": name(metrics) if metrics is not None else [],
                 "loss_weights": loss_weights}
 
+    def export(self, filepath, format="onnx", **kwargs):  # noqa: A002 (Keras's name)
+        """Keras 3's model.export: format "onnx" writes cnnx.export.to_onnx's graph
+        (kwargs: input_layout, opset)."""
+        if format != "onnx":
+            raise NotImplementedError(f"export: format {format!r} is not implemented in "
+                                      f"cnnx; use 'onnx'")
+        from ..export import to_onnx
+        return to_onnx(self, filepath, **kwargs)
+
     def save(self, filepath, overwrite=True):
         from .saving import save_model
         save_model(self, filepath, overwrite=overwrite)
