@@ -17,8 +17,11 @@ from helpers import data, small_model
 # interrupted at a random moment by the parent, and checks that what it holds equals
 # the record of the step the optimizer says it is at.
 CHILD = textwrap.dedent("""
-    import hashlib, sys
+    import hashlib, signal, sys
     import numpy as np
+    # Python's Ctrl-C handler, even when the test run was started with SIGINT ignored
+    # (a background job of a shell): the child must see the parent's SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, sys.argv[1])
     import cnnx
     from helpers import data, small_model
