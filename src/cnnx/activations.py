@@ -56,6 +56,7 @@ def activation(function):
 
 @activation
 def relu(x):
+    """max(x, 0), elementwise (compiled; NaN passes through)."""
     return ops.relu(x)
 
 
@@ -66,6 +67,7 @@ def _relu_grad(dy, _x, y):
 
 @activation
 def sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise, without overflow."""
     return ops.sigmoid(x)
 
 
@@ -76,6 +78,7 @@ def _sigmoid_grad(dy, _x, y):
 
 @activation
 def tanh(x):
+    """The hyperbolic tangent, elementwise."""
     return np.tanh(x)
 
 
@@ -86,6 +89,8 @@ def _tanh_grad(dy, _x, y):
 
 @activation
 def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis` (the last), shifted by the maximum for
+    stability."""
     return ops.softmax(x, axis=axis)
 
 
@@ -96,6 +101,7 @@ def _softmax_grad(dy, _x, y):
 
 @activation
 def leaky_relu(x, negative_slope=0.2):
+    """x for x > 0, negative_slope * x otherwise (default 0.2, Keras's function)."""
     return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
@@ -106,6 +112,7 @@ def _leaky_relu_grad(dy, x, _y):
 
 @activation
 def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype)
 
 
@@ -116,6 +123,7 @@ def _elu_grad(dy, x, y):
 
 @activation
 def selu(x):
+    """scale * elu(x, alpha) with SELU's fixed alpha and scale (self-normalising)."""
     return (_SELU_SCALE * elu(x, _SELU_ALPHA)).astype(x.dtype)
 
 
@@ -150,6 +158,7 @@ def _gelu_grad(dy, x, _y):
 
 @activation
 def softplus(x):
+    """log(1 + exp(x)), computed without overflow."""
     return (np.logaddexp(0, x)).astype(x.dtype)
 
 
@@ -226,6 +235,7 @@ def _log_softmax_grad(dy, _x, y):
 
 @activation
 def linear(x):
+    """The identity (no activation)."""
     return x
 
 
@@ -251,4 +261,5 @@ def get(identifier):
 
 
 def serialize(activation):
+    """The activation's name (what configs hold)."""
     return activation.__name__

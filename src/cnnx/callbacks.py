@@ -14,6 +14,8 @@ __all__ = ["Callback", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckp
 
 
 class Callback:
+    """Base of the callbacks: on_train/epoch/batch (and on_test_*, on_predict_*) begin
+    and end hooks, each given the logs; self.model is the model being run."""
     def __init__(self):
         self.model = None
         self.params = {}
@@ -41,6 +43,8 @@ class Callback:
 
 
 class CallbackList:
+    """The callbacks of one fit, evaluate or predict: each hook called on every callback
+    in order."""
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
@@ -115,6 +119,8 @@ class ProgbarLogger(Callback):
 
 
 class EarlyStopping(Callback):
+    """Stops training when `monitor` (val_loss) has not improved by min_delta for
+    `patience` epochs; restore_best_weights puts back the best epoch's weights."""
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__()
@@ -245,6 +251,8 @@ class ModelCheckpoint(Callback):
 
 
 class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by `factor` when `monitor` has not improved for
+    `patience` epochs (down to min_lr), after a cooldown."""
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
         super().__init__()
@@ -285,6 +293,7 @@ class ReduceLROnPlateau(Callback):
 
 
 class LearningRateScheduler(Callback):
+    """Sets the learning rate at each epoch's start to schedule(epoch, lr)."""
     def __init__(self, schedule, verbose=0):
         super().__init__()
         self.schedule, self.verbose = schedule, verbose
@@ -307,6 +316,7 @@ class LearningRateScheduler(Callback):
 
 
 class CSVLogger(Callback):
+    """Writes each epoch's logs as a row of a CSV file (append=True continues one)."""
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename, self.sep, self.append = os.fspath(filename), separator, append
@@ -331,6 +341,7 @@ class CSVLogger(Callback):
 
 
 class TerminateOnNaN(Callback):
+    """Stops training when a batch's loss is NaN or infinite."""
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
@@ -339,6 +350,9 @@ class TerminateOnNaN(Callback):
 
 
 class LambdaCallback(Callback):
+    """A callback made of functions, one per hook given: on_epoch_begin, on_epoch_end,
+    on_train_begin, on_train_end, on_train_batch_begin, on_train_batch_end, and any other
+    hook (on_test_batch_end, ...) by its name."""
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
                  on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
                  **kwargs):

@@ -31,6 +31,8 @@ REGISTRY = Registry("initializer")
 
 
 class Initializer:
+    """Base of the initializers: called with (shape, dtype), returns the starting values
+    of a weight, drawn from cnnx's seeded generator."""
     def __init__(self, seed=None):
         self.seed = seed
 
@@ -50,18 +52,21 @@ class Initializer:
 
 @REGISTRY.register("zeros")
 class Zeros(Initializer):
+    """All zeros."""
     def sample(self, shape):
         return np.zeros(shape)
 
 
 @REGISTRY.register("ones")
 class Ones(Initializer):
+    """All ones."""
     def sample(self, shape):
         return np.ones(shape)
 
 
 @REGISTRY.register("constant")
 class Constant(Initializer):
+    """All `value`."""
     def __init__(self, value=0.0):
         super().__init__()
         self.value = float(value)
@@ -75,6 +80,7 @@ class Constant(Initializer):
 
 @REGISTRY.register("random_normal", "normal")
 class RandomNormal(Initializer):
+    """Normal with `mean` (0) and `stddev` (0.05)."""
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
         self.mean, self.stddev = mean, stddev
@@ -88,6 +94,7 @@ class RandomNormal(Initializer):
 
 @REGISTRY.register("random_uniform", "uniform")
 class RandomUniform(Initializer):
+    """Uniform in [minval, maxval) (-0.05, 0.05)."""
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         super().__init__(seed)
         self.minval, self.maxval = minval, maxval
@@ -125,26 +132,32 @@ class _VarianceScaling(Initializer):
 
 @REGISTRY.register("glorot_uniform")
 class GlorotUniform(_VarianceScaling):
+    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)) (Xavier); Keras's
+    default kernel initializer."""
     mode, distribution = "fan_avg", "uniform"
 
 
 @REGISTRY.register("glorot_normal")
 class GlorotNormal(_VarianceScaling):
+    """Truncated normal with stddev sqrt(2 / (fan_in + fan_out))."""
     mode = "fan_avg"
 
 
 @REGISTRY.register("he_normal")
 class HeNormal(_VarianceScaling):
+    """Truncated normal with stddev sqrt(2 / fan_in): for ReLU layers."""
     scale = 2.0
 
 
 @REGISTRY.register("he_uniform")
 class HeUniform(_VarianceScaling):
+    """Uniform in [-limit, limit], limit = sqrt(6 / fan_in)."""
     scale, distribution = 2.0, "uniform"
 
 
 @REGISTRY.register("lecun_normal")
 class LecunNormal(_VarianceScaling):
+    """Truncated normal with stddev sqrt(1 / fan_in): for SELU layers."""
     pass
 
 
@@ -225,6 +238,8 @@ class Identity(Initializer):
 
 
 def get(identifier):
+    """An initializer by name ("glorot_uniform", "he_normal", "uniform", ...), from a
+    serialized config, or the instance given."""
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):

@@ -41,6 +41,8 @@ def _smooth(y_true, label_smoothing, num_classes):
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Per-sample cross-entropy of one-hot targets and probabilities (or logits with
+    from_logits=True)."""
     y_true, y_pred = _pair(y_true, y_pred, "categorical_crossentropy")
     y_true = _smooth(y_true, label_smoothing, y_pred.shape[-1])
     return ops.categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
@@ -63,23 +65,29 @@ def _sparse_to_onehot(y_true, y_pred, where):
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """Per-sample cross-entropy of integer targets and probabilities (or logits with
+    from_logits=True)."""
     y_pred = np.asarray(y_pred)
     onehot = _sparse_to_onehot(y_true, y_pred, "sparse_categorical_crossentropy")
     return ops.categorical_crossentropy(onehot, y_pred, from_logits=from_logits)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Per-sample binary cross-entropy (mean over the last axis) of 0/1 targets and
+    probabilities (or logits)."""
     y_true, y_pred = _pair(y_true, y_pred, "binary_crossentropy")
     y_true = _smooth(y_true, label_smoothing, 2)
     return np.mean(ops.binary_crossentropy(y_true, y_pred, from_logits=from_logits), axis=-1)
 
 
 def mean_squared_error(y_true, y_pred):
+    """Per-sample mean of (y_true - y_pred)^2 over the last axis (also `mse`)."""
     y_true, y_pred = _pair(y_true, y_pred, "mean_squared_error")
     return np.mean((y_pred - y_true) ** 2, axis=-1)
 
 
 def mean_absolute_error(y_true, y_pred):
+    """Per-sample mean of |y_true - y_pred| over the last axis (also `mae`)."""
     y_true, y_pred = _pair(y_true, y_pred, "mean_absolute_error")
     return np.mean(np.abs(y_pred - y_true), axis=-1)
 
@@ -142,6 +150,8 @@ def _snake(name):
 
 @REGISTRY.register("categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
+    """Cross-entropy of one-hot (or soft) targets and predicted probabilities (or logits,
+    from_logits=True), with label_smoothing; mean over the batch."""
     fused_activation = "softmax"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, name=None, **kwargs):
@@ -185,6 +195,8 @@ class CategoricalCrossentropy(Loss):
 
 @REGISTRY.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Cross-entropy of integer class targets and predicted probabilities (or logits,
+    from_logits=True); mean over the batch."""
     def __init__(self, from_logits=False, name=None, **kwargs):
         super().__init__(from_logits=from_logits, name=name or
                          "sparse_categorical_crossentropy", **kwargs)
@@ -201,6 +213,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 @REGISTRY.register("binary_crossentropy")
 class BinaryCrossentropy(Loss):
+    """Binary cross-entropy of 0/1 targets and predicted probabilities (or logits,
+    from_logits=True), with label_smoothing; mean over the last axis, then the batch."""
     fused_activation = "sigmoid"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, name=None, **kwargs):
@@ -244,6 +258,7 @@ class BinaryCrossentropy(Loss):
 
 @REGISTRY.register("mean_squared_error", "mse")
 class MeanSquaredError(Loss):
+    """The mean of (y_true - y_pred)^2 over the last axis, then over the batch."""
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name or "mean_squared_error", **kwargs)
 
@@ -259,6 +274,7 @@ class MeanSquaredError(Loss):
 
 @REGISTRY.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(Loss):
+    """The mean of |y_true - y_pred| over the last axis, then over the batch."""
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name or "mean_absolute_error", **kwargs)
 
@@ -279,6 +295,8 @@ _BY_FUNCTION = {categorical_crossentropy: CategoricalCrossentropy,
 
 
 def get(identifier):
+    """A loss by name ("categorical_crossentropy", "mse", ...), from a serialized config,
+    a loss function, or the instance given."""
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):

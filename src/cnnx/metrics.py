@@ -20,6 +20,8 @@ REGISTRY = Registry("metric")
 
 
 class Metric:
+    """Base of the stateful metrics: update_state(y_true, y_pred, sample_weight)
+    accumulates, result() reports, reset_state() starts over."""
     def __init__(self, name=None, dtype=None):
         self.name = name or _default_name(type(self).__name__)
         # Keras's variable dtype; cnnx accumulates in float64 and reports Python floats.
@@ -51,12 +53,15 @@ def _default_name(cls_name):
 
 
 class Mean(Metric):
+    """The (weighted) mean of the values given to update_state."""
     def update_state(self, values, sample_weight=None):
         self._add(np.reshape(values, -1), sample_weight)
 
 
 @REGISTRY.register("binary_accuracy")
 class BinaryAccuracy(Metric):
+    """The fraction of predictions on the right side of `threshold` (0.5) for 0/1
+    targets."""
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         self.threshold = threshold
         super().__init__(name, dtype)
@@ -69,6 +74,7 @@ class BinaryAccuracy(Metric):
 
 @REGISTRY.register("categorical_accuracy")
 class CategoricalAccuracy(Metric):
+    """The fraction of samples whose highest predicted class is the one-hot target's."""
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(name, dtype)
 
@@ -78,6 +84,7 @@ class CategoricalAccuracy(Metric):
 
 @REGISTRY.register("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(Metric):
+    """The fraction of samples whose highest predicted class is the integer target."""
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(name, dtype)
 
@@ -89,6 +96,8 @@ class SparseCategoricalAccuracy(Metric):
 
 @REGISTRY.register("top_k_categorical_accuracy")
 class TopKCategoricalAccuracy(Metric):
+    """The fraction of samples whose one-hot target is among the k (5) highest
+    predictions."""
     def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
         self.k = k
         super().__init__(name, dtype)
@@ -103,6 +112,7 @@ class TopKCategoricalAccuracy(Metric):
 
 @REGISTRY.register("mse", "mean_squared_error")
 class MeanSquaredError(Metric):
+    """The running mean of (y_true - y_pred)^2."""
     def __init__(self, name="mean_squared_error", dtype=None):
         super().__init__(name, dtype)
 
@@ -133,12 +143,16 @@ class _Confusion(Metric):
 
 @REGISTRY.register("precision")
 class Precision(_Confusion):
+    """true positives / predicted positives, a prediction being positive above
+    `thresholds` (0.5)."""
     def result(self):
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
 
 
 @REGISTRY.register("recall")
 class Recall(_Confusion):
+    """true positives / actual positives, a prediction being positive above `thresholds`
+    (0.5)."""
     def result(self):
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 

@@ -11,6 +11,8 @@ REGISTRY = Registry("regularizer")
 
 
 class Regularizer:
+    """Base of the weight penalties: called on a weight, returns the penalty added to the
+    loss; gradient(w) its derivative."""
     def __init__(self, l1=0.0, l2=0.0):
         self.l1, self.l2 = float(l1), float(l2)
 
@@ -30,11 +32,13 @@ class Regularizer:
 
 @REGISTRY.register("l1_l2")
 class L1L2(Regularizer):
+    """l1 * sum(|w|) + l2 * sum(w^2)."""
     pass
 
 
 @REGISTRY.register("l1")
 class L1(Regularizer):
+    """l1 * sum(|w|) (default l1 0.01)."""
     def __init__(self, l1=0.01):
         super().__init__(l1=l1)
 
@@ -44,6 +48,7 @@ class L1(Regularizer):
 
 @REGISTRY.register("l2")
 class L2(Regularizer):
+    """l2 * sum(w^2) (default l2 0.01)."""
     def __init__(self, l2=0.01):
         super().__init__(l2=l2)
 
@@ -52,6 +57,8 @@ class L2(Regularizer):
 
 
 def get(identifier):
+    """A regularizer by name ("l1", "l2", "l1_l2"), from a serialized config, or the
+    instance given (None stays None)."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str) and identifier in REGISTRY:

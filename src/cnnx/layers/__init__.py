@@ -94,12 +94,14 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
 
 
 def serialize(layer):
+    """The layer as a JSON-able config: {module, class_name, config, build_config}."""
     return {"module": "cnnx.layers", "class_name": type(layer).__name__,
             "config": layer.get_config(),
             "build_config": layer._build_config()}
 
 
 def deserialize(config):
+    """The layer a serialize() config describes, built when the config says how."""
     layer = REGISTRY.from_config(config)
     build = config.get("build_config")
     if isinstance(build, dict) and build.get("input_shape") is not None:

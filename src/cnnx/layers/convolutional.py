@@ -22,6 +22,12 @@ __all__ = ["Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D",
 @REGISTRY.register()
 class Conv2D(_Activated):
     # Conv2D(32, 3, 3): Keras 3 reads strides=3; Keras 2 read a 3x3 kernel.
+    """2-D convolution over NHWC images: `filters` output channels, each the sum over the
+    input channels of a kernel_size window (cross-correlation, as Keras), plus a bias,
+    through an activation (ReLU is fused into the kernel). Kernel (kh, kw, in,
+    filters); strides, padding "valid" or "same", dilation_rate (not both above 1),
+    Keras's initializers and regularizers. A third positional int is `strides`, as in
+    Keras 3 (Keras 2 read it as the kernel's width: a warning says so)."""
     _keras2_positional = (2, "strides", "the kernel's width (a 3x3 kernel)")
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",

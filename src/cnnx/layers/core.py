@@ -180,6 +180,8 @@ class Dense(_Activated):
 
 @REGISTRY.register()
 class Activation(_Activated):
+    """An activation applied elementwise: a name from cnnx.activations, or one of its
+    functions."""
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self._init_activation(activation)
@@ -232,6 +234,7 @@ class ReLU(Layer):
 
 @REGISTRY.register()
 class LeakyReLU(Layer):
+    """x for x > 0, negative_slope * x otherwise (Keras 3's default slope 0.3)."""
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
         if negative_slope < 0:
@@ -315,6 +318,7 @@ class PReLU(Layer):
 
 @REGISTRY.register()
 class Softmax(_Activated):
+    """The softmax over the last axis (axis=-1): exponentials normalised to sum to 1."""
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if axis != -1:
@@ -381,6 +385,7 @@ class Flatten(Layer):
 
 @REGISTRY.register()
 class Reshape(Layer):
+    """Each sample reshaped to target_shape (batch kept; one entry may be -1, inferred)."""
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         target_shape = tuple(target_shape)

@@ -48,6 +48,10 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     # The max of ReLU outputs is a ReLU output: the scatter of the backward pass can
     # apply the producer's ReLU mask (ctx.fuse_relu_backward), saving it a pass.
+    """The maximum over each pool_size window of each channel, every `strides` pixels
+    (default: the pool size), padding "valid" or "same" (padding never wins). The
+    backward pass sends each gradient to its window's first maximum, and applies a
+    ReLU mask of the layer below when the model's plan fuses it."""
     absorbs_relu_backward = True
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
@@ -68,6 +72,8 @@ class MaxPooling2D(_Pooling2D):
 
 @REGISTRY.register()
 class AveragePooling2D(_Pooling2D):
+    """The mean over each pool_size window of each channel, every `strides` pixels; under
+    "same" the padding is left out of the divisor, as in Keras."""
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         return ops.average_pool2d(inputs, self.pool_size, self.strides, self.padding,
@@ -107,6 +113,8 @@ class _GlobalPooling2D(Layer):
 
 @REGISTRY.register()
 class GlobalAveragePooling2D(_GlobalPooling2D):
+    """The mean over height and width, per channel: (N, H, W, C) -> (N, C), or (N, 1, 1,
+    C) with keepdims."""
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=inputs.dtype)
@@ -119,6 +127,8 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
 @REGISTRY.register()
 class GlobalMaxPooling2D(_GlobalPooling2D):
+    """The maximum over height and width, per channel: (N, H, W, C) -> (N, C), or (N, 1,
+    1, C) with keepdims."""
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         n, h, w, c = inputs.shape
         ctx.saved["x_shape"] = inputs.shape
@@ -178,11 +188,15 @@ class _Pooling1D(Layer):
 
 @REGISTRY.register()
 class MaxPooling1D(_Pooling1D):
+    """The maximum over windows of pool_size steps, every `strides` steps (padding
+    "valid" or "same")."""
     _pool2d = MaxPooling2D
 
 
 @REGISTRY.register()
 class AveragePooling1D(_Pooling1D):
+    """The mean over windows of pool_size steps, every `strides` steps (padding left out
+    of the mean)."""
     _pool2d = AveragePooling2D
 
 
@@ -211,6 +225,8 @@ class _GlobalPooling1D(Layer):
 
 @REGISTRY.register()
 class GlobalAveragePooling1D(_GlobalPooling1D):
+    """The mean over all steps, per channel: (batch, steps, channels) -> (batch,
+    channels), or (batch, 1, channels) with keepdims."""
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         return inputs.mean(axis=1, keepdims=self.keepdims, dtype=inputs.dtype)
@@ -223,6 +239,8 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 
 @REGISTRY.register()
 class GlobalMaxPooling1D(_GlobalPooling1D):
+    """The maximum over all steps, per channel: (batch, steps, channels) -> (batch,
+    channels), or (batch, 1, channels) with keepdims."""
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         ctx.saved["argmax"] = inputs.argmax(axis=1)

@@ -110,6 +110,9 @@ def _npz_bytes(arrays):
 
 
 def save_model(model, filepath, overwrite=True):
+    """Write `model` to a .keras file (a zip of config.json, metadata.json and
+    model.weights.npz: architecture, compile configuration, weights and optimizer
+    state), atomically: a temporary file renamed over the target. No pickle."""
     path = _check_suffix(filepath, ".keras", "save")
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built; build it or fit it first")

@@ -36,6 +36,10 @@ REGISTRY = Registry("optimizer")
 
 
 class Optimizer:
+    """Base of the optimizers: learning_rate (a number or a schedule), clipnorm,
+    clipvalue or global_clipnorm; apply(grads, variables) updates each variable in
+    place with a compiled kernel; `iterations` counts the steps and `variables` holds
+    the state."""
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **kwargs):
         owner = type(self).__name__
@@ -149,6 +153,8 @@ class Optimizer:
 
 @REGISTRY.register("sgd")
 class SGD(Optimizer):
+    """Stochastic gradient descent: w -= lr * g, with momentum (v = momentum * v - lr *
+    g; w += v) and Nesterov's variant."""
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.momentum = _number(momentum, "momentum", "SGD", 0, 1)
@@ -181,6 +187,9 @@ class _Moments(Optimizer):
 
 @REGISTRY.register("adam")
 class Adam(_Moments):
+    """Adam (Kingma and Ba): first and second moment estimates with bias correction;
+    Keras's defaults learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7;
+    amsgrad is refused."""
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
         if amsgrad:
@@ -200,6 +209,8 @@ class Adam(_Moments):
 
 @REGISTRY.register("adamw")
 class AdamW(Adam):
+    """Adam with decoupled weight decay (weight_decay, default 0.004, as Keras): w -= lr
+    * weight_decay * w before Adam's step."""
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
@@ -214,6 +225,8 @@ class AdamW(Adam):
 
 @REGISTRY.register("rmsprop")
 class RMSprop(Optimizer):
+    """RMSprop: g divided by a moving root mean square of the gradients (rho 0.9, epsilon
+    1e-7), with optional momentum and centered variant as in Keras."""
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -234,6 +247,8 @@ class RMSprop(Optimizer):
 
 @REGISTRY.register("adagrad")
 class Adagrad(Optimizer):
+    """Adagrad: g divided by the root of the sum of all squared gradients so far
+    (initial_accumulator_value 0.1, epsilon 1e-7)."""
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -270,6 +285,8 @@ class Adamax(_Moments):
 
 @REGISTRY.register("adadelta")
 class Adadelta(Optimizer):
+    """Adadelta: steps scaled by the ratio of moving RMS of updates and of gradients (rho
+    0.95, epsilon 1e-7, learning_rate 0.001 as Keras 3)."""
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.rho = _number(rho, "rho", "Adadelta", 0, 1)
@@ -285,6 +302,8 @@ class Adadelta(Optimizer):
 
 @REGISTRY.register("lion")
 class Lion(Optimizer):
+    """Lion (Chen et al.): the sign of an interpolated momentum times the learning rate
+    (beta_1 0.9, beta_2 0.99)."""
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
         super().__init__(learning_rate, **kwargs)
         # As Keras: beta_1 = 0 would make it SignSGD.
@@ -331,6 +350,8 @@ class Nadam(_Moments):
 
 
 def get(identifier):
+    """An optimizer by name ("adam", "sgd", ...), from a serialized config, or the
+    instance given."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):

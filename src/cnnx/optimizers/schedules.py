@@ -6,6 +6,7 @@ __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay",
 
 
 class LearningRateSchedule:
+    """Base of the schedules: called with the step count, returns the learning rate."""
     def get_config(self):
         return dict(self.__dict__)
 
@@ -29,6 +30,8 @@ class _Decay(LearningRateSchedule):
 
 
 class ExponentialDecay(_Decay):
+    """initial_learning_rate * decay_rate ** (step / decay_steps) (the exponent an
+    integer with staircase=True)."""
     def __call__(self, step):
         p = step / self.decay_steps
         return self.initial_learning_rate * self.decay_rate ** (math.floor(p)
@@ -36,6 +39,7 @@ class ExponentialDecay(_Decay):
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
+    """values[i] while step <= boundaries[i], the last value after the last boundary."""
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
         if len(values) != len(boundaries) + 1:
             raise ValueError(f"PiecewiseConstantDecay: expected len(values) == "
@@ -51,6 +55,8 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
 
 class CosineDecay(LearningRateSchedule):
+    """initial_learning_rate times a half cosine from 1 down to alpha over decay_steps
+    (after an optional linear warmup to warmup_target)."""
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
                  warmup_target=None, warmup_steps=0):
         if decay_steps <= 0:
@@ -85,8 +91,10 @@ _CLASSES = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, Co
 
 
 def serialize(schedule):
+    """The schedule as a config: {class_name, config}."""
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 def deserialize(config):
+    """The schedule a serialize() config describes."""
     return _CLASSES[config["class_name"]].from_config(config["config"])

@@ -152,6 +152,8 @@ def array_to_img(x, data_format=None, scale=True, dtype=None):
 
 
 def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
+    """Save an (H, W, C) array as an image file (format from the suffix or file_format),
+    scaled to 0-255 when scale=True."""
     array_to_img(x, data_format, scale=scale).save(path, format=file_format, **kwargs)
 
 
@@ -423,6 +425,8 @@ class Iterator:
 
 
 class NumpyArrayIterator(Iterator):
+    """The batches of ImageDataGenerator.flow(x, y): augmented, shuffled per epoch, as a
+    Sequence."""
     def __init__(self, x, y, generator, batch_size=32, shuffle=True, sample_weight=None,
                  seed=None, subset=None):
         x = np.asarray(x)
