@@ -341,6 +341,16 @@ def check():
         positive(row["workload"], [*row["train"].values(), *row["infer"].values()])
     for row in bench_graphs.compare([], repeats=1):
         positive(row["workload"], [*row["train"].values(), *row["infer"].values()])
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("check: onnxruntime is not installed; bench_onnx.py not checked")
+    else:
+        import bench_onnx
+        rows, big = bench_onnx.compare(["W1", "W5"], repeats=1, big=8)
+        for row in rows:
+            positive(f"{row['workload']} vs ONNX Runtime",
+                     [row[b][k] for b in (1, big) for k in ("cnnx_ms", "ort_ms")])
     for name in workloads():
         part = breakdown(name, cnnx.get_num_threads(), repeats=1)
         positive(f"{name} breakdown", [t for layer in part["layers"] for t in layer[1:]])
