@@ -10,7 +10,7 @@ from .progbar import Progbar
 
 __all__ = ["Callback", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger", "TerminateOnNaN",
-           "LambdaCallback", "CallbackList"]
+           "LambdaCallback", "CallbackList", "TensorBoard"]
 
 
 class Callback:
@@ -364,3 +364,172 @@ class LambdaCallback(Callback):
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
+
+
+def _tensorboard():
+    try:
+        from tensorboard.compat.proto import (
+            event_pb2,
+            summary_pb2,
+            tensor_pb2,
+            tensor_shape_pb2,
+            types_pb2,
+        )
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    except ImportError:
+        raise ImportError("TensorBoard needs the tensorboard package: pip install "
+                          "'cnnx[tensorboard]' (or pip install tensorboard)") from None
+    return dict(event=event_pb2, summary=summary_pb2, tensor=tensor_pb2,
+                shape=tensor_shape_pb2, types=types_pb2, writer=EventFileWriter)
+
+
+def _png(gray):
+    """A 2-D array in [0, 1] as PNG bytes (8-bit grayscale; zlib only)."""
+    import struct
+    import zlib
+    pixels = (np.clip(gray, 0, 1) * 255).astype(np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+class TensorBoard(Callback):
+    """Writes TensorBoard event files (the `tensorboard` extra): under log_dir/train and
+    log_dir/validation, the epoch's logs as scalars epoch_<name> (the validation logs
+    without their val_ prefix, as Keras 3 writes them) and the learning rate; with
+    update_freq="batch" (or every N batches) batch_<name> scalars too; every
+    histogram_freq epochs a histogram of each weight; with write_images, each weight as
+    a grayscale image; with write_graph, the model's summary() as text (cnnx has no
+    TensorFlow graph to write). Read them with `tensorboard --logdir log_dir`."""
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True,
+                 write_images=False, write_steps_per_second=False, update_freq="epoch",
+                 profile_batch=0, embeddings_freq=0, embeddings_metadata=None):
+        super().__init__()
+        from ._compat import refuse_unimplemented
+        refuse_unimplemented("TensorBoard", profile_batch=(profile_batch, 0),
+                             embeddings_freq=(embeddings_freq, 0),
+                             embeddings_metadata=(embeddings_metadata, None))
+        self._tb = _tensorboard()
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) \
+                or histogram_freq < 0:
+            raise ValueError(f"TensorBoard: `histogram_freq` must be an int >= 0, received "
+                             f"{histogram_freq!r}")
+        if update_freq not in ("epoch", "batch") and (
+                isinstance(update_freq, bool) or not isinstance(update_freq, int)
+                or update_freq < 1):
+            raise ValueError(f"TensorBoard: `update_freq` must be 'epoch', 'batch' or a "
+                             f"positive int, received {update_freq!r}")
+        self.log_dir = os.fspath(log_dir)
+        self.histogram_freq, self.write_graph = histogram_freq, bool(write_graph)
+        self.write_images = bool(write_images)
+        self.write_steps_per_second = bool(write_steps_per_second)
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self._writers, self._step = {}, 0
+
+    def _writer(self, part):
+        if part not in self._writers:
+            folder = os.path.join(self.log_dir, part)
+            os.makedirs(folder, exist_ok=True)
+            self._writers[part] = self._tb["writer"](folder)
+        return self._writers[part]
+
+    def _write(self, part, step, values):
+        import time
+        summary = self._tb["summary"].Summary(value=values)
+        self._writer(part).add_event(self._tb["event"].Event(
+            wall_time=time.time(), step=int(step), summary=summary))
+
+    def _scalars(self, part, step, logs, prefix):
+        values = [self._tb["summary"].Summary.Value(tag=f"{prefix}{k}", simple_value=float(v))
+                  for k, v in logs.items() if isinstance(v, (int, float, np.floating))]
+        if values:
+            self._write(part, step, values)
+
+    def _text(self, part, tag, text):
+        tb = self._tb
+        tensor = tb["tensor"].TensorProto(
+            dtype=tb["types"].DT_STRING, string_val=[text.encode()],
+            tensor_shape=tb["shape"].TensorShapeProto(dim=[]))
+        meta = tb["summary"].SummaryMetadata(
+            plugin_data=tb["summary"].SummaryMetadata.PluginData(plugin_name="text"))
+        self._write(part, 0, [tb["summary"].Summary.Value(tag=tag, metadata=meta,
+                                                          tensor=tensor)])
+
+    def on_train_begin(self, logs=None):  # noqa: ARG002
+        import time
+        self._step, self._started = 0, time.perf_counter()
+        if self.write_graph:
+            lines = []
+            self.model.summary(print_fn=lines.append)
+            self._text("train", "model/summary",
+                       "\n".join("    " + line for line in lines))   # a code block
+
+    def on_train_batch_end(self, batch, logs=None):  # noqa: ARG002
+        self._step += 1
+        if self.update_freq != "epoch" and self._step % self.update_freq == 0:
+            self._scalars("train", self._step, logs or {}, "batch_")
+
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: ARG002
+        import time
+        self._epoch_started, self._epoch_step = time.perf_counter(), self._step
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+        logs = dict(logs or {})
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            train["learning_rate"] = optimizer.learning_rate
+        if self.write_steps_per_second:
+            seconds = time.perf_counter() - self._epoch_started
+            train["steps_per_second"] = (self._step - self._epoch_step) / max(seconds, 1e-9)
+        self._scalars("train", epoch, train, "epoch_")
+        if val:
+            self._scalars("validation", epoch, val, "epoch_")
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            self._histograms(epoch)
+        if self.write_images:
+            self._images(epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def _histograms(self, epoch):
+        values = []
+        for w in self.model.weights:
+            a = np.asarray(w.value, np.float64).ravel()
+            counts, edges = np.histogram(a, bins=30)
+            hist = self._tb["summary"].HistogramProto(
+                min=float(a.min()), max=float(a.max()), num=float(a.size),
+                sum=float(a.sum()), sum_squares=float(np.dot(a, a)),
+                bucket_limit=[float(e) for e in edges[1:]],
+                bucket=[float(c) for c in counts])
+            values.append(self._tb["summary"].Summary.Value(tag=f"{w.name}/histogram",
+                                                            histo=hist))
+        self._write("train", epoch, values)
+
+    def _images(self, epoch):
+        values = []
+        for w in self.model.weights:
+            a = np.asarray(w.value, np.float64)
+            a = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1)
+            span = a.max() - a.min()
+            gray = (a - a.min()) / span if span > 0 else np.zeros_like(a)
+            image = self._tb["summary"].Summary.Image(
+                height=gray.shape[0], width=gray.shape[1], colorspace=1,
+                encoded_image_string=_png(gray))
+            values.append(self._tb["summary"].Summary.Value(tag=f"{w.name}/image",
+                                                            image=image))
+        self._write("train", epoch, values)
+
+    def on_train_end(self, logs=None):  # noqa: ARG002
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
