@@ -184,6 +184,7 @@ SINGLE_STEP = {
     "Adadelta": [0.9993, 1.9993, 2.9993, 3.9993],
     "Lion": [0.5, 1.5, 2.5, 3.5],
     "Nadam": [0.4686, 1.4686, 2.4686, 3.4686],
+    "Ftrl": [0.2218, 1.3954, 2.3651, 2.8814],
 }
 GOLDEN = {
     "Adamax": (dict(learning_rate=0.2, beta_1=0.85, beta_2=0.95, epsilon=1e-6), [
@@ -195,6 +196,18 @@ GOLDEN = {
     "Adadelta": (dict(learning_rate=1.0, rho=0.8, epsilon=1e-6),
                  [[v] * 10 for v in (0.9978, 0.9947, 0.9915, 0.9882, 0.9849)]),
     "Lion": (dict(), [[v] * 10 for v in (0.999, 0.998, 0.997, 0.996, 0.995)]),
+    "Ftrl": (dict(learning_rate=0.05, learning_rate_power=-0.2, initial_accumulator_value=0.4,
+                  l1_regularization_strength=0.05, l2_regularization_strength=0.15,
+                  l2_shrinkage_regularization_strength=0.01, beta=0.3), [
+        [0.0] * 10,
+        [-0.0034, -0.0077, -0.0118, -0.0157, -0.0194, -0.023, -0.0263, -0.0294, -0.0325,
+         -0.0354],
+        [-0.0078, -0.0162, -0.0242, -0.0317, -0.0387, -0.0454, -0.0516, -0.0575, -0.0631,
+         -0.0685],
+        [-0.0121, -0.0246, -0.0363, -0.0472, -0.0573, -0.0668, -0.0757, -0.0842, -0.0922,
+         -0.0999],
+        [-0.0164, -0.0328, -0.0481, -0.0623, -0.0753, -0.0875, -0.099, -0.1098, -0.1201,
+         -0.1299]]),
     "Nadam": (dict(learning_rate=0.5, beta_1=0.5, beta_2=0.67, epsilon=1e-5), [
         [0.4281] * 10,
         [-0.1738, -0.1731, -0.1726, -0.1723, -0.1721, -0.172, -0.1719, -0.1718, -0.1718,
@@ -234,6 +247,7 @@ def test_new_updates_match_their_twins(dtype, rng):
         ("adadelta_update", (a, b), (0.5, 0.95, 1e-7)),
         ("lion_update", (a,), (0.01, 0.9, 0.99)),
         ("nadam_update", (a, b), (0.01, 0.9, 0.999, 1e-7, 0.44, 0.45, 0.4, 0.18, 0.99)),
+        ("ftrl_update", (a + 0.1, b), (0.05, -0.2, 0.05, 0.15, 0.01)),
     ]
     for name, state, params in cases:
         ww, ss = w.copy(), [s.copy() for s in state]

@@ -120,6 +120,8 @@ def _round_trip(registry, serialize, get, instance):
     optimizers.SGD(0.1, momentum=0.5, nesterov=True, clipnorm=1.0),
     optimizers.Adam(0.01, beta_1=0.8, epsilon=1e-6), optimizers.AdamW(weight_decay=0.01),
     optimizers.RMSprop(rho=0.8, momentum=0.1), optimizers.Adagrad(0.1, epsilon=1e-5),
+    optimizers.Ftrl(0.05, learning_rate_power=-0.2, l1_regularization_strength=0.05,
+                    beta=0.3),
 ], ids=lambda o: type(o).__name__)
 def test_optimizer_configs_round_trip(instance):
     _round_trip(optimizers.REGISTRY, optimizers.serialize, optimizers.get, instance)

@@ -27,7 +27,7 @@
 from cython.parallel cimport prange, parallel, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
-from libc.math cimport exp, log, log1p, fabs, sqrt, INFINITY
+from libc.math cimport exp, log, log1p, fabs, sqrt, pow, INFINITY
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 
 cdef extern from "_simd.h" nogil:
@@ -2179,3 +2179,24 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                     dx[i, c] = a * (dy[i, c] - <floating> ((s1[c] + xh * s2[c]) / R))
                 else:
                     dx[i, c] = a * dy[i, c]
+
+
+def ftrl_update(floating[::1] w, const floating[::1] g, floating[::1] accum,
+                floating[::1] linear, double lr, double lr_power, double l1, double l2,
+                double l2_shrinkage, int nthreads):
+    """Keras 3's FTRL-proximal step: n' = n + g^2; z += g + 2 l2_shrinkage w
+    - (n'^-p - n^-p) / lr * w; w = (clip(z, -l1, l1) - z) / (n'^-p / lr + 2 l2); n = n'
+    (p = lr_power; l2 already holds beta / (2 lr))."""
+    cdef Py_ssize_t i
+    cdef double gi, wi, ni, nn, zi, pn
+    with nogil:
+        for i in prange(w.shape[0], num_threads=nthreads, schedule="static"):
+            gi = g[i]
+            wi = w[i]
+            ni = accum[i]
+            nn = ni + gi * gi
+            pn = pow(nn, -lr_power)
+            zi = linear[i] + gi + 2 * l2_shrinkage * wi - (pn - pow(ni, -lr_power)) / lr * wi
+            linear[i] = <floating> zi
+            w[i] = <floating> ((min(max(zi, -l1), l1) - zi) / (pn / lr + 2 * l2))
+            accum[i] = <floating> nn

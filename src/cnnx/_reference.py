@@ -437,3 +437,12 @@ def nadam_update(w, g, m, v, lr, beta1, beta2, epsilon, u_t, u_t_1, u_product_t,
     v = v + (g * g - v) * (1 - beta2)
     m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product_t)
     return w - lr * m_hat / (np.sqrt(v / (1 - beta2_power)) + epsilon), m, v
+
+
+def ftrl_update(w, g, accum, linear, lr, lr_power, l1, l2, l2_shrinkage, beta=0.0):
+    l2 = l2 + beta / (2 * lr)
+    new = accum + g * g
+    linear = linear + g + 2 * l2_shrinkage * w - (new ** -lr_power - accum ** -lr_power) \
+        / lr * w
+    quadratic = new ** -lr_power / lr + 2 * l2
+    return (np.clip(linear, -l1, l1) - linear) / quadratic, new, linear

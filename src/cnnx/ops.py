@@ -43,7 +43,7 @@ __all__ = [
     "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update",
-    "adadelta_update", "lion_update", "nadam_update",
+    "adadelta_update", "lion_update", "nadam_update", "ftrl_update",
 ]
 
 _ACTIVATIONS = (None, "linear", "relu")
@@ -1033,3 +1033,16 @@ def nadam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, u_t, u_t_1,
     _kernels.nadam_update(w, g, m, v, float(learning_rate), float(beta_1), float(beta_2),
                           float(epsilon), float(u_t), float(u_t_1), float(u_product_t),
                           float(u_product_t_1), float(beta_2_power), threads_for(n))
+
+
+def ftrl_update(w, g, accumulator, linear, learning_rate, learning_rate_power, l1, l2,
+                l2_shrinkage, beta):
+    """FTRL-proximal step in place (accumulator: the sum of squared gradients; linear:
+    FTRL's z), as Keras 3 computes it."""
+    n = w.size if isinstance(w, np.ndarray) else 0
+    _check_update("ftrl_update", w, ("g", g, n), ("accumulator", accumulator, n),
+                  ("linear", linear, n))
+    lr = float(learning_rate)
+    _kernels.ftrl_update(w, g, accumulator, linear, lr, float(learning_rate_power),
+                         float(l1), float(l2) + float(beta) / (2 * lr), float(l2_shrinkage),
+                         threads_for(n))

@@ -27,7 +27,7 @@ REFERENCE_TWINS = ("conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_tran
                    "dense", "dense_backward", "softmax", "sigmoid", "softmax_cross_entropy",
                    "sigmoid_cross_entropy", "sgd_update", "adam_update", "rmsprop_update",
                    "adagrad_update", "adamax_update", "adadelta_update", "lion_update",
-                   "nadam_update")
+                   "nadam_update", "ftrl_update")
 
 
 def _returning(fn):
@@ -51,7 +51,8 @@ def _in_place(fn, n_state):
 
 
 _UPDATES = {"sgd_update": 1, "adam_update": 2, "rmsprop_update": 2, "adagrad_update": 1,
-            "adamax_update": 2, "adadelta_update": 2, "lion_update": 1, "nadam_update": 2}
+            "adamax_update": 2, "adadelta_update": 2, "lion_update": 1, "nadam_update": 2,
+            "ftrl_update": 2}
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from .._registry import Registry
 from . import schedules
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Adadelta",
-           "Lion", "Nadam", "get", "schedules"]
+           "Lion", "Nadam", "Ftrl", "get", "schedules"]
 
 
 def _number(value, name, owner, low=0.0, high=float("inf"), low_open=False,
@@ -347,6 +347,56 @@ class Nadam(_Moments):
         ops.nadam_update(w, g, m, v, lr, self.beta_1, self.beta_2, self.epsilon, u_t,
                          u_t_1, self._u_product, self._u_product * u_t_1,
                          self.beta_2 ** t)
+
+
+@REGISTRY.register("ftrl")
+class Ftrl(Optimizer):
+    """FTRL-proximal (McMahan et al.), as Keras 3 computes it: per-coordinate learning
+    rates from the accumulated squared gradients (learning_rate_power -0.5), with L1
+    (sparsity), L2, L2-shrinkage and beta regularization in the closed-form step."""
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5,
+                 initial_accumulator_value=0.1, l1_regularization_strength=0.0,
+                 l2_regularization_strength=0.0, l2_shrinkage_regularization_strength=0.0,
+                 beta=0.0, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.learning_rate_power = _number(learning_rate_power, "learning_rate_power", "Ftrl",
+                                           low=-float("inf"), high=0.0)
+        self.initial_accumulator_value = _number(initial_accumulator_value,
+                                                 "initial_accumulator_value", "Ftrl")
+        self.l1_regularization_strength = _number(l1_regularization_strength,
+                                                  "l1_regularization_strength", "Ftrl")
+        self.l2_regularization_strength = _number(l2_regularization_strength,
+                                                  "l2_regularization_strength", "Ftrl")
+        self.l2_shrinkage_regularization_strength = _number(
+            l2_shrinkage_regularization_strength, "l2_shrinkage_regularization_strength",
+            "Ftrl")
+        self.beta = _number(beta, "beta", "Ftrl")
+
+    def _state(self, var, count):  # noqa: ARG002 (the accumulator, then FTRL's z)
+        if id(var) not in self._slots:
+            self._slots[id(var)] = [
+                np.full(var.value.size, self.initial_accumulator_value, var.value.dtype),
+                np.zeros(var.value.size, var.value.dtype)]
+        return self._slots[id(var)]
+
+    def _update(self, w, g, var, lr):
+        if not lr > 0:
+            raise ValueError(f"Ftrl: the learning rate must be > 0 (it divides), received "
+                             f"{lr}")
+        accumulator, linear = self._state(var, 2)
+        ops.ftrl_update(w, g, accumulator, linear, lr, self.learning_rate_power,
+                        self.l1_regularization_strength, self.l2_regularization_strength,
+                        self.l2_shrinkage_regularization_strength, self.beta)
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "l1_regularization_strength": self.l1_regularization_strength,
+                "l2_regularization_strength": self.l2_regularization_strength,
+                "l2_shrinkage_regularization_strength":
+                    self.l2_shrinkage_regularization_strength,
+                "beta": self.beta}
 
 
 def get(identifier):
