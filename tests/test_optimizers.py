@@ -274,3 +274,23 @@ def test_nadam_resumes_exactly_from_its_step_count():
     for g in grads[3:]:
         again.apply([g], [y])
     np.testing.assert_array_equal(x.value, y.value)
+
+
+def test_ftrl_saves_and_resumes_exactly(tmp_path):
+    """Its two slots (accumulator and z) travel in the file: a reloaded model continues
+    as the original does."""
+    from helpers import data, small_model
+    x, y, _ = data(32)
+    model = small_model()
+    model.compile(optimizer=optimizers.Ftrl(0.1, l1_regularization_strength=0.01,
+                                            beta=0.2),
+                  loss="categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0, shuffle=False)
+    model.save(tmp_path / "m.keras")
+    loaded = cnnx.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.optimizer, optimizers.Ftrl) and loaded.optimizer.beta == 0.2
+    a = model.fit(x, y, epochs=2, verbose=0, shuffle=False).history
+    b = loaded.fit(x, y, epochs=2, verbose=0, shuffle=False).history
+    assert a == b
+    with pytest.raises(ValueError, match="`learning_rate_power` must be a finite number"):
+        optimizers.Ftrl(learning_rate_power=0.5)
