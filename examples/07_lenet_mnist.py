@@ -10,10 +10,13 @@ from _common import args, shared_data
 a = args(__doc__)
 try:
     (x_train, y_train), (x_test, y_test) = cnnx.datasets.mnist.load_data()
-except OSError:  # no network: the course's 5,000 training digits and the test set
+except OSError as e:  # no network: the course's 5,000 training digits and the test set
     data = shared_data()
     if data is None:
-        raise SystemExit("no MNIST: connect to the network or set CNNX_TEST_DATA") from None
+        raise SystemExit(f"no MNIST: {e}\nConnect to the network or set CNNX_TEST_DATA") \
+            from None
+    print(f"MNIST could not be downloaded ({str(e).split(' (')[0]}); training on the "
+          f"5,000 digits and the test set in {data} instead")
     with gzip.open(data / "mnist-5k" / "mnist_5k.csv.gz") as f:
         raw = np.loadtxt(f, delimiter=",", dtype=np.uint8)
     x_train, y_train = raw[:, :784].reshape(-1, 28, 28), raw[:, 784]

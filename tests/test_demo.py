@@ -52,3 +52,27 @@ def test_command_line():
     done = subprocess.run([sys.executable, "-m", "cnnx", "demo", "--data", "/no/such"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "neither a known data set nor a folder" in done.stderr
+
+
+def test_demo_offline_says_what_to_do_without_a_traceback(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from cnnx import demo
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("CNNX_HOME", str(tmp_path))
+    monkeypatch.setenv("CNNX_DATASETS_MIRROR", f"http://127.0.0.1:{port}")
+    assert demo.main(["--data", "fashion_mnist", "--epochs", "1",
+                      "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cnnx demo: Could not download") and "put the file at" in err
+    assert "Traceback" not in err
+
+
+def test_dir_of_cnnx_lists_its_api_only():
+    import cnnx
+    names = dir(cnnx)
+    assert "Sequential" in names and "layers" in names and "__version__" in names
+    assert not [n for n in names if n.startswith("_") and n != "__version__"]
+    assert "importlib" not in names

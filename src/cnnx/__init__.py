@@ -6,7 +6,7 @@
 
 Submodules load on first use (PEP 562), so `import cnnx` stays fast.
 """
-import importlib
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -26,11 +26,12 @@ __all__ = ["Sequential", "Model", "Input", *sorted(_SUBMODULES), "get_num_thread
 
 def __getattr__(name):
     if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        return _importlib.import_module(f"{__name__}.{name}")
     if name in _NAMES:
-        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+        return getattr(_importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
     raise AttributeError(f"module 'cnnx' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted({n for n in globals() if not n.startswith("_")} | set(__all__)
+                  | {"__version__"})

@@ -137,7 +137,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.data not in ("shapes", "mnist", "fashion_mnist") and not os.path.isdir(args.data):
         parser.error(f"--data: {args.data!r} is neither a known data set nor a folder")
-    run(args.data, args.epochs, args.out, args.seed)
+    try:
+        run(args.data, args.epochs, args.out, args.seed)
+    except OSError as e:   # a data set that cannot be downloaded: say so, no traceback
+        print(f"cnnx demo: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
