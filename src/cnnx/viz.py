@@ -31,17 +31,30 @@ def _normalise(a):
     return a / top if top > 0 else a
 
 
+def _colorbar(fig, axes, image, label):
+    """One colour bar for all the tiles, which share one scale."""
+    bar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.02)
+    bar.set_label(label)
+
+
 def plot_filters(layer, path=None, cols=8, title=None):
-    """The kernels of a Conv2D layer, one tile per filter (RGB when the layer reads 3
-    channels, else the mean over input channels). Saved as PNG when `path` is given."""
+    """The kernels of a Conv2D layer, one tile per filter: RGB when the layer reads 3
+    channels (scaled together, so tiles compare), else the mean over input channels on
+    one shared diverging scale (blue < 0 < red) with a colour bar. Saved as PNG when
+    `path` is given."""
     kernel = layer.kernel.value  # (kh, kw, in, out)
     fig, axes = _figure(kernel.shape[3], cols)
-    for i, ax in enumerate(axes):
-        k = kernel[:, :, :, i]
-        if k.shape[2] == 3:
-            ax.imshow(_normalise(k), interpolation="nearest")
-        else:
-            ax.imshow(k.mean(axis=2), cmap="gray", interpolation="nearest")
+    if kernel.shape[2] == 3:
+        scaled = _normalise(kernel)
+        for i, ax in enumerate(axes):
+            ax.imshow(scaled[:, :, :, i], interpolation="nearest")
+    else:
+        means = kernel.mean(axis=2)
+        top = float(np.abs(means).max()) or 1.0
+        for i, ax in enumerate(axes):
+            image = ax.imshow(means[:, :, i], cmap="RdBu_r", vmin=-top, vmax=top,
+                              interpolation="nearest")
+        _colorbar(fig, axes, image, "weight")
     fig.suptitle(title or f"{layer.name}: {kernel.shape[3]} learned filters "
                           f"{kernel.shape[0]}x{kernel.shape[1]}")
     if path is not None:
@@ -50,13 +63,22 @@ def plot_filters(layer, path=None, cols=8, title=None):
 
 
 def plot_feature_maps(model, x, layer, path=None, cols=8, title=None):
-    """The feature maps of `layer` for one input image x (H, W, C): one tile per channel,
-    computed through Model(model.inputs, layer.output). Saved as PNG when `path` is given."""
+    """The feature maps of `layer` for one input image x (H, W, C): the input first,
+    then one tile per channel on one shared scale with a colour bar, computed through
+    Model(model.inputs, layer.output). Saved as PNG when `path` is given."""
     from .models import Model
-    maps = Model(model.inputs, layer.output).predict(np.asarray(x)[None], verbose=0)[0]
-    fig, axes = _figure(maps.shape[-1], cols)
-    for i, ax in enumerate(axes):
-        ax.imshow(maps[:, :, i], cmap="gray", interpolation="nearest")
+    x = np.asarray(x)
+    maps = Model(model.inputs, layer.output).predict(x[None], verbose=0)[0]
+    fig, axes = _figure(maps.shape[-1] + 1, cols)
+    shown = x[..., 0] if x.shape[-1] != 3 else _normalise(x)
+    axes[0].imshow(shown, cmap="gray" if x.shape[-1] != 3 else None,
+                   interpolation="nearest")
+    axes[0].set_title("input", fontsize=8)
+    low, high = float(maps.min()), float(maps.max())
+    for i, ax in enumerate(axes[1:]):
+        image = ax.imshow(maps[:, :, i], cmap="viridis", vmin=low, vmax=high or 1.0,
+                          interpolation="nearest")
+    _colorbar(fig, axes[1:], image, "activation")
     fig.suptitle(title or f"{layer.name}: {maps.shape[-1]} feature maps "
                           f"{maps.shape[0]}x{maps.shape[1]}")
     if path is not None:
@@ -67,12 +89,16 @@ def plot_feature_maps(model, x, layer, path=None, cols=8, title=None):
 def plot_history(history, path=None, title=None):
     """Loss and accuracy curves from fit's History (or its .history dict): one panel per
     quantity, training and validation together."""
+    from matplotlib.ticker import AutoLocator
     logs = getattr(history, "history", history)
     keys = [k for k in sorted(logs) if not k.startswith("val_")]
     if not keys:
         raise ValueError("plot_history: the history holds no logs")
     fig, axes = _figure(len(keys), len(keys), cell=3.2)
     for ax, key in zip(axes, keys):
+        ax.tick_params(left=True, labelleft=True, bottom=True, labelbottom=True)
+        ax.yaxis.set_major_locator(AutoLocator())   # _figure cleared the ticks
+        ax.grid(alpha=0.3)
         epochs = np.arange(1, len(logs[key]) + 1)
         ax.plot(epochs, logs[key], "o-", label=key)
         if f"val_{key}" in logs:
