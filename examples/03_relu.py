@@ -24,13 +24,22 @@ if can_plot():
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 4))
     FigureCanvasAgg(fig)
-    for i, (title, m, cmap) in enumerate([("feature map (red < 0 < blue)", fmap, "bwr_r"),
-                                          ("after ReLU", rectified, "gray")]):
+    # A 64 x 64 crop from the middle, drawn pixel by pixel: an edge detector's negative
+    # and positive values sit side by side, and at full size they blur into one colour.
+    # The scale stops at the 95th percentile of |value|, so a few strong edges do not
+    # wash the rest out to white.
+    h, w = fmap.shape
+    crop = (slice(h // 2 - 32, h // 2 + 32), slice(w // 2 - 32, w // 2 + 32))
+    limit = float(np.percentile(np.abs(fmap[crop]), 95)) or 1.0
+    for i, (title, m, cmap) in enumerate([("feature map (red < 0 < blue)", fmap, "RdBu"),
+                                          ("after ReLU (black = 0)", rectified, "gray")]):
         ax = fig.add_subplot(1, 2, i + 1)
-        limit = np.abs(m).max()
-        ax.imshow(m, cmap=cmap, vmin=-limit if i == 0 else 0, vmax=limit)
+        shown = ax.imshow(m[crop], cmap=cmap, vmin=-limit if i == 0 else 0, vmax=limit,
+                          interpolation="nearest")
+        fig.colorbar(shown, ax=ax, shrink=0.8)
         ax.set_title(title)
         ax.axis("off")
+    fig.suptitle("edge detection on the middle 64 x 64 pixels, before and after ReLU")
     out = os.path.join(a.out, "relu.png")
     fig.savefig(out, dpi=70)
     print(f"wrote {out}")
