@@ -4,7 +4,7 @@ the circles and squares that the demo draws, without any convolution."""
 import cnnx
 from cnnx.demo import draw_shapes
 
-from _common import args
+from _common import args, can_plot, save
 
 a = args(__doc__)
 cnnx.utils.set_random_seed(0)
@@ -18,6 +18,10 @@ model = cnnx.Sequential([
 ])
 model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 model.summary()
-model.fit(x[:split], y[:split], batch_size=32, epochs=3 if a.quick else 15, verbose=2)
+history = model.fit(x[:split], y[:split], batch_size=32, epochs=3 if a.quick else 15,
+                    verbose=2, validation_split=0.1)
 loss, accuracy = model.evaluate(x[split:], y[split:], verbose=0)
 print(f"test accuracy of the fully connected network: {accuracy:.3f}")
+if can_plot():
+    save(cnnx.viz.plot_history(history, title="a fully connected network on shapes"), a,
+         "fully_connected_history.png")

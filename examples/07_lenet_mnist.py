@@ -5,7 +5,7 @@ import numpy as np
 
 import cnnx
 
-from _common import args, shared_data
+from _common import args, can_plot, save, shared_data
 
 a = args(__doc__)
 try:
@@ -41,6 +41,11 @@ model = cnnx.Sequential([
 ])
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 model.summary()
-model.fit(x_train, y_train, batch_size=64, epochs=1 if a.quick else 10, validation_split=0.1,
-          verbose=2)
+history = model.fit(x_train, y_train, batch_size=64, epochs=1 if a.quick else 10,
+                    validation_split=0.1, verbose=2)
 print(f"LeNet-5 test accuracy: {model.evaluate(x_test, y_test, verbose=0)[1]:.4f}")
+if can_plot():
+    save(cnnx.viz.plot_history(history, title="LeNet-5 on MNIST"), a, "lenet_history.png")
+    save(cnnx.viz.plot_filters(model.layers[0]), a, "lenet_filters.png")
+    save(cnnx.viz.plot_feature_maps(model, x_test[0], model.layers[0]), a,
+         "lenet_feature_maps.png")

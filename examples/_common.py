@@ -34,3 +34,32 @@ def can_plot():
     except ImportError:
         print("(install matplotlib, pip install 'cnnx[plot]', for the pictures)")
         return False
+
+
+def figure(width, height):
+    """A matplotlib figure on the Agg canvas (no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def number_grid(ax, values, title, cmap="Blues"):
+    """A small array drawn as coloured cells with its numbers written in them."""
+    import numpy as np
+    values = np.atleast_2d(values)
+    low, high = min(0, values.min()), max(1, values.max())
+    ax.imshow(values, cmap=cmap, vmin=low, vmax=high)
+    for (i, j), v in np.ndenumerate(values):   # white on the dark cells
+        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=9,
+                color="white" if v > (low + high) / 2 else "black")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def save(fig, a, name):
+    out = os.path.join(a.out, name)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+    print(f"wrote {out}")

@@ -17,8 +17,17 @@ EXPECTED = {
     "07_lenet_mnist.py": ["LeNet-5 test accuracy"],
     "08_cats_vs_dogs.py": ["Found 320 images belonging to 2 classes.", "P(dog) ="],
 }
-PICTURES = {"02_filters.py": ["filters.png"], "03_relu.py": ["relu.png"],
+PICTURES = {"01_convolution.py": ["convolution.png"], "02_filters.py": ["filters.png"],
+            "03_relu.py": ["relu.png"], "04_pooling_flattening.py": ["pooling_flattening.png"],
+            "05_fully_connected.py": ["fully_connected_history.png"],
+            "06_softmax_cross_entropy.py": ["errors.png"],
+            "07_lenet_mnist.py": ["lenet_history.png", "lenet_filters.png",
+                                  "lenet_feature_maps.png"],
             "08_cats_vs_dogs.py": ["cat_feature_maps.png", "history.png"]}
+
+
+def test_every_example_draws_pictures():
+    assert sorted(PICTURES) == sorted(EXPECTED)
 
 
 def test_every_example_is_listed():
@@ -44,4 +53,4 @@ def test_example_runs(script, tmp_path):
     from PIL import Image
     for name in PICTURES.get(script.name, []):
         with Image.open(tmp_path / name) as img:
-            assert img.format == "PNG" and img.size[0] >= 300 and img.size[1] >= 200
+            assert img.format == "PNG" and img.size[0] >= 300 and img.size[1] >= 100
