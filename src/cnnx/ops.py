@@ -536,12 +536,14 @@ def softmax(x, axis=-1):
         raise ValueError("softmax: `x` must have at least one axis, received a scalar")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"softmax: `axis` must be in [{-x.ndim}, {x.ndim}), received {axis}")
-    moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+    last = axis in (-1, x.ndim - 1)   # the usual case: no axis moved, no copies
+    moved = np.ascontiguousarray(x if last else np.moveaxis(x, axis, -1))
     rows = moved.reshape(-1, moved.shape[-1]) if moved.size else moved.reshape(0, 1)
     y = np.empty_like(rows)
     if rows.size:
         _kernels.softmax(rows, y, threads_for(rows.size))
-    return np.moveaxis(y.reshape(moved.shape), -1, axis)
+    y = y.reshape(moved.shape)
+    return y if last else np.moveaxis(y, -1, axis)
 
 
 def flatten(x):
