@@ -1,9 +1,15 @@
 """Every public class and function of cnnx has a docstring of its own: help() on any of
-them says what it does (a class does not borrow its base's)."""
+them says what it does (a class does not borrow its base's). Their examples run, and
+every public module has its page in the reference site, every example its tutorial page."""
+import doctest
 import importlib
 import inspect
+from pathlib import Path
 
+import numpy as np
 import pytest
+
+import cnnx
 
 PUBLIC = ["cnnx", "cnnx.layers", "cnnx.models", "cnnx.optimizers", "cnnx.optimizers.schedules",
           "cnnx.losses", "cnnx.metrics", "cnnx.callbacks", "cnnx.activations",
@@ -34,3 +40,41 @@ def test_every_public_callable_has_its_own_docstring():
 @pytest.mark.parametrize("module_name", PUBLIC)
 def test_every_public_module_says_what_it_holds(module_name):
     assert (importlib.import_module(module_name).__doc__ or "").strip()
+
+
+# The reference site (docs/, built by Sphinx in CI) and the examples in the docstrings.
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_docstring_examples_run(tmp_path, monkeypatch):
+    # The same examples run again in CI's `sphinx -b doctest`; here they run in the
+    # fast tier. They may write files: into tmp_path.
+    monkeypatch.chdir(tmp_path)
+    finder, runner = doctest.DocTestFinder(recurse=False), doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS)
+    seen, ran = set(), []
+    for name, obj in public_callables():
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for test in finder.find(obj, name, globs={"np": np, "cnnx": cnnx}):
+            if test.examples:
+                ran.append(name)
+                runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert len(ran) >= 15, ran   # the examples are there (mutation: delete some)
+
+
+@pytest.mark.parametrize("module_name", PUBLIC)
+def test_every_public_module_has_a_reference_page(module_name):
+    page = DOCS / "api" / (module_name.replace(".", "_") + ".md")
+    assert page.exists(), f"no reference page {page.name} for {module_name}"
+    assert f"automodule:: {module_name}\n" in page.read_text()
+    assert f"\n{page.stem}\n" in (DOCS / "api" / "index.md").read_text()
+
+
+def test_every_example_has_a_tutorial_page():
+    pages = {p.read_text() for p in (DOCS / "tutorial").glob("0*.md")}
+    for script in sorted((DOCS.parent / "examples").glob("0*.py")):
+        assert any(f"examples/{script.name}\n" in page
+                   and f"_generated/{script.stem}.md\n" in page for page in pages), script

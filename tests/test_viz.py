@@ -40,12 +40,14 @@ def test_filters_and_feature_maps_share_one_scale_with_a_colour_bar(trained, tmp
     fig = cnnx.viz.plot_filters(conv, tmp_path / "f.png")
     images = [im for ax in fig.axes for im in ax.get_images()]
     assert len(images) == 4 and len({im.get_clim() for im in images}) == 1
+    assert [im.axes.get_title() for im in images] == [f"filter {i}" for i in range(4)]
     low, high = images[0].get_clim()
     assert low == -high                                  # diverging: 0 in the middle
     assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
     fig = cnnx.viz.plot_feature_maps(model, x[0], conv, tmp_path / "m.png")
     tiles = [ax for ax in fig.axes if ax.get_images()]
-    assert tiles[0].get_title() == "input"
+    assert [ax.get_title() for ax in tiles] == ["input"] + [f"channel {i}" for i in range(4)]
+    assert fig._suptitle.get_text().startswith(conv.name)   # the layer, by name
     np.testing.assert_allclose(tiles[0].get_images()[0].get_array(), x[0, :, :, 0])
     clims = {ax.get_images()[0].get_clim() for ax in tiles[1:]}
     assert len(tiles) == 5 and len(clims) == 1

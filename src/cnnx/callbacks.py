@@ -401,9 +401,9 @@ def _png(gray):
 
 class TensorBoard(Callback):
     """Writes TensorBoard event files (the `tensorboard` extra): under log_dir/train and
-    log_dir/validation, the epoch's logs as scalars epoch_<name> (the validation logs
-    without their val_ prefix, as Keras 3 writes them) and the learning rate; with
-    update_freq="batch" (or every N batches) batch_<name> scalars too; every
+    log_dir/validation, the epoch's logs as scalars ``epoch_<name>`` (the validation logs
+    without their ``val_`` prefix, as Keras 3 writes them) and the learning rate; with
+    update_freq="batch" (or every N batches) ``batch_<name>`` scalars too; every
     histogram_freq epochs a histogram of each weight; with write_images, each weight as
     a grayscale image; with write_graph, the model's summary() as text (cnnx has no
     TensorFlow graph to write). Read them with `tensorboard --logdir log_dir`."""

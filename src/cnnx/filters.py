@@ -61,7 +61,29 @@ _PAD = {"reflect": "reflect", "edge": "edge", "wrap": "wrap", "zero": "constant"
 
 def apply_filter(image, kernel, padding="reflect"):
     """The image filtered by a 2-D kernel, channel by channel, as an array of the image's
-    shape (float32): (H, W), (H, W, 1) or (H, W, 3) in, the same shape out."""
+    shape (float32): (H, W), (H, W, 1) or (H, W, 3) in, the same shape out.
+
+    Parameters
+    ----------
+    image : array (H, W), (H, W, 1) or (H, W, 3)
+    kernel : a name from FILTERS ("sharpen", "blur", "edge_enhance", "edge_detect",
+        "emboss", "sobel_x", "sobel_y") or a 2-D array
+    padding : how the border is extended so that the output keeps the image's size:
+        "reflect" (default), "edge", "wrap" or "zero"
+
+    Examples
+    --------
+    Edge detection answers a single bright pixel with its kernel, -4 in the middle:
+
+    >>> image = np.zeros((5, 5), np.float32)
+    >>> image[2, 2] = 1
+    >>> cnnx.filters.apply_filter(image, "edge_detect")
+    array([[ 0.,  0.,  0.,  0.,  0.],
+           [ 0.,  0.,  1.,  0.,  0.],
+           [ 0.,  1., -4.,  1.,  0.],
+           [ 0.,  0.,  1.,  0.,  0.],
+           [ 0.,  0.,  0.,  0.,  0.]], dtype=float32)
+    """
     if isinstance(kernel, str):
         if kernel not in FILTERS:
             raise ValueError(f"apply_filter: unknown filter {kernel!r}; expected one of "

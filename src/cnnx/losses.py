@@ -41,8 +41,14 @@ def _smooth(y_true, label_smoothing, num_classes):
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
-    """Per-sample cross-entropy of one-hot targets and probabilities (or logits with
-    from_logits=True)."""
+    """Per-sample cross-entropy, -sum(y_true * log(y_pred)) over the last axis, of one-hot
+    targets and probabilities (or logits with from_logits=True); probabilities are
+    clipped to [1e-7, 1 - 1e-7] as in Keras.
+
+    >>> y_true = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> cnnx.losses.categorical_crossentropy(y_true, np.array([[0.05, 0.95], [0.8, 0.2]]))
+    array([0.05129329, 0.22314355])
+    """
     y_true, y_pred = _pair(y_true, y_pred, "categorical_crossentropy")
     y_true = _smooth(y_true, label_smoothing, y_pred.shape[-1])
     return ops.categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
@@ -87,7 +93,7 @@ def mean_squared_error(y_true, y_pred):
 
 
 def mean_absolute_error(y_true, y_pred):
-    """Per-sample mean of |y_true - y_pred| over the last axis (also `mae`)."""
+    """Per-sample mean of `abs(y_true - y_pred)` over the last axis (also `mae`)."""
     y_true, y_pred = _pair(y_true, y_pred, "mean_absolute_error")
     return np.mean(np.abs(y_pred - y_true), axis=-1)
 
@@ -274,7 +280,7 @@ class MeanSquaredError(Loss):
 
 @REGISTRY.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(Loss):
-    """The mean of |y_true - y_pred| over the last axis, then over the batch."""
+    """The mean of `abs(y_true - y_pred)` over the last axis, then over the batch."""
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name or "mean_absolute_error", **kwargs)
 

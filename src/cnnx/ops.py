@@ -472,8 +472,31 @@ def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilatio
 
 
 def conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, data_format=None):
-    """keras.ops.conv for 2-D NHWC inputs: cross-correlation of inputs (N, H, W, C) with
-    kernel (kh, kw, C, F), no bias."""
+    """keras.ops.conv for 2-D NHWC inputs: the cross-correlation of images with a bank
+    of kernels (the kernel is not flipped, as in every deep-learning library), no bias.
+
+    Parameters
+    ----------
+    inputs : array (N, H, W, C), float32 or float64
+    kernel : array (kh, kw, C, F), the same dtype
+    strides, dilation_rate : int or pair of ints (not both above 1)
+    padding : "valid" (the kernel stays inside the image) or "same" (zeros around it,
+        output H/strides x W/strides, rounded up)
+
+    Returns
+    -------
+    array (N, OH, OW, F) of the inputs' dtype.
+
+    Examples
+    --------
+    A 2x2 kernel of ones sums each 2x2 window:
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> cnnx.ops.conv(x, np.ones((2, 2, 1, 1), np.float32))[0, :, :, 0]
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]], dtype=float32)
+    """
     _check_data_format(data_format, "conv")
     if _tracing.is_symbol(inputs):
         return _traced("conv", inputs, (kernel,), dict(
@@ -498,7 +521,11 @@ def _traced(op, x, constants, params, probe=None):
 # ---------------------------------------------------------------------------------
 
 def relu(x, out=None):
-    """max(x, 0), elementwise; NaN passes through."""
+    """max(x, 0), elementwise; NaN passes through. `out` may be `x` (in place).
+
+    >>> cnnx.ops.relu(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 2.])
+    """
     if _tracing.is_symbol(x) and out is None:
         return _traced("relu", x, (), {})
     x = np.ascontiguousarray(_array(x, "x", "relu"))
@@ -528,7 +555,13 @@ def sigmoid(x):
 
 
 def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along `axis`, shifted by the maximum for stability."""
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the maximum for stability.
+
+    Two scores that differ by ln 19 (the course's dog and cat):
+
+    >>> cnnx.ops.softmax(np.array([[0.0, np.log(19.0)]]))
+    array([[0.05, 0.95]])
+    """
     if _tracing.is_symbol(x):
         return _traced("softmax", x, (), {"axis": axis}, lambda z: softmax(z, axis))
     x = _array(x, "x", "softmax")
@@ -604,7 +637,26 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None, relu_output=None):
 
 
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    """keras.ops.max_pool for 2-D NHWC inputs."""
+    """keras.ops.max_pool for 2-D NHWC inputs: the maximum of each pool_size window of
+    each channel, every `strides` pixels (default: pool_size).
+
+    Parameters
+    ----------
+    inputs : array (N, H, W, C)
+    pool_size, strides : int or pair of ints
+    padding : "valid" or "same" (padded positions never win)
+
+    Returns
+    -------
+    array (N, OH, OW, C) of the inputs' dtype.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> cnnx.ops.max_pool(x, 2)[0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
     _check_data_format(data_format, "max_pool")
     if _tracing.is_symbol(inputs):
         return _traced("max_pool", inputs, (), dict(

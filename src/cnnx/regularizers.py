@@ -32,13 +32,13 @@ class Regularizer:
 
 @REGISTRY.register("l1_l2")
 class L1L2(Regularizer):
-    """l1 * sum(|w|) + l2 * sum(w^2)."""
+    """`l1 * sum(abs(w)) + l2 * sum(w**2)`."""
     pass
 
 
 @REGISTRY.register("l1")
 class L1(Regularizer):
-    """l1 * sum(|w|) (default l1 0.01)."""
+    """`l1 * sum(abs(w))` (default l1 0.01)."""
     def __init__(self, l1=0.01):
         super().__init__(l1=l1)
 

@@ -48,12 +48,14 @@ def plot_filters(layer, path=None, cols=8, title=None):
         scaled = _normalise(kernel)
         for i, ax in enumerate(axes):
             ax.imshow(scaled[:, :, :, i], interpolation="nearest")
+            ax.set_title(f"filter {i}", fontsize=8)
     else:
         means = kernel.mean(axis=2)
         top = float(np.abs(means).max()) or 1.0
         for i, ax in enumerate(axes):
             image = ax.imshow(means[:, :, i], cmap="RdBu_r", vmin=-top, vmax=top,
                               interpolation="nearest")
+            ax.set_title(f"filter {i}", fontsize=8)
         _colorbar(fig, axes, image, "weight")
     fig.suptitle(title or f"{layer.name}: {kernel.shape[3]} learned filters "
                           f"{kernel.shape[0]}x{kernel.shape[1]}")
@@ -78,6 +80,7 @@ def plot_feature_maps(model, x, layer, path=None, cols=8, title=None):
     for i, ax in enumerate(axes[1:]):
         image = ax.imshow(maps[:, :, i], cmap="viridis", vmin=low, vmax=high or 1.0,
                           interpolation="nearest")
+        ax.set_title(f"channel {i}", fontsize=8)
     _colorbar(fig, axes[1:], image, "activation")
     fig.suptitle(title or f"{layer.name}: {maps.shape[-1]} feature maps "
                           f"{maps.shape[0]}x{maps.shape[1]}")

@@ -157,12 +157,14 @@ class Context:
     (a layer called twice has two), so layers keep weights and configuration only.
 
     The plan sets the flags when it is built (the fusion rules, see models/plan.py):
-      need_input_grad        some weight upstream is trained: backward returns dL/dx
-      emit_logits            the loss applies this layer's final activation itself
-      grad_is_preactivation  the consumer already applied this layer's ReLU mask
-      fuse_relu_backward     apply the producer's ReLU mask in this backward
-      affine                 (inference) a layer whose per-channel affine map this
-                             layer's output goes through next: fold it into the weights
+
+    - ``need_input_grad``: some weight upstream is trained, so backward returns dL/dx;
+    - ``emit_logits``: the loss applies this layer's final activation itself;
+    - ``grad_is_preactivation``: the consumer already applied this layer's ReLU mask;
+    - ``fuse_relu_backward``: apply the producer's ReLU mask in this backward;
+    - ``affine``: (inference) a layer whose per-channel affine map this layer's output
+      goes through next, to fold into the weights.
+
     Backward leaves each weight's gradient with `add_grad`, for the plan to collect."""
 
     __slots__ = ("buffers", "need_input_grad", "emit_logits", "grad_is_preactivation",

@@ -27,7 +27,27 @@ class Conv2D(_Activated):
     through an activation (ReLU is fused into the kernel). Kernel (kh, kw, in,
     filters); strides, padding "valid" or "same", dilation_rate (not both above 1),
     Keras's initializers and regularizers. A third positional int is `strides`, as in
-    Keras 3 (Keras 2 read it as the kernel's width: a warning says so)."""
+    Keras 3 (Keras 2 read it as the kernel's width: a warning says so).
+
+    Parameters
+    ----------
+    filters : int, the number of output channels (feature maps)
+    kernel_size : int or (kh, kw)
+    strides, dilation_rate : int or pair
+    padding : "valid" or "same"
+    activation : a name ("relu", ...), a function from cnnx.activations, or None
+
+    Input (N, H, W, C); output (N, OH, OW, filters); weights kernel (kh, kw, C, filters)
+    and bias (filters,).
+
+    Examples
+    --------
+    >>> conv = cnnx.layers.Conv2D(8, 3, padding="same", activation="relu")
+    >>> conv(np.zeros((2, 28, 28, 1), np.float32)).shape
+    (2, 28, 28, 8)
+    >>> [w.shape for w in conv.get_weights()]
+    [(3, 3, 1, 8), (8,)]
+    """
     _keras2_positional = (2, "strides", "the kernel's width (a 3x3 kernel)")
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",

@@ -57,7 +57,16 @@ class InputLayer(Layer):
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):
     """keras.Input: the symbolic input of a model. In a Sequential list it declares the
-    input shape; in the functional API, layers called on it build the graph."""
+    input shape; in the functional API, layers called on it build the graph.
+
+    `shape` leaves out the batch size, which stays open (None):
+
+    >>> inputs = cnnx.Input((28, 28, 1), name="digits")
+    >>> inputs.shape
+    (None, 28, 28, 1)
+    >>> cnnx.layers.Flatten()(inputs).shape
+    (None, 784)
+    """
     layer = InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
     return layer._symbolic()
 
@@ -135,7 +144,24 @@ class _Activated(Layer):
 
 @REGISTRY.register()
 class Dense(_Activated):
-    """y = activation(x @ kernel + bias), over the last axis of a 2-D input."""
+    """y = activation(x @ kernel + bias), over the last axis of a 2-D input.
+
+    Parameters
+    ----------
+    units : int, the output width
+    activation : a name, a function from cnnx.activations, or None (linear)
+    use_bias : bool
+
+    Input (N, D); output (N, units); weights kernel (D, units) and bias (units,).
+
+    Examples
+    --------
+    >>> dense = cnnx.layers.Dense(4, activation="relu")
+    >>> dense(np.ones((3, 5), np.float32)).shape
+    (3, 4)
+    >>> [w.shape for w in dense.get_weights()]
+    [(5, 4), (4,)]
+    """
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -370,7 +396,11 @@ class Dropout(Layer):
 
 @REGISTRY.register()
 class Flatten(Layer):
-    """(N, H, W, C) -> (N, H*W*C), row by row: height, then width, then channels."""
+    """(N, H, W, C) -> (N, H*W*C), row by row: height, then width, then channels.
+
+    >>> cnnx.layers.Flatten()(np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2))
+    array([[0., 1., 2., 3., 4., 5., 6., 7.]], dtype=float32)
+    """
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))

@@ -167,7 +167,12 @@ class Minimum(_Extremum):
 @REGISTRY.register()
 class Concatenate(Layer):
     """Its inputs joined along `axis` (default -1, the channels); every other axis must
-    match."""
+    match.
+
+    >>> a, b = cnnx.Input((8, 8, 3)), cnnx.Input((8, 8, 5))
+    >>> cnnx.layers.Concatenate()([a, b]).shape
+    (None, 8, 8, 8)
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -211,7 +216,7 @@ def _functional(cls):
     def merge(inputs, **kwargs):
         return cls(**kwargs)(inputs)
     merge.__name__ = cls.__name__.lower()
-    merge.__doc__ = f"Functional form of {cls.__name__}: {cls.__name__}(**kwargs)(inputs)."
+    merge.__doc__ = f"Functional form of {cls.__name__}: ``{cls.__name__}(**kwargs)(inputs)``."
     return merge
 
 

@@ -51,7 +51,16 @@ class MaxPooling2D(_Pooling2D):
     """The maximum over each pool_size window of each channel, every `strides` pixels
     (default: the pool size), padding "valid" or "same" (padding never wins). The
     backward pass sends each gradient to its window's first maximum, and applies a
-    ReLU mask of the layer below when the model's plan fuses it."""
+    ReLU mask of the layer below when the model's plan fuses it.
+
+    Input (N, H, W, C); output (N, OH, OW, C): with "valid" padding
+    OH = (H - pool_h) // stride_h + 1, with "same" OH = ceil(H / stride_h).
+
+    >>> cnnx.layers.MaxPooling2D(2)(np.zeros((1, 5, 5, 3), np.float32)).shape
+    (1, 2, 2, 3)
+    >>> cnnx.layers.MaxPooling2D(2, padding="same")(np.zeros((1, 5, 5, 3), np.float32)).shape
+    (1, 3, 3, 3)
+    """
     absorbs_relu_backward = True
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002

@@ -33,7 +33,21 @@ _MAX_IDLE = 4       # idle inference plans kept per shape (one per concurrent ca
 class Model(Trainer, Layer):
     """Model(inputs, outputs): the layers that compute `outputs` from `inputs` (each a
     tensor from cnnx.Input or a layer's output, or a list of them), with compile, fit,
-    evaluate, predict, save and summary."""
+    evaluate, predict, save and summary.
+
+    Examples
+    --------
+    A residual connection: the input is added to a Dense layer's output.
+
+    >>> inputs = cnnx.Input((16,))
+    >>> h = cnnx.layers.Dense(16, activation="relu")(inputs)
+    >>> outputs = cnnx.layers.Dense(3, activation="softmax")(cnnx.layers.add([inputs, h]))
+    >>> model = cnnx.Model(inputs, outputs)
+    >>> model.count_params()
+    323
+    >>> model.predict(np.ones((2, 16), np.float32), verbose=0).shape
+    (2, 3)
+    """
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         for old, new in (("input", "inputs"), ("output", "outputs")):   # Keras 1

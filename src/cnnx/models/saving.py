@@ -307,7 +307,15 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
     Hostile files are refused with an error naming the file and what is wrong, within a
     memory bound: at most the weights that the file's own architecture implies (checked
-    before any weight is allocated), plus its JSON (at most 16 MiB)."""
+    before any weight is allocated), plus its JSON (at most 16 MiB).
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2)])
+    >>> model.save("tiny.keras")
+    >>> again = cnnx.models.load_model("tiny.keras")
+    >>> x = np.ones((4, 3), np.float32)
+    >>> np.array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    True
+    """
     refuse_unimplemented("load_model", custom_objects=(custom_objects, None))
     del safe_mode  # a cnnx file holds no code: loading is as safe either way
     reader = _Reader(filepath)

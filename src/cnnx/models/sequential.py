@@ -14,7 +14,28 @@ __all__ = ["Sequential"]
 @REGISTRY.register()
 class Sequential(Model):
     """Sequential([layers]): each layer applied to the previous one's output. A layer
-    may itself be a model (a pretrained base, say)."""
+    may itself be a model (a pretrained base, say).
+
+    Start the list with `cnnx.Input(shape)` (or give the first layer `input_shape=`) to
+    build the model at once; otherwise it is built on its first batch.
+
+    Examples
+    --------
+    A two-layer classifier learns whether four numbers sum to more than zero:
+
+    >>> cnnx.utils.set_random_seed(0)
+    >>> model = cnnx.Sequential([cnnx.Input((4,)),
+    ...                          cnnx.layers.Dense(8, activation="relu"),
+    ...                          cnnx.layers.Dense(1, activation="sigmoid")])
+    >>> model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    >>> y = (x.sum(axis=1) > 0).astype("float32")
+    >>> history = model.fit(x, y, epochs=20, verbose=0)
+    >>> sorted(history.history), history.history["loss"][-1] < history.history["loss"][0]
+    (['accuracy', 'loss'], True)
+    >>> model.predict(x[:3], verbose=0).shape
+    (3, 1)
+    """
 
     def __init__(self, layers=None, name=None, trainable=True):
         self._input_layer = None

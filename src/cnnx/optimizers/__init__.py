@@ -275,7 +275,7 @@ class Adagrad(Optimizer):
 
 @REGISTRY.register("adamax")
 class Adamax(_Moments):
-    """Adam with the infinity norm: u = max(beta_2 u, |g|) in place of the second moment."""
+    """Adam with the infinity norm: `u = max(beta_2 * u, abs(g))` in place of the second moment."""
 
     def _update(self, w, g, var, lr):
         m, u = self._state(var, 2)

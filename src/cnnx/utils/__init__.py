@@ -72,7 +72,13 @@ def set_random_seed(seed):
 
 
 def to_categorical(x, num_classes=None):
-    """Class indices (any shape) to one-hot float32 rows, as keras.utils.to_categorical."""
+    """Class indices (any shape) to one-hot float32 rows, as keras.utils.to_categorical.
+
+    >>> cnnx.utils.to_categorical([0, 2, 1], num_classes=3)
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]], dtype=float32)
+    """
     x = np.asarray(x)
     if x.dtype.kind not in "iub" and not (x.dtype.kind == "f" and np.all(x == np.round(x))):
         raise ValueError(f"to_categorical: expected integer class indices, "

@@ -51,7 +51,17 @@ def _count(value, name, where, allow_none=False, allow_autotune=False):
 
 
 class Dataset:
-    """A lazy, re-iterable sequence of elements; each method returns a new Dataset."""
+    """A lazy, re-iterable sequence of elements; each method returns a new Dataset.
+
+    >>> ds = cnnx.utils.Dataset.from_tensor_slices((np.arange(6), np.arange(6) * 10))
+    >>> batches = ds.map(lambda a, b: (a, a + b)).batch(4)
+    >>> len(batches)
+    2
+    >>> for a, b in batches:
+    ...     print(a.numpy(), b.numpy())
+    [0 1 2 3] [ 0 11 22 33]
+    [4 5] [44 55]
+    """
 
     def __init__(self, passes, length=None, class_names=None, file_paths=None):
         self._passes = passes          # () -> an iterator over one pass's elements
