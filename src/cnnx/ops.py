@@ -19,6 +19,7 @@ buffers across steps: on this VM a fresh multi-megabyte array costs about as muc
 page faults as the kernel that fills it.
 """
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -505,9 +506,11 @@ def conv(inputs, kernel, strides=1, padding="valid", dilation_rate=1, data_forma
     return conv2d(inputs, kernel, None, strides, padding, dilation_rate)
 
 
-def _traced(op, x, constants, params, probe=None):
+def _traced(op, x, constants, params, probe=None) -> Any:
     """x is a Symbol (a Lambda layer is tracing its function, see _tracing.py): record
-    the op; its output shape is probed on one zero sample."""
+    the op; its output shape is probed on one zero sample. Typed Any: only a Lambda's
+    function ever receives the Symbol, and a type checker reading a user's code should see
+    the arrays the public functions return, not array | Symbol."""
     if any(_tracing.is_symbol(c) for c in constants):
         raise TypeError(f"{op}: only its first argument may be a traced tensor")
     shape = x.shape

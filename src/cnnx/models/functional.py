@@ -189,7 +189,7 @@ class Model(Trainer, Layer):
         trainable = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in trainable]
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         return [w.numpy() for w in self.weights]
 
     def set_weights(self, weights):
@@ -204,7 +204,7 @@ class Model(Trainer, Layer):
             for var, value in zip(own, checked):
                 var.assign(value)
 
-    def count_params(self):
+    def count_params(self) -> int:
         return int(sum(w.value.size for w in self.weights))
 
     def regularization_loss(self):
@@ -311,7 +311,7 @@ class Model(Trainer, Layer):
             previous = node.outputs[0]
         return previous is self.outputs[0]
 
-    def summary(self, line_length=None, positions=None, print_fn=None):
+    def summary(self, line_length=None, positions=None, print_fn=None) -> None:
         """A Keras 3-style table: layer (type), output shape, parameters (and, for a
         graph that is not a chain, what each layer is connected to); then totals."""
         from .summary import print_summary
@@ -387,7 +387,7 @@ class Model(Trainer, Layer):
                    outputs if len(outputs) > 1 else outputs[0],
                    name=config.get("name"), trainable=config.get("trainable", True))
 
-    def to_json(self, **kwargs):
+    def to_json(self, **kwargs) -> str:
         """The architecture as a JSON string (Keras's model.to_json); read it back with
         cnnx.models.model_from_json."""
         return json.dumps({"module": "cnnx.models", "class_name": type(self).__name__,
@@ -427,15 +427,15 @@ class Model(Trainer, Layer):
         from ..export import to_onnx
         return to_onnx(self, filepath, **kwargs)
 
-    def save(self, filepath, overwrite=True):
+    def save(self, filepath, overwrite=True) -> None:
         from .saving import save_model
         save_model(self, filepath, overwrite=overwrite)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath, overwrite=True) -> None:
         from .saving import save_weights
         save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath):
+    def load_weights(self, filepath) -> None:
         from .saving import load_weights
         load_weights(self, filepath)
 

@@ -19,11 +19,15 @@ import os
 import tempfile
 import zipfile
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._compat import refuse_unimplemented
 from ..layers.base import planned_weights
+
+if TYPE_CHECKING:
+    from .functional import Model
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
 
@@ -301,7 +305,7 @@ def _plan(config):
     return plan, nbytes + slot_bytes + overhead
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True) -> "Model":
     """Restore a model saved with model.save: architecture, weights, compile
     configuration and optimizer state, so that training resumes exactly.
 

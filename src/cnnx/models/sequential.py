@@ -44,7 +44,7 @@ class Sequential(Model):
             self.add(layer)
 
     # -- structure -----------------------------------------------------------------
-    def add(self, layer):
+    def add(self, layer) -> None:
         if isinstance(layer, KerasTensor):  # keras.Input(...) in a Sequential list
             if layer.node is None or not isinstance(layer.node.layer, InputLayer):
                 raise TypeError(f"Sequential {self.name!r}: only an Input tensor may be "

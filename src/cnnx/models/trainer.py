@@ -45,7 +45,7 @@ class Trainer:
     # -- compile -------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile="auto", auto_scale_loss=True):
+                jit_compile="auto", auto_scale_loss=True) -> None:
         refuse_unimplemented("compile", weighted_metrics=(weighted_metrics, None))
         # Execution switches of Keras's backends (eager or traced, steps per compiled
         # call, XLA, loss scaling for float16): cnnx always runs its compiled kernels one
@@ -214,7 +214,8 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, **kwargs):
+            validation_batch_size=None, validation_freq=1,
+            **kwargs) -> callbacks_module.History:
         where = "fit"
         if "nb_epoch" in kwargs:   # Keras 1
             if epochs != 1:
