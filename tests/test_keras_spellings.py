@@ -128,8 +128,8 @@ def test_initializer_and_regularizer_spellings():
 
 def test_model_checkpoint_checks_early_makes_folders_and_says_what_it_saves(tmp_path,
                                                                               capsys):
-    with pytest.raises(ValueError, match=r"ending in \.keras.*not written by cnnx yet"):
-        cnnx.callbacks.ModelCheckpoint(str(tmp_path / "weights-{epoch:02d}.hdf5"))
+    with pytest.raises(ValueError, match=r"ending in \.keras or \.h5 or \.hdf5, received"):
+        cnnx.callbacks.ModelCheckpoint(str(tmp_path / "weights-{epoch:02d}.pkl"))
     with pytest.raises(ValueError, match="`save_freq` must be 'epoch' or a positive int"):
         cnnx.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), save_freq=0)
     x, y, _ = data(16)

@@ -42,15 +42,40 @@ def test_save_load_gives_identical_predictions_and_identical_continued_training(
         assert np.array_equal(a, b)
 
 
-def test_file_layout_is_plain_json_and_npz_without_pickle(tmp_path):
+@pytest.fixture
+def cnnx_format(monkeypatch):
+    """save() as without h5py: cnnx's own members only (metadata.json and config.json
+    are then cnnx's, and what these tests craft)."""
+    from cnnx.models import saving
+    monkeypatch.setattr(saving, "_have_h5py", lambda: False)
+    monkeypatch.setattr(saving, "_warned_no_h5py", [True])
+
+
+@pytest.mark.parametrize("with_h5py", [False, True])
+def test_file_layout_is_plain_json_and_npz_without_pickle(tmp_path, monkeypatch,
+                                                         with_h5py):
+    from cnnx.models import saving
+    if with_h5py:
+        pytest.importorskip("h5py")
+    else:
+        monkeypatch.setattr(saving, "_have_h5py", lambda: False)
+        monkeypatch.setattr(saving, "_warned_no_h5py", [True])
     model, _, _ = trained(tmp_path)
     path = tmp_path / "m.keras"
     model.save(path)
     with zipfile.ZipFile(path) as z:
-        assert sorted(z.namelist()) == ["config.json", "metadata.json", "model.weights.npz"]
-        meta = json.loads(z.read("metadata.json"))
+        cnnx_members = ["config.json", "metadata.json", "model.weights.npz"]
+        if with_h5py:   # Keras's members, and cnnx's metadata and config in cnnx.json
+            assert sorted(z.namelist()) == ["cnnx.json"] + cnnx_members[:2] + [
+                "model.weights.h5", "model.weights.npz"]
+            own = json.loads(z.read("cnnx.json"))
+            meta, config = own["metadata"], own["config"]
+            assert json.loads(z.read("config.json"))["module"] == "keras"
+        else:
+            assert sorted(z.namelist()) == cnnx_members
+            meta = json.loads(z.read("metadata.json"))
+            config = json.loads(z.read("config.json"))
         assert meta["format"] == "cnnx.keras" and meta["format_version"] == FORMAT_VERSION
-        config = json.loads(z.read("config.json"))
         assert config["class_name"] == "Sequential"
         assert config["compile_config"]["loss"]["class_name"] == "CategoricalCrossentropy"
         with np.load(io.BytesIO(z.read("model.weights.npz")), allow_pickle=False) as npz:
@@ -64,10 +89,10 @@ def test_weights_only_round_trip(tmp_path):
     other = small_model(seed=99, dropout=0.25)
     other.load_weights(tmp_path / "w.weights.npz")
     np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))
-    with pytest.raises(ValueError, match=r"must end in \.weights\.npz"):
-        model.save_weights(tmp_path / "w.h5")
-    with pytest.raises(ValueError, match=r"must end in \.keras"):
-        model.save(tmp_path / "m.h5")
+    with pytest.raises(ValueError, match=r"must end in \.weights\.npz .*received"):
+        model.save_weights(tmp_path / "w.bin")
+    with pytest.raises(ValueError, match=r"must end in \.keras \(or \.h5"):
+        model.save(tmp_path / "m.bin")
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
@@ -95,7 +120,7 @@ def _rewrite(path, target, replace):
             z.writestr(name, content)
 
 
-def test_corrupt_truncated_and_hostile_files_fail_cleanly(tmp_path):
+def test_corrupt_truncated_and_hostile_files_fail_cleanly(tmp_path, cnnx_format):
     model, _, _ = trained(tmp_path)
     path = tmp_path / "m.keras"
     model.save(path)

@@ -182,13 +182,15 @@ class ModelCheckpoint(Callback):
         super().__init__()
         self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
-        suffix = ".weights.npz" if save_weights_only else ".keras"
-        if not self.filepath.endswith(suffix):
+        suffixes = ((".weights.npz", ".weights.h5", ".h5", ".hdf5") if save_weights_only
+                    else (".keras", ".h5", ".hdf5"))
+        if not self.filepath.endswith(suffixes):
             kind = "weights" if save_weights_only else "models"
             raise ValueError(f"ModelCheckpoint: cnnx saves {kind} to a path ending in "
-                             f"{suffix}, received {self.filepath!r}"
-                             + ("; Keras's .h5 files are not written by cnnx yet"
-                                if self.filepath.endswith((".h5", ".hdf5")) else ""))
+                             f"{' or '.join(suffixes)}, received {self.filepath!r}")
+        if self.filepath.endswith((".h5", ".hdf5")):   # Keras's HDF5: needs h5py, now
+            from .models.keras_files import _h5py
+            _h5py()
         if save_freq != "epoch" and (isinstance(save_freq, bool)
                                      or not isinstance(save_freq, int) or save_freq < 1):
             raise ValueError(f"ModelCheckpoint: `save_freq` must be 'epoch' or a positive "

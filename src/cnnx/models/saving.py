@@ -17,6 +17,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 import zlib
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ FORMAT_NAME = "cnnx.keras"
 FORMAT_VERSION = 2   # 2: functional models as graphs (format 1 files still load)
 _MAX_JSON_BYTES = 16 * 2 ** 20        # a config larger than this is not ours
 _MAX_SLOTS = 2                        # optimizer state arrays per variable (Adam: m, v)
+_CNNX_MEMBER = "cnnx.json"            # cnnx's metadata and config in a Keras-format file
 
 
 class _Atomic:
@@ -54,7 +56,7 @@ class _Atomic:
         fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=".cnnx-", suffix=".tmp")
         try:
             os.chmod(self.tmp, _mode_for(self.target))
-            self.file = os.fdopen(fd, "wb")
+            self.file = os.fdopen(fd, "w+b")   # h5py reads back what it writes
         except BaseException:
             os.close(fd)
             os.unlink(self.tmp)
@@ -113,13 +115,39 @@ def _npz_bytes(arrays):
     return buf.getvalue()
 
 
+_warned_no_h5py = []
+
+
+def _have_h5py():
+    try:
+        import h5py  # noqa: F401 (only whether it is there)
+    except ImportError:
+        return False
+    return True
+
+
 def save_model(model, filepath, overwrite=True):
-    """Write `model` to a .keras file (a zip of config.json, metadata.json and
-    model.weights.npz: architecture, compile configuration, weights and optimizer
-    state), atomically: a temporary file renamed over the target. No pickle."""
-    path = _check_suffix(filepath, ".keras", "save")
+    """Write `model` to a .keras file, or to Keras's legacy HDF5 file when the name ends
+    in .h5 (the `keras` extra), atomically: a temporary file renamed over the target.
+
+    With h5py installed, a .keras file is one that Keras 3 loads (config.json in Keras's
+    schema, metadata.json, model.weights.h5) and carries cnnx's own copy beside it
+    (cnnx.json, model.weights.npz: the exact configuration, weights and optimizer state,
+    readable without h5py). Without h5py it holds cnnx's copy alone, in the same members
+    that format 2 used, and Keras cannot read it (a warning says so once). No pickle."""
+    path = os.fspath(filepath)
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built; build it or fit it first")
+    if path.endswith((".h5", ".hdf5")):
+        from .keras_files import write_legacy_h5
+        config = {"class_name": type(model).__name__, "config": model.get_config(),
+                  "compile_config": model.compile_config()}
+        with _Atomic(path, overwrite) as f:
+            write_legacy_h5(f, model, config)
+        return
+    if not path.endswith(".keras"):
+        raise ValueError(f"save: the file name must end in .keras (or .h5, Keras's legacy "
+                         f"HDF5 format), received {path!r}")
     from .. import __version__
     config = {"module": "cnnx.models", "class_name": type(model).__name__,
               "config": model.get_config(), "compile_config": model.compile_config()}
@@ -127,14 +155,43 @@ def save_model(model, filepath, overwrite=True):
                 "cnnx_version": __version__,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     weights = _npz_bytes({**_layer_arrays(model), **_optimizer_arrays(model)})
+    keras_members = None
+    if _have_h5py():
+        from .keras_files import keras_zip_members
+        keras_members = keras_zip_members(model, config)
+    elif not _warned_no_h5py:
+        _warned_no_h5py.append(True)
+        warnings.warn(f"save: h5py is not installed, so {path} is in cnnx's own format, "
+                      f"which Keras cannot read; pip install \"cnnx[keras]\" to write "
+                      f"files that Keras loads too", UserWarning, stacklevel=3)
     with _Atomic(path, overwrite) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("metadata.json", json.dumps(metadata, indent=1))
-        z.writestr("config.json", json.dumps(config, indent=1))
+        if keras_members is None:
+            z.writestr("metadata.json", json.dumps(metadata, indent=1))
+            z.writestr("config.json", json.dumps(config, indent=1))
+        else:
+            for name, data in keras_members.items():
+                z.writestr(name, data)
+            z.writestr(_CNNX_MEMBER, json.dumps({"metadata": metadata, "config": config},
+                                                indent=1))
         z.writestr("model.weights.npz", weights)
 
 
 def save_weights(model, filepath, overwrite=True):
-    path = _check_suffix(filepath, ".weights.npz", "save_weights")
+    """The weights alone: `.weights.npz` (cnnx's, NumPy only), `.weights.h5` (Keras 3's
+    layout) or another `.h5` name (Keras 2's legacy layout); the HDF5 ones need h5py."""
+    path = os.fspath(filepath)
+    if path.endswith((".h5", ".hdf5")):
+        from .keras_files import _h5py, write_legacy_weights, write_weights_h5
+        h5py = _h5py()
+        with _Atomic(path, overwrite) as f, h5py.File(f, "w") as h5:
+            if path.endswith(".weights.h5"):
+                write_weights_h5(h5, model)
+            else:
+                write_legacy_weights(h5, model)
+        return
+    if not path.endswith(".weights.npz"):
+        raise ValueError(f"save_weights: the file name must end in .weights.npz (cnnx's), "
+                         f".weights.h5 (Keras 3's) or .h5 (Keras 2's), received {path!r}")
     with _Atomic(path, overwrite) as f:
         f.write(_npz_bytes(_layer_arrays(model)))
 
@@ -325,6 +382,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True) -> "
     reader = _Reader(filepath)
     if not os.path.isfile(reader.path):
         raise FileNotFoundError(f"No such file: {reader.path!r}")
+    if reader.path.endswith((".h5", ".hdf5")):
+        from .keras_files import load_keras_file
+        return load_keras_file(reader.path, compile)
     try:
         return _load_model(reader, compile)
     except ValueError as e:
@@ -345,10 +405,23 @@ def _load_model(reader, compile):
     except (zipfile.BadZipFile, OSError) as e:
         raise reader.fail(f"it is not a .keras zip archive ({e})") from None
     with zf:
-        metadata = reader.json(zf, "metadata.json")
+        names = set(zf.namelist())
+        if _CNNX_MEMBER in names:   # a Keras-format file that cnnx wrote: its own copy
+            own = reader.json(zf, _CNNX_MEMBER)
+            if not isinstance(own, dict):
+                raise reader.fail(f"{_CNNX_MEMBER} is not an object")
+            metadata, config = own.get("metadata"), own.get("config")
+        else:
+            metadata = reader.json(zf, "metadata.json")
+            config = None
+        if (not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME) \
+                and "model.weights.h5" in names:
+            zf.close()
+            from .keras_files import load_keras_file
+            return load_keras_file(reader.path, compile)
         if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-            raise reader.fail("metadata.json does not describe a cnnx model (a Keras h5-based "
-                              ".keras file cannot be read without h5py)")
+            raise reader.fail("metadata.json does not describe a cnnx model, and there is "
+                              "no model.weights.h5: not a Keras file either")
         version = metadata.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise reader.fail(f"metadata.json: format_version must be an int >= 1, "
@@ -356,7 +429,8 @@ def _load_model(reader, compile):
         if version > FORMAT_VERSION:
             raise reader.fail(f"format version {version!r} is newer than this cnnx "
                               f"understands ({FORMAT_VERSION}); upgrade cnnx")
-        config = reader.json(zf, "config.json")
+        if config is None:
+            config = reader.json(zf, "config.json")
         if not isinstance(config, dict) or config.get("class_name") not in (
                 "Sequential", "Model", "Functional"):
             raise reader.fail("config.json does not describe a Sequential model or a Model")
@@ -412,6 +486,14 @@ def _load_model(reader, compile):
 
 
 def load_weights(model, filepath):
+    """Weights saved by save_weights (cnnx's .weights.npz) or by Keras (a .weights.h5 of
+    Keras 3, or a legacy .h5), checked whole before any is assigned."""
+    if os.fspath(filepath).endswith((".h5", ".hdf5")):
+        from .keras_files import load_h5_weights
+        if not model.built:
+            model.build()
+        load_h5_weights(model, filepath)
+        return
     reader = _Reader(_check_suffix(filepath, ".weights.npz", "load_weights"))
     if not os.path.isfile(reader.path):
         raise FileNotFoundError(f"No such file: {reader.path!r}")
