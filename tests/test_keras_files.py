@@ -52,6 +52,20 @@ def test_loads_a_keras3_graph_with_two_inputs_a_nested_model_and_a_shared_layer(
                                atol=1e-6)
 
 
+def test_loads_a_keras3_model_with_nearly_every_layer_cnnx_has():
+    # Convolutions (dilated, transposed, 1-D causal), poolings, normalizations,
+    # activations, padding and cropping, resizing, reshaping and permuting, every merge,
+    # and the layers that are identities at inference (random augmentation, noise,
+    # dropout): what Keras computed, to float32 rounding, at the merged features too.
+    model = cnnx.models.load_model(DATA / "keras3_zoo.keras")
+    assert len(model.layers) > 40
+    x = EXPECTED["zoo_x"]
+    features = cnnx.Model(model.inputs, model.get_layer("features").output)
+    np.testing.assert_allclose(features.predict(x, verbose=0), EXPECTED["zoo_features"],
+                               atol=2e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), EXPECTED["zoo_y"], atol=1e-6)
+
+
 def test_training_resumes_from_keras_state_as_keras_resumes():
     # Keras took one more SGD (momentum 0.9) step from the saved file: cnnx, loading
     # the same file, takes the same step (the momentum and BatchNormalization's moving
@@ -318,6 +332,8 @@ KERAS_SIDE = textwrap.dedent("""
             out["iterations"] = np.array(int(model.optimizer.iterations))
             model.train_on_batch(data["x"][:8], data["y"][:8])
             out["after_step"] = model.predict(data["x"], verbose=0)
+    zoo = keras.saving.load_model(os.path.join(folder, "zoo.keras"))
+    out["zoo"] = zoo.predict(data["zoo_x"], verbose=0)
     clone = keras.models.clone_model(model)
     clone.load_weights(os.path.join(folder, "w.weights.h5"))
     out["weights"] = clone.predict(data["x"], verbose=0)
@@ -335,7 +351,9 @@ def test_keras_loads_the_files_cnnx_writes(tmp_path):
     model.save(tmp_path / "m.keras")
     model.save(tmp_path / "m.h5")
     model.save_weights(tmp_path / "w.weights.h5")
-    np.savez(tmp_path / "io.npz", x=x, y=y)
+    zoo = cnnx.models.load_model(DATA / "keras3_zoo.keras")
+    zoo.save(tmp_path / "zoo.keras")
+    np.savez(tmp_path / "io.npz", x=x, y=y, zoo_x=EXPECTED["zoo_x"])
     done = subprocess.run([sys.executable, "-c", KERAS_SIDE, str(tmp_path)],
                           capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, KERAS_BACKEND="torch"))
@@ -344,6 +362,8 @@ def test_keras_loads_the_files_cnnx_writes(tmp_path):
     want = model.predict(x, verbose=0)
     for name in ("m.keras", "m.h5", "weights"):
         np.testing.assert_allclose(keras_out[name], want, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(keras_out["zoo"], zoo.predict(EXPECTED["zoo_x"], verbose=0),
+                               atol=1e-6)
     assert int(keras_out["iterations"]) == model.optimizer.iterations == 2
     model.train_on_batch(x[:8], y[:8])
     np.testing.assert_allclose(keras_out["after_step"], model.predict(x, verbose=0),
@@ -373,3 +393,17 @@ def test_model_checkpoint_writes_keras_hdf5_files(tmp_path):
                                                           "weights-02.hdf5"]
     again = cnnx.models.load_model(tmp_path / "weights-02.hdf5")
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_long_name_lists_are_split_as_keras_splits_them(tmp_path):
+    # 280 layers of 250-character names: 70 kB of names, past HDF5's 64 kB.
+    cnnx.utils.set_random_seed(0)
+    model = cnnx.Sequential([cnnx.Input((2,))] + [
+        layers.Dense(2, name="generated_" * 24 + f"{i:06d}") for i in range(280)])
+    model.save_weights(tmp_path / "w.h5")
+    with h5py.File(tmp_path / "w.h5") as f:
+        assert "layer_names" not in f.attrs and "layer_names1" in f.attrs
+    fresh = cnnx.models.clone_model(model)
+    fresh.load_weights(tmp_path / "w.h5")
+    x = np.ones((1, 2), np.float32)
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -53,6 +53,48 @@ def graph():
     return keras.Model([image, extra], out, name="two_inputs")
 
 
+def zoo():
+    """One of (nearly) every layer cnnx has, in inference: what each computes must agree."""
+    inputs = keras.Input((16, 16, 3), name="pixels")
+    x = layers.Rescaling(2.0, offset=-1.0)(inputs)
+    x = layers.RandomFlip("horizontal")(x)          # identities at inference
+    x = layers.RandomRotation(0.1)(x)
+    x = layers.GaussianNoise(0.1)(x)
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.Conv2D(4, 3, dilation_rate=2)(x)
+    x = layers.ELU()(x)
+    x = layers.Cropping2D(((1, 0), (0, 1)))(x)
+    x = layers.Conv2DTranspose(4, 3, strides=2, padding="same")(x)
+    x = layers.PReLU(shared_axes=[1, 2])(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+    x = layers.LayerNormalization()(x)
+    x = layers.GroupNormalization(groups=2)(x)
+    x = layers.ReLU(max_value=6.0)(x)
+    x = layers.SpatialDropout2D(0.1)(x)
+    x = layers.Resizing(8, 8)(x)
+    x = layers.CenterCrop(6, 6)(x)
+    x = layers.GaussianDropout(0.1)(x)
+    a = layers.GlobalMaxPooling2D()(x)
+    b = layers.GlobalAveragePooling2D()(layers.Softmax()(x))
+    seq = layers.Reshape((16 * 16, 3))(inputs)
+    seq = layers.Conv1D(4, 3, padding="causal", activation="tanh")(seq)
+    seq = layers.MaxPooling1D(2)(seq)
+    seq = layers.AveragePooling1D(2, padding="same")(seq)
+    seq = layers.Permute((2, 1))(seq)
+    seq = layers.Permute((2, 1))(seq)
+    c = layers.GlobalAveragePooling1D()(seq)
+    d = layers.GlobalMaxPooling1D()(seq)
+    merged = [layers.multiply([a, b]), layers.subtract([a, c]), layers.average([b, d]),
+              layers.maximum([a, d]), layers.minimum([b, c])]
+    z = layers.concatenate(merged, name="features")
+    z = layers.ActivityRegularization(l1=0.01)(z)
+    z = layers.Dense(4, activation="sigmoid")(z)
+    z = layers.Flatten()(layers.RepeatVector(2)(z))
+    z = layers.Dense(3)(z)
+    return keras.Model(inputs, layers.Activation("softmax")(z), name="zoo")
+
+
 def main():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -85,6 +127,13 @@ def main():
     expected["step_labels"] = rng.integers(0, 3, 8)
     net.train_on_batch([xi[:8], xe[:8]], expected["step_labels"])
     expected["graph_y_after_step"] = net.predict([xi[:4], xe[:4]], verbose=0)
+
+    layer_zoo = zoo()
+    xz = rng.random((4, 16, 16, 3), dtype=np.float32)
+    layer_zoo.save(HERE / "keras3_zoo.keras")
+    expected["zoo_x"], expected["zoo_y"] = xz, layer_zoo.predict(xz, verbose=0)
+    features = keras.Model(layer_zoo.inputs, layer_zoo.get_layer("features").output)
+    expected["zoo_features"] = features.predict(xz, verbose=0)
 
     np.savez(HERE / "keras3_expected.npz", **expected)
     print("Keras", keras.__version__, "backend", keras.backend.backend(), "wrote",

@@ -97,6 +97,8 @@ class _GroupNorm(Layer):
     def _init_norm(self, axis, epsilon, center, scale, beta_initializer, gamma_initializer,
                    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint):
         where = f"{type(self).__name__} {self.name!r}"
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]   # Keras 3 writes LayerNormalization's axis as a list
         if axis not in (-1,):
             raise ValueError(f"{where}: only axis=-1 (the channels) is supported, received "
                              f"{axis!r}")

@@ -168,7 +168,9 @@ def _refs(args):
 
 def _node(node, what):
     if isinstance(node, dict):   # Keras 3: {"args": [...], "kwargs": {...}}
-        extra = {k: v for k, v in (node.get("kwargs") or {}).items() if v is not None}
+        # `training` as it was when the graph was built: the model's own call decides.
+        extra = {k: v for k, v in (node.get("kwargs") or {}).items()
+                 if v is not None and k != "training"}
         if extra or len(node.get("args") or []) > 1:
             raise NotImplementedError(f"{what} is called with arguments cnnx does not "
                                       f"take: {sorted(extra) or node['args'][1:]}")
@@ -586,6 +588,8 @@ def keras_item(item):
         out = keras_model_config({"class_name": kind, "config": item["config"]})
     else:
         config = dict(item["config"])
+        if config.get("trainable") is True:   # the default; some Keras layers (such as
+            del config["trainable"]           # SpatialDropout2D) do not take it at all
         for key, value in list(config.items()):
             if key.endswith("_initializer"):
                 config[key] = _keras_object(value, "keras.initializers")
@@ -796,15 +800,32 @@ def write_legacy_h5(f, model, cnnx_config):
 
 def write_legacy_weights(group, model):
     layers = _keras_layers(model)
-    group.attrs["layer_names"] = np.array([layer.name.encode() for layer in layers])
+    _save_names(group, "layer_names", [layer.name for layer in layers])
     group.attrs["backend"] = "cnnx"
     group.attrs["keras_version"] = "3.0.0"
     for layer in layers:
         sub = group.create_group(layer.name)
         weights = _legacy_order(layer)
-        sub.attrs["weight_names"] = np.array([var.name.encode() for var in weights])
+        _save_names(sub, "weight_names", [var.name for var in weights])
         for var in weights:
             sub.create_dataset(var.name, data=var.value)
+
+
+_HDF5_ATTR_LIMIT = 64512   # bytes: HDF5's object header limit, as Keras counts it
+
+
+def _save_names(group, name, values):
+    """A list of names as an attribute, split into name0, name1, ... as Keras splits it
+    when one attribute would pass HDF5's 64 kB limit (read back by _attr_list)."""
+    data = np.array([v.encode() for v in values])
+    chunks = 1
+    while data.nbytes / chunks > _HDF5_ATTR_LIMIT:
+        chunks += 1
+    if chunks == 1:
+        group.attrs[name] = data
+        return
+    for i, part in enumerate(np.array_split(data, chunks)):
+        group.attrs[f"{name}{i}"] = part
 
 
 def _legacy_order(layer):

@@ -67,7 +67,10 @@ class Sequential(Model):
         shape = self._declared_input_shape()
         if shape is not None:
             try:
-                self._build_graph(shape)
+                if self.outputs and len(self._layers) > 1:
+                    self._extend_graph(layer)   # one node more: adding n layers is O(n)
+                else:
+                    self._build_graph(shape)
             except Exception:
                 self._layers.pop()    # a refused layer leaves the model as it was
                 if self._layers:
@@ -106,6 +109,26 @@ class Sequential(Model):
         for layer in self._layers + [n.layer for n in self._nodes]:
             layer._inbound_nodes[:] = [n for n in layer._inbound_nodes if id(n) not in own]
 
+    def _extend_graph(self, layer):
+        """Call the newly added layer on the current output."""
+        t = self.outputs[0]
+        self._check_fits(layer, t)
+        out = layer(t)
+        if not isinstance(out, KerasTensor):
+            raise ValueError(f"Sequential {self.name!r}: layer {layer.name!r} has "
+                             f"several outputs; a Sequential layer must have one")
+        self.outputs = [out]
+        self._nodes = self._nodes + [out.node]
+        self._graph_changed()
+
+    @staticmethod
+    def _check_fits(layer, t):
+        if layer.built and layer.input_shape is not None and isinstance(
+                layer.input_shape, tuple) and tuple(layer.input_shape[1:]) != \
+                tuple(t.shape[1:]):
+            raise ValueError(f"Layer {layer.name!r} was built for input shape "
+                             f"{layer.input_shape} but receives {t.shape}")
+
     def _build_graph(self, input_shape):
         """Call each layer on the previous one's symbolic output."""
         shape = tuple(input_shape)
@@ -115,11 +138,7 @@ class Sequential(Model):
         self._drop_nodes()
         t = self._input_layer._symbolic()
         for layer in self._layers:
-            if layer.built and layer.input_shape is not None and isinstance(
-                    layer.input_shape, tuple) and tuple(layer.input_shape[1:]) != \
-                    tuple(t.shape[1:]):
-                raise ValueError(f"Layer {layer.name!r} was built for input shape "
-                                 f"{layer.input_shape} but receives {t.shape}")
+            self._check_fits(layer, t)
             t = layer(t)
             if not isinstance(t, KerasTensor):
                 raise ValueError(f"Sequential {self.name!r}: layer {layer.name!r} has "
