@@ -53,12 +53,13 @@ def test_loads_a_keras3_graph_with_two_inputs_a_nested_model_and_a_shared_layer(
 
 
 def test_loads_a_keras3_model_with_nearly_every_layer_cnnx_has():
-    # Convolutions (dilated, transposed, 1-D causal), poolings, normalizations,
-    # activations, padding and cropping, resizing, reshaping and permuting, every merge,
-    # and the layers that are identities at inference (random augmentation, noise,
-    # dropout): what Keras computed, to float32 rounding, at the merged features too.
+    # Convolutions (dilated, transposed, 1-D causal), poolings, normalizations (and a
+    # Normalization given its statistics, one adapted), activations, padding and
+    # cropping, resizing, reshaping and permuting, every merge, and the layers that are
+    # identities at inference (the six random augmentations, noise, dropout): what
+    # Keras computed, to float32 rounding, at the merged features too.
     model = cnnx.models.load_model(DATA / "keras3_zoo.keras")
-    assert len(model.layers) > 40
+    assert len(model.layers) == 49
     x = EXPECTED["zoo_x"]
     features = cnnx.Model(model.inputs, model.get_layer("features").output)
     np.testing.assert_allclose(features.predict(x, verbose=0), EXPECTED["zoo_features"],

@@ -191,3 +191,15 @@ def test_format1_files_load_and_resume_as_they_were_written(kind):
               shuffle=False)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected[f"{kind}_after"],
                                rtol=1e-5, atol=1e-6)
+
+
+def test_layers_that_set_weights_when_built_reload(tmp_path, cnnx_format):
+    # Normalization with a given mean assigns its weights in build(), which the loader's
+    # planning pass (weights without memory) used to refuse: "assignment destination is
+    # read-only".
+    model = keras.Sequential([keras.Input((3,)),
+                              keras.layers.Normalization(mean=[1, 2, 3], variance=[1, 4, 9])])
+    model.save(tmp_path / "n.keras")
+    again = keras.models.load_model(tmp_path / "n.keras")
+    np.testing.assert_allclose(again.predict(np.ones((1, 3), np.float32), verbose=0),
+                               [[0.0, -0.5, -2 / 3]], rtol=1e-6)

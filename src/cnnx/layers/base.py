@@ -95,7 +95,10 @@ class Variable:
         return array
 
     def assign(self, value):
-        self.value[...] = self.checked(value)
+        value = self.checked(value)
+        if not self.value.flags.writeable and _planning.get():
+            return   # a planned weight (see planned_weights) has a shape, no memory
+        self.value[...] = value
 
     def __array__(self, dtype=None, copy=None):
         return self.value if dtype is None else self.value.astype(dtype)

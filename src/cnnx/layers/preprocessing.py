@@ -82,6 +82,8 @@ class Normalization(Layer):
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
         where = f"Normalization {self.name!r}"
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]   # Keras 3 writes the axis as a list
         if axis != -1:
             raise ValueError(f"{where}: only axis=-1 (the last axis) is supported, "
                              f"received {axis!r}")

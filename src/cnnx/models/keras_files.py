@@ -224,9 +224,9 @@ def _layer_item(item, graph):
         if kind not in REGISTRY:
             raise NotImplementedError(f"{what}: cnnx has no {kind} layer")
         cls = REGISTRY.by_class_name(kind)
+        # No build_config: each layer is built when the graph calls it (Keras's build
+        # shape is a hint: an adapted Normalization records its adapt data's shape).
         out = {"class_name": cls.__name__, "config": _layer_config(cls, config, what)}
-        if isinstance(item.get("build_config"), dict):
-            out["build_config"] = item["build_config"]
     if graph:
         out["name"] = name
         out["inbound_nodes"] = [_node(n, what) for n in item.get("inbound_nodes") or []]
@@ -288,6 +288,53 @@ def _layer_vars(model):
             for name, inner in _layer_vars(layer).items():
                 found.setdefault(name, inner)
     return found
+
+
+class _Constant:
+    """A variable Keras keeps that cnnx has no use for (Normalization's sample count):
+    written with its value, checked to be a number when read, otherwise skipped."""
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+
+def _keras_weights(layer, legacy=False):
+    """The layer's weights in the order and number Keras 3 keeps them. Legacy files list
+    the trainable ones first. Normalization: none when its mean and variance are in the
+    config; else mean, variance and Keras's count of adapted samples."""
+    if type(layer).__name__ == "Normalization":
+        if layer.mean is not None:
+            return []
+        return [layer.adapt_mean, layer.adapt_variance,
+                _Constant(f"{layer.name}/count", np.int32(0))]
+    if legacy:
+        return list(layer.trainable_weights) + list(layer.non_trainable_weights)
+    return list(layer.weights)
+
+
+def _read_weights(file, entries, datasets, where):
+    """(variable, array) pairs for the entries, from datasets (names in order), each
+    checked before it is read."""
+    h5py = _h5py()
+    if len(datasets) != len(entries):
+        raise file.fail(f"{where} holds {len(datasets)} weights; cnnx expects "
+                        f"{len(entries)}")
+    pairs = []
+    for entry, (name, dataset) in zip(entries, datasets):
+        if isinstance(entry, _Constant):
+            if not isinstance(dataset, h5py.Dataset) or dataset.shape != () \
+                    or dataset.dtype.kind not in "iuf":
+                raise file.fail(f"{name} is not a number")
+            continue
+        pairs.append((entry, _read_dataset(file, dataset, entry.shape, name)))
+    return pairs
+
+
+def _vars_datasets(group, path):
+    """The datasets of a Keras 3 vars group, as [(name, dataset)] in index order."""
+    if group is None:
+        return []
+    return [(f"{path}/vars/{i}", group.get(str(i))) for i in range(len(group))]
 
 
 def _assign_checked(pairs):
@@ -373,15 +420,9 @@ def _load_keras_zip(file, compile):
             layer = by_name.get(_name_of(item))
             if layer is None or item.get("class_name") in _MODELS:
                 continue
-            weights = layer.weights
-            group = h5.get(f"{path}/vars")
-            stored = len(group) if group is not None else 0
-            if stored != len(weights):
-                raise file.fail(f"{path} holds {stored} weights; cnnx's {layer.name!r} "
-                                f"({type(layer).__name__}) has {len(weights)}")
-            for i, var in enumerate(weights):
-                array = _read_dataset(file, group[str(i)], var.shape, f"{path}/vars/{i}")
-                pairs.append((var, array))
+            pairs += _read_weights(file, _keras_weights(layer),
+                                   _vars_datasets(h5.get(f"{path}/vars"), path),
+                                   f"{path} ({type(layer).__name__} {layer.name!r})")
             order.append(layer)
         _assign_checked(pairs)
         optimizer = h5.get("optimizer/vars")
@@ -521,15 +562,13 @@ def _assign_h5_weights(file, group, model):
         layer = by_name.get(name)
         if layer is None:
             raise file.fail(f"it holds weights for {name!r}, a layer the model does not have")
-        weights = _legacy_order(layer)
-        if len(weight_names) != len(weights):
-            raise file.fail(f"{name!r} has {len(weight_names)} weights in the file, "
-                            f"{len(weights)} in cnnx's {type(layer).__name__}")
-        for var, wname in zip(weights, weight_names):
-            pairs.append((var, _read_dataset(file, layer_group.get(wname), var.shape,
-                                             f"{name}/{wname}")))
+        pairs += _read_weights(file, _keras_weights(layer, legacy=True),
+                               [(f"{name}/{w}", layer_group.get(w)) for w in weight_names],
+                               f"{name!r} ({type(layer).__name__})")
+    assigned = {id(var) for var, _ in pairs}
     missing = [v for layer in by_name.values() if not hasattr(layer, "layers")
-               for v in layer.weights if all(v is not p[0] for p in pairs)]
+               for v in _keras_weights(layer)
+               if not isinstance(v, _Constant) and id(v) not in assigned]
     if missing:
         raise file.fail(f"it has no weights for {len(missing)} of the model's weights "
                         f"(first: {missing[0].name!r})")
@@ -556,14 +595,9 @@ def load_h5_weights(model, path):
         for path, layer in _weighted_items(model):
             if isinstance(layer, Model):
                 continue
-            group = h5.get(f"{path}/vars")
-            stored = len(group) if group is not None else 0
-            if stored != len(layer.weights):
-                raise file.fail(f"{path} holds {stored} weights; {layer.name!r} has "
-                                f"{len(layer.weights)}")
-            for i, var in enumerate(layer.weights):
-                pairs.append((var, _read_dataset(file, group[str(i)], var.shape,
-                                                 f"{path}/vars/{i}")))
+            pairs += _read_weights(file, _keras_weights(layer),
+                                   _vars_datasets(h5.get(f"{path}/vars"), path),
+                                   f"{path} ({type(layer).__name__} {layer.name!r})")
         _assign_checked(pairs)
 
 
@@ -702,7 +736,7 @@ def write_weights_h5(h5, model):
     for path, layer in _weighted_items(model):
         group = h5.require_group(f"{path}/vars")
         if not isinstance(layer, Model):
-            for i, var in enumerate(layer.weights):
+            for i, var in enumerate(_keras_weights(layer)):
                 group.create_dataset(str(i), data=var.value)
     h5.require_group("vars")
 
@@ -805,7 +839,7 @@ def write_legacy_weights(group, model):
     group.attrs["keras_version"] = "3.0.0"
     for layer in layers:
         sub = group.create_group(layer.name)
-        weights = _legacy_order(layer)
+        weights = _keras_weights(layer, legacy=True)
         _save_names(sub, "weight_names", [var.name for var in weights])
         for var in weights:
             sub.create_dataset(var.name, data=var.value)
@@ -827,8 +861,3 @@ def _save_names(group, name, values):
     for i, part in enumerate(np.array_split(data, chunks)):
         group.attrs[f"{name}{i}"] = part
 
-
-def _legacy_order(layer):
-    """The order of a layer's weights in legacy files: trainable, then the others (a
-    nested model's: all its layers')."""
-    return list(layer.trainable_weights) + list(layer.non_trainable_weights)
