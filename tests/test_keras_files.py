@@ -67,6 +67,25 @@ def test_loads_a_keras3_model_with_nearly_every_layer_cnnx_has():
     np.testing.assert_allclose(model.predict(x, verbose=0), EXPECTED["zoo_y"], atol=1e-6)
 
 
+KERAS2 = np.load(DATA / "keras2_expected.npz")
+
+
+def test_loads_keras2_files_written_by_tf_keras():
+    # Written by TensorFlow 2.15.1's Keras 2 (tests/data/make_keras2_fixtures.py): the
+    # input shape on the first layer, BatchNormalization's axis as [3], LeakyReLU's
+    # alpha, "Custom>Adam" and metrics wrapped per output in training_config.
+    cnn = cnnx.models.load_model(DATA / "keras2_cnn.h5")
+    np.testing.assert_allclose(cnn.predict(KERAS2["cnn_x"], verbose=0), KERAS2["cnn_y"],
+                               atol=1e-6)
+    assert type(cnn.optimizer).__name__ == "Adam" and cnn.metrics_names == ["loss",
+                                                                            "accuracy"]
+    graph = cnnx.models.load_model(DATA / "keras2_graph.h5")
+    np.testing.assert_allclose(
+        graph.predict([KERAS2["graph_image"], KERAS2["graph_extra"]], verbose=0),
+        KERAS2["graph_y"], atol=1e-6)
+    assert graph.optimizer.momentum == 0.9
+
+
 def test_training_resumes_from_keras_state_as_keras_resumes():
     # Keras took one more SGD (momentum 0.9) step from the saved file: cnnx, loading
     # the same file, takes the same step (the momentum and BatchNormalization's moving
@@ -171,10 +190,10 @@ def test_keras_layer_order_is_the_one_keras_lists():
 
 
 def keras2_style_file(path, split_names=False):
-    """A legacy file in Keras 2's layout, built here by hand (Keras 2 cannot run in
-    this environment): the first layer carries batch_input_shape, initializers have no
-    module, weight names end in ':0', and layer_names may be split in two attributes as
-    Keras does past HDF5's 64 kB limit."""
+    """A small legacy file in Keras 2's layout, built here by hand so that the tests can
+    alter it: the first layer carries batch_input_shape, initializers have no module,
+    weight names end in ':0', and layer_names may be split in two attributes as Keras
+    does past HDF5's 64 kB limit."""
     rng = np.random.default_rng(1)
     kernel = rng.normal(size=(3, 3, 1, 2)).astype(np.float32)
     bias = rng.normal(size=2).astype(np.float32)

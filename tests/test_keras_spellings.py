@@ -168,3 +168,11 @@ def test_utils_normalize():
     assert cnnx.utils.normalize(np.array([[1, 1]])).dtype == np.float32
     with pytest.raises(TypeError, match="normalize: expected numbers"):
         cnnx.utils.normalize(np.array(["a"]))
+
+
+def test_leaky_relu_takes_keras2_alpha_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="`alpha` is the Keras 2 spelling"):
+        layer = cnnx.layers.LeakyReLU(alpha=0.2)
+    assert layer.negative_slope == 0.2 and cnnx.layers.LeakyReLU().negative_slope == 0.3
+    with pytest.raises(TypeError, match="got both `alpha`"):
+        cnnx.layers.LeakyReLU(0.1, alpha=0.2)

@@ -1,6 +1,7 @@
 """InputLayer, Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape,
 Lambda."""
 import numbers
+import warnings
 
 import numpy as np
 
@@ -260,9 +261,19 @@ class ReLU(Layer):
 
 @REGISTRY.register()
 class LeakyReLU(Layer):
-    """x for x > 0, negative_slope * x otherwise (Keras 3's default slope 0.3)."""
-    def __init__(self, negative_slope=0.3, **kwargs):
+    """x for x > 0, negative_slope * x otherwise (Keras 3's default slope 0.3; Keras 2
+    called it `alpha`, accepted with a warning)."""
+    def __init__(self, negative_slope=None, **kwargs):
+        alpha = kwargs.pop("alpha", None)
         super().__init__(**kwargs)
+        if alpha is not None:
+            if negative_slope is not None:
+                raise TypeError(f"LeakyReLU {self.name!r}: got both `alpha` (Keras 2) and "
+                                f"`negative_slope`; pass `negative_slope` alone")
+            warnings.warn(f"LeakyReLU {self.name!r}: `alpha` is the Keras 2 spelling; use "
+                          f"`negative_slope`", DeprecationWarning, stacklevel=2)
+            negative_slope = alpha
+        negative_slope = 0.3 if negative_slope is None else negative_slope
         if negative_slope < 0:
             raise ValueError(f"LeakyReLU {self.name!r}: `negative_slope` must be >= 0, "
                              f"received {negative_slope}")

@@ -11,6 +11,25 @@ from .base import REGISTRY, Layer
 __all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization"]
 
 
+def _last_axis(axis, where):
+    """-1, or a positive index that build() checks is the last axis: Keras writes the
+    axis as a list ([-1] in Keras 3's LayerNormalization, [3] in Keras 2's
+    BatchNormalization of images)."""
+    if isinstance(axis, (list, tuple)) and len(axis) == 1:
+        axis = axis[0]
+    if isinstance(axis, bool) or not isinstance(axis, int) or (axis != -1 and axis < 1):
+        raise ValueError(f"{where}: only axis=-1 (the channels, last) is supported, "
+                         f"received {axis!r}")
+    return axis
+
+
+def _check_last_axis(layer, input_shape):
+    if layer.axis != -1 and layer.axis != len(input_shape) - 1:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r}: axis={layer.axis} is not "
+                         f"the last axis of inputs of shape {tuple(input_shape)}; only the "
+                         f"channels (last) axis is supported")
+
+
 @REGISTRY.register()
 class BatchNormalization(Layer):
     """Training: normalise by the batch's mean and variance, and update the moving
@@ -23,9 +42,7 @@ class BatchNormalization(Layer):
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if axis != -1:
-            raise ValueError(f"BatchNormalization {self.name!r}: only axis=-1 (channels "
-                             f"last) is supported, received {axis}")
+        axis = _last_axis(axis, f"BatchNormalization {self.name!r}")
         if not 0 <= momentum <= 1 or epsilon <= 0:
             raise ValueError(f"BatchNormalization {self.name!r}: expected 0 <= momentum <= 1 "
                              f"and epsilon > 0, received {momentum}, {epsilon}")
@@ -39,6 +56,7 @@ class BatchNormalization(Layer):
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
 
     def build(self, input_shape):
+        _check_last_axis(self, input_shape)
         c = (input_shape[-1],)
         self.gamma = (self.add_weight("gamma", c, self.gamma_initializer, self.gamma_regularizer)
                       if self.scale else None)
@@ -97,11 +115,7 @@ class _GroupNorm(Layer):
     def _init_norm(self, axis, epsilon, center, scale, beta_initializer, gamma_initializer,
                    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint):
         where = f"{type(self).__name__} {self.name!r}"
-        if isinstance(axis, (list, tuple)) and len(axis) == 1:
-            axis = axis[0]   # Keras 3 writes LayerNormalization's axis as a list
-        if axis not in (-1,):
-            raise ValueError(f"{where}: only axis=-1 (the channels) is supported, received "
-                             f"{axis!r}")
+        axis = _last_axis(axis, where)
         if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) \
                 or not epsilon > 0:
             raise ValueError(f"{where}: `epsilon` must be > 0, received {epsilon!r}")
@@ -116,6 +130,7 @@ class _GroupNorm(Layer):
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
 
     def build(self, input_shape):
+        _check_last_axis(self, input_shape)
         c = (input_shape[-1],)
         self.gamma = (self.add_weight("gamma", c, self.gamma_initializer,
                                       self.gamma_regularizer) if self.scale else None)
@@ -192,6 +207,7 @@ class GroupNormalization(_GroupNorm):
                         gamma_constraint)
 
     def build(self, input_shape):
+        _check_last_axis(self, input_shape)
         if len(input_shape) < 2 or input_shape[-1] % self.groups:
             raise ValueError(f"GroupNormalization {self.name!r}: {self.groups} groups must "
                              f"divide the {input_shape[-1]} channels of inputs of shape "

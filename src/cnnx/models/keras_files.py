@@ -83,6 +83,11 @@ _NEUTRAL = {"groups": 1, "data_format": "channels_last", "synchronized": False,
             "steps_per_execution": 1, "renorm_momentum": 0.99, "ema_momentum": 0.99}
 
 
+# Arguments that change nothing in cnnx whatever their value: a name, and how Keras
+# compiled its own step (XLA).
+_ANY_VALUE = {"name", "jit_compile", "is_legacy_optimizer"}
+
+
 def _unwrap(value):
     """Keras 3's serialized objects without their module and registry fields; a dtype
     policy becomes its dtype name."""
@@ -117,7 +122,7 @@ def _filtered(cls, config, what):
         if key in accepted:
             out[key] = value
         elif value is None or value is False or value == [] or value == {} \
-                or _NEUTRAL.get(key, object()) == value or key == "name":
+                or _NEUTRAL.get(key, object()) == value or key in _ANY_VALUE:
             continue
         else:
             raise NotImplementedError(f"{what} sets {key}={value!r}, which cnnx does not "
@@ -129,15 +134,24 @@ def _nested_object(value, registry, what):
     """An initializer, regularizer or optimizer config, filtered like a layer's."""
     if not isinstance(value, dict) or "class_name" not in value:
         return value
-    cls = registry.by_class_name(value["class_name"])
+    # Keras 2.11+ writes its own optimizers as "Custom>Adam" in training_config.
+    cls = registry.by_class_name(value["class_name"].removeprefix("Custom>"))
     return {"class_name": cls.__name__,
             "config": _filtered(cls, value.get("config") or {}, f"{what} "
                                 f"({value['class_name']})")}
 
 
+# Keras 2 names of arguments that Keras 3 renamed, per layer class (the general renames,
+# output_dim and the like, are every layer's own: see cnnx._compat).
+_KERAS2_RENAMES = {"LeakyReLU": {"alpha": "negative_slope"}}
+
+
 def _layer_config(cls, config, what):
     from .. import initializers, regularizers
     config = dict(config)
+    for old, new in _KERAS2_RENAMES.get(cls.__name__, {}).items():
+        if old in config and new not in config:
+            config[new] = config.pop(old)
     if cls is InputLayer:
         shape = config.pop("batch_shape", None) or config.pop("batch_input_shape", None)
         if shape is not None:
@@ -456,7 +470,7 @@ def _optimizer_arrays(file, group, layers):
 
 
 def _compile(file, model, compile_config, state):
-    from .. import losses, metrics, optimizers
+    from .. import losses, optimizers
     compile_config = _unwrap(compile_config)
     opt_config = compile_config.get("optimizer") or compile_config.get("optimizer_config")
     try:
@@ -466,11 +480,10 @@ def _compile(file, model, compile_config, state):
         per_output = isinstance(loss, list) or (isinstance(loss, dict)
                                                 and "class_name" not in loss)
         model.compile(optimizer=optimizer, loss=loss if per_output else losses.get(loss),
-                      metrics=compile_config.get("metrics"),
+                      metrics=_metrics(compile_config.get("metrics"), len(model.outputs)),
                       loss_weights=compile_config.get("loss_weights"))
     except (KeyError, TypeError, ValueError, NotImplementedError) as e:
         raise file.fail(f"its compile configuration is not one cnnx can use ({e})") from None
-    del metrics
     if state is None:
         return
     iterations, per_var, trainable, slots = state
@@ -485,6 +498,22 @@ def _compile(file, model, compile_config, state):
     for var in trainable:
         if slots[id(var)]:
             optimizer._slots[id(var)] = [s.astype(var.value.dtype) for s in slots[id(var)]]
+
+
+def _metrics(value, n_outputs):
+    """Keras's saved metrics as compile() takes them: Keras 2 lists them per output (a
+    list of lists) and wraps a function as MeanMetricWrapper(name, fn)."""
+    def one(m):
+        if isinstance(m, dict) and m.get("class_name") == "MeanMetricWrapper":
+            config = m.get("config") or {}
+            return config.get("name") if config.get("name") == "accuracy" else config.get("fn")
+        return m
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        value = [[one(m) for m in v] for v in value]
+        return value[0] if n_outputs == 1 and len(value) == 1 else value
+    if isinstance(value, list):
+        return [one(m) for m in value]
+    return value
 
 
 def _attr_list(group, name):
