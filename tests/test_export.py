@@ -105,6 +105,9 @@ def test_what_cannot_be_exported_is_refused_by_name(tmp_path):
     perm = cnnx.Sequential([cnnx.Input((3, 4)), L.Permute((2, 1), name="swap")])
     with pytest.raises(NotImplementedError, match="'swap' \\(Permute\\) has no ONNX form"):
         cnnx.export.to_onnx(perm)
+    crop = cnnx.Sequential([cnnx.Input((6, 6, 1)), L.RandomCrop(4, 4, name="crop")])
+    with pytest.raises(NotImplementedError, match="'crop' \\(RandomCrop\\) has no ONNX"):
+        cnnx.export.to_onnx(crop)   # not an identity at inference, unlike the others
     ok = cnnx.Sequential([cnnx.Input((4,)), L.Dense(2)])
     with pytest.raises(ValueError, match="must end in .onnx"):
         ok.export(tmp_path / "model.bin")

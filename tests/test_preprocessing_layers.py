@@ -191,3 +191,41 @@ def test_resizing_is_tensorflows_half_pixel_resize_and_differentiable(rng):
                                    dtype="float64"), images(2, 4, 6, 2), rng)
     with pytest.raises(NotImplementedError, match="interpolation 'bicubic'"):
         layers.Resizing(2, 2, interpolation="bicubic")
+
+
+def test_random_crop_in_training_takes_one_window_for_the_batch(rng):
+    x = images(3, 7, 9, 2)
+    layer = layers.RandomCrop(4, 5, seed=3, dtype="float64")
+    seen = set()
+    for _ in range(30):
+        y = layer(x, training=True)
+        matches = [(r, c) for r in range(4) for c in range(5)
+                   if np.array_equal(y, x[:, r:r + 4, c:c + 5])]
+        assert len(matches) == 1          # one window, the same for every image
+        seen.add(matches[0])
+    assert len(seen) > 5                  # and it moves from call to call
+    again = layers.RandomCrop(4, 5, seed=3, dtype="float64")
+    np.testing.assert_array_equal(again(x, training=True),
+                                  layers.RandomCrop(4, 5, seed=3, dtype="float64")(
+                                      x, training=True))
+    # the window is fixed within one forward pass: its gradient goes back to it
+    ctx = layers.Context()
+    y = layer.forward(ctx, x, True)
+    dx = layer.backward(ctx, np.ones_like(y))
+    assert dx.sum() == y.size and set(np.unique(dx)) == {0.0, 1.0}
+
+
+def test_random_crop_in_inference_resizes_the_centred_window(rng):
+    # 6 x 8 to 4 x 4: the largest centred square is 6 x 6 (columns 1-6), resized.
+    x = images(2, 6, 8, 3)
+    layer = layers.RandomCrop(4, 4, dtype="float64")
+    want = layers.Resizing(4, 4, dtype="float64")(x[:, :, 1:7])
+    np.testing.assert_allclose(layer(x, training=False), want, rtol=1e-12)
+    # in training too, when the images are not larger than the crop in both directions
+    np.testing.assert_allclose(layers.RandomCrop(6, 4, dtype="float64")(x, training=True),
+                               x[:, :, 2:6], rtol=1e-12)   # 6 x 4: no resize
+    gradient_check(layer, x, rng, training=False)
+    config = layer.get_config()
+    assert layers.RandomCrop.from_config(config).get_config() == config
+    with pytest.raises(ValueError, match="`height` must be a positive int"):
+        layers.RandomCrop(0, 4)

@@ -77,6 +77,7 @@ LAYER_CASES = {
     "RandomTranslation": lambda: layers.RandomTranslation(0.1, (-0.2, 0.0)),
     "RandomContrast": lambda: layers.RandomContrast(0.3, value_range=(0, 1)),
     "RandomBrightness": lambda: layers.RandomBrightness((-0.2, 0.1), seed=5),
+    "RandomCrop": lambda: layers.RandomCrop(3, 4, seed=5),
     "Add": lambda: layers.Add(name="plus"),
     "Subtract": lambda: layers.Subtract(),
     "Multiply": lambda: layers.Multiply(),

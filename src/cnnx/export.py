@@ -113,9 +113,10 @@ def _layer(g, layer, inputs, shapes, out_shape):
     kind = type(layer).__name__
     x, shape = inputs[0], shapes[0]
     ndim = len(shape)
+    # Identities at inference; RandomCrop is not one (it crops and resizes).
     if isinstance(layer, (L.Dropout, L.GaussianNoise, L.GaussianDropout, L.SpatialDropout2D,
-                          L.ActivityRegularization, L.InputLayer)) or kind.startswith(
-            "Random"):
+                          L.ActivityRegularization, L.InputLayer)) or (
+            kind.startswith("Random") and not isinstance(layer, L.RandomCrop)):
         return x
     if isinstance(layer, L.Lambda):
         raise NotImplementedError(f"to_onnx: layer {layer.name!r} is a Lambda (Python "

@@ -59,6 +59,7 @@ from .preprocessing import (
     Normalization,
     RandomBrightness,
     RandomContrast,
+    RandomCrop,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
@@ -88,7 +89,7 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
            "RepeatVector", "GaussianNoise", "GaussianDropout", "SpatialDropout2D",
            "ActivityRegularization",
            "Rescaling", "Resizing", "Normalization", "CenterCrop", "RandomFlip", "RandomRotation",
-           "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+           "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop",
            "Node", "Context", "clear_session", "serialize", "deserialize"]
 
 

@@ -296,6 +296,69 @@ class _Warp(_Random):
 
 
 @REGISTRY.register()
+class RandomCrop(_Random):
+    """Crops images to height x width. In training, where the images are larger in both
+    directions, at one random place for the whole batch; otherwise (in inference, or
+    images not larger) the largest centred window of the target's aspect ratio, resized
+    bilinearly to height x width, as Keras 3 describes it. Differentiable: the gradient
+    goes back to the window it came from.
+
+    >>> crop = cnnx.layers.RandomCrop(4, 4, seed=1)
+    >>> crop(np.zeros((2, 6, 8, 3), np.float32)).shape
+    (2, 4, 4, 3)
+    """
+
+    def __init__(self, height, width, seed=None, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        where = f"RandomCrop {self.name!r}"
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or value < 1:
+                raise ValueError(f"{where}: `{name}` must be a positive int, received "
+                                 f"{value!r}")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: only data_format='channels_last' is supported")
+        self.height, self.width = int(height), int(width)
+        self.data_format = "channels_last"
+        self._init_random(seed)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def _window(self, h, w, rng):
+        if rng is not None and h > self.height and w > self.width:
+            top = int(rng.integers(0, h - self.height + 1))
+            left = int(rng.integers(0, w - self.width + 1))
+            return slice(top, top + self.height), slice(left, left + self.width)
+        ch = max(min(h, int(w * self.height / self.width)), 1)
+        cw = max(min(w, int(h * self.width / self.height)), 1)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return slice(top, top + ch), slice(left, left + cw)
+
+    def forward(self, ctx, inputs, training=False):
+        rng = self._generator() if training and inputs.shape[0] else None
+        rows, cols = self._window(inputs.shape[1], inputs.shape[2], rng)
+        crop = inputs[:, rows, cols]
+        ctx.saved.update(shape=inputs.shape, box=(rows, cols), m=None)
+        if crop.shape[1:3] == (self.height, self.width):
+            return np.ascontiguousarray(crop)
+        mh = _interpolation_matrix(crop.shape[1], self.height, inputs.dtype)
+        mw = _interpolation_matrix(crop.shape[2], self.width, inputs.dtype)
+        ctx.saved["m"] = (mh, mw)
+        return np.einsum("ph,nhwc,qw->npqc", mh, crop, mw, optimize=True)
+
+    def backward(self, ctx, grad):
+        dx = np.zeros(ctx.saved["shape"], grad.dtype)
+        rows, cols = ctx.saved["box"]
+        if ctx.saved["m"] is None:
+            dx[:, rows, cols] = grad
+        else:
+            mh, mw = ctx.saved["m"]
+            dx[:, rows, cols] = np.einsum("ph,npqc,qw->nhwc", mh, grad, mw, optimize=True)
+        return dx
+
+
+@REGISTRY.register()
 class RandomFlip(_Random):
     """Flips each image left-right ("horizontal"), up-down ("vertical") or both
     ("horizontal_and_vertical"), each with probability 1/2."""
