@@ -78,3 +78,11 @@ def test_every_example_has_a_tutorial_page():
     for script in sorted((DOCS.parent / "examples").glob("0*.py")):
         assert any(f"examples/{script.name}\n" in page
                    and f"_generated/{script.stem}.md\n" in page for page in pages), script
+
+
+def test_every_layer_shows_an_example():
+    from cnnx.layers import REGISTRY
+    missing = sorted(cls.__name__ for cls in REGISTRY.classes()
+                     if ">>>" not in (cls.__dict__.get("__doc__") or "")
+                     and cls.__module__.startswith("cnnx.layers"))
+    assert missing == [], missing

@@ -124,7 +124,12 @@ class Conv2D(_Activated):
 @REGISTRY.register()
 class Convolution2D(Conv2D):
     """Keras 1's name, with Keras 1's reading: Convolution2D(32, 3, 3) is 32 filters of
-    3 x 3 (nb_filter, nb_row, nb_col), as Keras 1 and 2 both read it."""
+    3 x 3 (nb_filter, nb_row, nb_col), as Keras 1 and 2 both read it.
+
+    >>> conv = cnnx.layers.Convolution2D(8, 3, 3)   # Keras 1: a 3x3 kernel
+    >>> conv(np.zeros((1, 10, 10, 2), np.float32)).shape
+    (1, 8, 8, 8)
+    """
 
     _legacy_arguments = ("nb_row", "nb_col")
     _keras2_positional = None   # reads Keras 1's way: no Keras 3 reading to warn about
@@ -191,7 +196,14 @@ class _SpatialConv(_Activated):
 @REGISTRY.register()
 class DepthwiseConv2D(_SpatialConv):
     """Each input channel convolved with its own `depth_multiplier` filters: output
-    channel c * depth_multiplier + m, as in Keras. Kernel (kh, kw, in, depth_multiplier)."""
+    channel c * depth_multiplier + m, as in Keras. Kernel (kh, kw, in, depth_multiplier).
+
+    >>> conv = cnnx.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same")
+    >>> conv(np.zeros((1, 8, 8, 4), np.float32)).shape
+    (1, 8, 8, 8)
+    >>> [w.shape for w in conv.get_weights()]
+    [(3, 3, 4, 2), (8,)]
+    """
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
@@ -248,7 +260,14 @@ class DepthwiseConv2D(_SpatialConv):
 class SeparableConv2D(_SpatialConv):
     """A depthwise convolution (kernel_size, strides, dilation; no bias) followed by a
     pointwise 1 x 1 convolution to `filters` channels with the bias and activation, as in
-    Keras. The pointwise step runs on the GEMM kernels, with ReLU fused."""
+    Keras. The pointwise step runs on the GEMM kernels, with ReLU fused.
+
+    >>> conv = cnnx.layers.SeparableConv2D(16, 3)
+    >>> conv(np.zeros((1, 8, 8, 4), np.float32)).shape
+    (1, 6, 6, 16)
+    >>> [w.shape for w in conv.get_weights()]
+    [(3, 3, 4, 1), (1, 1, 4, 16), (16,)]
+    """
 
     _folds_affine = True   # into the pointwise kernel and the bias
 
@@ -340,7 +359,12 @@ class Conv2DTranspose(_SpatialConv):
     input; "deconvolution"), as Keras's Conv2DTranspose: kernel (kh, kw, filters, in),
     output size by Keras's rule (strides times larger under "same"), output_padding to
     choose among the sizes that map back to the input. Runs on the compiled kernels of
-    Conv2D's backward pass."""
+    Conv2D's backward pass.
+
+    >>> up = cnnx.layers.Conv2DTranspose(4, 3, strides=2, padding="same")
+    >>> up(np.zeros((1, 7, 7, 8), np.float32)).shape
+    (1, 14, 14, 4)
+    """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
@@ -406,7 +430,12 @@ class Conv2DTranspose(_SpatialConv):
 class Conv1D(_Activated):
     """1-D convolution over (batch, steps, channels), kernel (kernel_size, in, filters),
     run as Conv2D's compiled kernels on images one row high. padding "valid", "same" or
-    "causal" (zeros before the sequence only: output t sees inputs up to t)."""
+    "causal" (zeros before the sequence only: output t sees inputs up to t).
+
+    >>> conv = cnnx.layers.Conv1D(4, 3, padding="causal")
+    >>> conv(np.zeros((2, 10, 3), np.float32)).shape
+    (2, 10, 4)
+    """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True,

@@ -21,7 +21,12 @@ def _positive_int(value, name, where):
 
 @REGISTRY.register()
 class InputLayer(Layer):
-    """Declares the shape of one sample (without the batch axis)."""
+    """Declares the shape of one sample (without the batch axis).
+
+    >>> layer = cnnx.layers.InputLayer(shape=(28, 28, 1))
+    >>> layer.output_shape
+    (None, 28, 28, 1)
+    """
 
     def __init__(self, shape=None, batch_size=None, name=None, input_shape=None, **kwargs):
         shape = shape if shape is not None else input_shape
@@ -208,7 +213,11 @@ class Dense(_Activated):
 @REGISTRY.register()
 class Activation(_Activated):
     """An activation applied elementwise: a name from cnnx.activations, or one of its
-    functions."""
+    functions.
+
+    >>> cnnx.layers.Activation("relu")(np.array([[-1.0, 2.0]]))
+    array([[0., 2.]], dtype=float32)
+    """
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self._init_activation(activation)
@@ -225,7 +234,11 @@ class Activation(_Activated):
 
 @REGISTRY.register()
 class ReLU(Layer):
-    """max(x, 0) by default; Keras's max_value, negative_slope and threshold too."""
+    """max(x, 0) by default; Keras's max_value, negative_slope and threshold too.
+
+    >>> cnnx.layers.ReLU(max_value=6.0)(np.array([[-1.0, 3.0, 9.0]]))
+    array([[0., 3., 6.]], dtype=float32)
+    """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -244,8 +257,9 @@ class ReLU(Layer):
             y = ctx.saved["y"] = ops.relu(inputs, out=ctx.buffer("y", inputs.shape,
                                                                  inputs.dtype))
             return y
-        y = np.where(inputs >= self.threshold, inputs,
-                     self.negative_slope * (inputs - self.threshold)).astype(inputs.dtype)
+        # (a zero slope gives 0, not the -0.0 that 0 * (negative) would)
+        low = self.negative_slope * (inputs - self.threshold) if self.negative_slope else 0
+        y = np.where(inputs >= self.threshold, inputs, low).astype(inputs.dtype)
         return y if self.max_value is None else np.minimum(y, self.max_value)
 
     def backward(self, ctx, grad):
@@ -262,7 +276,11 @@ class ReLU(Layer):
 @REGISTRY.register()
 class LeakyReLU(Layer):
     """x for x > 0, negative_slope * x otherwise (Keras 3's default slope 0.3; Keras 2
-    called it `alpha`, accepted with a warning)."""
+    called it `alpha`, accepted with a warning).
+
+    >>> cnnx.layers.LeakyReLU(negative_slope=0.1)(np.array([[-10.0, 2.0]]))
+    array([[-1.,  2.]], dtype=float32)
+    """
     def __init__(self, negative_slope=None, **kwargs):
         alpha = kwargs.pop("alpha", None)
         super().__init__(**kwargs)
@@ -289,7 +307,11 @@ class LeakyReLU(Layer):
 
 @REGISTRY.register()
 class ELU(Layer):
-    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    """x for x > 0, alpha * (exp(x) - 1) otherwise.
+
+    >>> cnnx.layers.ELU()(np.array([[-1.0, 2.0]]))
+    array([[-0.63212055,  2.        ]], dtype=float32)
+    """
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -313,7 +335,12 @@ class ELU(Layer):
 class PReLU(Layer):
     """max(x, 0) + alpha * min(x, 0), with alpha learned per element of a sample, or
     shared along `shared_axes` (1-based, after the batch; (1, 2) shares it over an
-    image's height and width: one alpha per channel)."""
+    image's height and width: one alpha per channel).
+
+    >>> prelu = cnnx.layers.PReLU(alpha_initializer=cnnx.initializers.Constant(0.25))
+    >>> prelu(np.array([[-4.0, 2.0]]))
+    array([[-1.,  2.]], dtype=float32)
+    """
 
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None,
                  alpha_constraint=None, shared_axes=None, **kwargs):
@@ -355,7 +382,11 @@ class PReLU(Layer):
 
 @REGISTRY.register()
 class Softmax(_Activated):
-    """The softmax over the last axis (axis=-1): exponentials normalised to sum to 1."""
+    """The softmax over the last axis (axis=-1): exponentials normalised to sum to 1.
+
+    >>> cnnx.layers.Softmax()(np.array([[0.0, np.log(3.0)]]))
+    array([[0.25      , 0.75000006]], dtype=float32)
+    """
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if axis != -1:
@@ -374,7 +405,15 @@ class Softmax(_Activated):
 @REGISTRY.register()
 class Dropout(Layer):
     """Inverted dropout: in training, zero a `rate` fraction and scale the rest by
-    1/(1 - rate); in inference, the identity."""
+    1/(1 - rate); in inference, the identity.
+
+    >>> drop = cnnx.layers.Dropout(0.5, seed=0)
+    >>> x = np.ones((1, 6), np.float32)
+    >>> drop(x)                  # inference: unchanged
+    array([[1., 1., 1., 1., 1., 1.]], dtype=float32)
+    >>> drop(x, training=True)   # training: half dropped, the rest scaled by 2
+    array([[2., 2., 2., 0., 0., 0.]], dtype=float32)
+    """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -426,7 +465,12 @@ class Flatten(Layer):
 
 @REGISTRY.register()
 class Reshape(Layer):
-    """Each sample reshaped to target_shape (batch kept; one entry may be -1, inferred)."""
+    """Each sample reshaped to target_shape (batch kept; one entry may be -1, inferred).
+
+    >>> cnnx.layers.Reshape((2, 3))(np.arange(6, dtype=np.float32).reshape(1, 6))
+    array([[[0., 1., 2.],
+            [3., 4., 5.]]], dtype=float32)
+    """
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         target_shape = tuple(target_shape)
@@ -468,7 +512,12 @@ class Lambda(Layer):
     refused, with the reason, when a model would train through it.
 
     A Lambda holds Python code, which cnnx files do not hold: a model with one saves its
-    weights (save_weights) but not its architecture."""
+    weights (save_weights) but not its architecture.
+
+    >>> double = cnnx.layers.Lambda(lambda x: x * 2.0)
+    >>> double(np.array([[1.0, 2.0]]))
+    array([[2., 4.]], dtype=float32)
+    """
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)

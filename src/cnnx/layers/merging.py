@@ -69,7 +69,11 @@ class _Merge(Layer):
 
 @REGISTRY.register()
 class Add(_Merge):
-    """The sum of its inputs (the residual connection of ResNets)."""
+    """The sum of its inputs (the residual connection of ResNets).
+
+    >>> cnnx.layers.Add()([np.array([[1.0, 2.0]]), np.array([[10.0, 20.0]])])
+    array([[11., 22.]], dtype=float32)
+    """
 
     def _merge(self, ctx, inputs):  # noqa: ARG002
         out = inputs[0] + inputs[1]
@@ -83,7 +87,11 @@ class Add(_Merge):
 
 @REGISTRY.register()
 class Subtract(_Merge):
-    """inputs[0] - inputs[1] (exactly two inputs)."""
+    """inputs[0] - inputs[1] (exactly two inputs).
+
+    >>> cnnx.layers.Subtract()([np.array([[1.0, 2.0]]), np.array([[10.0, 20.0]])])
+    array([[ -9., -18.]], dtype=float32)
+    """
 
     def _shapes(self, input_shape, what="input"):
         shapes = super()._shapes(input_shape, what)
@@ -101,7 +109,11 @@ class Subtract(_Merge):
 
 @REGISTRY.register()
 class Multiply(_Merge):
-    """The elementwise product of its inputs."""
+    """The elementwise product of its inputs.
+
+    >>> cnnx.layers.Multiply()([np.array([[1.0, 2.0]]), np.array([[10.0, 20.0]])])
+    array([[10., 40.]], dtype=float32)
+    """
 
     def _merge(self, ctx, inputs):
         ctx.saved["inputs"] = inputs
@@ -124,7 +136,11 @@ class Multiply(_Merge):
 
 @REGISTRY.register()
 class Average(_Merge):
-    """The mean of its inputs."""
+    """The mean of its inputs.
+
+    >>> cnnx.layers.Average()([np.array([[1.0, 2.0]]), np.array([[10.0, 20.0]])])
+    array([[ 5.5, 11. ]], dtype=float32)
+    """
 
     def _merge(self, ctx, inputs):  # noqa: ARG002
         return Add._merge(self, ctx, inputs) / inputs[0].dtype.type(len(inputs))
@@ -154,13 +170,21 @@ class _Extremum(_Merge):
 
 @REGISTRY.register()
 class Maximum(_Extremum):
-    """The elementwise maximum of its inputs."""
+    """The elementwise maximum of its inputs.
+
+    >>> cnnx.layers.Maximum()([np.array([[1.0, 20.0]]), np.array([[10.0, 2.0]])])
+    array([[10., 20.]], dtype=float32)
+    """
     _pick = np.argmax
 
 
 @REGISTRY.register()
 class Minimum(_Extremum):
-    """The elementwise minimum of its inputs."""
+    """The elementwise minimum of its inputs.
+
+    >>> cnnx.layers.Minimum()([np.array([[1.0, 20.0]]), np.array([[10.0, 2.0]])])
+    array([[1., 2.]], dtype=float32)
+    """
     _pick = np.argmin
 
 

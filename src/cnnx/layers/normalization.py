@@ -35,7 +35,16 @@ class BatchNormalization(Layer):
     """Training: normalise by the batch's mean and variance, and update the moving
     statistics (moving = momentum * moving + (1 - momentum) * batch). Inference: use
     the moving statistics. Compiled kernels (ops.batch_normalization and friends):
-    statistics summed in fixed chunks in double precision, one multiply-add per element."""
+    statistics summed in fixed chunks in double precision, one multiply-add per element.
+
+    >>> bn = cnnx.layers.BatchNormalization()
+    >>> x = np.array([[1.0], [3.0]], np.float32)
+    >>> bn(x, training=True)    # batch statistics: mean 2, variance 1
+    array([[-0.9995004],
+           [ 0.9995005]], dtype=float32)
+    >>> bn.moving_mean.value     # moved 1% of the way to the batch mean
+    array([0.02], dtype=float32)
+    """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
@@ -165,7 +174,12 @@ class _GroupNorm(Layer):
 @REGISTRY.register()
 class LayerNormalization(_GroupNorm):
     """Each position's channels normalized by their own mean and variance (over the
-    last axis), then scaled and shifted: Keras 3's defaults (epsilon 1e-3)."""
+    last axis), then scaled and shifted: Keras 3's defaults (epsilon 1e-3).
+
+    >>> norm = cnnx.layers.LayerNormalization(epsilon=1e-6)
+    >>> norm(np.array([[1.0, 2.0, 3.0]])).round(4)   # mean 2, variance 2/3
+    array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
+    """
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
@@ -190,7 +204,12 @@ class LayerNormalization(_GroupNorm):
 class GroupNormalization(_GroupNorm):
     """Each sample's channels in `groups` groups, each normalized over its positions and
     channels, then scaled and shifted per channel (Keras 3's defaults: 32 groups,
-    epsilon 1e-3)."""
+    epsilon 1e-3).
+
+    >>> norm = cnnx.layers.GroupNormalization(groups=2, epsilon=1e-6)
+    >>> norm(np.array([[[[1.0, 3.0, 10.0, 30.0]]]]))[0, 0, 0].round(4)   # per group of 2
+    array([-1.,  1., -1.,  1.], dtype=float32)
+    """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,

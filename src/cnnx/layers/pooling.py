@@ -82,7 +82,13 @@ class MaxPooling2D(_Pooling2D):
 @REGISTRY.register()
 class AveragePooling2D(_Pooling2D):
     """The mean over each pool_size window of each channel, every `strides` pixels; under
-    "same" the padding is left out of the divisor, as in Keras."""
+    "same" the padding is left out of the divisor, as in Keras.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> cnnx.layers.AveragePooling2D(2)(x)[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         return ops.average_pool2d(inputs, self.pool_size, self.strides, self.padding,
@@ -123,7 +129,12 @@ class _GlobalPooling2D(Layer):
 @REGISTRY.register()
 class GlobalAveragePooling2D(_GlobalPooling2D):
     """The mean over height and width, per channel: (N, H, W, C) -> (N, C), or (N, 1, 1,
-    C) with keepdims."""
+    C) with keepdims.
+
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> cnnx.layers.GlobalAveragePooling2D()(x)
+    array([[3., 4.]], dtype=float32)
+    """
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=inputs.dtype)
@@ -137,7 +148,12 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 @REGISTRY.register()
 class GlobalMaxPooling2D(_GlobalPooling2D):
     """The maximum over height and width, per channel: (N, H, W, C) -> (N, C), or (N, 1,
-    1, C) with keepdims."""
+    1, C) with keepdims.
+
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> cnnx.layers.GlobalMaxPooling2D()(x)
+    array([[6., 7.]], dtype=float32)
+    """
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         n, h, w, c = inputs.shape
         ctx.saved["x_shape"] = inputs.shape
@@ -198,14 +214,22 @@ class _Pooling1D(Layer):
 @REGISTRY.register()
 class MaxPooling1D(_Pooling1D):
     """The maximum over windows of pool_size steps, every `strides` steps (padding
-    "valid" or "same")."""
+    "valid" or "same").
+
+    >>> cnnx.layers.MaxPooling1D(2)(np.array([[[1.0], [3.0], [2.0], [0.0]]]))[0, :, 0]
+    array([3., 2.], dtype=float32)
+    """
     _pool2d = MaxPooling2D
 
 
 @REGISTRY.register()
 class AveragePooling1D(_Pooling1D):
     """The mean over windows of pool_size steps, every `strides` steps (padding left out
-    of the mean)."""
+    of the mean).
+
+    >>> cnnx.layers.AveragePooling1D(2)(np.array([[[1.0], [3.0], [2.0], [0.0]]]))[0, :, 0]
+    array([2., 1.], dtype=float32)
+    """
     _pool2d = AveragePooling2D
 
 
@@ -235,7 +259,11 @@ class _GlobalPooling1D(Layer):
 @REGISTRY.register()
 class GlobalAveragePooling1D(_GlobalPooling1D):
     """The mean over all steps, per channel: (batch, steps, channels) -> (batch,
-    channels), or (batch, 1, channels) with keepdims."""
+    channels), or (batch, 1, channels) with keepdims.
+
+    >>> cnnx.layers.GlobalAveragePooling1D()(np.array([[[1.0], [3.0], [2.0], [0.0]]]))
+    array([[1.5]], dtype=float32)
+    """
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         return inputs.mean(axis=1, keepdims=self.keepdims, dtype=inputs.dtype)
@@ -249,7 +277,11 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 @REGISTRY.register()
 class GlobalMaxPooling1D(_GlobalPooling1D):
     """The maximum over all steps, per channel: (batch, steps, channels) -> (batch,
-    channels), or (batch, 1, channels) with keepdims."""
+    channels), or (batch, 1, channels) with keepdims.
+
+    >>> cnnx.layers.GlobalMaxPooling1D()(np.array([[[1.0], [3.0], [2.0], [0.0]]]))
+    array([[3.]], dtype=float32)
+    """
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
         ctx.saved["argmax"] = inputs.argmax(axis=1)

@@ -55,7 +55,11 @@ def _check_images(layer, input_shape):
 
 @REGISTRY.register()
 class Rescaling(Layer):
-    """y = x * scale + offset (Rescaling(1 / 255) maps bytes to [0, 1])."""
+    """y = x * scale + offset (Rescaling(1 / 255) maps bytes to [0, 1]).
+
+    >>> cnnx.layers.Rescaling(1 / 255)(np.array([[0.0, 51.0, 255.0]]))
+    array([[0.        , 0.20000002, 1.        ]], dtype=float32)
+    """
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -77,7 +81,15 @@ class Rescaling(Layer):
 @REGISTRY.register()
 class Normalization(Layer):
     """(x - mean) / sqrt(variance) per feature along `axis` (the channels by default),
-    with mean and variance given or learned by adapt(data); invert=True undoes it."""
+    with mean and variance given or learned by adapt(data); invert=True undoes it.
+
+    >>> norm = cnnx.layers.Normalization()
+    >>> norm.adapt(np.array([[1.0], [3.0]]))
+    >>> norm(np.array([[1.0], [2.0], [5.0]]))
+    array([[-1.],
+           [ 0.],
+           [ 3.]], dtype=float32)
+    """
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
@@ -133,7 +145,13 @@ class Normalization(Layer):
 @REGISTRY.register()
 class CenterCrop(Layer):
     """The central height x width region of each image (the input must be at least as
-    large)."""
+    large).
+
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> cnnx.layers.CenterCrop(2, 2)(x)[0, :, :, 0]
+    array([[ 5.,  6.],
+           [ 9., 10.]], dtype=float32)
+    """
 
     def __init__(self, height, width, **kwargs):
         super().__init__(**kwargs)
@@ -176,7 +194,15 @@ class Resizing(Layer):
     """Each image resized to height x width, bilinearly or by nearest neighbour, with
     TensorFlow's half-pixel centres (Keras 3's Resizing, antialias off);
     crop_to_aspect_ratio first takes the largest centred crop of the target's aspect
-    ratio. Differentiable: the resize is a fixed linear map per axis."""
+    ratio. Differentiable: the resize is a fixed linear map per axis.
+
+    >>> x = np.arange(4.0).reshape(1, 2, 2, 1)
+    >>> cnnx.layers.Resizing(4, 4)(x)[0, :, :, 0]
+    array([[0.  , 0.25, 0.75, 1.  ],
+           [0.5 , 0.75, 1.25, 1.5 ],
+           [1.5 , 1.75, 2.25, 2.5 ],
+           [2.  , 2.25, 2.75, 3.  ]], dtype=float32)
+    """
 
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
                  pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
@@ -361,7 +387,21 @@ class RandomCrop(_Random):
 @REGISTRY.register()
 class RandomFlip(_Random):
     """Flips each image left-right ("horizontal"), up-down ("vertical") or both
-    ("horizontal_and_vertical"), each with probability 1/2."""
+    ("horizontal_and_vertical"), each with probability 1/2.
+
+    >>> flip = cnnx.layers.RandomFlip("horizontal", seed=0)
+    >>> x = np.tile(np.arange(3.0).reshape(1, 1, 3, 1), (4, 1, 1, 1))
+    >>> flip(x, training=False)[:, 0, :, 0]   # inference: unchanged
+    array([[0., 1., 2.],
+           [0., 1., 2.],
+           [0., 1., 2.],
+           [0., 1., 2.]], dtype=float32)
+    >>> flip(x)[:, 0, :, 0]     # called directly: each image flipped or not, at random
+    array([[0., 1., 2.],
+           [2., 1., 0.],
+           [2., 1., 0.],
+           [2., 1., 0.]], dtype=float32)
+    """
 
     _MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -396,7 +436,12 @@ class RandomFlip(_Random):
 @REGISTRY.register()
 class RandomRotation(_Warp):
     """Rotates each image by factor x 2 pi radians, drawn uniformly from the factor's
-    range (a number f: [-f, f]); positive turns counter-clockwise."""
+    range (a number f: [-f, f]); positive turns counter-clockwise.
+
+    >>> rotate = cnnx.layers.RandomRotation(0.1, seed=0)
+    >>> rotate(np.ones((2, 8, 8, 3))).shape
+    (2, 8, 8, 3)
+    """
 
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None,
                  fill_value=0.0, **kwargs):
@@ -412,7 +457,12 @@ class RandomRotation(_Warp):
 class RandomZoom(_Warp):
     """Zooms each image by 1 + a factor drawn from height_factor's range (a number f:
     [-f, f]; positive zooms out); width_factor likewise, or the same zoom as the height
-    when None (keeping the aspect ratio)."""
+    when None (keeping the aspect ratio).
+
+    >>> zoom = cnnx.layers.RandomZoom(0.2, seed=0)
+    >>> zoom(np.ones((2, 8, 8, 3))).shape
+    (2, 8, 8, 3)
+    """
 
     def __init__(self, height_factor, width_factor=None, fill_mode="reflect",
                  interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
@@ -432,7 +482,12 @@ class RandomZoom(_Warp):
 @REGISTRY.register()
 class RandomTranslation(_Warp):
     """Shifts each image by fractions of its height and width drawn from each factor's
-    range (a number f: [-f, f])."""
+    range (a number f: [-f, f]).
+
+    >>> shift = cnnx.layers.RandomTranslation(0.1, 0.1, seed=0)
+    >>> shift(np.ones((2, 8, 8, 3))).shape
+    (2, 8, 8, 3)
+    """
 
     def __init__(self, height_factor, width_factor, fill_mode="reflect",
                  interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
@@ -460,7 +515,14 @@ def _value_range(value_range, where):
 class RandomContrast(_Random):
     """Scales each image's deviation from its per-channel mean by a factor drawn from
     [1 - lower, 1 + upper] (factor (lower, upper); a number f: [1 - f, 1 + f]), then
-    clips to value_range."""
+    clips to value_range.
+
+    >>> contrast = cnnx.layers.RandomContrast(0.5, seed=0)
+    >>> out = contrast(np.full((1, 2, 2, 1), 7.0))
+    >>> out[0, :, :, 0]    # a flat image keeps its mean whatever the factor
+    array([[7., 7.],
+           [7., 7.]], dtype=float32)
+    """
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -496,7 +558,12 @@ class RandomContrast(_Random):
 @REGISTRY.register()
 class RandomBrightness(_Random):
     """Adds to each image a delta drawn from the factor's range (a number f: [-f, f]) times
-    the width of value_range, then clips to value_range."""
+    the width of value_range, then clips to value_range.
+
+    >>> brighten = cnnx.layers.RandomBrightness(0.1, seed=0)
+    >>> brighten(np.full((1, 2, 2, 3), 100.0)).shape
+    (1, 2, 2, 3)
+    """
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(**kwargs)

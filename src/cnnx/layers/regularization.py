@@ -32,7 +32,12 @@ class _Noise(Layer):
 
 @REGISTRY.register()
 class GaussianNoise(_Noise):
-    """Adds zero-mean Gaussian noise of standard deviation `stddev` in training."""
+    """Adds zero-mean Gaussian noise of standard deviation `stddev` in training.
+
+    >>> noise = cnnx.layers.GaussianNoise(0.1)
+    >>> noise(np.ones((1, 3)))   # inference: unchanged
+    array([[1., 1., 1.]], dtype=float32)
+    """
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -51,7 +56,12 @@ class GaussianNoise(_Noise):
 @REGISTRY.register()
 class GaussianDropout(_Noise):
     """Multiplies by Gaussian noise of mean 1 and standard deviation
-    sqrt(rate / (1 - rate)) in training."""
+    sqrt(rate / (1 - rate)) in training.
+
+    >>> drop = cnnx.layers.GaussianDropout(0.1)
+    >>> drop(np.ones((1, 3)))    # inference: unchanged
+    array([[1., 1., 1.]], dtype=float32)
+    """
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -73,7 +83,13 @@ class GaussianDropout(_Noise):
 @REGISTRY.register()
 class SpatialDropout2D(_Noise):
     """Dropout of whole feature maps: in training, each channel of each image is zeroed
-    with probability `rate`, the others scaled by 1 / (1 - rate)."""
+    with probability `rate`, the others scaled by 1 / (1 - rate).
+
+    >>> drop = cnnx.layers.SpatialDropout2D(0.5, seed=0)
+    >>> kept = drop(np.ones((1, 2, 2, 4)), training=True)
+    >>> kept[0, 0, 0], kept[0, 1, 1]   # whole channels dropped, the same at every pixel
+    (array([2., 0., 0., 0.], dtype=float32), array([2., 0., 0., 0.], dtype=float32))
+    """
 
     def __init__(self, rate, data_format=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -105,7 +121,12 @@ class SpatialDropout2D(_Noise):
 class ActivityRegularization(Layer):
     """The identity, adding l1 * sum|x| + l2 * sum(x^2) of its input (over the whole
     batch, as Keras 3 adds it) to the loss: the activity_regularizer any layer takes,
-    as a layer of its own."""
+    as a layer of its own.
+
+    >>> reg = cnnx.layers.ActivityRegularization(l1=0.01)
+    >>> reg(np.array([[1.0, -2.0]]))   # unchanged; the penalty joins the loss in training
+    array([[ 1., -2.]], dtype=float32)
+    """
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         kwargs.pop("activity_regularizer", None)

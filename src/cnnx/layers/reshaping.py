@@ -62,7 +62,15 @@ def _interpolation_matrix(n_in, n_out, dtype):
 @REGISTRY.register()
 class UpSampling2D(Layer):
     """Each image size[0] times taller and size[1] times wider: every pixel repeated
-    ("nearest"), or resized bilinearly ("bilinear", half-pixel centres)."""
+    ("nearest"), or resized bilinearly ("bilinear", half-pixel centres).
+
+    >>> x = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 2, 1)
+    >>> cnnx.layers.UpSampling2D(2)(x)[0, :, :, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.],
+           [3., 3., 4., 4.],
+           [3., 3., 4., 4.]], dtype=float32)
+    """
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
@@ -106,7 +114,15 @@ class UpSampling2D(Layer):
 @REGISTRY.register()
 class ZeroPadding2D(Layer):
     """Zeros around each image: padding n, (rows, cols) or ((top, bottom), (left,
-    right))."""
+    right)).
+
+    >>> x = np.ones((1, 2, 2, 1))
+    >>> cnnx.layers.ZeroPadding2D(1)(x)[0, :, :, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 1., 0.],
+           [0., 1., 1., 0.],
+           [0., 0., 0., 0.]], dtype=float32)
+    """
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -136,7 +152,13 @@ class ZeroPadding2D(Layer):
 @REGISTRY.register()
 class Cropping2D(Layer):
     """Rows and columns cut off each image's edges: cropping n, (rows, cols) or ((top,
-    bottom), (left, right))."""
+    bottom), (left, right)).
+
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> cnnx.layers.Cropping2D(1)(x)[0, :, :, 0]
+    array([[ 5.,  6.],
+           [ 9., 10.]], dtype=float32)
+    """
 
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -172,7 +194,11 @@ class Cropping2D(Layer):
 
 @REGISTRY.register()
 class Permute(Layer):
-    """The axes after the batch reordered: dims is a permutation of 1 .. ndim - 1."""
+    """The axes after the batch reordered: dims is a permutation of 1 .. ndim - 1.
+
+    >>> cnnx.layers.Permute((2, 1))(np.zeros((1, 3, 5))).shape
+    (1, 5, 3)
+    """
 
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
@@ -199,7 +225,13 @@ class Permute(Layer):
 
 @REGISTRY.register()
 class RepeatVector(Layer):
-    """(batch, features) -> (batch, n, features): each sample repeated n times."""
+    """(batch, features) -> (batch, n, features): each sample repeated n times.
+
+    >>> cnnx.layers.RepeatVector(3)(np.array([[1.0, 2.0]]))
+    array([[[1., 2.],
+            [1., 2.],
+            [1., 2.]]], dtype=float32)
+    """
 
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
