@@ -56,7 +56,11 @@ def activation(function):
 
 @activation
 def relu(x):
-    """max(x, 0), elementwise (compiled; NaN passes through)."""
+    """max(x, 0), elementwise (compiled; NaN passes through).
+
+    >>> cnnx.activations.relu(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
     return ops.relu(x)
 
 
@@ -67,7 +71,11 @@ def _relu_grad(dy, _x, y):
 
 @activation
 def sigmoid(x):
-    """1 / (1 + exp(-x)), elementwise, without overflow."""
+    """1 / (1 + exp(-x)), elementwise, without overflow.
+
+    >>> cnnx.activations.sigmoid(np.array([0.0]))
+    array([0.5])
+    """
     return ops.sigmoid(x)
 
 
@@ -78,7 +86,11 @@ def _sigmoid_grad(dy, _x, y):
 
 @activation
 def tanh(x):
-    """The hyperbolic tangent, elementwise."""
+    """The hyperbolic tangent, elementwise.
+
+    >>> cnnx.activations.tanh(np.array([0.0, 100.0]))
+    array([0., 1.])
+    """
     return np.tanh(x)
 
 
@@ -90,7 +102,11 @@ def _tanh_grad(dy, _x, y):
 @activation
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along `axis` (the last), shifted by the maximum for
-    stability."""
+    stability.
+
+    >>> cnnx.activations.softmax(np.array([[0.0, 0.0]]))
+    array([[0.5, 0.5]])
+    """
     return ops.softmax(x, axis=axis)
 
 
@@ -101,7 +117,11 @@ def _softmax_grad(dy, _x, y):
 
 @activation
 def leaky_relu(x, negative_slope=0.2):
-    """x for x > 0, negative_slope * x otherwise (default 0.2, Keras's function)."""
+    """x for x > 0, negative_slope * x otherwise (default 0.2, Keras's function).
+
+    >>> cnnx.activations.leaky_relu(np.array([-10.0, 2.0]))
+    array([-2.,  2.])
+    """
     return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
@@ -112,7 +132,11 @@ def _leaky_relu_grad(dy, x, _y):
 
 @activation
 def elu(x, alpha=1.0):
-    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    """x for x > 0, alpha * (exp(x) - 1) otherwise.
+
+    >>> cnnx.activations.elu(np.array([0.0, 2.0]))
+    array([0., 2.])
+    """
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype)
 
 
@@ -123,7 +147,11 @@ def _elu_grad(dy, x, y):
 
 @activation
 def selu(x):
-    """scale * elu(x, alpha) with SELU's fixed alpha and scale (self-normalising)."""
+    """scale * elu(x, alpha) with SELU's fixed alpha and scale (self-normalising).
+
+    >>> cnnx.activations.selu(np.array([0.0, 1.0])).round(4)
+    array([0.    , 1.0507])
+    """
     return (_SELU_SCALE * elu(x, _SELU_ALPHA)).astype(x.dtype)
 
 
@@ -145,7 +173,11 @@ def _erf_array(x):
 
 @activation
 def gelu(x):
-    """The exact GELU, x * Phi(x), as Keras's default (approximate=False)."""
+    """The exact GELU, x * Phi(x), as Keras's default (approximate=False).
+
+    >>> cnnx.activations.gelu(np.array([0.0, 1.0])).round(4)
+    array([0.    , 0.8413])
+    """
     return (0.5 * x * (1 + _erf_array(x / np.sqrt(2)))).astype(x.dtype)
 
 
@@ -158,7 +190,11 @@ def _gelu_grad(dy, x, _y):
 
 @activation
 def softplus(x):
-    """log(1 + exp(x)), computed without overflow."""
+    """log(1 + exp(x)), computed without overflow.
+
+    >>> cnnx.activations.softplus(np.array([0.0])).round(4)   # log 2
+    array([0.6931])
+    """
     return (np.logaddexp(0, x)).astype(x.dtype)
 
 
@@ -169,7 +205,11 @@ def _softplus_grad(dy, x, _y):
 
 @activation
 def silu(x):
-    """x * sigmoid(x) (Keras 3's silu; swish is its other name)."""
+    """x * sigmoid(x) (Keras 3's silu; swish is its other name).
+
+    >>> cnnx.activations.silu(np.array([0.0, 1.0])).round(4)   # x * sigmoid(x)
+    array([0.    , 0.7311])
+    """
     return (x * ops.sigmoid(x)).astype(x.dtype)
 
 
@@ -184,7 +224,11 @@ swish = REGISTRY.register("swish")(silu)
 
 @activation
 def hard_sigmoid(x):
-    """Keras 3's hard sigmoid: relu6(x + 3) / 6, i.e. clip(x / 6 + 1/2, 0, 1)."""
+    """Keras 3's hard sigmoid: relu6(x + 3) / 6, i.e. clip(x / 6 + 1/2, 0, 1).
+
+    >>> cnnx.activations.hard_sigmoid(np.array([-4.0, 0.0, 4.0])).round(4)
+    array([0. , 0.5, 1. ])
+    """
     return np.clip(x / x.dtype.type(6) + x.dtype.type(0.5), 0, 1).astype(x.dtype)
 
 
@@ -195,7 +239,11 @@ def _hard_sigmoid_grad(dy, x, _y):
 
 @activation
 def hard_silu(x):
-    """x * hard_sigmoid(x) (hard_swish is its other name)."""
+    """x * hard_sigmoid(x) (hard_swish is its other name).
+
+    >>> cnnx.activations.hard_silu(np.array([-1.0, 0.0, 4.0])).round(4)   # x * hard_sigmoid(x)
+    array([-0.3333,  0.    ,  4.    ])
+    """
     return (x * hard_sigmoid(x)).astype(x.dtype)
 
 
@@ -210,7 +258,11 @@ hard_swish = REGISTRY.register("hard_swish")(hard_silu)
 
 @activation
 def mish(x):
-    """x * tanh(softplus(x))."""
+    """x * tanh(softplus(x)).
+
+    >>> cnnx.activations.mish(np.array([0.0, 1.0])).round(4)
+    array([0.    , 0.8651])
+    """
     return (x * np.tanh(np.logaddexp(0, x))).astype(x.dtype)
 
 
@@ -222,7 +274,11 @@ def _mish_grad(dy, x, _y):
 
 @activation
 def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along axis, computed shifted by the maximum."""
+    """x - logsumexp(x) along axis, computed shifted by the maximum.
+
+    >>> cnnx.activations.log_softmax(np.array([[0.0, 0.0]])).round(4)   # log 1/2
+    array([[-0.6931, -0.6931]])
+    """
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(
         x.dtype)
@@ -235,7 +291,11 @@ def _log_softmax_grad(dy, _x, y):
 
 @activation
 def linear(x):
-    """The identity (no activation)."""
+    """The identity (no activation).
+
+    >>> cnnx.activations.linear(np.array([-3.0, 3.0]))
+    array([-3.,  3.])
+    """
     return x
 
 
@@ -246,7 +306,11 @@ def _linear_grad(dy, _x, _y):
 
 def get(identifier):
     """An activation by name (or None -> linear); a registered activation passes through,
-    and so does a function of the same name (np.tanh is tanh)."""
+    and so does a function of the same name (np.tanh is tanh).
+
+    >>> cnnx.activations.get("relu") is cnnx.activations.relu
+    True
+    """
     if identifier is None:
         return linear
     if isinstance(identifier, ActivationFunction):

@@ -53,7 +53,13 @@ def _default_name(cls_name):
 
 
 class Mean(Metric):
-    """The (weighted) mean of the values given to update_state."""
+    """The (weighted) mean of the values given to update_state.
+
+    >>> m = cnnx.metrics.Mean()
+    >>> m.update_state([1.0, 2.0, 6.0])
+    >>> float(m.result())
+    3.0
+    """
     def update_state(self, values, sample_weight=None):
         self._add(np.reshape(values, -1), sample_weight)
 
@@ -61,7 +67,13 @@ class Mean(Metric):
 @REGISTRY.register("binary_accuracy")
 class BinaryAccuracy(Metric):
     """The fraction of predictions on the right side of `threshold` (0.5) for 0/1
-    targets."""
+    targets.
+
+    >>> m = cnnx.metrics.BinaryAccuracy()
+    >>> m.update_state(np.array([[1.0], [0.0], [1.0]]), np.array([[0.8], [0.6], [0.3]]))
+    >>> round(float(m.result()), 4)   # threshold 0.5: one of three right
+    0.3333
+    """
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         self.threshold = threshold
         super().__init__(name, dtype)
@@ -74,7 +86,13 @@ class BinaryAccuracy(Metric):
 
 @REGISTRY.register("categorical_accuracy")
 class CategoricalAccuracy(Metric):
-    """The fraction of samples whose highest predicted class is the one-hot target's."""
+    """The fraction of samples whose highest predicted class is the one-hot target's.
+
+    >>> m = cnnx.metrics.CategoricalAccuracy()
+    >>> m.update_state(np.array([[0, 1], [1, 0]]), np.array([[0.3, 0.7], [0.4, 0.6]]))
+    >>> float(m.result())
+    0.5
+    """
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(name, dtype)
 
@@ -84,7 +102,13 @@ class CategoricalAccuracy(Metric):
 
 @REGISTRY.register("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(Metric):
-    """The fraction of samples whose highest predicted class is the integer target."""
+    """The fraction of samples whose highest predicted class is the integer target.
+
+    >>> m = cnnx.metrics.SparseCategoricalAccuracy()
+    >>> m.update_state(np.array([1, 0]), np.array([[0.3, 0.7], [0.4, 0.6]]))
+    >>> float(m.result())
+    0.5
+    """
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(name, dtype)
 
@@ -97,7 +121,13 @@ class SparseCategoricalAccuracy(Metric):
 @REGISTRY.register("top_k_categorical_accuracy")
 class TopKCategoricalAccuracy(Metric):
     """The fraction of samples whose one-hot target is among the k (5) highest
-    predictions."""
+    predictions.
+
+    >>> m = cnnx.metrics.TopKCategoricalAccuracy(k=2)
+    >>> m.update_state(np.array([[0, 0, 1]]), np.array([[0.5, 0.2, 0.3]]))
+    >>> float(m.result())   # the true class is second: in the top 2
+    1.0
+    """
     def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
         self.k = k
         super().__init__(name, dtype)
@@ -112,7 +142,13 @@ class TopKCategoricalAccuracy(Metric):
 
 @REGISTRY.register("mse", "mean_squared_error")
 class MeanSquaredError(Metric):
-    """The running mean of (y_true - y_pred)^2."""
+    """The running mean of (y_true - y_pred)^2.
+
+    >>> m = cnnx.metrics.MeanSquaredError()
+    >>> m.update_state(np.array([[0.0, 1.0]]), np.array([[1.0, 1.0]]))
+    >>> float(m.result())
+    0.5
+    """
     def __init__(self, name="mean_squared_error", dtype=None):
         super().__init__(name, dtype)
 
@@ -144,7 +180,13 @@ class _Confusion(Metric):
 @REGISTRY.register("precision")
 class Precision(_Confusion):
     """true positives / predicted positives, a prediction being positive above
-    `thresholds` (0.5)."""
+    `thresholds` (0.5).
+
+    >>> m = cnnx.metrics.Precision()
+    >>> m.update_state(np.array([1, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.7]))
+    >>> round(float(m.result()), 4)   # 2 of the 3 predicted positives are
+    0.6667
+    """
     def result(self):
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
 
@@ -152,7 +194,13 @@ class Precision(_Confusion):
 @REGISTRY.register("recall")
 class Recall(_Confusion):
     """true positives / actual positives, a prediction being positive above `thresholds`
-    (0.5)."""
+    (0.5).
+
+    >>> m = cnnx.metrics.Recall()
+    >>> m.update_state(np.array([1, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.7]))
+    >>> round(float(m.result()), 4)   # 2 of the 3 positives found
+    0.6667
+    """
     def result(self):
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 
@@ -168,7 +216,13 @@ class AUC(Metric):
     counts at num_thresholds thresholds (0 - eps, evenly spaced interior ones, 1 + eps;
     a prediction above a threshold is positive), then a Riemann sum over them:
     "interpolation" (trapezoids for ROC; Davis and Goadrich's interpolation for PR),
-    "minoring" or "majoring"."""
+    "minoring" or "majoring".
+
+    >>> m = cnnx.metrics.AUC()
+    >>> m.update_state(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    >>> round(float(m.result()), 2)
+    0.75
+    """
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
                  name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,
@@ -252,7 +306,11 @@ class AUC(Metric):
 
 
 def get(identifier, loss=None, output_units=None):
-    """A metric by name or instance; "accuracy"/"acc" by Keras's rule (see module doc)."""
+    """A metric by name or instance; "accuracy"/"acc" by Keras's rule (see module doc).
+
+    >>> type(cnnx.metrics.get("mse")).__name__
+    'MeanSquaredError'
+    """
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):

@@ -154,7 +154,14 @@ class Optimizer:
 @REGISTRY.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent: w -= lr * g, with momentum (v = momentum * v - lr *
-    g; w += v) and Nesterov's variant."""
+    g; w += v) and Nesterov's variant.
+
+    >>> w = cnnx.layers.Variable(np.array([1.0]), name="w")
+    >>> opt = cnnx.optimizers.SGD(learning_rate=0.1)
+    >>> opt.apply([np.array([2.0])], [w])   # w - 0.1 * 2
+    >>> w.value
+    array([0.8])
+    """
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.momentum = _number(momentum, "momentum", "SGD", 0, 1)
@@ -189,7 +196,14 @@ class _Moments(Optimizer):
 class Adam(_Moments):
     """Adam (Kingma and Ba): first and second moment estimates with bias correction;
     Keras's defaults learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7;
-    amsgrad is refused."""
+    amsgrad is refused.
+
+    >>> w = cnnx.layers.Variable(np.array([1.0]), name="w")
+    >>> opt = cnnx.optimizers.Adam(learning_rate=0.1)
+    >>> opt.apply([np.array([5.0])], [w])   # the first step moves by about the learning rate
+    >>> w.value.round(4)
+    array([0.9])
+    """
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
         if amsgrad:
@@ -210,7 +224,12 @@ class Adam(_Moments):
 @REGISTRY.register("adamw")
 class AdamW(Adam):
     """Adam with decoupled weight decay (weight_decay, default 0.004, as Keras): w -= lr
-    * weight_decay * w before Adam's step."""
+    * weight_decay * w before Adam's step.
+
+    >>> opt = cnnx.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.004)
+    >>> opt.weight_decay
+    0.004
+    """
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
@@ -226,7 +245,14 @@ class AdamW(Adam):
 @REGISTRY.register("rmsprop")
 class RMSprop(Optimizer):
     """RMSprop: g divided by a moving root mean square of the gradients (rho 0.9, epsilon
-    1e-7), with optional momentum and centered variant as in Keras."""
+    1e-7), with optional momentum and centered variant as in Keras.
+
+    >>> w = cnnx.layers.Variable(np.array([1.0]), name="w")
+    >>> opt = cnnx.optimizers.RMSprop(learning_rate=0.01)
+    >>> opt.apply([np.array([5.0])], [w])
+    >>> w.value.round(4)
+    array([0.9684])
+    """
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -248,7 +274,12 @@ class RMSprop(Optimizer):
 @REGISTRY.register("adagrad")
 class Adagrad(Optimizer):
     """Adagrad: g divided by the root of the sum of all squared gradients so far
-    (initial_accumulator_value 0.1, epsilon 1e-7)."""
+    (initial_accumulator_value 0.1, epsilon 1e-7).
+
+    >>> opt = cnnx.optimizers.Adagrad(learning_rate=0.01)
+    >>> opt.learning_rate
+    0.01
+    """
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -275,7 +306,12 @@ class Adagrad(Optimizer):
 
 @REGISTRY.register("adamax")
 class Adamax(_Moments):
-    """Adam with the infinity norm: `u = max(beta_2 * u, abs(g))` in place of the second moment."""
+    """Adam with the infinity norm: `u = max(beta_2 * u, abs(g))` in place of the second moment.
+
+    >>> opt = cnnx.optimizers.Adamax()
+    >>> opt.learning_rate, opt.beta_1, opt.beta_2
+    (0.001, 0.9, 0.999)
+    """
 
     def _update(self, w, g, var, lr):
         m, u = self._state(var, 2)
@@ -286,7 +322,12 @@ class Adamax(_Moments):
 @REGISTRY.register("adadelta")
 class Adadelta(Optimizer):
     """Adadelta: steps scaled by the ratio of moving RMS of updates and of gradients (rho
-    0.95, epsilon 1e-7, learning_rate 0.001 as Keras 3)."""
+    0.95, epsilon 1e-7, learning_rate 0.001 as Keras 3).
+
+    >>> opt = cnnx.optimizers.Adadelta()
+    >>> opt.learning_rate, opt.rho
+    (0.001, 0.95)
+    """
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.rho = _number(rho, "rho", "Adadelta", 0, 1)
@@ -303,7 +344,14 @@ class Adadelta(Optimizer):
 @REGISTRY.register("lion")
 class Lion(Optimizer):
     """Lion (Chen et al.): the sign of an interpolated momentum times the learning rate
-    (beta_1 0.9, beta_2 0.99)."""
+    (beta_1 0.9, beta_2 0.99).
+
+    >>> w = cnnx.layers.Variable(np.array([1.0, 1.0]), name="w")
+    >>> opt = cnnx.optimizers.Lion(learning_rate=0.1)
+    >>> opt.apply([np.array([3.0, -0.5])], [w])   # steps of the learning rate, by sign
+    >>> w.value
+    array([0.9, 1.1])
+    """
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
         super().__init__(learning_rate, **kwargs)
         # As Keras: beta_1 = 0 would make it SignSGD.
@@ -321,7 +369,12 @@ class Lion(Optimizer):
 class Nadam(_Moments):
     """Adam with Nesterov momentum and Keras's momentum schedule
     u_t = beta_1 (1 - 0.5 * 0.96^t), whose running product is known from the step count
-    alone (so a reloaded optimizer resumes exactly)."""
+    alone (so a reloaded optimizer resumes exactly).
+
+    >>> opt = cnnx.optimizers.Nadam()
+    >>> opt.learning_rate
+    0.001
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -353,7 +406,12 @@ class Nadam(_Moments):
 class Ftrl(Optimizer):
     """FTRL-proximal (McMahan et al.), as Keras 3 computes it: per-coordinate learning
     rates from the accumulated squared gradients (learning_rate_power -0.5), with L1
-    (sparsity), L2, L2-shrinkage and beta regularization in the closed-form step."""
+    (sparsity), L2, L2-shrinkage and beta regularization in the closed-form step.
+
+    >>> opt = cnnx.optimizers.Ftrl(learning_rate=0.1, l1_regularization_strength=0.01)
+    >>> opt.l1_regularization_strength
+    0.01
+    """
 
     def __init__(self, learning_rate=0.001, learning_rate_power=-0.5,
                  initial_accumulator_value=0.1, l1_regularization_strength=0.0,
@@ -401,7 +459,13 @@ class Ftrl(Optimizer):
 
 def get(identifier):
     """An optimizer by name ("adam", "sgd", ...), from a serialized config, or the
-    instance given."""
+    instance given.
+
+    >>> type(cnnx.optimizers.get("adam")).__name__
+    'Adam'
+    >>> cnnx.optimizers.get({"class_name": "SGD", "config": {"learning_rate": 0.5}}).learning_rate
+    0.5
+    """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):

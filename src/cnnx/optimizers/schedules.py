@@ -31,7 +31,12 @@ class _Decay(LearningRateSchedule):
 
 class ExponentialDecay(_Decay):
     """initial_learning_rate * decay_rate ** (step / decay_steps) (the exponent an
-    integer with staircase=True)."""
+    integer with staircase=True).
+
+    >>> lr = cnnx.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    >>> [float(lr(step)) for step in (0, 10, 20)]
+    [0.1, 0.05, 0.025]
+    """
     def __call__(self, step):
         p = step / self.decay_steps
         return self.initial_learning_rate * self.decay_rate ** (math.floor(p)
@@ -39,7 +44,12 @@ class ExponentialDecay(_Decay):
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
-    """values[i] while step <= boundaries[i], the last value after the last boundary."""
+    """values[i] while step <= boundaries[i], the last value after the last boundary.
+
+    >>> lr = cnnx.optimizers.schedules.PiecewiseConstantDecay([100, 200], [0.1, 0.01, 0.001])
+    >>> [float(lr(step)) for step in (0, 150, 250)]
+    [0.1, 0.01, 0.001]
+    """
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
         if len(values) != len(boundaries) + 1:
             raise ValueError(f"PiecewiseConstantDecay: expected len(values) == "
@@ -56,7 +66,12 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
 class CosineDecay(LearningRateSchedule):
     """initial_learning_rate times a half cosine from 1 down to alpha over decay_steps
-    (after an optional linear warmup to warmup_target)."""
+    (after an optional linear warmup to warmup_target).
+
+    >>> lr = cnnx.optimizers.schedules.CosineDecay(0.1, decay_steps=100)
+    >>> [round(float(lr(step)), 4) for step in (0, 50, 100)]
+    [0.1, 0.05, 0.0]
+    """
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
                  warmup_target=None, warmup_steps=0):
         if decay_steps <= 0:
@@ -78,7 +93,12 @@ class CosineDecay(LearningRateSchedule):
 
 class InverseTimeDecay(_Decay):
     """initial_learning_rate / (1 + decay_rate * step / decay_steps): Keras 2's `decay`
-    argument of every optimizer is this schedule with decay_steps=1."""
+    argument of every optimizer is this schedule with decay_steps=1.
+
+    >>> lr = cnnx.optimizers.schedules.InverseTimeDecay(0.1, decay_steps=1, decay_rate=1.0)
+    >>> [float(lr(step)) for step in (0, 1, 3)]   # 0.1 / (1 + step)
+    [0.1, 0.05, 0.025]
+    """
 
     def __call__(self, step):
         p = step / self.decay_steps
