@@ -63,14 +63,25 @@ _num_threads = _default_threads()
 
 
 def get_num_threads():
-    """The number of threads cnnx's kernels use (1 in a build without OpenMP)."""
+    """The number of threads cnnx's kernels use (1 in a build without OpenMP).
+
+    >>> cnnx.get_num_threads() >= 1
+    True
+    """
     return _num_threads
 
 
 def set_num_threads(n):
     """Use `n` threads in cnnx's kernels (default: OMP_NUM_THREADS, else the cores
     this process may run on; at most MAX_THREADS). Results are identical for any `n`.
-    A build without OpenMP runs on one thread and warns once when more are asked for."""
+    A build without OpenMP runs on one thread and warns once when more are asked for.
+
+    >>> before = cnnx.get_num_threads()
+    >>> cnnx.set_num_threads(1)
+    >>> cnnx.get_num_threads()
+    1
+    >>> cnnx.set_num_threads(before)
+    """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: expected an int, received {type(n).__name__}")

@@ -13,7 +13,11 @@ _FLOATX = "float32"
 
 
 def image_data_format():
-    """Always "channels_last": cnnx's images are NHWC."""
+    """Always "channels_last": cnnx's images are NHWC.
+
+    >>> cnnx.backend.image_data_format()
+    'channels_last'
+    """
     return "channels_last"
 
 
@@ -33,7 +37,11 @@ def clear_session():
 
 def int_shape(x):
     """The shape of an array, a symbolic tensor or a variable, as a tuple (None for the
-    batch axis of a symbolic tensor)."""
+    batch axis of a symbolic tensor).
+
+    >>> cnnx.backend.int_shape(cnnx.Input((28, 28, 1)))
+    (None, 28, 28, 1)
+    """
     shape = getattr(x, "shape", None)
     if shape is None:
         raise TypeError(f"int_shape: expected an array or tensor, received "
@@ -42,7 +50,11 @@ def int_shape(x):
 
 
 def epsilon():
-    """The fuzz factor (1e-7): the clipping of cnnx's probability-space losses."""
+    """The fuzz factor (1e-7): the clipping of cnnx's probability-space losses.
+
+    >>> cnnx.backend.epsilon()
+    1e-07
+    """
     return _EPSILON
 
 
@@ -55,7 +67,11 @@ def set_epsilon(value):
 
 
 def floatx():
-    """The default float type of new layers: "float32" (or what set_floatx chose)."""
+    """The default float type of new layers: "float32" (or what set_floatx chose).
+
+    >>> cnnx.backend.floatx()
+    'float32'
+    """
     return _FLOATX
 
 

@@ -62,7 +62,15 @@ class CallbackList:
 
 
 class History(Callback):
-    """Records the epoch logs: history[key] is a list with one value per epoch."""
+    """Records the epoch logs: history[key] is a list with one value per epoch.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> history = model.fit(x, y, epochs=3, verbose=0)
+    >>> history.epoch, sorted(history.history)
+    ([0, 1, 2], ['loss'])
+    """
 
     def __init__(self):
         super().__init__()
@@ -120,7 +128,16 @@ class ProgbarLogger(Callback):
 
 class EarlyStopping(Callback):
     """Stops training when `monitor` (val_loss) has not improved by min_delta for
-    `patience` epochs; restore_best_weights puts back the best epoch's weights."""
+    `patience` epochs; restore_best_weights puts back the best epoch's weights.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> stop = cnnx.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    >>> history = model.fit(x, y, epochs=20, verbose=0, callbacks=[stop])
+    >>> len(history.epoch)   # no epoch improved by 10: stopped after the second
+    2
+    """
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__()
@@ -174,7 +191,17 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Saves the model (or its weights) at the end of every epoch, or every `save_freq`
     batches; `filepath` may hold {epoch} and log keys ({val_loss:.2f}). The path's kind is
-    checked when the callback is made, and missing folders are created when it saves."""
+    checked when the callback is made, and missing folders are created when it saves.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> save = cnnx.callbacks.ModelCheckpoint("ckpt/e{epoch}.keras", monitor="loss")
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[save])
+    >>> import os
+    >>> sorted(os.listdir("ckpt"))
+    ['e1.keras', 'e2.keras']
+    """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
@@ -254,7 +281,18 @@ class ModelCheckpoint(Callback):
 
 class ReduceLROnPlateau(Callback):
     """Multiplies the learning rate by `factor` when `monitor` has not improved for
-    `patience` epochs (down to min_lr), after a cooldown."""
+    `patience` epochs (down to min_lr), after a cooldown.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> reduce = cnnx.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0,
+    ...                                           min_delta=10.0)
+    >>> history = model.fit(x, y, epochs=3, verbose=0, callbacks=[reduce])
+    >>> # 0.01 halved twice: epochs 2 and 3 did not improve by 10
+    >>> round(model.optimizer.learning_rate, 6)
+    0.0025
+    """
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
         super().__init__()
@@ -295,7 +333,16 @@ class ReduceLROnPlateau(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Sets the learning rate at each epoch's start to schedule(epoch, lr)."""
+    """Sets the learning rate at each epoch's start to schedule(epoch, lr).
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> schedule = cnnx.callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[schedule])
+    >>> [round(v, 4) for v in history.history["learning_rate"]]
+    [0.1, 0.05]
+    """
     def __init__(self, schedule, verbose=0):
         super().__init__()
         self.schedule, self.verbose = schedule, verbose
@@ -318,7 +365,16 @@ class LearningRateScheduler(Callback):
 
 
 class CSVLogger(Callback):
-    """Writes each epoch's logs as a row of a CSV file (append=True continues one)."""
+    """Writes each epoch's logs as a row of a CSV file (append=True continues one).
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> log = cnnx.callbacks.CSVLogger("log.csv")
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[log])
+    >>> open("log.csv").readline().strip()
+    'epoch,loss'
+    """
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename, self.sep, self.append = os.fspath(filename), separator, append
@@ -343,7 +399,18 @@ class CSVLogger(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stops training when a batch's loss is NaN or infinite."""
+    """Stops training when a batch's loss is NaN or infinite.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer=cnnx.optimizers.SGD(learning_rate=1e30), loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> stop = cnnx.callbacks.TerminateOnNaN()
+    >>> import warnings; warnings.simplefilter("ignore")   # the overflow
+    >>> history = model.fit(x, y, batch_size=2, epochs=5, verbose=0, callbacks=[stop])
+    Batch 1: Invalid loss, terminating training
+    >>> len(history.epoch)   # the loss overflowed in the first epoch
+    1
+    """
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
@@ -354,7 +421,17 @@ class TerminateOnNaN(Callback):
 class LambdaCallback(Callback):
     """A callback made of functions, one per hook given: on_epoch_begin, on_epoch_end,
     on_train_begin, on_train_end, on_train_batch_begin, on_train_batch_end, and any other
-    hook (on_test_batch_end, ...) by its name."""
+    hook (on_test_batch_end, ...) by its name.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    >>> seen = []
+    >>> log = cnnx.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    >>> history = model.fit(x, y, epochs=3, verbose=0, callbacks=[log])
+    >>> seen
+    [0, 1, 2]
+    """
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
                  on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
                  **kwargs):

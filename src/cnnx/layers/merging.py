@@ -240,7 +240,11 @@ def _functional(cls):
     def merge(inputs, **kwargs):
         return cls(**kwargs)(inputs)
     merge.__name__ = cls.__name__.lower()
-    merge.__doc__ = f"Functional form of {cls.__name__}: ``{cls.__name__}(**kwargs)(inputs)``."
+    width = 8 if cls is Concatenate else 4
+    merge.__doc__ = (f"Functional form of {cls.__name__}: ``{cls.__name__}(**kwargs)(inputs)``."
+                     f"\n\n    >>> a, b = cnnx.Input((4,)), cnnx.Input((4,))"
+                     f"\n    >>> cnnx.layers.{merge.__name__}([a, b]).shape"
+                     f"\n    (None, {width})\n    ")
     return merge
 
 

@@ -8,7 +8,13 @@ __all__ = ["clone_model", "model_from_json"]
 
 def clone_model(model, input_tensors=None, clone_function=None):
     """A new model with the same architecture and fresh weights (Keras's clone_model):
-    rebuilt from model.get_config(), so that no layer or weight is shared."""
+    rebuilt from model.get_config(), so that no layer or weight is shared.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2)])
+    >>> twin = cnnx.models.clone_model(model)   # the architecture, with fresh weights
+    >>> twin.count_params() == model.count_params()
+    True
+    """
     from .._compat import refuse_unimplemented
     refuse_unimplemented("clone_model", input_tensors=(input_tensors, None),
                          clone_function=(clone_function, None))
@@ -22,7 +28,13 @@ def _fresh_names(config):
 
 def model_from_json(json_string, custom_objects=None):
     """The model a model.to_json() string describes (architecture only; the weights are
-    freshly initialized)."""
+    freshly initialized).
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2)])
+    >>> again = cnnx.models.model_from_json(model.to_json())
+    >>> [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+    True
+    """
     from .._compat import refuse_unimplemented
     refuse_unimplemented("model_from_json", custom_objects=(custom_objects, None))
     try:

@@ -134,7 +134,13 @@ def save_model(model, filepath, overwrite=True):
     schema, metadata.json, model.weights.h5) and carries cnnx's own copy beside it
     (cnnx.json, model.weights.npz: the exact configuration, weights and optimizer state,
     readable without h5py). Without h5py it holds cnnx's copy alone, in the same members
-    that format 2 used, and Keras cannot read it (a warning says so once). No pickle."""
+    that format 2 used, and Keras cannot read it (a warning says so once). No pickle.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2)])
+    >>> cnnx.models.save_model(model, "m.keras")   # as model.save("m.keras")
+    >>> cnnx.models.load_model("m.keras").count_params()
+    8
+    """
     path = os.fspath(filepath)
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built; build it or fit it first")

@@ -32,7 +32,19 @@ class PyDataset:
     (x, y, sample_weight)), and optionally on_epoch_end. fit, evaluate and predict take it
     as x. cnnx fetches its batches on one background thread, `max_queue_size` ahead;
     `workers` and `use_multiprocessing` are accepted as Keras's and change nothing (the
-    batches and their order are the same)."""
+    batches and their order are the same).
+
+    >>> class Squares(cnnx.utils.PyDataset):
+    ...     def __len__(self):
+    ...         return 2
+    ...     def __getitem__(self, i):
+    ...         x = np.full((4, 1), float(i), np.float32)
+    ...         return x, x ** 2
+    >>> model = cnnx.Sequential([cnnx.Input((1,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> len(model.fit(Squares(), epochs=2, verbose=0).epoch)
+    2
+    """
 
     def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
         for name, value in (("workers", workers), ("max_queue_size", max_queue_size)):
@@ -65,7 +77,17 @@ Sequence = PyDataset   # Keras 2's name
 
 def set_random_seed(seed):
     """Seed everything cnnx draws at random: weight initializers, Dropout masks, the
-    shuffling in fit. The same seed gives bitwise-identical results for any threads."""
+    shuffling in fit. The same seed gives bitwise-identical results for any threads.
+
+    >>> cnnx.utils.set_random_seed(7)
+    >>> a = cnnx.layers.Dense(2)
+    >>> a.build((None, 3))
+    >>> cnnx.utils.set_random_seed(7)
+    >>> b = cnnx.layers.Dense(2)
+    >>> b.build((None, 3))
+    >>> np.array_equal(a.kernel.value, b.kernel.value)
+    True
+    """
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"set_random_seed: expected a non-negative int, received {seed!r}")
     _random.seed(int(seed))
@@ -100,7 +122,11 @@ def to_categorical(x, num_classes=None):
 
 def normalize(x, axis=-1, order=2):
     """x divided by its `order`-norm along `axis`, as keras.utils.normalize; vectors of
-    norm 0 stay 0."""
+    norm 0 stay 0.
+
+    >>> cnnx.utils.normalize(np.array([[3.0, 4.0]]))   # unit L2 norm per row
+    array([[0.6, 0.8]])
+    """
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise TypeError(f"normalize: expected numbers, received dtype {x.dtype}")
