@@ -168,7 +168,15 @@ def config():
 
 def show_config(mode="stdout"):
     """Print how this cnnx was built and how it runs; mode="dicts" returns the facts as
-    a dict instead (NumPy's show_config convention)."""
+    a dict instead (NumPy's show_config convention).
+
+    >>> import io, contextlib
+    >>> report = io.StringIO()
+    >>> with contextlib.redirect_stdout(report):
+    ...     cnnx.show_config()
+    >>> [line.split()[0] for line in report.getvalue().splitlines()[:3]]
+    ['cnnx', 'numpy', 'python']
+    """
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"show_config: `mode` must be 'stdout' or 'dicts', received "
                          f"{mode!r}")

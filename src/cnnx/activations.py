@@ -25,7 +25,14 @@ REGISTRY = Registry("activation")
 
 
 class ActivationFunction:
-    """An activation: callable as its Keras function, with its derivative as grad."""
+    """An activation: callable as its Keras function, with its derivative as grad.
+
+    >>> relu = cnnx.activations.relu
+    >>> isinstance(relu, cnnx.activations.ActivationFunction)
+    True
+    >>> relu.grad(np.ones(2), np.array([-1.0, 2.0]), relu(np.array([-1.0, 2.0])))   # its derivative
+    array([0., 1.])
+    """
 
     def __init__(self, function):
         self.function = function
@@ -325,5 +332,9 @@ def get(identifier):
 
 
 def serialize(activation):
-    """The activation's name (what configs hold)."""
+    """The activation's name (what configs hold).
+
+    >>> cnnx.activations.serialize(cnnx.activations.relu)
+    'relu'
+    """
     return activation.__name__

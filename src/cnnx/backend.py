@@ -22,7 +22,12 @@ def image_data_format():
 
 
 def set_image_data_format(data_format):
-    """Accepts "channels_last"; "channels_first" is refused (cnnx computes in NHWC)."""
+    """Accepts "channels_last"; "channels_first" is refused (cnnx computes in NHWC).
+
+    >>> cnnx.backend.set_image_data_format("channels_last")   # the only one cnnx has
+    >>> cnnx.backend.image_data_format()
+    'channels_last'
+    """
     if data_format != "channels_last":
         raise ValueError(f"set_image_data_format: cnnx is channels_last (NHWC) only, "
                          f"received {data_format!r}; transpose NCHW arrays with "
@@ -30,7 +35,12 @@ def set_image_data_format(data_format):
 
 
 def clear_session():
-    """Restart the automatic layer names (conv2d, conv2d_1, ...), as Keras does."""
+    """Restart the automatic layer names (conv2d, conv2d_1, ...), as Keras does.
+
+    >>> cnnx.backend.clear_session()   # layer names start over
+    >>> cnnx.layers.Dense(1).name
+    'dense'
+    """
     from .layers import clear_session as clear
     clear()
 
@@ -60,7 +70,12 @@ def epsilon():
 
 def set_epsilon(value):
     """Keras lets scripts change epsilon; cnnx's losses clip at 1e-7, as Keras's do by
-    default, so only that value is accepted."""
+    default, so only that value is accepted.
+
+    >>> cnnx.backend.set_epsilon(1e-7)   # the only value cnnx's losses use
+    >>> cnnx.backend.epsilon()
+    1e-07
+    """
     if value != _EPSILON:
         raise ValueError(f"set_epsilon: cnnx's losses clip at {_EPSILON}, received "
                          f"{value!r}")
@@ -76,7 +91,13 @@ def floatx():
 
 
 def set_floatx(value):
-    """"float32" or "float64": the dtype of layers created afterwards without one."""
+    """"float32" or "float64": the dtype of layers created afterwards without one.
+
+    >>> cnnx.backend.set_floatx("float64")
+    >>> cnnx.layers.Dense(1).dtype
+    dtype('float64')
+    >>> cnnx.backend.set_floatx("float32")
+    """
     global _FLOATX
     if value not in ("float32", "float64"):
         raise ValueError(f"set_floatx: cnnx computes in float32 or float64, received "

@@ -15,7 +15,22 @@ __all__ = ["Callback", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckp
 
 class Callback:
     """Base of the callbacks: on_train/epoch/batch (and on_test_*, on_predict_*) begin
-    and end hooks, each given the logs; self.model is the model being run."""
+    and end hooks, each given the logs; self.model is the model being run.
+
+    >>> class Count(cnnx.callbacks.Callback):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.batches = 0
+    ...     def on_train_batch_end(self, batch, logs=None):
+    ...         self.batches += 1
+    >>> model = cnnx.Sequential([cnnx.Input((2,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> count = Count()
+    >>> x, y = np.ones((10, 2)), np.ones((10, 1))
+    >>> history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[count])
+    >>> count.batches   # 3 batches in each of 2 epochs
+    6
+    """
     def __init__(self):
         self.model = None
         self.params = {}
@@ -44,7 +59,15 @@ class Callback:
 
 class CallbackList:
     """The callbacks of one fit, evaluate or predict: each hook called on every callback
-    in order."""
+    in order.
+
+    >>> seen = []
+    >>> log = cnnx.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    >>> callbacks = cnnx.callbacks.CallbackList([log], model=None, params={"epochs": 1})
+    >>> callbacks.on_epoch_end(0, {})
+    >>> seen
+    [0]
+    """
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
@@ -99,7 +122,11 @@ def _monitored(callback, logs):
 
 class ProgbarLogger(Callback):
     """Keras's progress output: a bar per epoch (verbose=1), or one line per epoch
-    (verbose=2, or when the output is not a terminal, so that logs are not flooded)."""
+    (verbose=2, or when the output is not a terminal, so that logs are not flooded).
+
+    >>> isinstance(cnnx.callbacks.ProgbarLogger(), cnnx.callbacks.Callback)
+    True
+    """
 
     def __init__(self, verbose=1, stream=None):
         super().__init__()
@@ -485,7 +512,16 @@ class TensorBoard(Callback):
     update_freq="batch" (or every N batches) ``batch_<name>`` scalars too; every
     histogram_freq epochs a histogram of each weight; with write_images, each weight as
     a grayscale image; with write_graph, the model's summary() as text (cnnx has no
-    TensorFlow graph to write). Read them with `tensorboard --logdir log_dir`."""
+    TensorFlow graph to write). Read them with `tensorboard --logdir log_dir`.
+
+    >>> import os
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> board = cnnx.callbacks.TensorBoard(log_dir="logs")
+    >>> history = model.fit(np.ones((4, 3)), np.ones((4, 1)), verbose=0, callbacks=[board])
+    >>> os.listdir("logs")
+    ['train']
+    """
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True,
                  write_images=False, write_steps_per_second=False, update_freq="epoch",

@@ -244,7 +244,14 @@ def _layer(g, layer, inputs, shapes, out_shape):
 def to_onnx(model, filepath=None, input_layout="NHWC", opset=17):
     """The model as an onnx.ModelProto (checked with onnx.checker), written to filepath
     (atomically) when given. input_layout "NHWC" (the default, the model's own) or
-    "NCHW" for 4-D inputs; 4-D outputs come in the same layout."""
+    "NCHW" for 4-D inputs; 4-D outputs come in the same layout.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,), name="features"),
+    ...                          cnnx.layers.Dense(2, activation="softmax")])
+    >>> proto = cnnx.export.to_onnx(model, "model.onnx")
+    >>> [i.name for i in proto.graph.input], [node.op_type for node in proto.graph.node]
+    (['features'], ['MatMul', 'Add', 'Softmax', 'Identity'])
+    """
     from .models.plan import Plan
     onnx, helper, numpy_helper = _onnx()
     if input_layout not in ("NHWC", "NCHW"):

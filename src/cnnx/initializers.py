@@ -32,7 +32,14 @@ REGISTRY = Registry("initializer")
 
 class Initializer:
     """Base of the initializers: called with (shape, dtype), returns the starting values
-    of a weight, drawn from cnnx's seeded generator."""
+    of a weight, drawn from cnnx's seeded generator.
+
+    >>> class Twos(cnnx.initializers.Initializer):
+    ...     def __call__(self, shape, dtype=None):
+    ...         return np.full(shape, 2.0, dtype or "float32")
+    >>> cnnx.layers.Dense(2, kernel_initializer=Twos())(np.ones((1, 3))).tolist()
+    [[6.0, 6.0]]
+    """
     def __init__(self, seed=None):
         self.seed = seed
 

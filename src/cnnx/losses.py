@@ -124,7 +124,12 @@ REGISTRY = Registry("loss")
 
 
 class Loss:
-    """Base: per-sample values from `fn`, reduced by the mean over the batch."""
+    """Base: per-sample values from `fn`, reduced by the mean over the batch.
+
+    >>> loss = cnnx.losses.MeanSquaredError()
+    >>> isinstance(loss, cnnx.losses.Loss), loss.get_config()["reduction"]
+    (True, 'sum_over_batch_size')
+    """
     fused_activation = None  # "softmax"/"sigmoid" when a logits path exists
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):

@@ -21,7 +21,16 @@ REGISTRY = Registry("metric")
 
 class Metric:
     """Base of the stateful metrics: update_state(y_true, y_pred, sample_weight)
-    accumulates, result() reports, reset_state() starts over."""
+    accumulates, result() reports, reset_state() starts over.
+
+    >>> m = cnnx.metrics.Mean()
+    >>> m.update_state([2.0, 4.0])
+    >>> isinstance(m, cnnx.metrics.Metric), float(m.result())
+    (True, 3.0)
+    >>> m.reset_state()
+    >>> float(m.result())
+    0.0
+    """
     def __init__(self, name=None, dtype=None):
         self.name = name or _default_name(type(self).__name__)
         # Keras's variable dtype; cnnx accumulates in float64 and reports Python floats.

@@ -244,7 +244,16 @@ def _check_grad(dy, shape, where, name="dy"):
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
            activation=None, out=None):
     """2-D convolution (cross-correlation, no kernel flip), NHWC, with an optional bias
-    and a fused ReLU. x: (N, H, W, C); kernel: (kh, kw, C, F); returns (N, OH, OW, F)."""
+    and a fused ReLU. x: (N, H, W, C); kernel: (kh, kw, C, F); returns (N, OH, OW, F).
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> k = np.ones((2, 2, 1, 1), np.float32)
+    >>> b = np.array([-20.0], np.float32)
+    >>> cnnx.ops.conv2d(x, k, bias=b, activation="relu")[0, :, :, 0]
+    array([[ 0.,  0.,  0.],
+           [ 6., 10., 14.],
+           [22., 26., 30.]], dtype=float32)
+    """
     where = "conv2d"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -281,7 +290,19 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
     dbias is None when use_bias is False. `out`: optional (dx, dkernel, dbias) buffers.
     Without `relu_output` the conv had no activation. With it (the conv's output after
     a fused ReLU), dy is first masked where relu_output <= 0, as relu_backward does; the
-    kernel gradient of a first layer does that in the same pass."""
+    kernel gradient of a first layer does that in the same pass.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> k = np.ones((2, 2, 1, 1), np.float32)
+    >>> dx, dk, db = cnnx.ops.conv2d_backward(x, k, np.ones((1, 3, 3, 1), np.float32))
+    >>> dx[0, :, :, 0]   # how many windows each pixel is in
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]], dtype=float32)
+    >>> db
+    array([9.], dtype=float32)
+    """
     where = "conv2d_backward"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -341,7 +362,16 @@ def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid", output_pa
                      dilation_rate=1, out=None):
     """Transposed 2-D convolution, NHWC, as Keras's Conv2DTranspose: the gradient of
     conv2d with respect to its input, x (N, H, W, C) playing dy and kernel (kh, kw,
-    filters, C) the convolution's kernel. Returns (N, OH, OW, filters)."""
+    filters, C) the convolution's kernel. Returns (N, OH, OW, filters).
+
+    >>> x = np.ones((1, 2, 2, 1), np.float32)
+    >>> k = np.ones((2, 2, 1, 1), np.float32)
+    >>> cnnx.ops.conv2d_transpose(x, k, strides=2)[0, :, :, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]], dtype=float32)
+    """
     where = "conv2d_transpose"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -369,7 +399,16 @@ def conv2d_transpose_backward(x, kernel, dy, strides=1, padding="valid", output_
     """Gradients of conv2d_transpose given dy: (dx, dkernel, dbias). dx is the forward
     convolution of dy with the kernel, dkernel that convolution's kernel gradient (dy its
     input, x its output gradient); dx None when input_grad is False, dbias None when
-    use_bias is False. `out`: optional (dx, dkernel, dbias) buffers."""
+    use_bias is False. `out`: optional (dx, dkernel, dbias) buffers.
+
+    >>> x = np.ones((1, 2, 2, 1), np.float32)
+    >>> k = np.ones((2, 2, 1, 1), np.float32)
+    >>> dy = np.ones((1, 4, 4, 1), np.float32)
+    >>> dx, dk, db = cnnx.ops.conv2d_transpose_backward(x, k, dy, strides=2)
+    >>> dx[0, :, :, 0], db
+    (array([[4., 4.],
+           [4., 4.]], dtype=float32), array([16.], dtype=float32))
+    """
     where = "conv2d_transpose_backward"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -408,7 +447,14 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     """Depthwise 2-D convolution, NHWC: each input channel c convolved with its own
     filters kernel[:, :, c, m] (kernel (kh, kw, C, M), M the depth multiplier), giving
     output channel c * M + m; an optional bias of C * M values. Returns
-    (N, OH, OW, C * M)."""
+    (N, OH, OW, C * M).
+
+    >>> x = np.ones((1, 3, 3, 2), np.float32)
+    >>> k = np.ones((3, 3, 2, 1), np.float32)
+    >>> k[:, :, 1] = 2.0   # channel 1 has its own kernel
+    >>> cnnx.ops.depthwise_conv2d(x, k)
+    array([[[[ 9., 18.]]]], dtype=float32)
+    """
     where = "depthwise_conv2d"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -431,7 +477,15 @@ def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilatio
     """Gradients of depthwise_conv2d given dy: (dx, dkernel, dbias), dx None when
     input_grad is False, dbias None when use_bias is False; `out`: optional buffers.
     The kernel and bias gradients sum the batch in fixed chunks (the same bits for any
-    thread count)."""
+    thread count).
+
+    >>> x = np.ones((1, 3, 3, 2), np.float32)
+    >>> k = np.ones((3, 3, 2, 1), np.float32)
+    >>> dy = np.ones((1, 1, 1, 2), np.float32)
+    >>> dx, dk, db = cnnx.ops.depthwise_conv2d_backward(x, k, dy)
+    >>> dk.shape, db
+    ((3, 3, 2, 1), array([1., 1.], dtype=float32))
+    """
     where = "depthwise_conv2d_backward"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
@@ -538,7 +592,11 @@ def relu(x, out=None):
 
 
 def relu_backward(dy, x, out=None):
-    """dy where x > 0, else 0. `x` may be ReLU's input or its output; `out` may be dy."""
+    """dy where x > 0, else 0. `x` may be ReLU's input or its output; `out` may be dy.
+
+    >>> cnnx.ops.relu_backward(np.array([5.0, 5.0]), np.array([-1.0, 2.0]))
+    array([0., 5.])
+    """
     where = "relu_backward"
     dy, x = _common(_array(dy, "dy", where), _array(x, "x", where))
     _check_grad(dy, x.shape, where)
@@ -548,7 +606,11 @@ def relu_backward(dy, x, out=None):
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), elementwise, without overflow."""
+    """1 / (1 + exp(-x)), elementwise, without overflow.
+
+    >>> cnnx.ops.sigmoid(np.array([-1000.0, 0.0, 1000.0]))   # no overflow warning
+    array([0. , 0.5, 1. ])
+    """
     if _tracing.is_symbol(x):
         return _traced("sigmoid", x, (), {})
     x = np.ascontiguousarray(_array(x, "x", "sigmoid"))
@@ -583,7 +645,11 @@ def softmax(x, axis=-1):
 
 
 def flatten(x):
-    """(N, ...) -> (N, features), row by row: height, then width, then channels."""
+    """(N, ...) -> (N, features), row by row: height, then width, then channels.
+
+    >>> cnnx.ops.flatten(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
+    """
     if _tracing.is_symbol(x):
         return _traced("flatten", x, (), {}, flatten)
     x = _array(x, "x", "flatten")
@@ -599,7 +665,15 @@ def flatten(x):
 def max_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
     """Max pooling, NHWC. Returns (y, argmax): argmax (int32, y's shape) is the flat
     index (h*W + w)*C + c of each maximum within its sample, for the backward pass.
-    `out`: optional (y, argmax) buffers."""
+    `out`: optional (y, argmax) buffers.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> y, argmax = cnnx.ops.max_pool2d(x, 2)
+    >>> y[0, :, :, 0], argmax[0, :, :, 0]   # argmax: flat index in the sample
+    (array([[ 5.,  7.],
+           [13., 15.]], dtype=float32), array([[ 5,  7],
+           [13, 15]], dtype=int32))
+    """
     where = "max_pool2d"
     x = np.ascontiguousarray(_array(x, "inputs", where, ndim=4))
     pool, strides, (oh, ow), (ph, pw) = _pool_geometry(x, pool_size, strides, padding, where)
@@ -617,7 +691,17 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None, relu_output=None):
     """Scatter dy to the positions recorded by max_pool2d's argmax. When the pool's
     input was a ReLU's output, pass the pool's output as `relu_output`: dy is then dropped
     where it is not > 0, which is ReLU's backward pass (the mask at each argmax is the
-    pooled value's), fused into the scatter."""
+    pooled value's), fused into the scatter.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> y, argmax = cnnx.ops.max_pool2d(x, 2)
+    >>> dx = cnnx.ops.max_pool2d_backward(np.ones_like(y), argmax, x.shape)
+    >>> dx[0, :, :, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]], dtype=float32)
+    """
     where = "max_pool2d_backward"
     dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
     relu_output = _relu_output(relu_output, dy, where)
@@ -669,7 +753,13 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
 
 
 def average_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
-    """Average pooling, NHWC; under "same" the padding is left out of the divisor."""
+    """Average pooling, NHWC; under "same" the padding is left out of the divisor.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> cnnx.ops.average_pool2d(x, 2)[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
     where = "average_pool2d"
     x = np.ascontiguousarray(_array(x, "inputs", where, ndim=4))
     pool, strides, (oh, ow), (ph, pw) = _pool_geometry(x, pool_size, strides, padding, where)
@@ -681,7 +771,13 @@ def average_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
 
 def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding="valid",
                             out=None):
-    """Gradient of average_pool2d with respect to its input."""
+    """Gradient of average_pool2d with respect to its input.
+
+    >>> dy = np.ones((1, 1, 1, 1), np.float32)
+    >>> cnnx.ops.average_pool2d_backward(dy, (1, 2, 2, 1))[0, :, :, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]], dtype=float32)
+    """
     where = "average_pool2d_backward"
     dy = np.ascontiguousarray(_array(dy, "dy", where, ndim=4))
     input_shape = tuple(int(s) for s in input_shape)
@@ -698,7 +794,13 @@ def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding=
 
 
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    """keras.ops.average_pool for 2-D NHWC inputs."""
+    """keras.ops.average_pool for 2-D NHWC inputs.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> cnnx.ops.average_pool(x, 2)[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
     _check_data_format(data_format, "average_pool")
     if _tracing.is_symbol(inputs):
         return _traced("average_pool", inputs, (), dict(
@@ -737,7 +839,13 @@ def _rstd(variance, epsilon, where):
 
 def batch_normalization_moments(x):
     """The mean and (biased) variance of each channel of x (N, ..., C), over every other
-    axis, summed in fixed chunks in double precision."""
+    axis, summed in fixed chunks in double precision.
+
+    >>> x = np.array([[1.0, 10.0], [3.0, 30.0]])
+    >>> mean, variance = cnnx.ops.batch_normalization_moments(x)
+    >>> mean, variance
+    (array([ 2., 20.]), array([  1., 100.]))
+    """
     where = "batch_normalization_moments"
     x = _array(x, "inputs", where)
     rows = _rows(x, where)
@@ -749,7 +857,13 @@ def batch_normalization_moments(x):
 
 def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3, out=None):
     """(x - mean) / sqrt(variance + epsilon) * gamma + beta per channel (the last axis),
-    computed as one multiply-add per element."""
+    computed as one multiply-add per element.
+
+    >>> x = np.array([[1.0], [3.0]])
+    >>> cnnx.ops.batch_normalization(x, np.array([2.0]), np.array([1.0]), epsilon=1e-12)
+    array([[-1.],
+           [ 1.]])
+    """
     where = "batch_normalization"
     x = _array(x, "inputs", where)
     c = x.shape[-1] if x.ndim else 0
@@ -773,7 +887,16 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
                                  out=None):
     """Gradients of batch_normalization: (dx, dgamma, dbeta), each None when not asked
     for. training: the statistics were the batch's own (their gradient flows into dx);
-    otherwise they were fixed (the moving ones)."""
+    otherwise they were fixed (the moving ones).
+
+    >>> x = np.array([[1.0], [3.0]])
+    >>> dy = np.array([[1.0], [1.0]])
+    >>> mean, variance, gamma = np.array([2.0]), np.array([1.0]), np.array([1.0])
+    >>> grads = cnnx.ops.batch_normalization_backward(x, dy, mean, variance, gamma, 1e-12)
+    >>> dx, dgamma, dbeta = grads
+    >>> bool(np.allclose(dx, 0)), bool(np.allclose(dgamma, 0)), dbeta   # none for x and gamma
+    (True, True, array([2.]))
+    """
     where = "batch_normalization_backward"
     x = _array(x, "inputs", where)
     dy = _array(dy, "dy", where)
@@ -818,7 +941,13 @@ def group_normalization(x, groups, gamma=None, beta=None, epsilon=1e-3, out=None
     """Each sample's channels in `groups` groups, each group normalized over its
     positions and channels: (x - mean) / sqrt(var + epsilon), then scaled by gamma and
     shifted by beta per channel (either may be None). groups=1 on (N, C) rows is layer
-    normalization. Returns (y, mean, rstd), mean and rstd (N, groups) for the backward."""
+    normalization. Returns (y, mean, rstd), mean and rstd (N, groups) for the backward.
+
+    >>> x = np.array([[[[1.0, 3.0, 10.0, 30.0]]]], np.float32)
+    >>> y, mean, rstd = cnnx.ops.group_normalization(x, groups=2, epsilon=1e-6)
+    >>> y[0, 0, 0].round(4), mean   # mean: per sample and group
+    (array([-1.,  1., -1.,  1.], dtype=float32), array([[ 2., 20.]], dtype=float32))
+    """
     where = "group_normalization"
     x = _array(x, "inputs", where)
     gamma = _bias(gamma, x.shape[-1], where) if gamma is not None else None
@@ -840,7 +969,15 @@ def group_normalization(x, groups, gamma=None, beta=None, epsilon=1e-3, out=None
 def group_normalization_backward(x, dy, mean, rstd, groups, gamma=None, center=True,
                                  scale=True, input_grad=True, out=None):
     """Gradients of group_normalization: (dx, dgamma, dbeta), each None when not asked
-    for (input_grad, scale, center). mean and rstd are the forward's."""
+    for (input_grad, scale, center). mean and rstd are the forward's.
+
+    >>> x = np.array([[[[1.0, 3.0, 10.0, 30.0]]]])
+    >>> y, mean, rstd = cnnx.ops.group_normalization(x, groups=2)
+    >>> grads = cnnx.ops.group_normalization_backward(x, np.ones_like(x), mean, rstd, 2, np.ones(4))
+    >>> dx, dgamma, dbeta = grads
+    >>> dbeta, bool(np.allclose(dx, 0))   # a constant gradient: none for x
+    (array([1., 1., 1., 1.]), True)
+    """
     where = "group_normalization_backward"
     x = _array(x, "inputs", where)
     dy = _array(dy, "dy", where)
@@ -883,7 +1020,13 @@ def _dense_operands(x, kernel, where):
 
 
 def dense(x, kernel, bias=None, activation=None, out=None):
-    """x @ kernel (+ bias), with a fused ReLU. x: (B, in); kernel: (in, out)."""
+    """x @ kernel (+ bias), with a fused ReLU. x: (B, in); kernel: (in, out).
+
+    >>> x = np.array([[1.0, 2.0]], np.float32)
+    >>> kernel = np.array([[1.0, -1.0], [1.0, -1.0]], np.float32)
+    >>> cnnx.ops.dense(x, kernel, activation="relu")
+    array([[3., 0.]], dtype=float32)
+    """
     where = "dense"
     x, kernel = _dense_operands(x, kernel, where)
     relu_ = _activation(activation, where)
@@ -898,7 +1041,16 @@ def dense(x, kernel, bias=None, activation=None, out=None):
 
 def dense_backward(x, kernel, dy, use_bias=True, input_grad=True, out=None):
     """Gradients of dense (without activation): (dx, dkernel, dbias).
-    `out`: optional (dx, dkernel, dbias) buffers."""
+    `out`: optional (dx, dkernel, dbias) buffers.
+
+    >>> x = np.array([[1.0, 2.0]], np.float32)
+    >>> kernel = np.eye(2, dtype=np.float32)
+    >>> dy = np.array([[1.0, 0.0]], np.float32)
+    >>> dx, dk, db = cnnx.ops.dense_backward(x, kernel, dy)
+    >>> dk, db
+    (array([[1., 0.],
+           [2., 0.]], dtype=float32), array([1., 0.], dtype=float32))
+    """
     where = "dense_backward"
     x, kernel = _dense_operands(x, kernel, where)
     dy = _array(dy, "dy", where, ndim=2)
@@ -930,7 +1082,13 @@ def _logits_and_targets(logits, targets, where, ndim):
 
 def softmax_cross_entropy(logits, targets):
     """Per-sample cross-entropy of softmax(logits) against `targets` (N, K), computed
-    stably by log-sum-exp. Returns (loss (N,), grad (N, K) = softmax - targets)."""
+    stably by log-sum-exp. Returns (loss (N,), grad (N, K) = softmax - targets).
+
+    >>> logits, targets = np.array([[0.0, 0.0]]), np.array([[0.0, 1.0]])
+    >>> loss, grad = cnnx.ops.softmax_cross_entropy(logits, targets)
+    >>> loss.round(4), grad   # grad = softmax - targets
+    (array([0.6931]), array([[ 0.5, -0.5]]))
+    """
     logits, targets = _logits_and_targets(logits, targets, "softmax_cross_entropy", 2)
     if logits.shape[1] == 0:   # no classes: each loss is an empty sum
         return np.zeros(logits.shape[0], logits.dtype), np.empty_like(logits)
@@ -942,7 +1100,12 @@ def softmax_cross_entropy(logits, targets):
 
 def sigmoid_cross_entropy(logits, targets):
     """Elementwise binary cross-entropy of sigmoid(logits) against `targets`, computed
-    stably. Returns (loss, grad = sigmoid - targets), both of the logits' shape."""
+    stably. Returns (loss, grad = sigmoid - targets), both of the logits' shape.
+
+    >>> loss, grad = cnnx.ops.sigmoid_cross_entropy(np.array([0.0]), np.array([1.0]))
+    >>> loss.round(4), grad   # grad = sigmoid - targets
+    (array([0.6931]), array([-0.5]))
+    """
     logits, targets = _logits_and_targets(logits, targets, "sigmoid_cross_entropy", None)
     loss = np.empty_like(logits)
     grad = np.empty_like(logits)
@@ -957,7 +1120,12 @@ _EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
 
 def categorical_crossentropy(target, output, from_logits=False, axis=-1):
     """keras.ops.categorical_crossentropy: per-sample -sum(target * log(output)).
-    Probabilities are renormalised and clipped to [1e-7, 1 - 1e-7] as in Keras."""
+    Probabilities are renormalised and clipped to [1e-7, 1 - 1e-7] as in Keras.
+
+    >>> target, output = np.array([[0.0, 1.0]]), np.array([[0.2, 0.8]])
+    >>> cnnx.ops.categorical_crossentropy(target, output).round(4)
+    array([0.2231])
+    """
     where = "categorical_crossentropy"
     target = _array(target, "target", where)
     output = _array(output, "output", where)
@@ -976,7 +1144,12 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
 
 
 def binary_crossentropy(target, output, from_logits=False):
-    """keras.ops.binary_crossentropy, elementwise; probabilities clipped as in Keras."""
+    """keras.ops.binary_crossentropy, elementwise; probabilities clipped as in Keras.
+
+    >>> target, output = np.array([1.0, 0.0]), np.array([0.8, 0.8])
+    >>> cnnx.ops.binary_crossentropy(target, output).round(4)
+    array([0.2231, 1.6094])
+    """
     where = "binary_crossentropy"
     target = _array(target, "target", where)
     output = _array(output, "output", where)
@@ -1020,7 +1193,13 @@ def _check_update(where, w, *arrays):
 def sgd_update(w, g, m, learning_rate, momentum=0.0, nesterov=False):
     """SGD step in place, Keras's rule: with momentum, m <- momentum m - lr g and
     w <- w + m (nesterov: w + momentum m - lr g); without, w <- w - lr g (m unused, may
-    be empty)."""
+    be empty).
+
+    >>> w, m = np.array([1.0]), np.zeros(1)
+    >>> cnnx.ops.sgd_update(w, np.array([2.0]), m, 0.1, momentum=0.9)
+    >>> w, m
+    (array([0.8]), array([-0.2]))
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("sgd_update", w, ("g", g, n), ("m", m, n if momentum else m.size))
     _kernels.sgd_update(w, g, m, float(learning_rate), float(momentum), bool(nesterov),
@@ -1029,7 +1208,13 @@ def sgd_update(w, g, m, learning_rate, momentum=0.0, nesterov=False):
 
 def adam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, weight_decay=0.0):
     """Adam step in place (AdamW's decoupled weight decay when weight_decay > 0); the
-    learning rate is the bias-corrected one of this step."""
+    learning rate is the bias-corrected one of this step.
+
+    >>> w, m, v = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> cnnx.ops.adam_update(w, np.array([2.0]), m, v, 0.1, 0.9, 0.999, 1e-7)
+    >>> m, v.round(6)   # the moments (the step size is corrected by the caller)
+    (array([0.2]), array([0.004]))
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("adam_update", w, ("g", g, n), ("m", m, n), ("v", v, n))
     _kernels.adam_update(w, g, m, v, float(learning_rate), float(beta_1), float(beta_2),
@@ -1038,7 +1223,14 @@ def adam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, weight_decay
 
 def rmsprop_update(w, g, v, m, learning_rate, rho, momentum, epsilon):
     """RMSprop step in place: v is the mean square, m the momentum buffer (empty when
-    momentum is 0)."""
+    momentum is 0).
+
+    >>> w, v = np.array([1.0]), np.zeros(1)
+    >>> no_momentum = np.zeros(0)
+    >>> cnnx.ops.rmsprop_update(w, np.array([2.0]), v, no_momentum, 0.01, 0.9, 0.0, 1e-7)
+    >>> v.round(6), w.round(4)
+    (array([0.4]), array([0.9684]))
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("rmsprop_update", w, ("g", g, n), ("v", v, n),
                   ("m", m, n if momentum else m.size))
@@ -1047,7 +1239,13 @@ def rmsprop_update(w, g, v, m, learning_rate, rho, momentum, epsilon):
 
 
 def adagrad_update(w, g, accumulator, learning_rate, epsilon):
-    """Adagrad step in place."""
+    """Adagrad step in place.
+
+    >>> w, acc = np.array([1.0]), np.full(1, 0.1)
+    >>> cnnx.ops.adagrad_update(w, np.array([2.0]), acc, 0.1, 1e-7)
+    >>> acc, w.round(4)
+    (array([4.1]), array([0.9012]))
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("adagrad_update", w, ("g", g, n), ("accumulator", accumulator, n))
     _kernels.adagrad_update(w, g, accumulator, float(learning_rate), float(epsilon),
@@ -1056,7 +1254,13 @@ def adagrad_update(w, g, accumulator, learning_rate, epsilon):
 
 def adamax_update(w, g, m, u, learning_rate, beta_1, beta_2, epsilon):
     """Adamax step in place (u: the exponentially weighted infinity norm); the learning
-    rate is the bias-corrected one of this step."""
+    rate is the bias-corrected one of this step.
+
+    >>> w, m, u = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> cnnx.ops.adamax_update(w, np.array([2.0]), m, u, 0.1, 0.9, 0.999, 1e-7)
+    >>> m, u
+    (array([0.2]), array([2.]))
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("adamax_update", w, ("g", g, n), ("m", m, n), ("u", u, n))
     _kernels.adamax_update(w, g, m, u, float(learning_rate), float(beta_1), float(beta_2),
@@ -1065,7 +1269,13 @@ def adamax_update(w, g, m, u, learning_rate, beta_1, beta_2, epsilon):
 
 def adadelta_update(w, g, accumulated_grad, accumulated_delta, learning_rate, rho,
                     epsilon):
-    """Adadelta step in place."""
+    """Adadelta step in place.
+
+    >>> w, ag, ad = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> cnnx.ops.adadelta_update(w, np.array([2.0]), ag, ad, 1.0, 0.95, 1e-7)
+    >>> ag.round(4)
+    array([0.2])
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("adadelta_update", w, ("g", g, n), ("accumulated_grad", accumulated_grad, n),
                   ("accumulated_delta", accumulated_delta, n))
@@ -1074,7 +1284,13 @@ def adadelta_update(w, g, accumulated_grad, accumulated_delta, learning_rate, rh
 
 
 def lion_update(w, g, m, learning_rate, beta_1, beta_2):
-    """Lion step in place."""
+    """Lion step in place.
+
+    >>> w, m = np.array([1.0, 1.0]), np.zeros(2)
+    >>> cnnx.ops.lion_update(w, np.array([3.0, -0.5]), m, 0.1, 0.9, 0.99)
+    >>> w   # a step of the learning rate, by sign
+    array([0.9, 1.1])
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("lion_update", w, ("g", g, n), ("m", m, n))
     _kernels.lion_update(w, g, m, float(learning_rate), float(beta_1), float(beta_2),
@@ -1084,7 +1300,16 @@ def lion_update(w, g, m, learning_rate, beta_1, beta_2):
 def nadam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, u_t, u_t_1,
                  u_product_t, u_product_t_1, beta_2_power):
     """Nadam step in place, given the step's momentum-schedule scalars (see
-    cnnx.optimizers.Nadam)."""
+    cnnx.optimizers.Nadam).
+
+    >>> w, m, v = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> # the momentum schedule of Keras at step 1
+    >>> u1, u2 = 0.9 * (1 - 0.5 * 0.96 ** 0.004), 0.9 * (1 - 0.5 * 0.96 ** 0.008)
+    >>> g, lr, b1, b2, eps = np.array([2.0]), 0.1, 0.9, 0.999, 1e-7
+    >>> cnnx.ops.nadam_update(w, g, m, v, lr, b1, b2, eps, u1, u2, u1, u1 * u2, b2)
+    >>> m, v.round(6)
+    (array([0.2]), array([0.004]))
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("nadam_update", w, ("g", g, n), ("m", m, n), ("v", v, n))
     _kernels.nadam_update(w, g, m, v, float(learning_rate), float(beta_1), float(beta_2),
@@ -1095,7 +1320,13 @@ def nadam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, u_t, u_t_1,
 def ftrl_update(w, g, accumulator, linear, learning_rate, learning_rate_power, l1, l2,
                 l2_shrinkage, beta):
     """FTRL-proximal step in place (accumulator: the sum of squared gradients; linear:
-    FTRL's z), as Keras 3 computes it."""
+    FTRL's z), as Keras 3 computes it.
+
+    >>> w, acc, linear = np.array([0.5]), np.array([0.1]), np.zeros(1)
+    >>> cnnx.ops.ftrl_update(w, np.array([1.0]), acc, linear, 0.1, -0.5, 0.0, 0.0, 0.0, 0.0)
+    >>> acc, linear.round(4), w.round(4)
+    (array([1.1]), array([-2.6629]), array([0.2539]))
+    """
     n = w.size if isinstance(w, np.ndarray) else 0
     _check_update("ftrl_update", w, ("g", g, n), ("accumulator", accumulator, n),
                   ("linear", linear, n))

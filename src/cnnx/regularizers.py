@@ -12,7 +12,12 @@ REGISTRY = Registry("regularizer")
 
 class Regularizer:
     """Base of the weight penalties: called on a weight, returns the penalty added to the
-    loss; gradient(w) its derivative."""
+    loss; gradient(w) its derivative.
+
+    >>> reg = cnnx.regularizers.L2(0.5)
+    >>> isinstance(reg, cnnx.regularizers.Regularizer), reg.gradient(np.array([1.0, -2.0]))
+    (True, array([ 1., -2.]))
+    """
     def __init__(self, l1=0.0, l2=0.0):
         self.l1, self.l2 = float(l1), float(l2)
 

@@ -59,7 +59,16 @@ _UPDATES = {"sgd_update": 1, "adam_update": 2, "rmsprop_update": 2, "adagrad_upd
 def reference_kernels():
     """Within the block, every compiled kernel reached through cnnx.ops runs on its
     pure-NumPy twin instead: the baseline of benchmarks/ (same network, same Python,
-    only the kernels differ). Not thread-safe: it swaps module attributes of cnnx.ops."""
+    only the kernels differ). Not thread-safe: it swaps module attributes of cnnx.ops.
+
+    >>> x = np.random.default_rng(0).random((1, 6, 6, 2), np.float32)
+    >>> k = np.ones((3, 3, 2, 1), np.float32)
+    >>> fast = cnnx.ops.conv(x, k)
+    >>> with cnnx.testing.reference_kernels():
+    ...     twin = cnnx.ops.conv(x, k)   # the pure-NumPy twin
+    >>> bool(np.allclose(fast, twin, rtol=1e-5))
+    True
+    """
     saved = {name: getattr(ops, name) for name in REFERENCE_TWINS}
     try:
         for name in REFERENCE_TWINS:

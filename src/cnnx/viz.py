@@ -41,7 +41,14 @@ def plot_filters(layer, path=None, cols=8, title=None):
     """The kernels of a Conv2D layer, one tile per filter: RGB when the layer reads 3
     channels (scaled together, so tiles compare), else the mean over input channels on
     one shared diverging scale (blue < 0 < red) with a colour bar. Saved as PNG when
-    `path` is given."""
+    `path` is given.
+
+    >>> conv = cnnx.layers.Conv2D(4, 3)
+    >>> conv.build((None, 8, 8, 1))
+    >>> figure = cnnx.viz.plot_filters(conv, "filters.png")
+    >>> len([ax for ax in figure.axes if ax.get_images()])   # one tile per filter
+    4
+    """
     kernel = layer.kernel.value  # (kh, kw, in, out)
     fig, axes = _figure(kernel.shape[3], cols)
     if kernel.shape[2] == 3:
@@ -67,7 +74,13 @@ def plot_filters(layer, path=None, cols=8, title=None):
 def plot_feature_maps(model, x, layer, path=None, cols=8, title=None):
     """The feature maps of `layer` for one input image x (H, W, C): the input first,
     then one tile per channel on one shared scale with a colour bar, computed through
-    Model(model.inputs, layer.output). Saved as PNG when `path` is given."""
+    Model(model.inputs, layer.output). Saved as PNG when `path` is given.
+
+    >>> model = cnnx.Sequential([cnnx.Input((8, 8, 1)), cnnx.layers.Conv2D(3, 3)])
+    >>> figure = cnnx.viz.plot_feature_maps(model, np.ones((8, 8, 1)), model.layers[0])
+    >>> [ax.get_title() for ax in figure.axes if ax.get_images()]
+    ['input', 'channel 0', 'channel 1', 'channel 2']
+    """
     from .models import Model
     x = np.asarray(x)
     maps = Model(model.inputs, layer.output).predict(x[None], verbose=0)[0]
@@ -91,7 +104,12 @@ def plot_feature_maps(model, x, layer, path=None, cols=8, title=None):
 
 def plot_history(history, path=None, title=None):
     """Loss and accuracy curves from fit's History (or its .history dict): one panel per
-    quantity, training and validation together."""
+    quantity, training and validation together.
+
+    >>> figure = cnnx.viz.plot_history({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]})
+    >>> [ax.get_title() for ax in figure.axes if ax.get_title()]
+    ['loss']
+    """
     from matplotlib.ticker import AutoLocator
     logs = getattr(history, "history", history)
     keys = [k for k in sorted(logs) if not k.startswith("val_")]
@@ -119,7 +137,19 @@ def plot_history(history, path=None, title=None):
 
 def plot_model(model, show_shapes=True, print_fn=None):
     """A text picture of the model: each layer with its output shape, top to bottom.
-    Returns the text; prints it when print_fn is given."""
+    Returns the text; prints it when print_fn is given.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2, name="out")])
+    >>> print(cnnx.viz.plot_model(model))
+    +--------------------------+
+    | Input (None, 3)          |
+    +--------------------------+
+                  |
+                  v
+    +--------------------------+
+    | out (Dense) -> (None, 2) |
+    +--------------------------+
+    """
     rows = [f"Input {tuple(model.input_shape)}" if show_shapes else "Input"]
     for layer in model.layers:
         label = f"{layer.name} ({type(layer).__name__})"
@@ -144,7 +174,13 @@ def plot_model(model, show_shapes=True, print_fn=None):
 def model_figure(model, show_shapes=False, show_dtype=False, show_layer_names=True,
                  rankdir="TB", show_layer_activations=False, show_trainable=False):
     """The model's graph as a matplotlib figure: one box per layer (an input box for a
-    Sequential), placed by its depth from the inputs, with an arrow per connection."""
+    Sequential), placed by its depth from the inputs, with an arrow per connection.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2)])
+    >>> figure = cnnx.viz.model_figure(model)
+    >>> type(figure).__name__
+    'Figure'
+    """
     boxes, edges = _graph(model)
     depth = {}
     for name, parents in boxes:
@@ -253,7 +289,13 @@ def _label(layer, name, show_shapes, show_dtype, show_names, show_activations,
 
 def save_model_figure(model, to_file="model.png", dpi=200, **options):
     """Draw the model (model_figure) and save it to to_file (its suffix names the
-    format: png, svg, pdf, ...), written atomically."""
+    format: png, svg, pdf, ...), written atomically.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2)])
+    >>> figure = cnnx.viz.save_model_figure(model, "graph.svg")
+    >>> open("graph.svg").read(5)
+    '<?xml'
+    """
     import os
 
     from .models.saving import _Atomic

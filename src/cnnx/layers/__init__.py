@@ -95,14 +95,25 @@ __all__ = ["Layer", "Variable", "KerasTensor", "Input", "InputLayer", "Conv2D", 
 
 
 def serialize(layer):
-    """The layer as a JSON-able config: {module, class_name, config, build_config}."""
+    """The layer as a JSON-able config: {module, class_name, config, build_config}.
+
+    >>> config = cnnx.layers.serialize(cnnx.layers.Dense(3, name="head"))
+    >>> config["class_name"], config["config"]["units"]
+    ('Dense', 3)
+    """
     return {"module": "cnnx.layers", "class_name": type(layer).__name__,
             "config": layer.get_config(),
             "build_config": layer._build_config()}
 
 
 def deserialize(config):
-    """The layer a serialize() config describes, built when the config says how."""
+    """The layer a serialize() config describes, built when the config says how.
+
+    >>> config = cnnx.layers.serialize(cnnx.layers.Dense(3, name="head"))
+    >>> layer = cnnx.layers.deserialize(config)
+    >>> type(layer).__name__, layer.units, layer.name
+    ('Dense', 3, 'head')
+    """
     layer = REGISTRY.from_config(config)
     build = config.get("build_config")
     if isinstance(build, dict) and build.get("input_shape") is not None:

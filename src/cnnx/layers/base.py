@@ -50,7 +50,12 @@ def _unique_name(base):
 
 
 def clear_session():
-    """Restart automatic layer names (conv2d, conv2d_1, ...) from scratch."""
+    """Restart automatic layer names (conv2d, conv2d_1, ...) from scratch.
+
+    >>> cnnx.layers.clear_session()
+    >>> cnnx.layers.Dense(1).name, cnnx.layers.Dense(1).name
+    ('dense', 'dense_1')
+    """
     _name_counts.clear()
 
 
@@ -61,7 +66,13 @@ def snake_case(name):
 
 
 class Variable:
-    """A weight: a float array updated in place by the optimizer."""
+    """A weight: a float array updated in place by the optimizer.
+
+    >>> w = cnnx.layers.Variable(np.zeros(2), name="w")
+    >>> w.assign([1.0, 2.0])
+    >>> w.value, w.shape, w.trainable
+    (array([1., 2.]), (2,), True)
+    """
 
     def __init__(self, value, name, trainable=True, regularizer=None):
         # A planned weight (see planned_weights) keeps its memoryless broadcast view.
@@ -109,7 +120,13 @@ class Variable:
 
 class KerasTensor:
     """A symbolic tensor of the functional API: a shape (batch as None), a dtype, and the
-    node that produces it (None for a model's input before its InputLayer makes one)."""
+    node that produces it (None for a model's input before its InputLayer makes one).
+
+    >>> x = cnnx.Input((4,))
+    >>> y = cnnx.layers.Dense(3)(x)
+    >>> y.shape, y.dtype, type(y.node.layer).__name__
+    ((None, 3), dtype('float32'), 'Dense')
+    """
 
     def __init__(self, shape, dtype="float32", node=None, index=0, name=None):
         self.shape = tuple(shape)
@@ -134,7 +151,14 @@ class KerasTensor:
 class Node:
     """One call of a layer on symbolic tensors: the edges of a functional graph. A layer
     called twice (shared weights) has two nodes; a model runs its nodes in topological
-    order. `single` says whether the layer took one tensor or a list."""
+    order. `single` says whether the layer took one tensor or a list.
+
+    >>> x = cnnx.Input((4,))
+    >>> dense = cnnx.layers.Dense(3)
+    >>> y, z = dense(x), dense(x)   # two calls: two nodes, one set of weights
+    >>> len(dense._inbound_nodes), y.node is z.node
+    (2, False)
+    """
 
     __slots__ = ("layer", "inputs", "outputs", "single")
 
@@ -168,7 +192,14 @@ class Context:
     - ``affine``: (inference) a layer whose per-channel affine map this layer's output
       goes through next, to fold into the weights.
 
-    Backward leaves each weight's gradient with `add_grad`, for the plan to collect."""
+    Backward leaves each weight's gradient with `add_grad`, for the plan to collect.
+
+    >>> relu = cnnx.layers.ReLU()
+    >>> ctx = cnnx.layers.Context()
+    >>> y = relu.forward(ctx, np.array([[-1.0, 2.0]]))
+    >>> relu.backward(ctx, np.ones((1, 2)))   # the context kept what backward needs
+    array([[0., 1.]])
+    """
 
     __slots__ = ("buffers", "need_input_grad", "emit_logits", "grad_is_preactivation",
                  "fuse_relu_backward", "affine", "grads", "saved")
@@ -195,8 +226,29 @@ class Context:
 
 
 class Layer:
-    """Base of all layers. Subclasses implement build, call, backward,
-    compute_output_shape and get_config."""
+    """Base of all layers. A subclass validates its arguments in __init__, makes its
+    weights in build(input_shape) with add_weight, computes in forward(ctx, inputs,
+    training) and gives its gradients in backward(ctx, grad) (dL/dinputs returned, each
+    weight's through ctx.add_grad); compute_output_shape when the shape changes. Its
+    get_config comes from its constructor's arguments.
+
+    >>> class Scale(cnnx.layers.Layer):
+    ...     # y = x * w, one learned factor per feature
+    ...     def build(self, input_shape):
+    ...         self.w = self.add_weight("w", (input_shape[-1],), "ones")
+    ...     def forward(self, ctx, inputs, training=False):
+    ...         ctx.saved["x"] = inputs
+    ...         return inputs * self.w.value
+    ...     def backward(self, ctx, grad):
+    ...         ctx.add_grad(self.w, (grad * ctx.saved["x"]).sum(axis=0))
+    ...         return grad * self.w.value
+    >>> model = cnnx.Sequential([cnnx.Input((2,)), Scale()])
+    >>> model.compile(optimizer=cnnx.optimizers.SGD(0.1), loss="mse")
+    >>> x = np.array([[1.0, 2.0]], np.float32)
+    >>> loss = model.train_on_batch(x, 3 * x)
+    >>> model.layers[0].w.value   # moved towards 3
+    array([1.2, 1.8], dtype=float32)
+    """
 
     # Keras 2 read a positional int at this index of the constructor as something else:
     # (index, what Keras 3 reads it as, what Keras 2 read it as). Warned about, not changed.

@@ -39,7 +39,14 @@ class Optimizer:
     """Base of the optimizers: learning_rate (a number or a schedule), clipnorm,
     clipvalue or global_clipnorm; apply(grads, variables) updates each variable in
     place with a compiled kernel; `iterations` counts the steps and `variables` holds
-    the state."""
+    the state.
+
+    >>> opt = cnnx.optimizers.SGD(0.1)
+    >>> w = cnnx.layers.Variable(np.array([1.0]), name="w")
+    >>> opt.apply([np.array([1.0])], [w])
+    >>> opt.iterations, w.value
+    (1, array([0.9]))
+    """
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **kwargs):
         owner = type(self).__name__

@@ -6,7 +6,16 @@ __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay",
 
 
 class LearningRateSchedule:
-    """Base of the schedules: called with the step count, returns the learning rate."""
+    """Base of the schedules: called with the step count, returns the learning rate.
+
+    >>> class Halving(cnnx.optimizers.schedules.LearningRateSchedule):
+    ...     def __call__(self, step):
+    ...         return 0.1 * 0.5 ** (step // 10)
+    >>> opt = cnnx.optimizers.SGD(learning_rate=Halving())
+    >>> opt.iterations = 25
+    >>> opt.learning_rate
+    0.025
+    """
     def get_config(self):
         return dict(self.__dict__)
 
@@ -111,10 +120,21 @@ _CLASSES = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, Co
 
 
 def serialize(schedule):
-    """The schedule as a config: {class_name, config}."""
+    """The schedule as a config: {class_name, config}.
+
+    >>> lr = cnnx.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    >>> cnnx.optimizers.schedules.serialize(lr)["class_name"]
+    'ExponentialDecay'
+    """
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 def deserialize(config):
-    """The schedule a serialize() config describes."""
+    """The schedule a serialize() config describes.
+
+    >>> lr = cnnx.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    >>> again = cnnx.optimizers.schedules.deserialize(cnnx.optimizers.schedules.serialize(lr))
+    >>> float(again(10))
+    0.05
+    """
     return _CLASSES[config["class_name"]].from_config(config["config"])

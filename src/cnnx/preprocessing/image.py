@@ -80,7 +80,13 @@ def _resample(Image, interpolation):
 def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest",
              keep_aspect_ratio=False):
     """A PIL image from a file, converted to the colour mode, resized to target_size
-    (height, width) when given. A file that is not an image raises ValueError naming it."""
+    (height, width) when given. A file that is not an image raises ValueError naming it.
+
+    >>> cnnx.utils.save_img("dot.png", np.full((4, 6, 3), 255, np.uint8))
+    >>> img = cnnx.utils.load_img("dot.png", target_size=(2, 3))
+    >>> img.size   # Pillow reports width x height
+    (3, 2)
+    """
     Image = _pil()
     modes = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
     if color_mode not in modes:
@@ -117,7 +123,12 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest",
 
 
 def img_to_array(img, data_format=None, dtype="float32"):
-    """(height, width, channels) array of the image."""
+    """(height, width, channels) array of the image.
+
+    >>> cnnx.utils.save_img("dot.png", np.full((4, 6, 3), 255, np.uint8))
+    >>> cnnx.utils.img_to_array(cnnx.utils.load_img("dot.png")).shape
+    (4, 6, 3)
+    """
     if data_format not in (None, "channels_last"):
         raise ValueError("img_to_array: only data_format='channels_last' is supported")
     x = np.asarray(img, dtype=dtype)
@@ -130,7 +141,12 @@ def img_to_array(img, data_format=None, dtype="float32"):
 
 def array_to_img(x, data_format=None, scale=True, dtype=None):
     """A PIL image from a (height, width, channels) array; scale maps the values' range
-    to 0..255."""
+    to 0..255.
+
+    >>> img = cnnx.utils.array_to_img(np.zeros((4, 6, 3)))
+    >>> img.size, img.mode
+    ((6, 4), 'RGB')
+    """
     if data_format not in (None, "channels_last"):
         raise ValueError("array_to_img: only data_format='channels_last' is supported")
     del dtype  # Keras casts to this dtype first; cnnx reads every dtype as float64
@@ -153,7 +169,12 @@ def array_to_img(x, data_format=None, scale=True, dtype=None):
 
 def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
     """Save an (H, W, C) array as an image file (format from the suffix or file_format),
-    scaled to 0-255 when scale=True."""
+    scaled to 0-255 when scale=True.
+
+    >>> cnnx.utils.save_img("gray.png", np.zeros((4, 6, 1)))
+    >>> cnnx.utils.load_img("gray.png", color_mode="grayscale").size
+    (6, 4)
+    """
     array_to_img(x, data_format, scale=scale).save(path, format=file_format, **kwargs)
 
 
@@ -194,7 +215,15 @@ def _load_cached(path, color_mode, target_size, interpolation, keep_aspect_ratio
 
 class ImageDataGenerator:
     """Keras's ImageDataGenerator: random augmentation, then preprocessing_function, then
-    rescale, applied batch by batch by the iterators of flow and flow_from_directory."""
+    rescale, applied batch by batch by the iterators of flow and flow_from_directory.
+
+    >>> from cnnx.preprocessing.image import ImageDataGenerator
+    >>> gen = ImageDataGenerator(rescale=1 / 255, horizontal_flip=True)
+    >>> x, y = np.full((6, 4, 4, 3), 255.0), np.arange(6)
+    >>> batch_x, batch_y = next(gen.flow(x, y, batch_size=4, shuffle=False))
+    >>> batch_x.shape, float(batch_x.max()), batch_y
+    ((4, 4, 4, 3), 1.0, array([0, 1, 2, 3]))
+    """
 
     def __init__(self, featurewise_center=False, samplewise_center=False,
                  featurewise_std_normalization=False, samplewise_std_normalization=False,
@@ -378,7 +407,12 @@ class ImageDataGenerator:
 
 class Iterator:
     """A Keras Sequence of batches: len() batches per epoch, batch i by indexing, and
-    endless iteration that reshuffles at each new epoch."""
+    endless iteration that reshuffles at each new epoch.
+
+    >>> from cnnx.preprocessing.image import ImageDataGenerator, Iterator
+    >>> isinstance(ImageDataGenerator().flow(np.zeros((2, 4, 4, 1)), batch_size=1), Iterator)
+    True
+    """
 
     def __init__(self, n, batch_size, shuffle, seed):
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -426,7 +460,14 @@ class Iterator:
 
 class NumpyArrayIterator(Iterator):
     """The batches of ImageDataGenerator.flow(x, y): augmented, shuffled per epoch, as a
-    Sequence."""
+    Sequence.
+
+    >>> from cnnx.preprocessing.image import ImageDataGenerator
+    >>> x, y = np.zeros((5, 4, 4, 1)), np.arange(5)
+    >>> it = ImageDataGenerator().flow(x, y, batch_size=2, shuffle=False)
+    >>> len(it), [len(y) for _, y in (it[i] for i in range(len(it)))]
+    (3, [2, 2, 1])
+    """
     def __init__(self, x, y, generator, batch_size=32, shuffle=True, sample_weight=None,
                  seed=None, subset=None):
         x = np.asarray(x)
@@ -458,7 +499,19 @@ class NumpyArrayIterator(Iterator):
 
 
 class DirectoryIterator(Iterator):
-    """Images from one subfolder per class (classes are the sorted subfolder names)."""
+    """Images from one subfolder per class (classes are the sorted subfolder names).
+
+    >>> import os
+    >>> for name in ("cats", "dogs"):
+    ...     os.makedirs(f"folders/{name}", exist_ok=True)
+    ...     cnnx.utils.save_img(f"folders/{name}/0.png", np.zeros((8, 8, 3)))
+    >>> from cnnx.preprocessing.image import ImageDataGenerator
+    >>> gen = ImageDataGenerator()
+    >>> it = gen.flow_from_directory("folders", (4, 4), batch_size=2, class_mode="binary")
+    Found 2 images belonging to 2 classes.
+    >>> it.class_indices, next(it)[0].shape
+    ({'cats': 0, 'dogs': 1}, (2, 4, 4, 3))
+    """
 
     def __init__(self, directory, generator, target_size=(256, 256), color_mode="rgb",
                  classes=None, class_mode="categorical", batch_size=32, shuffle=True,
@@ -542,7 +595,21 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     Returns a cnnx.utils.Dataset of batches (map, shuffle, take, prefetch, ... as
     tf.data's; usable by fit/evaluate/predict) with `class_names` and `file_paths`.
     Unlike Keras, the training/validation split takes each class's first files for
-    validation, as flow_from_directory does."""
+    validation, as flow_from_directory does.
+
+    >>> import os
+    >>> for name in ("cats", "dogs"):
+    ...     os.makedirs(f"photos/{name}", exist_ok=True)
+    ...     for i in range(3):
+    ...         cnnx.utils.save_img(f"photos/{name}/{i}.png", np.zeros((8, 8, 3)))
+    >>> ds = cnnx.utils.image_dataset_from_directory("photos", image_size=(4, 4), batch_size=4)
+    Found 6 images belonging to 2 classes.
+    >>> ds.class_names, len(ds)
+    (['cats', 'dogs'], 2)
+    >>> images, labels = next(iter(ds))
+    >>> images.numpy().shape
+    (4, 4, 4, 3)
+    """
     if labels != "inferred":
         raise ValueError("image_dataset_from_directory: only labels='inferred' is supported")
     modes = {"int": "sparse", "categorical": "categorical", "binary": "binary", None: None}

@@ -140,7 +140,14 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
                show_layer_activations=False, show_trainable=False, **kwargs):
     """keras.utils.plot_model: the model's graph drawn to `to_file` (PNG, or the format
     its suffix names) with matplotlib (the cnnx[plot] extra); no graphviz needed.
-    Returns the matplotlib Figure."""
+    Returns the matplotlib Figure.
+
+    >>> model = cnnx.Sequential([cnnx.Input((3,)), cnnx.layers.Dense(2)])
+    >>> figure = cnnx.utils.plot_model(model, to_file="model.png", show_shapes=True)
+    >>> import os
+    >>> os.path.getsize("model.png") > 0
+    True
+    """
     from .._compat import refuse_unimplemented
     refuse_unimplemented("plot_model", expand_nested=(expand_nested, False))
     unknown = sorted(set(kwargs) - {"layer_range", "show_layer_names"})

@@ -21,7 +21,21 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
 
     The download is bounded in time and size, written to a temporary file and renamed
     into place, retried once when its checksum fails; offline, the error says where to
-    put the file."""
+    put the file.
+
+    A file:// origin works too, which shows it without a network:
+
+    >>> import hashlib, os
+    >>> with open("notes.txt", "w") as f:
+    ...     size = f.write("hello")
+    >>> digest = hashlib.sha256(b"hello").hexdigest()
+    >>> origin = "file://" + os.path.abspath("notes.txt")
+    >>> path = cnnx.utils.get_file("copy.txt", origin, file_hash=digest,
+    ...                            cache_dir=os.path.abspath("cache"))
+    Downloading file://...notes.txt
+    >>> open(path).read(), os.path.relpath(path)
+    ('hello', 'cache/datasets/copy.txt')
+    """
     from ..datasets import _download
     if origin is None:
         raise ValueError("get_file: `origin` (the URL to download) is required")
