@@ -189,7 +189,7 @@ def test_keras_layer_order_is_the_one_keras_lists():
     assert [item["name"] for item in keras_layer_order(model.get_config())] == keras_names
 
 
-def keras2_style_file(path, split_names=False):
+def keras2_style_file(path, split_names=False, libver=None):
     """A small legacy file in Keras 2's layout, built here by hand so that the tests can
     alter it: the first layer carries batch_input_shape, initializers have no module,
     weight names end in ':0', and layer_names may be split in two attributes as Keras
@@ -221,7 +221,7 @@ def keras2_style_file(path, split_names=False):
             "kernel_regularizer": None, "bias_regularizer": None,
             "activity_regularizer": None, "kernel_constraint": None,
             "bias_constraint": None}}]}}
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", libver=libver) as f:
         f.attrs["keras_version"] = b"2.3.1"
         f.attrs["backend"] = b"tensorflow"
         f.attrs["model_config"] = json.dumps(config).encode()
@@ -427,3 +427,15 @@ def test_long_name_lists_are_split_as_keras_splits_them(tmp_path):
     fresh.load_weights(tmp_path / "w.h5")
     x = np.ones((1, 2), np.float32)
     np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_fixed_size_attribute_claiming_too_much_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "names.h5"
+    keras2_style_file(path, libver="latest")   # dense storage: attributes past 64 kB
+    with h5py.File(path, "a") as f:
+        del f["model_weights"].attrs["layer_names"]
+        # 38 MB declared, nothing written
+        h5py.h5a.create(f["model_weights"].id, b"layer_names",
+                        h5py.h5t.py_create(np.dtype("S64")),
+                        h5py.h5s.create_simple((600_000,)))
+    refused(path, "its layer_names attribute declares 38400000 bytes")

@@ -516,21 +516,38 @@ def _metrics(value, n_outputs):
     return value
 
 
-def _attr_list(group, name):
+def _attr(file, obj, name):
+    """An attribute's value, its size checked first where its type says it (a fixed-size
+    string or array: at most 16 MiB). A variable-length string lives in the file's heap:
+    it cannot claim more than the file holds."""
+    h5py = _h5py()
+    if name not in obj.attrs:
+        return None
+    attr = h5py.h5a.open(obj.id, name.encode())
+    dtype, count = attr.dtype, int(np.prod(attr.shape, dtype=np.int64))
+    if h5py.check_string_dtype(dtype) is None or h5py.check_string_dtype(dtype).length:
+        if dtype.itemsize * count > _MAX_JSON_BYTES:
+            raise file.fail(f"its {name} attribute declares {dtype.itemsize * count} bytes, "
+                            f"more than any model needs")
+    return obj.attrs[name]
+
+
+def _attr_list(group, name, file=None):
     """An attribute that Keras may have split into name0, name1, ... (HDF5 caps an
     attribute at 64 kB)."""
+    file = file or _File(group.file.filename)
     if name in group.attrs:
-        values = list(group.attrs[name])
+        values = list(_attr(file, group, name))
     else:
         values, i = [], 0
         while f"{name}{i}" in group.attrs:
-            values += list(group.attrs[f"{name}{i}"])
+            values += list(_attr(file, group, f"{name}{i}"))
             i += 1
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _h5_json(file, h5, name):
-    value = h5.attrs.get(name)
+    value = _attr(file, h5, name)
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -581,11 +598,11 @@ def _assign_h5_weights(file, group, model):
     h5py = _h5py()
     by_name = _layer_vars(model)
     pairs = []
-    for name in _attr_list(group, "layer_names"):
+    for name in _attr_list(group, "layer_names", file):
         layer_group = group.get(name)
         if not isinstance(layer_group, h5py.Group):
             raise file.fail(f"layer_names lists {name!r}, which the file does not hold")
-        weight_names = _attr_list(layer_group, "weight_names")
+        weight_names = _attr_list(layer_group, "weight_names", file)
         if not weight_names:
             continue
         layer = by_name.get(name)
