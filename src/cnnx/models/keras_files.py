@@ -14,7 +14,12 @@
 Reading translates a Keras config into cnnx's (same layer classes and argument names;
 Keras's serialization wrappers removed). An argument cnnx does not implement is refused,
 naming the layer, unless it has the value that does nothing. Nothing in a file runs, and
-every array's shape and dtype are checked against the architecture before it is read.
+every array's shape and dtype are checked against the architecture before it is read;
+nothing is assigned until everything is read.
+
+Writing produces what Keras 3 reads: its config schema, its weight names (which follow
+Keras's own order of a graph's layers: keras_layer_order), and the optimizer variables
+of SGD, Adam and AdamW, whose state means the same in both.
 """
 import io
 import json
@@ -276,10 +281,6 @@ def _name_of(item):
 # ------------------------------------------------------------------------------------
 # Reading
 
-def is_keras_zip(zf):
-    return "model.weights.h5" in zf.namelist()
-
-
 def _read_dataset(file, dataset, shape, what):
     """A float dataset of the expected shape, read only after its header is checked."""
     h5py = _h5py()
@@ -441,6 +442,10 @@ def _load_keras_zip(file, compile):
         _assign_checked(pairs)
         optimizer = h5.get("optimizer/vars")
         state = _optimizer_arrays(file, optimizer, order) if optimizer is not None else None
+        if optimizer is not None and len(optimizer) > 0 and state is None:
+            warnings.warn(f"{file.path}: the optimizer's variables do not match the model's "
+                          f"trainable weights; training resumes with a fresh optimizer state",
+                          stacklevel=3)
     if compile and keras_config.get("compile_config"):
         _compile(file, model, keras_config["compile_config"], state)
     return model
