@@ -79,6 +79,7 @@ def test_loads_keras2_files_written_by_tf_keras():
                                atol=1e-6)
     assert type(cnn.optimizer).__name__ == "Adam" and cnn.metrics_names == ["loss",
                                                                             "accuracy"]
+    assert cnn.optimizer.iterations == 4 and len(cnn.optimizer._slots) == 10   # resumes
     graph = cnnx.models.load_model(DATA / "keras2_graph.h5")
     np.testing.assert_allclose(
         graph.predict([KERAS2["graph_image"], KERAS2["graph_extra"]], verbose=0),
@@ -86,11 +87,12 @@ def test_loads_keras2_files_written_by_tf_keras():
     assert graph.optimizer.momentum == 0.9
 
 
-def test_training_resumes_from_keras_state_as_keras_resumes():
-    # Keras took one more SGD (momentum 0.9) step from the saved file: cnnx, loading
-    # the same file, takes the same step (the momentum and BatchNormalization's moving
+@pytest.mark.parametrize("name", ["keras3_graph.keras", "keras3_graph.h5"])
+def test_training_resumes_from_keras_state_as_keras_resumes(name):
+    # Keras took one more SGD (momentum 0.9) step from the state it saved: cnnx, loading
+    # the file, takes the same step (the momentum and BatchNormalization's moving
     # statistics come from the file). Without the momentum the step differs by 1e-2.
-    model = cnnx.models.load_model(DATA / "keras3_graph.keras")
+    model = cnnx.models.load_model(DATA / name)
     assert model.optimizer.iterations == 2 and model.optimizer.momentum == 0.9
     model.train_on_batch([EXPECTED["step_image"], EXPECTED["step_extra"]],
                          EXPECTED["step_labels"])

@@ -441,7 +441,8 @@ def _load_keras_zip(file, compile):
             order.append(layer)
         _assign_checked(pairs)
         optimizer = h5.get("optimizer/vars")
-        state = _optimizer_arrays(file, optimizer, order) if optimizer is not None else None
+        state = (_optimizer_arrays(file, _vars_datasets(optimizer, "optimizer"), order)
+                 if optimizer is not None else None)
         if optimizer is not None and len(optimizer) > 0 and state is None:
             warnings.warn(f"{file.path}: the optimizer's variables do not match the model's "
                           f"trainable weights; training resumes with a fresh optimizer state",
@@ -451,25 +452,28 @@ def _load_keras_zip(file, compile):
     return model
 
 
-def _optimizer_arrays(file, group, layers):
-    """iterations and the slots in Keras's order (each trainable weight's in turn),
-    without knowing yet whether the optimizer keeps them as cnnx does."""
+def _optimizer_arrays(file, datasets, layers):
+    """iterations and the slots of each trainable weight, from Keras's optimizer
+    variables in order, [(name, dataset)]: the iteration count, maybe the learning rate
+    (Keras 3), then each trainable weight's slots in turn. None when they do not divide
+    among the weights; whether the optimizer keeps them as cnnx does is _compile's
+    question."""
     trainable = [v for layer in layers if layer.trainable for v in layer.trainable_weights]
-    names = sorted((k for k in group if k.isdigit()), key=int)
-    if len(names) < 2 or names != [str(i) for i in range(len(names))]:
+    scalars = 0
+    while scalars < min(len(datasets), 2) and getattr(datasets[scalars][1], "shape",
+                                                      None) == ():
+        scalars += 1
+    per_var = (len(datasets) - scalars) / max(len(trainable), 1)
+    if scalars == 0 or per_var != int(per_var) or per_var > 2:
         return None
-    per_var = (len(names) - 2) / max(len(trainable), 1)
-    if per_var != int(per_var) or per_var > 2:
-        return None
-    iterations = group["0"]
-    if iterations.shape != () or iterations.dtype.kind not in "iuf":
-        raise file.fail("optimizer/vars/0 (iterations) is not a number")
-    slots = {}
-    k = 2
+    name, iterations = datasets[0]
+    if iterations.dtype.kind not in "iuf":
+        raise file.fail(f"{name} (the iteration count) is not a number")
+    slots, k = {}, scalars
     for var in trainable:
-        slots[id(var)] = [
-            _read_dataset(file, group[str(k + j)], var.shape,
-                          f"optimizer/vars/{k + j}").reshape(-1) for j in range(int(per_var))]
+        slots[id(var)] = [_read_dataset(file, datasets[k + j][1], var.shape,
+                                        datasets[k + j][0]).reshape(-1)
+                          for j in range(int(per_var))]
         k += int(per_var)
     return int(iterations[()]), int(per_var), trainable, slots
 
@@ -492,7 +496,8 @@ def _compile(file, model, compile_config, state):
     if state is None:
         return
     iterations, per_var, trainable, slots = state
-    kind = opt_config.get("class_name") if isinstance(opt_config, dict) else None
+    kind = (opt_config.get("class_name") or "").removeprefix("Custom>") \
+        if isinstance(opt_config, dict) else None
     expected = _slot_count(kind, (opt_config.get("config") or {}).get("momentum"))
     if expected is None or expected != per_var:
         warnings.warn(f"{file.path}: the {kind} optimizer's state is not restored (cnnx "
@@ -588,12 +593,22 @@ def _load_h5(file, compile):
             raise file.fail(str(e)) from None
         _planned(file, config)
         model = _architecture(config)
-        _assign_h5_weights(file, h5.get("model_weights", h5), model)
+        weights = h5.get("model_weights", h5)
+        _assign_h5_weights(file, weights, model)
         training = _h5_json(file, h5, "training_config")
+        state = None
+        optimizer = h5.get("optimizer_weights")
+        if compile and isinstance(training, dict) and optimizer is not None:
+            # the weights' order is the file's layer order (Keras's)
+            by_name = _layer_vars(model)
+            layers = [by_name[n] for n in _attr_list(weights, "layer_names", file)
+                      if n in by_name]
+            names = _attr_list(optimizer, "weight_names", file)
+            state = _optimizer_arrays(file, [(n, optimizer.get(n)) for n in names], layers)
     if compile and isinstance(training, dict):
         training = dict(training)
         training.setdefault("optimizer", training.get("optimizer_config"))
-        _compile(file, model, training, None)
+        _compile(file, model, training, state)
     return model
 
 
