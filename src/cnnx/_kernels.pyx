@@ -691,8 +691,8 @@ def conv2d_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, :, :
     kernel (transposed) into a thread-local column tile, then adds the tile's rows into
     its own samples' dx, in row order. Each dx element thus gets the same sums in the
     same order whatever the threads, and no whole-batch column buffer exists.
-    (Tried: stride-1 dx as the forward convolution of padded dy with the flipped kernel.
-    It ran 0.75-1.1x this at the benchmark layers, so it is not kept.)"""
+    At stride 1, ops uses the forward convolution with the flipped kernel instead where
+    that is faster (few channels: see ops._input_grad)."""
     cdef int64_t N = dx.shape[0], F = dy.shape[3]
     cdef int64_t OHW = dy.shape[1] * dy.shape[2]
     cdef int64_t K = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
