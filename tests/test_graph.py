@@ -555,3 +555,22 @@ def test_a_sequential_list_builds_its_graph_once(monkeypatch):
     model = cnnx.Sequential([cnnx.Input((3,))] + [layers.Dense(3) for _ in range(50)])
     assert len(builds) == 1 and len(model.layers) == 50
     assert model.predict(np.ones((2, 3), np.float32), verbose=0).shape == (2, 3)
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_inference_folds_batch_normalization_into_a_depthwise_convolution(rng, multiplier):
+    # The scale of output channel c * multiplier + m multiplies the kernel's [:, :, c, m].
+    from cnnx.models.plan import Plan
+    cnnx.utils.set_random_seed(8)
+    kw = {"dtype": "float64"}
+    inp = cnnx.Input((6, 6, 3))
+    h = layers.DepthwiseConv2D(3, depth_multiplier=multiplier, padding="same", **kw)(inp)
+    out = layers.Activation("relu", **kw)(layers.BatchNormalization(**kw)(h))
+    model = cnnx.Model(inp, out)
+    model.compile(optimizer="adam", loss="mse")
+    x = rng.standard_normal((8, 6, 6, 3))
+    model.fit(x, rng.standard_normal((8, 6, 6, 3 * multiplier)), epochs=3, verbose=0)
+    folded, plain = Plan(model, False), Plan(model, False, fold=False)
+    assert len(plain.steps) - len(folded.steps) == 1
+    np.testing.assert_allclose(folded.forward([x])[0], plain.forward([x])[0], rtol=1e-12,
+                               atol=1e-12)

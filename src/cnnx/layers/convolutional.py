@@ -235,10 +235,21 @@ class DepthwiseConv2D(_SpatialConv):
     def compute_output_shape(self, input_shape):
         return self._spatial_output(input_shape, input_shape[-1] * self.depth_multiplier)
 
+    _folds_affine = True   # per output channel c * depth_multiplier + m
+
+    def _weights_for(self, ctx, dtype):
+        kernel = self.kernel.value
+        bias = self.bias.value if self.use_bias else None
+        if ctx.affine is None:
+            return kernel, bias
+        scale, shift = ctx.affine.inference_affine(dtype)
+        return (kernel * scale.reshape(kernel.shape[2:]),
+                shift if bias is None else bias * scale + shift)
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+        kernel, bias = self._weights_for(ctx, inputs.dtype)
         z = ops.depthwise_conv2d(
-            inputs, self.kernel.value, self.bias.value if self.use_bias else None,
-            self.strides, self.padding, self.dilation_rate,
+            inputs, kernel, bias, self.strides, self.padding, self.dilation_rate,
             out=ctx.buffer("z", (inputs.shape[0],) + self.output_shape[1:], inputs.dtype))
         ctx.saved["x"] = inputs
         return self._activate(ctx, self._relu_in_place(ctx, z))
