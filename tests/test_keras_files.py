@@ -350,10 +350,14 @@ KERAS_SIDE = textwrap.dedent("""
     for name in ("m.keras", "m.h5"):
         model = keras.saving.load_model(os.path.join(folder, name))
         out[name] = model.predict(data["x"], verbose=0)
-        if name == "m.keras":   # the optimizer state came along: the same next step
-            out["iterations"] = np.array(int(model.optimizer.iterations))
+        # the optimizer state came along: the step count, and (.keras) the same next
+        # step. Keras 3.15 cannot train on a model it loaded from an .h5 with optimizer
+        # state, its own files included ("This optimizer can only be called for the
+        # variables it was originally built with"), so the .h5 is checked to its count.
+        out[name + " iterations"] = np.array(int(model.optimizer.iterations))
+        if name == "m.keras":
             model.train_on_batch(data["x"][:8], data["y"][:8])
-            out["after_step"] = model.predict(data["x"], verbose=0)
+            out["after step"] = model.predict(data["x"], verbose=0)
     zoo = keras.saving.load_model(os.path.join(folder, "zoo.keras"))
     out["zoo"] = zoo.predict(data["zoo_x"], verbose=0)
     clone = keras.models.clone_model(model)
@@ -386,9 +390,10 @@ def test_keras_loads_the_files_cnnx_writes(tmp_path):
         np.testing.assert_allclose(keras_out[name], want, atol=1e-5, err_msg=name)
     np.testing.assert_allclose(keras_out["zoo"], zoo.predict(EXPECTED["zoo_x"], verbose=0),
                                atol=1e-6)
-    assert int(keras_out["iterations"]) == model.optimizer.iterations == 2
+    for name in ("m.keras", "m.h5"):
+        assert int(keras_out[name + " iterations"]) == model.optimizer.iterations == 2
     model.train_on_batch(x[:8], y[:8])
-    np.testing.assert_allclose(keras_out["after_step"], model.predict(x, verbose=0),
+    np.testing.assert_allclose(keras_out["after step"], model.predict(x, verbose=0),
                                atol=1e-5)
 
 

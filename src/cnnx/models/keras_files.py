@@ -847,26 +847,32 @@ def _keras_trainable(model):
     return out
 
 
-def _write_optimizer(h5, model):
-    """Keras's optimizer variables (iterations, learning rate, then each trainable
-    weight's slots), for the optimizers whose state means the same in both (SGD, Adam,
-    AdamW), once the optimizer has taken a step; else none, and Keras starts afresh."""
+def _optimizer_variables(model):
+    """Keras's optimizer variables, [(name, array)]: the iteration count, the learning
+    rate, then each trainable weight's slots, for the optimizers whose state means the
+    same in both (SGD, Adam, AdamW) once the optimizer has taken a step; else [], and
+    Keras starts afresh."""
     opt = getattr(model, "optimizer", None) if model.compiled else None
     count = None if opt is None else _slot_count(type(opt).__name__,
                                                  getattr(opt, "momentum", 0))
-    if not count:
-        return
-    trainable = _keras_trainable(model)
+    trainable = _keras_trainable(model) if count else []
     if not trainable or any(len(opt._slots.get(id(v), [])) != count for v in trainable):
-        return
-    group = h5.require_group("optimizer/vars")
-    group.create_dataset("0", data=np.int64(opt.iterations))
-    group.create_dataset("1", data=np.float32(opt.learning_rate))
-    k = 2
+        return []
+    out = [(f"{opt.name}/iteration", np.int64(opt.iterations)),
+           (f"{opt.name}/learning_rate", np.float32(opt.learning_rate))]
     for var in trainable:
-        for slot in opt._slots[id(var)]:
-            group.create_dataset(str(k), data=slot.reshape(var.shape))
-            k += 1
+        for j, slot in enumerate(opt._slots[id(var)]):
+            out.append((f"{opt.name}/{var.name}/{j}", slot.reshape(var.shape)))
+    return out
+
+
+def _write_optimizer(h5, model):
+    """The optimizer's variables as a .keras file's model.weights.h5 holds them."""
+    variables = _optimizer_variables(model)
+    if variables:
+        group = h5.require_group("optimizer/vars")
+        for k, (_, value) in enumerate(variables):
+            group.create_dataset(str(k), data=value)
 
 
 def _keras_losses(loss):
@@ -896,6 +902,12 @@ def write_legacy_h5(f, model, cnnx_config):
                 "optimizer_config": compile_config["optimizer"]})
         group = h5.create_group("model_weights")
         write_legacy_weights(group, model)
+        variables = _optimizer_variables(model)
+        if variables:   # what Keras's legacy loader gives optimizer.set_weights
+            opt_group = h5.create_group("optimizer_weights")
+            _save_names(opt_group, "weight_names", [name for name, _ in variables])
+            for name, value in variables:
+                opt_group.create_dataset(name, data=value)
 
 
 def write_legacy_weights(group, model):
