@@ -1,6 +1,8 @@
 """Preprocessing and augmentation layers: values, Keras's semantics on exact cases,
 training-only randomness, seeds, gradients, and the warp shared with
 ImageDataGenerator."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -189,8 +191,8 @@ def test_resizing_is_tensorflows_half_pixel_resize_and_differentiable(rng):
     gradient_check(layers.Resizing(5, 3, dtype="float64"), images(2, 4, 6, 2), rng)
     gradient_check(layers.Resizing(3, 3, interpolation="nearest", crop_to_aspect_ratio=True,
                                    dtype="float64"), images(2, 4, 6, 2), rng)
-    with pytest.raises(NotImplementedError, match="interpolation 'bicubic'"):
-        layers.Resizing(2, 2, interpolation="bicubic")
+    with pytest.raises(NotImplementedError, match="interpolation 'lanczos3'"):
+        layers.Resizing(2, 2, interpolation="lanczos3")
 
 
 def test_random_crop_in_training_takes_one_window_for_the_batch(rng):
@@ -229,3 +231,30 @@ def test_random_crop_in_inference_resizes_the_centred_window(rng):
     assert layers.RandomCrop.from_config(config).get_config() == config
     with pytest.raises(ValueError, match="`height` must be a positive int"):
         layers.RandomCrop(0, 4)
+
+
+TF_RESIZE = np.load(Path(__file__).resolve().parent / "data" / "tf_resize_expected.npz")
+
+
+@pytest.mark.parametrize("key", sorted(k for k in TF_RESIZE.files if k != "image"))
+def test_resizing_equals_tensorflows_resize(key):
+    # tests/data/make_tf_resize_fixtures.py: tf.image.resize, as Keras's Resizing calls
+    # it, on 7 x 6 images to larger, smaller and mixed sizes (antialias off).
+    method, size = key.split("_")
+    h, w = (int(v) for v in size.split("x"))
+    got = layers.Resizing(h, w, interpolation=method)(TF_RESIZE["image"])
+    np.testing.assert_allclose(got, TF_RESIZE[key], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["bicubic", "area"])
+def test_bicubic_and_area_resizing_are_differentiable(rng, method):
+    # (images in [0, 1]: a linear map, checked where finite differences are exact)
+    gradient_check(layers.Resizing(5, 4, interpolation=method, dtype="float64"),
+                   images(2, 7, 6, 2) / 255, rng)
+
+
+def test_upsampling_bicubically_is_tensorflows_resize():
+    image = TF_RESIZE["image"]
+    up = layers.UpSampling2D(2, interpolation="bicubic")(image)
+    np.testing.assert_allclose(up, layers.Resizing(14, 12, interpolation="bicubic")(image),
+                               rtol=1e-6)

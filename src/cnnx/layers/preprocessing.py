@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _random, _warp
 from .base import REGISTRY, Layer
-from .reshaping import _interpolation_matrix, _nearest_matrix
+from .reshaping import INTERPOLATIONS, _interpolation_matrix
 
 __all__ = ["Rescaling", "Normalization", "CenterCrop", "Resizing", "RandomFlip",
            "RandomRotation",
@@ -191,8 +191,9 @@ class CenterCrop(Layer):
 
 @REGISTRY.register()
 class Resizing(Layer):
-    """Each image resized to height x width, bilinearly or by nearest neighbour, with
-    TensorFlow's half-pixel centres (Keras 3's Resizing, antialias off);
+    """Each image resized to height x width, bilinearly, bicubically, by area or by
+    nearest neighbour, with TensorFlow's half-pixel centres (Keras 3's Resizing,
+    antialias off);
     crop_to_aspect_ratio first takes the largest centred crop of the target's aspect
     ratio. Differentiable: the resize is a fixed linear map per axis.
 
@@ -216,9 +217,10 @@ class Resizing(Layer):
                     or value < 1:
                 raise ValueError(f"{where}: `{name}` must be a positive int, received "
                                  f"{value!r}")
-        if interpolation not in ("bilinear", "nearest"):
+        if interpolation not in INTERPOLATIONS:
             raise NotImplementedError(f"{where}: interpolation {interpolation!r} is not "
-                                      f"implemented in cnnx; use 'bilinear' or 'nearest'")
+                                      f"implemented in cnnx; use one of "
+                                      f"{sorted(INTERPOLATIONS)}")
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{where}: only data_format='channels_last' is supported")
         self.height, self.width = int(height), int(width)
@@ -243,7 +245,7 @@ class Resizing(Layer):
         return slice(top, top + ch), slice(left, left + cw)
 
     def _matrices(self, h, w, dtype):
-        make = _interpolation_matrix if self.interpolation == "bilinear" else _nearest_matrix
+        make = INTERPOLATIONS[self.interpolation]
         return make(h, self.height, dtype), make(w, self.width, dtype)
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002

@@ -59,10 +59,52 @@ def _interpolation_matrix(n_in, n_out, dtype):
     return m
 
 
+def _keys_cubic(x, a=-0.5):
+    """Keys's cubic convolution kernel (a = -0.5, as TensorFlow's half-pixel bicubic)."""
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def _bicubic_matrix(n_in, n_out, dtype):
+    """(n_out, n_in) weights of bicubic resizing along one axis, as TensorFlow's resize
+    (antialias off): half-pixel centres, Keys's kernel with a = -0.5 at the four nearest
+    inputs, the offset rounded to 1/1024 (TensorFlow reads the weights from a table of
+    1024 entries), and the taps that fall outside the image dropped, the rest
+    renormalised."""
+    src = ((np.arange(n_out) + 0.5) * np.float32(n_in / n_out) - 0.5).astype(np.float32)
+    low = np.floor(src)
+    frac = np.rint((src - low) * 1024) / 1024
+    m = np.zeros((n_out, n_in), np.float64)
+    for k in range(-1, 3):
+        j = (low + k).astype(np.int64)
+        inside = (j >= 0) & (j < n_in)
+        m[np.arange(n_out)[inside], j[inside]] += _keys_cubic(k - frac)[inside]
+    return (m / m.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+def _area_matrix(n_in, n_out, dtype):
+    """(n_out, n_in) weights of area resizing along one axis, as TensorFlow's: each
+    output is the mean of the inputs its cell covers, partly covered ones in proportion."""
+    scale = n_in / n_out
+    lo, hi = np.arange(n_out) * scale, (np.arange(n_out) + 1) * scale
+    edges = np.arange(n_in)
+    cover = np.clip(np.minimum(hi[:, None], edges + 1) - np.maximum(lo[:, None], edges),
+                    0, None)
+    return (cover / scale).astype(dtype)
+
+
+# The per-axis weight matrices of each interpolation: a resize is one per axis.
+INTERPOLATIONS = {"nearest": _nearest_matrix, "bilinear": _interpolation_matrix,
+                  "bicubic": _bicubic_matrix, "area": _area_matrix}
+
+
 @REGISTRY.register()
 class UpSampling2D(Layer):
     """Each image size[0] times taller and size[1] times wider: every pixel repeated
-    ("nearest"), or resized bilinearly ("bilinear", half-pixel centres).
+    ("nearest"), or resized bilinearly or bicubically ("bilinear", "bicubic": half-pixel
+    centres, as TensorFlow's resize).
 
     >>> x = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 2, 1)
     >>> cnnx.layers.UpSampling2D(2)(x)[0, :, :, 0]
@@ -76,9 +118,9 @@ class UpSampling2D(Layer):
         super().__init__(**kwargs)
         where = f"UpSampling2D {self.name!r}"
         self.size = normalize_tuple(size, 2, "size", where)
-        if interpolation not in ("nearest", "bilinear"):
-            raise ValueError(f"{where}: `interpolation` must be 'nearest' or 'bilinear', "
-                             f"received {interpolation!r}")
+        if interpolation not in ("nearest", "bilinear", "bicubic"):
+            raise ValueError(f"{where}: `interpolation` must be 'nearest', 'bilinear' or "
+                             f"'bicubic', received {interpolation!r}")
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{where}: only data_format='channels_last' is supported")
         self.data_format, self.interpolation = "channels_last", interpolation
@@ -93,8 +135,8 @@ class UpSampling2D(Layer):
 
     def _matrices(self, shape, dtype):
         h, w = shape[1:3]
-        return (_interpolation_matrix(h, h * self.size[0], dtype),
-                _interpolation_matrix(w, w * self.size[1], dtype))
+        make = INTERPOLATIONS[self.interpolation]
+        return make(h, h * self.size[0], dtype), make(w, w * self.size[1], dtype)
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["shape"] = inputs.shape
