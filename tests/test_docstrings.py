@@ -15,7 +15,7 @@ PUBLIC = ["cnnx", "cnnx.layers", "cnnx.models", "cnnx.optimizers", "cnnx.optimiz
           "cnnx.losses", "cnnx.metrics", "cnnx.callbacks", "cnnx.activations",
           "cnnx.initializers", "cnnx.regularizers", "cnnx.utils", "cnnx.backend", "cnnx.ops",
           "cnnx.datasets", "cnnx.preprocessing.image", "cnnx.viz", "cnnx.filters",
-          "cnnx.export", "cnnx.testing"]
+          "cnnx.export", "cnnx.testing", "cnnx.distributed", "cnnx.distributed.callbacks"]
 
 
 def public_callables():
@@ -52,7 +52,8 @@ EXTRAS = {"cnnx.viz.": "matplotlib", "cnnx.utils.plot_model": "matplotlib",
           "cnnx.utils.load_img": "PIL", "cnnx.utils.img_to_array": "PIL",
           "cnnx.utils.array_to_img": "PIL", "cnnx.utils.save_img": "PIL",
           "cnnx.utils.image_dataset_from_directory": "PIL",
-          "cnnx.preprocessing.image.DirectoryIterator": "PIL"}
+          "cnnx.preprocessing.image.DirectoryIterator": "PIL",
+          "cnnx.distributed.": "mpi4py"}
 
 
 def test_docstring_examples_run(tmp_path, monkeypatch):

@@ -13,16 +13,16 @@ __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 
-_SUBMODULES = {"activations", "backend", "callbacks", "datasets", "export", "filters",
-               "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
-               "preprocessing", "regularizers", "testing", "utils", "viz"}
+_SUBMODULES = {"activations", "backend", "callbacks", "datasets", "distributed", "export",
+               "filters", "initializers", "layers", "losses", "metrics", "models", "ops",
+               "optimizers", "preprocessing", "regularizers", "testing", "utils", "viz"}
 _NAMES = {"Sequential": "models", "Model": "models", "Input": "layers"}
 
 # Spelled out (not built from the sets above) so that linters and type checkers read it.
 __all__ = ["Sequential", "Model", "Input", "activations", "backend", "callbacks", "datasets",
-           "export", "filters", "initializers", "layers", "losses", "metrics", "models", "ops",
-           "optimizers", "preprocessing", "regularizers", "testing", "utils", "viz",
-           "get_num_threads", "set_num_threads", "show_config", "__version__"]
+           "distributed", "export", "filters", "initializers", "layers", "losses", "metrics",
+           "models", "ops", "optimizers", "preprocessing", "regularizers", "testing", "utils",
+           "viz", "get_num_threads", "set_num_threads", "show_config", "__version__"]
 assert set(__all__) >= _SUBMODULES | set(_NAMES)
 
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:   # what the lazy __getattr__ gives, spelled out for type chec
         backend,
         callbacks,
         datasets,
+        distributed,
         export,
         filters,
         initializers,

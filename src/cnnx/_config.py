@@ -60,6 +60,7 @@ def _default_threads():
 
 
 _num_threads = _default_threads()
+_chosen = False
 
 
 def get_num_threads():
@@ -82,13 +83,20 @@ def set_num_threads(n):
     1
     >>> cnnx.set_num_threads(before)
     """
-    global _num_threads
+    global _num_threads, _chosen
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: expected an int, received {type(n).__name__}")
     if not 1 <= n <= MAX_THREADS:
         raise ValueError(f"set_num_threads: expected 1 <= n <= {MAX_THREADS} (four per "
                          f"core, at least 64), received {n}")
     _num_threads = int(n) if openmp_enabled() else _serial(int(n), "set_num_threads")
+    _chosen = True
+
+
+def threads_chosen():
+    """Whether set_num_threads has been called (cnnx.distributed.init then keeps the
+    count)."""
+    return _chosen
 
 
 # Below this much work (multiply-adds or elements) a kernel runs on one thread:

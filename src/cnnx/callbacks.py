@@ -229,6 +229,8 @@ class ModelCheckpoint(Callback):
     >>> sorted(os.listdir("ckpt"))
     ['e1.keras', 'e2.keras']
     """
+    _rank_zero_only = True   # under cnnx.distributed, rank 0 alone writes files
+
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
@@ -402,6 +404,8 @@ class CSVLogger(Callback):
     >>> open("log.csv").readline().strip()
     'epoch,loss'
     """
+    _rank_zero_only = True   # under cnnx.distributed, rank 0 alone writes files
+
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename, self.sep, self.append = os.fspath(filename), separator, append
@@ -522,6 +526,8 @@ class TensorBoard(Callback):
     >>> os.listdir("logs")
     ['train']
     """
+    _rank_zero_only = True   # under cnnx.distributed, rank 0 alone writes files
+
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True,
                  write_images=False, write_steps_per_second=False, update_freq="epoch",

@@ -129,10 +129,15 @@ class EpochIterator:
         self.wait_s = 0.0
 
     @classmethod
-    def from_arrays(cls, xs, ys, sample_weight, batch_size, steps, shuffle):
+    def from_arrays(cls, xs, ys, sample_weight, batch_size, steps, shuffle, shard=None):
+        """Batches of arrays. With `shard` (a function of the batch size giving the
+        (start, stop) samples this process computes, from cnnx.distributed), x holds
+        only those rows and the batch is a distributed Batch; y and the weights stay
+        whole (every process updates the metrics with all of them)."""
         n = len(xs[0])
         it = cls(min(-(-n // batch_size), steps or np.iinfo(np.int64).max))
         it._arrays = (xs, ys, sample_weight, batch_size, shuffle)
+        it._shard = shard
         return it
 
     @classmethod
@@ -159,9 +164,15 @@ class EpochIterator:
                 pick = slice(start, stop)
             else:
                 pick = order[start:stop]
-            yield step, ([a[pick] for a in xs],
-                         None if ys is None else [None if a is None else a[pick] for a in ys],
-                         None if sw is None else sw[pick])
+            batch = ([a[pick] for a in xs] if self._shard is None else None,
+                     None if ys is None else [None if a is None else a[pick] for a in ys],
+                     None if sw is None else sw[pick])
+            if self._shard is not None:
+                from .distributed._step import Batch
+                lo, hi = self._shard(stop - start)
+                rows = slice(start + lo, start + hi) if order is None else pick[lo:hi]
+                batch = Batch([a[rows] for a in xs], batch[1], batch[2], stop - start, lo)
+            yield step, batch
 
     def _source_epoch(self):
         model, source, where, class_weight, targets = self._source

@@ -430,7 +430,7 @@ class Dropout(Layer):
         active = ctx.saved["active"] = training and self.rate > 0
         if not active:
             return inputs
-        rng = self._rng or _random.generator()
+        rng = _random.layer_generator(self._rng)
         keep = ctx.saved["keep"] = ctx.buffer("keep", inputs.shape, inputs.dtype)
         np.greater_equal(rng.random(inputs.shape, dtype=keep.dtype), self.rate, out=keep)
         keep *= keep.dtype.type(1 / (1 - self.rate))

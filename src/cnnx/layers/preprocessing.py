@@ -279,7 +279,7 @@ class _Random(Layer):
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def _generator(self):
-        return self._rng or _random.generator()
+        return _random.layer_generator(self._rng)
 
     def build(self, input_shape):
         _check_images(self, input_shape)

@@ -27,7 +27,7 @@ class _Noise(Layer):
         return float(value)
 
     def _generator(self):
-        return self._rng or _random.generator()
+        return _random.layer_generator(self._rng)
 
 
 @REGISTRY.register()

@@ -134,7 +134,12 @@ class Trainer:
     # -- steps ---------------------------------------------------------------------
     def train_step(self, data):
         """One step on a batch (x, y, sample_weight): forward, loss, backward, update.
-        Returns the batch's losses: {"loss": total, "<output>_loss": ...}."""
+        Returns the batch's losses: {"loss": total, "<output>_loss": ...}. A model
+        compiled with cnnx.distributed.DistributedOptimizer computes it over the job's
+        processes."""
+        distribution = getattr(self.optimizer, "_distribution", None)
+        if distribution is not None:
+            return distribution.train_step(self, data)
         with _guard.guard(self).writing(), _guard.deferred_interrupt():
             x, y, sample_weight = data
             variables = self.trainable_weights
@@ -173,7 +178,12 @@ class Trainer:
         x, y, sample_weight = data
         activity = []
         preds = self._run_inference(x, losses=activity)
-        values, total = {}, sum(activity)
+        return self._score(y, preds, sample_weight, activity[0])
+
+    def _score(self, y, preds, sample_weight, activity):
+        """test_step's losses and metric updates, given the batch's outputs and the
+        activity regularizers' penalty."""
+        values, total = {}, activity
         for i, (loss, weight) in enumerate(zip(self._losses, self._loss_weights)):
             if loss is not None:
                 values[i] = loss(y[i], preds[i], sample_weight)
@@ -251,6 +261,7 @@ class Trainer:
             raise ValueError(f"{where}: `validation_split` must be in [0, 1), "
                              f"received {validation_split}")
         val = None
+        distribution = getattr(self.optimizer, "_distribution", None)
         if is_source(x):
             if y is not None:
                 raise ValueError(f"{where}: `y` must not be given when `x` is a data iterator "
@@ -275,12 +286,18 @@ class Trainer:
                        None if sample_weight is None else sample_weight[split:])
                 xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
                 sample_weight = None if sample_weight is None else sample_weight[:split]
-            data = EpochIterator.from_arrays(xs, ys, sample_weight, batch_size,
-                                             steps_per_epoch, shuffle)
+            data = EpochIterator.from_arrays(
+                xs, ys, sample_weight, batch_size, steps_per_epoch, shuffle,
+                shard=distribution.rows if distribution is not None else None)
         if validation_data is not None:
             val = self._validation(validation_data, validation_steps, where)
 
         verbose = 1 if verbose == "auto" else verbose
+        if distribution is not None and distribution.world.rank != 0:
+            # Progress and files come from rank 0 alone; every rank has the same logs.
+            verbose = 0
+            user_callbacks = [c for c in user_callbacks
+                              if not getattr(c, "_rank_zero_only", False)]
         history = callbacks_module.History()
         cbs = list(user_callbacks)
         if verbose:
@@ -293,13 +310,17 @@ class Trainer:
         history.data_wait_s, started = 0.0, time.perf_counter()
         cb.on_train_begin()
         rng = _random.generator()
+        if distribution is not None:
+            distribution.begin_fit()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cb.on_epoch_begin(epoch)
             means, logs = _Means(), {}
+            if distribution is not None:
+                rng = distribution.epoch_generator(epoch)
             for step, batch in data.epoch(rng):
                 cb.on_train_batch_begin(step)
-                means.add(self.train_step(batch), len(batch[0][0]))
+                means.add(self.train_step(batch), getattr(batch, "size", len(batch[0][0])))
                 logs = self._logs(means.result())
                 cb.on_train_batch_end(step, logs)
                 if self.stop_training:
@@ -315,7 +336,11 @@ class Trainer:
                         validation_steps, False)
                 # As in Keras, validation is an evaluate: the on_test_* hooks hear it.
                 cb.on_test_begin()
-                val_logs = self._evaluate(val_data, verbose=0, cb=cb)
+                if distribution is not None:   # each process runs some of the batches
+                    from ..distributed._inference import evaluate_epoch
+                    val_logs = evaluate_epoch(self, val_data, verbose=0, cb=cb)
+                else:
+                    val_logs = self._evaluate(val_data, verbose=0, cb=cb)
                 cb.on_test_end(val_logs)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             epoch_logs = dict(sorted(epoch_logs.items()))
