@@ -351,6 +351,14 @@ def check():
         for row in rows:
             positive(f"{row['workload']} vs ONNX Runtime",
                      [row[b][k] for b in (1, big) for k in ("cnnx_ms", "ort_ms")])
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        print("check: mpi4py is not installed; bench_distributed.py not checked")
+    else:   # one process, without mpiexec: every part of it runs
+        import bench_distributed
+        bench_distributed.main(["--repeats", "1", "--step-repeats", "1"])
+        count += 1
     for name in workloads():
         part = breakdown(name, cnnx.get_num_threads(), repeats=1)
         positive(f"{name} breakdown", [t for layer in part["layers"] for t in layer[1:]])

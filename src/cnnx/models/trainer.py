@@ -43,9 +43,10 @@ class Trainer:
         self._losses = self._loss_weights = self._metrics = None
 
     # -- compile -------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile="auto", auto_scale_loss=True) -> None:
+    def compile(self, optimizer: "str | dict | optimizers.Optimizer" = "rmsprop",
+                loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True) -> None:
         refuse_unimplemented("compile", weighted_metrics=(weighted_metrics, None))
         # Execution switches of Keras's backends (eager or traced, steps per compiled
         # call, XLA, loss scaling for float16): cnnx always runs its compiled kernels one
