@@ -106,6 +106,31 @@ def images(out, tag, folder):
     write(out, tag, {"count": count})
 
 
+def progress(out, tag):
+    """fit with verbose=2 and a CSVLogger: the lines and the file come from rank 0."""
+    model = build()
+    x, y, _ = data()
+    log = cnnx.callbacks.CSVLogger(os.path.join(out, f"log-{hvd.rank()}.csv"))
+    model.fit(x, y, batch_size=32, epochs=2, verbose=2, callbacks=[log])
+    write(out, tag, {})
+
+
+def directory_fit(out, tag, folder):
+    """flow_from_directory with augmentation: each process decodes only its images."""
+    cnnx.utils.set_random_seed(4)
+    gen = cnnx.preprocessing.image.ImageDataGenerator(
+        rescale=1 / 255, rotation_range=20, width_shift_range=0.1, zoom_range=0.2,
+        horizontal_flip=True, brightness_range=(0.8, 1.2))
+    flow = gen.flow_from_directory(folder, target_size=(8, 8), batch_size=10,
+                                   class_mode="binary", seed=7)
+    model = cnnx.Sequential([cnnx.Input((8, 8, 3)), layers.Conv2D(3, 3, activation="relu"),
+                             layers.Flatten(), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=hvd.DistributedOptimizer("adam"), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(flow, epochs=2, verbose=0)
+    write(out, tag, {"digest": digest(model), "history": history.history})
+
+
 def fail(out, tag, how):
     model = build()
     x, y, _ = data()

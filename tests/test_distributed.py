@@ -230,6 +230,62 @@ def test_predict_directory_writes_every_images_prediction_once(tmp_path):
 
 @needs_mpi
 @pytest.mark.slow
+def test_rank_0_alone_prints_progress_and_writes_files(tmp_path):
+    done, _ = run_job(tmp_path, 2, "progress", "p")
+    assert done.stdout.count("Epoch 1/2") == 1 and done.stdout.count("Epoch 2/2") == 1
+    assert sorted(p.name for p in tmp_path.glob("log-*.csv")) == ["log-0.csv"]
+
+
+def _image_folder(root, count=23):
+    rng = np.random.default_rng(3)
+    for i in range(count):
+        sub = root / ("cats" if i % 2 else "dogs")
+        sub.mkdir(parents=True, exist_ok=True)
+        cnnx.utils.save_img(sub / f"{i:02d}.png",
+                            rng.integers(0, 256, (10, 12, 3)).astype(np.uint8), scale=False)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["flow", "flow_from_directory"])
+def test_an_image_iterator_reads_part_of_a_batch_with_the_whole_batchs_bits(tmp_path, kind):
+    # What a process of a distributed fit reads: rows [lo, hi) of each batch, augmented
+    # with the draws of the whole batch, equal to those rows of the whole batch.
+    pytest.importorskip("PIL")
+    gen = cnnx.preprocessing.image.ImageDataGenerator(
+        rescale=1 / 255, rotation_range=30, width_shift_range=0.2, height_shift_range=0.1,
+        shear_range=10, zoom_range=0.3, horizontal_flip=True, vertical_flip=True,
+        brightness_range=(0.7, 1.3), channel_shift_range=0)
+    folder = _image_folder(tmp_path / "images")
+
+    def make():
+        if kind == "flow":
+            x = np.random.default_rng(0).integers(0, 256, (23, 10, 12, 3)).astype(np.float32)
+            return gen.flow(x, np.arange(23), batch_size=8, seed=11)
+        return gen.flow_from_directory(folder, target_size=(10, 12), batch_size=8, seed=11,
+                                       class_mode="binary")
+    whole, parts = make(), make()
+    for _ in range(5):   # across an epoch's end: the reshuffle is the same on both
+        xb, yb = next(whole)
+        (xp, yp), size, lo = parts._next_shard(lambda n: (n // 3, n - 1))
+        assert size == len(xb) and lo == size // 3
+        np.testing.assert_array_equal(xp, xb[size // 3:size - 1])
+        np.testing.assert_array_equal(yp, yb)
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_directory_iterator_is_read_in_shards_with_the_same_bits(tmp_path):
+    pytest.importorskip("PIL")
+    folder = _image_folder(tmp_path / "images")
+    _, alone = run_job(tmp_path, 0, "directory_fit", "alone", folder)
+    for n in (2, 3):
+        _, records = run_job(tmp_path, n, "directory_fit", f"n{n}", folder)
+        assert [r["digest"] for r in records] == [alone[0]["digest"]] * n, n
+        assert all(r["history"] == alone[0]["history"] for r in records)
+
+
+@needs_mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["raise", "kill"])
 def test_a_failing_process_ends_the_job_quickly(tmp_path, how):
     command = _mpiexec() + ["-n", "2", sys.executable, str(JOB), "fail", str(tmp_path),

@@ -5,6 +5,7 @@ default (so that a script never runs a different computation than it asked for),
 `del`eted where it is received, with the reason it changes nothing in cnnx.
 """
 
+import numbers
 import warnings
 
 __all__ = ["refuse_unimplemented", "keras3_arguments", "LAYER_RENAMES"]
@@ -44,6 +45,10 @@ def keras3_arguments(where, kwargs, renames=None, stacklevel=4, given=()):
     return kwargs
 
 
+def _number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def refuse_unimplemented(where, **given):
     """Raise NotImplementedError naming the first argument whose value is not its
     default. given: name=(value, default); a default of None also accepts an empty
@@ -54,6 +59,8 @@ def refuse_unimplemented(where, **given):
         if default is None and isinstance(value, (dict, list, tuple)) and not value:
             continue
         if isinstance(value, type(default)) and value == default:
+            continue
+        if _number(value) and _number(default) and value == default:   # 0 for 0.0
             continue
         raise NotImplementedError(
             f"{where}: `{name}` is not implemented in cnnx (received {value!r}); "

@@ -69,8 +69,8 @@ class Prefetcher:
     For a Sequence, batch i of the epoch is source[i] (cycling), and on_epoch_end() is
     called after the last one."""
 
-    def __init__(self, source, steps, depth=4):
-        self.source, self.steps = source, steps
+    def __init__(self, source, steps, depth=4, shard=None):
+        self.source, self.steps, self.shard = source, steps, shard
         self.wait_s = 0.0
         self._queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -85,7 +85,9 @@ class Prefetcher:
             for i in range(self.steps):
                 if self._stop.is_set():
                     return
-                if sequence:
+                if self.shard is not None:   # a cnnx image iterator: this process's rows
+                    item = _Shard(*self.source._next_shard(self.shard))
+                elif sequence:
                     item = self.source[i % len(self.source)]
                 else:
                     try:
@@ -119,6 +121,19 @@ class Prefetcher:
                 pass
 
 
+class _Shard:
+    """Part of a batch read by one process of cnnx.distributed: the batch (x holding the
+    rows offset to offset + len), and the whole batch's size."""
+
+    def __init__(self, batch, size, offset):
+        self.batch, self.size, self.offset = batch, size, offset
+
+
+def shardable(source):
+    """Whether a source can read part of a batch (cnnx's image iterators)."""
+    return callable(getattr(source, "_next_shard", None)) and source._shardable()
+
+
 class EpochIterator:
     """The batches of an epoch, each (x, y, sample_weight) with x and y lists of checked
     arrays (one per model input and output). `steps` is the number of batches per epoch;
@@ -141,9 +156,14 @@ class EpochIterator:
         return it
 
     @classmethod
-    def from_source(cls, model, source, steps, where, class_weight=None, targets=True):
+    def from_source(cls, model, source, steps, where, class_weight=None, targets=True,
+                    shard=None):
+        """Batches of a data source. With `shard` (see from_arrays) and a source that
+        can read part of a batch (cnnx's image iterators), each process reads only its
+        rows; any other source is read whole by every process."""
         it = cls(source_steps(source, steps, where))
         it._source = (model, source, where, class_weight, targets)
+        it._shard = shard if shard is not None and shardable(source) else None
         return it
 
     def epoch(self, rng):
@@ -179,20 +199,35 @@ class EpochIterator:
         depth = getattr(source, "max_queue_size", 4)
         feed = Prefetcher(source, self.steps,
                           depth=min(int(depth), 64) if isinstance(depth, int) and depth > 0
-                          else 4)
+                          else 4, shard=self._shard)
         try:
             for step, batch in enumerate(feed):
-                xb, yb, wb = split_batch(batch, where)
-                xs = model._check_x(xb, where)
+                part = batch if isinstance(batch, _Shard) else None
+                xb, yb, wb = split_batch(batch if part is None else part.batch, where)
+                if part is not None and not len(np.asarray(xb)):
+                    xs = _empty_rows(model)   # this process computes none of the batch
+                else:
+                    xs = model._check_x(xb, where)
+                n = len(xs[0]) if part is None else part.size
                 if not targets:
                     yield step, (xs, None, None)
                     continue
                 if yb is None:
                     raise ValueError(f"{where}: the data source yields inputs without "
                                      f"targets; it must yield (x, y) batches")
-                ys = model._check_y(yb, len(xs[0]), where)
-                wb = model._sample_weights(ys, wb, class_weight, len(xs[0]), where)
+                ys = model._check_y(yb, n, where)
+                wb = model._sample_weights(ys, wb, class_weight, n, where)
+                if part is not None:
+                    from .distributed._step import Batch
+                    yield step, Batch(xs, ys, wb, part.size, part.offset)
+                    continue
                 yield step, (xs, ys, wb)
         finally:
             feed.close()
             self.wait_s = feed.wait_s
+
+
+def _empty_rows(model):
+    """x for a process that computes no sample of a batch: no rows of each input."""
+    return [np.empty((0,) + tuple(t.shape[1:]), dtype)
+            for t, dtype in zip(model.inputs, model._in_dtypes)]

@@ -270,8 +270,9 @@ class Trainer:
             if validation_split:
                 raise ValueError(f"{where}: validation_split cannot split a data iterator; "
                                  f"pass validation_data")
-            data = EpochIterator.from_source(self, x, steps_per_epoch, where,
-                                             class_weight=class_weight)
+            data = EpochIterator.from_source(
+                self, x, steps_per_epoch, where, class_weight=class_weight,
+                shard=distribution.rows if distribution is not None else None)
         else:
             xs = self._check_x(x, where)
             n = len(xs[0])

@@ -300,21 +300,26 @@ class ImageDataGenerator:
         zoom[:, 0, 0], zoom[:, 1, 1] = zx, zy
         return _warp.centered(rot @ shift @ shr @ zoom, h, w)
 
-    def random_transform_batch(self, x, rng=None):
-        """The random augmentation of a float batch (B, H, W, C)."""
+    def random_transform_batch(self, x, rng=None, rows=None, size=None):
+        """The random augmentation of a float batch (B, H, W, C). With `rows` (a slice)
+        and `size`, x is those rows of a batch of `size` images: the draws are the whole
+        batch's, and each row gets its own (how a process of cnnx.distributed prepares
+        its part of a batch, with the bits of the whole)."""
         rng = rng or _random.generator()
         b, h, w, _ = x.shape
+        if rows is None:
+            rows, size = slice(0, b), b
         if self._augments():
-            x = _warp.affine_batch(x, self._matrices(b, h, w, rng), self.fill_mode,
+            x = _warp.affine_batch(x, self._matrices(size, h, w, rng)[rows], self.fill_mode,
                                    self.cval)
         if self.horizontal_flip:
-            flip = rng.random(b) < 0.5
+            flip = (rng.random(size) < 0.5)[rows]
             x[flip] = x[flip, :, ::-1]
         if self.vertical_flip:
-            flip = rng.random(b) < 0.5
+            flip = (rng.random(size) < 0.5)[rows]
             x[flip] = x[flip, ::-1]
         if self.brightness_range is not None:
-            factor = rng.uniform(*self.brightness_range, b)
+            factor = rng.uniform(*self.brightness_range, size)[rows]
             x = np.clip(x * factor[:, None, None, None], 0, 255)
         return x
 
@@ -383,8 +388,8 @@ class ImageDataGenerator:
             x = (x.reshape(len(x), -1) @ self.zca_whitening_matrix).reshape(x.shape)
         return x
 
-    def _prepare(self, x, rng):
-        x = self.random_transform_batch(x.astype(np.float64), rng)
+    def _prepare(self, x, rng, rows=None, size=None):
+        x = self.random_transform_batch(x.astype(np.float64), rng, rows, size)
         return self.standardize(x).astype(self.dtype)
 
     def flow(self, x, y=None, batch_size=32, shuffle=True, sample_weight=None, seed=None,
@@ -446,15 +451,32 @@ class Iterator:
         return self
 
     def __next__(self):
+        return self[self._next_index()]
+
+    def _next_index(self):
         with self._lock:
             if self.batch_index == 0 and self.total_batches_seen:
                 self._set_index_array()
             idx = self.batch_index
             self.batch_index = (self.batch_index + 1) % len(self)
             self.total_batches_seen += 1
-        return self[idx]
+        return idx
 
-    def _get_batch(self, indices):
+    def _next_shard(self, shard):
+        """next(self), with x holding only the rows [lo, hi) = shard(batch size) of the
+        batch (y and sample weights whole, the random draws the whole batch's); returns
+        (batch, batch size, lo). How a cnnx.distributed process reads its part."""
+        idx = self._next_index()
+        indices = self.index_array[idx * self.batch_size:(idx + 1) * self.batch_size]
+        lo, hi = shard(len(indices))
+        return self._get_batch(indices, slice(lo, hi)), len(indices), lo
+
+    def _shardable(self):
+        """Whether _next_shard can read part of a batch: not when y is made from x, nor
+        with ZCA whitening (one matrix product over the batch's rows)."""
+        return not getattr(self.generator, "zca_whitening", False)
+
+    def _get_batch(self, indices, rows=None):
         raise NotImplementedError
 
 
@@ -488,8 +510,9 @@ class NumpyArrayIterator(Iterator):
         self.x, self.y, self.sample_weight, self.generator = x, y, sample_weight, generator
         super().__init__(len(x), batch_size, shuffle, seed)
 
-    def _get_batch(self, indices):
-        xb = self.generator._prepare(self.x[indices], self._rng)
+    def _get_batch(self, indices, rows=None):
+        part = indices if rows is None else indices[rows]
+        xb = self.generator._prepare(self.x[part], self._rng, rows, len(indices))
         if self.y is None:
             return xb
         yb = np.asarray(self.y)[indices]
@@ -562,11 +585,15 @@ class DirectoryIterator(Iterator):
         print(f"Found {self.samples} images belonging to {self.num_classes} classes.")
         super().__init__(self.samples, batch_size, shuffle, seed)
 
-    def _get_batch(self, indices):
+    def _shardable(self):
+        return self.class_mode != "input" and super()._shardable()
+
+    def _get_batch(self, indices, rows=None):
+        part = indices if rows is None else indices[rows]   # only these images are read
         raw = np.stack([_load_cached(self.filepaths[i], self.color_mode, self.target_size,
                                      self.interpolation, self.keep_aspect_ratio)
-                        for i in indices])
-        xb = self.generator._prepare(raw, self._rng)
+                        for i in part]) if len(part) else np.empty((0,) + self.image_shape)
+        xb = self.generator._prepare(raw, self._rng, rows, len(indices))
         mode = self.class_mode
         if mode is None:
             return xb
