@@ -283,6 +283,10 @@ def main(argv=None):
     parser.add_argument("--breakdown", default=None,
                         help="workloads to break down per layer (default W1 with --quick, "
                              "else all)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="run N competing processes (each spinning a core) for the "
+                             "whole comparison: every contender is timed on a busy "
+                             "machine (bench_busy.py compares the waiting policies)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--md", default=None)
     parser.add_argument("--check", action="store_true",
@@ -298,6 +302,13 @@ def main(argv=None):
     repeats = 3 if args.quick else 7
     simd = cnnx.show_config("dicts")["simd"]
     header = f"cnnx {cnnx.__version__}, {threads} threads, SIMD {simd}; {environment_line()}"
+    if args.busy:
+        import atexit
+
+        from bench_busy import busy_processes
+        competitors = busy_processes(args.busy)
+        atexit.register(lambda: [p.kill() for p in competitors])
+        header += f"; {args.busy} competing busy process(es)"
     print(header)
     names = [n for n in args.only.split(",") if n]
     rows = compare(names, repeats)
@@ -359,6 +370,9 @@ def check():
         import bench_distributed
         bench_distributed.main(["--repeats", "1", "--step-repeats", "1"])
         count += 1
+    import bench_busy  # each policy once, quiet and beside one busy process
+    bench_busy.main(["--repeats", "1", "--rounds", "1", "--busy", "1"])
+    count += 1
     for name in workloads():
         part = breakdown(name, cnnx.get_num_threads(), repeats=1)
         positive(f"{name} breakdown", [t for layer in part["layers"] for t in layer[1:]])

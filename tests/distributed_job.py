@@ -115,6 +115,27 @@ def progress(out, tag):
     write(out, tag, {})
 
 
+def average(out, tag):
+    """A log that differs between processes, averaged by MetricAverageCallback; the
+    learning rate warmed up by LearningRateWarmupCallback."""
+    model = build()
+    x, y, _ = data()
+
+    class PerRank(cnnx.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["rank_value"] = float(hvd.rank())
+
+    rates = []
+    record = cnnx.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs=None: rates.append(
+            model.optimizer.learning_rate))
+    warm = hvd.callbacks.LearningRateWarmupCallback(0.01, warmup_epochs=2, verbose=1)
+    average = hvd.callbacks.MetricAverageCallback()
+    history = model.fit(x, y, batch_size=32, epochs=3, verbose=0,
+                        callbacks=[warm, record, PerRank(), average])
+    write(out, tag, {"history": history.history, "rates": rates})
+
+
 def directory_fit(out, tag, folder):
     """flow_from_directory with augmentation: each process decodes only its images."""
     cnnx.utils.set_random_seed(4)
