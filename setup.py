@@ -177,7 +177,8 @@ extensions = [
         ["src/cnnx/_kernels.pyx"],
         include_dirs=[numpy.get_include(), "src/cnnx"],
         # Every header: a change to one rebuilds the kernels and relinks the module.
-        depends=[*sorted(glob.glob("src/cnnx/_*.h")), *SIMD_SOURCES.values()],
+        depends=[*sorted(glob.glob("src/cnnx/_*.h")), *SIMD_SOURCES.values(),
+                 "src/cnnx/_kernels.pxd", *sorted(glob.glob("src/cnnx/_kernels_*.pxi"))],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
 ]

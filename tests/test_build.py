@@ -65,3 +65,57 @@ def test_a_build_without_openmp_fails_unless_allowed_then_says_so(tmp_path):
     assert "THREADS 1" in out
     assert "openmp          NO: built without OpenMP, the kernels run on ONE thread" in out
     assert "threads         1" in out
+
+
+# -- the kernel table, declared for C (_simd.h) and for Cython (_kernels.pxd) -------------
+SRC = Path(__file__).resolve().parents[1] / "src" / "cnnx"
+
+
+def _c_declarations():
+    """{typedef name: normalized parameters} and the table's [(type, field)] from
+    _simd.h, with its depthwise macro expanded for float and double."""
+    import re
+    text = re.sub(r"/\*.*?\*/", "", (SRC / "_simd.h").read_text(), flags=re.S)
+    text = text.replace("\\\n", " ")
+    macro = re.search(r"#define CNNX_DW_TYPES\(T, S\)(.*)", text).group(1)
+    for t, s in (("float", "f32"), ("double", "f64")):
+        body = re.sub(r"\bT\b", t, macro).replace("##S", "_" + s).replace("_##", "_")
+        text += "\n" + body.replace("cnnx_dw_fwd__", "cnnx_dw_fwd_") \
+            .replace("cnnx_dw_dx__", "cnnx_dw_dx_").replace("cnnx_dw_dk__", "cnnx_dw_dk_")
+    types = {m.group(1): _params(m.group(2)) for m in re.finditer(
+        r"typedef void \(\*(cnnx_\w+)\)\(([^)]*)\);", text)}
+    table = re.search(r"typedef struct \{(.*?)\} cnnx_kernel_table;", text, re.S).group(1)
+    return types, _fields(table, ";")
+
+
+def _params(text):
+    return [" ".join(p.replace("*", " * ").split()) for p in text.split(",")]
+
+
+def _fields(text, sep):
+    """[(type, name)] of a struct body: one declaration per `sep`, names may share a type
+    ("int a, b")."""
+    out = []
+    for decl in text.split(sep):
+        first, *more = [part.replace("*", " * ").split() for part in decl.split(",")]
+        if not first:
+            continue
+        kind = " ".join(first[:-1])
+        out += [(kind, first[-1])] + [(kind, " ".join(m)) for m in more]
+    return out
+
+
+def test_the_cython_declarations_of_the_kernel_table_match_simd_h():
+    # Cython cannot read a C header: _kernels.pxd declares the table again, in one place,
+    # and this keeps the two the same (each function type's parameters, each field).
+    import re
+    c_types, c_table = _c_declarations()
+    pxd = (SRC / "_kernels.pxd").read_text()
+    pxd = re.sub(r"#.*", "", pxd)
+    pxd_types = {m.group(1): _params(" ".join(m.group(2).split())) for m in re.finditer(
+        r"ctypedef void \(\*(cnnx_\w+)\)\(([^)]*)\)", pxd)}
+    assert pxd_types == c_types
+    block = re.search(r"ctypedef struct cnnx_kernel_table:\n(.*?)\n\n", pxd, re.S).group(1)
+    assert _fields(block, "\n") == c_table
+    assert len(c_types) == 18 and len(c_table) == 28
+    assert c_table[0] == ("const char *", "name") and c_table[3] == ("int", "mr_f32")

@@ -1,0 +1,103 @@
+# Included by _kernels.pyx (one extension module; see its header).
+# Depthwise convolution, forward and backward (_depthwise_template.h)
+
+# ---------------------------------------------------------------------------------
+# Depthwise convolution (_depthwise_template.h: vectorised over channels)
+# ---------------------------------------------------------------------------------
+
+cdef enum:
+    DW_CHUNK = 4      # samples per partial of the kernel gradient: set by the shape alone
+
+
+def depthwise_conv2d(const floating[:, :, :, ::1] x, const floating[:, :, ::1] kernel,
+                     const floating[::1] bias, floating[:, :, :, ::1] y,
+                     int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                     int nthreads):
+    """y[n, oh, ow, c] = bias[c] + sum over taps of x[n, ih, iw, c] * kernel[i, j, c],
+    one output row per work item."""
+    cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef int64_t KH = kernel.shape[0], KW = kernel.shape[1]
+    cdef int64_t OH = y.shape[1], OW = y.shape[2]
+    cdef int64_t row, n
+    cdef const floating *b = &bias[0] if bias is not None else NULL
+    if N * OH == 0 or C == 0:
+        return
+    with nogil:
+        for row in prange(N * OH, num_threads=nthreads, schedule="static"):
+            n = row // OH
+            if floating is float:
+                cnnx_k.dw_fwd_f32(&x[n, 0, 0, 0], H, W, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                  ph, pw, dh, dw, row - n * OH, OW, b, &y[n, row - n * OH, 0, 0])
+            else:
+                cnnx_k.dw_fwd_f64(&x[n, 0, 0, 0], H, W, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                  ph, pw, dh, dw, row - n * OH, OW, b, &y[n, row - n * OH, 0, 0])
+
+
+def depthwise_conv2d_input_grad(const floating[:, :, :, ::1] dy,
+                                const floating[:, :, ::1] kernel,
+                                floating[:, :, :, ::1] dx, int64_t sh, int64_t sw,
+                                int64_t ph, int64_t pw, int64_t dh, int64_t dw, int nthreads):
+    """dx = dy scattered back through the taps, one sample per work item (no two items
+    write the same element)."""
+    cdef int64_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
+    cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef int64_t KH = kernel.shape[0], KW = kernel.shape[1]
+    cdef int64_t n
+    if N * H * W * C == 0:
+        return
+    if OH * OW == 0:
+        dx[...] = 0
+        return
+    with nogil:
+        for n in prange(N, num_threads=nthreads, schedule="static"):
+            if floating is float:
+                cnnx_k.dw_dx_f32(&dy[n, 0, 0, 0], OH, OW, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                 ph, pw, dh, dw, H, W, &dx[n, 0, 0, 0])
+            else:
+                cnnx_k.dw_dx_f64(&dy[n, 0, 0, 0], OH, OW, C, &kernel[0, 0, 0], KH, KW, sh, sw,
+                                 ph, pw, dh, dw, H, W, &dx[n, 0, 0, 0])
+
+
+def depthwise_conv2d_kernel_grad(const floating[:, :, :, ::1] x,
+                                 const floating[:, :, :, ::1] dy,
+                                 floating[:, :, ::1] dkernel, floating[::1] dbias,
+                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                                 int64_t dw, int nthreads, workspace):
+    """dkernel[i, j, c] = sum over n, oh, ow of dy * x at the tap; dbias[c] = sum of dy
+    (skipped when dbias is None). The batch is cut into chunks of DW_CHUNK samples, each
+    summed in sample order into its own partial; the partials are added in chunk order:
+    the same bits for any thread count."""
+    cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
+    cdef int64_t KH = dkernel.shape[0], KW = dkernel.shape[1]
+    cdef int64_t K = KH * KW * C, stride = K + C
+    cdef int64_t nchunks = _cdiv(N, DW_CHUNK)
+    cdef int64_t ch, n, e
+    cdef bint with_bias = dbias is not None
+    cdef floating *part
+    cdef floating *partial
+    if nchunks == 0 or OH * OW == 0:
+        dkernel[...] = 0
+        if with_bias:
+            dbias[...] = 0
+        return
+    partial = <floating *> _aligned(_scratch(workspace, nchunks * stride * sizeof(floating)
+                                             + ALIGN))
+    with nogil:
+        for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
+            part = partial + ch * stride
+            for e in range(stride):
+                part[e] = 0
+            for n in range(ch * DW_CHUNK, min(N, (ch + 1) * DW_CHUNK)):
+                if floating is float:
+                    cnnx_k.dw_dk_f32(&x[n, 0, 0, 0], H, W, C, &dy[n, 0, 0, 0], OH, OW, KH,
+                                     KW, sh, sw, ph, pw, dh, dw, part,
+                                     part + K if with_bias else NULL)
+                else:
+                    cnnx_k.dw_dk_f64(&x[n, 0, 0, 0], H, W, C, &dy[n, 0, 0, 0], OH, OW, KH,
+                                     KW, sh, sw, ph, pw, dh, dw, part,
+                                     part + K if with_bias else NULL)
+    if K:
+        _sum_chunks(partial, nchunks, stride, 1, K, K, &dkernel[0, 0, 0], nthreads)
+    if with_bias and C:
+        _sum_chunks(partial + K, nchunks, stride, 1, C, C, &dbias[0], nthreads)

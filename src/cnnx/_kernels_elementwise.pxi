@@ -1,0 +1,106 @@
+# Included by _kernels.pyx (one extension module; see its header).
+# Elementwise kernels and losses: ReLU, sigmoid, softmax and the cross-entropies from logits
+
+# ---------------------------------------------------------------------------------
+# Elementwise
+# ---------------------------------------------------------------------------------
+
+def relu(const floating[::1] x, floating[::1] y, int nthreads):
+    """y = x where x > 0, else 0 (NaN passes through). y may be x."""
+    cdef Py_ssize_t i
+    cdef floating v
+    with nogil:
+        for i in prange(x.shape[0], num_threads=nthreads, schedule="static"):
+            v = x[i]
+            y[i] = 0 if v <= 0 else v
+
+
+def relu_grad(const floating[::1] dy, const floating[::1] x, floating[::1] dx, int nthreads):
+    """dx = dy where x > 0, else 0. x may be ReLU's input or its output."""
+    if dy.shape[0] == 0:
+        return
+    with nogil:
+        _relu_grad(&dy[0], &x[0], &dx[0], dy.shape[0], nthreads)
+
+
+cdef void _relu_grad(const floating *dy, const floating *x, floating *dx, int64_t n,
+                     int nthreads) noexcept nogil:
+    cdef int64_t i
+    cdef floating g
+    for i in prange(n, num_threads=nthreads, schedule="static"):
+        g = dy[i]  # loaded unconditionally, so the select needs no branch
+        dx[i] = g if x[i] > 0 else 0
+
+
+
+# ---------------------------------------------------------------------------------
+# Softmax and the cross-entropies, from logits
+# ---------------------------------------------------------------------------------
+
+cdef inline floating _softmax_row(const floating *z, floating *p, int64_t K) noexcept nogil:
+    """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-sum-exp."""
+    cdef int64_t j
+    cdef floating m = z[0], s = 0
+    for j in range(1, K):
+        if z[j] > m or z[j] != z[j]:
+            m = z[j]
+    for j in range(K):
+        p[j] = exp(z[j] - m)
+        s = s + p[j]
+    for j in range(K):
+        p[j] = p[j] / s
+    return m + log(s)
+
+
+def softmax(const floating[:, ::1] z, floating[:, ::1] p, int nthreads):
+    """Row-wise softmax, shifted by the row maximum for stability."""
+    cdef int64_t i
+    with nogil:
+        for i in prange(z.shape[0], num_threads=nthreads, schedule="static"):
+            _softmax_row(&z[i, 0], &p[i, 0], z.shape[1])
+
+
+def softmax_cross_entropy(const floating[:, ::1] logits, const floating[:, ::1] targets,
+                          floating[::1] loss, floating[:, ::1] grad, int nthreads):
+    """loss[i] = logsumexp(z_i) - sum_j t_ij z_ij  (= -sum t log softmax(z) when the
+    targets sum to 1); grad = softmax(z) - t, per sample (unscaled by the batch)."""
+    cdef int64_t i, j, K = logits.shape[1]
+    cdef floating lse, tsum, dot
+    with nogil:
+        for i in prange(logits.shape[0], num_threads=nthreads, schedule="static"):
+            lse = _softmax_row(&logits[i, 0], &grad[i, 0], K)
+            tsum = 0
+            dot = 0
+            for j in range(K):
+                tsum = tsum + targets[i, j]
+                dot = dot + targets[i, j] * logits[i, j]
+                grad[i, j] = grad[i, j] - targets[i, j]
+            loss[i] = tsum * lse - dot
+
+
+def sigmoid_cross_entropy(const floating[::1] logits, const floating[::1] targets,
+                          floating[::1] loss, floating[::1] grad, int nthreads):
+    """Elementwise: loss = max(z, 0) - z t + log1p(exp(-|z|)); grad = sigmoid(z) - t."""
+    cdef Py_ssize_t i
+    cdef floating z, e
+    with nogil:
+        for i in prange(logits.shape[0], num_threads=nthreads, schedule="static"):
+            z = logits[i]
+            e = exp(-fabs(z))
+            loss[i] = (z if z > 0 else 0) - z * targets[i] + log1p(e)
+            grad[i] = (1 / (1 + e) if z >= 0 else e / (1 + e)) - targets[i]
+
+
+def sigmoid(const floating[::1] x, floating[::1] y, int nthreads):
+    """y = 1 / (1 + exp(-x)), computed without overflow for either sign."""
+    cdef Py_ssize_t i
+    cdef floating e, v
+    with nogil:
+        for i in prange(x.shape[0], num_threads=nthreads, schedule="static"):
+            v = x[i]
+            e = exp(-fabs(v))
+            y[i] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+if cnnx_simd_select(NULL) != 0:  # pragma: no cover - the generic path always exists
+    raise ImportError("cnnx: no SIMD path could be selected")

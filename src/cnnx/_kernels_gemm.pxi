@@ -1,0 +1,470 @@
+# Included by _kernels.pyx (one extension module; see its header).
+# GEMM: the operand sources and their packing, the blocked driver, and the dense layers (a dense layer is one product)
+
+# ---------------------------------------------------------------------------------
+# Operand sources and packing
+# ---------------------------------------------------------------------------------
+
+cdef enum:
+    SRC_ROWS = 0      # element (r, k) = data[r * ld + k]
+    SRC_COLS = 1      # element (r, k) = data[k * ld + r]   (transpose of a row-major matrix)
+    SRC_IM2COL = 2    # element (r, k) = im2col(image)[r, k]
+    SRC_IM2COL_T = 3  # element (r, k) = im2col(image)[k, r]
+
+cdef enum:
+    # Blocking. KC keeps a B micro-panel (KC x NR) in L1; MC keeps an A block in L2.
+    KC = 256
+    MC_TARGET = 96
+    # Fixed chunk of the reduction dimension for split-K products (kernel gradients).
+    SPLIT_K_CHUNK = 2048
+    MAX_SPLIT_K = 64
+    ALIGN = 64
+
+
+cdef struct Geometry:
+    # Conv windows over an NHWC image of size H x W x C. Row r of im2col is output pixel
+    # (n, oh, ow) of an OH x OW grid; column k is tap (i, j), channel c, in the kernel's
+    # (KH, KW, C) order, reading image row oh*sh + i*dh - ph (zero outside the image).
+    int64_t H, W, C, OH, OW, KH, KW
+    int64_t sh, sw, ph, pw, dh, dw
+
+
+cdef struct Source:
+    int kind
+    const void *data
+    int64_t ld
+    Geometry g
+
+
+cdef inline Source _matrix(int kind, const void *data, int64_t ld) noexcept nogil:
+    """A row-major matrix (SRC_ROWS) or its transpose (SRC_COLS), ld elements a row."""
+    cdef Source s
+    s.kind = kind
+    s.data = data
+    s.ld = ld
+    return s
+
+
+cdef inline void _im2col_run(const Geometry *g, const floating *x, int64_t p, int64_t k,
+                             int64_t count, floating *dst, int64_t stride) noexcept nogil:
+    """Writes im2col[p, k : k+count] to dst[0], dst[stride], ..."""
+    cdef int64_t ow = p % g.OW
+    cdef int64_t t = p // g.OW
+    cdef int64_t oh = t % g.OH
+    cdef int64_t n = t // g.OH
+    cdef int64_t tap = k // g.C
+    cdef int64_t c = k - tap * g.C
+    cdef int64_t base_h = oh * g.sh - g.ph
+    cdef int64_t base_w = ow * g.sw - g.pw
+    cdef int64_t i, j, hu, wu, run, q
+    cdef const floating *src
+    while count > 0:
+        i = tap // g.KW
+        j = tap - i * g.KW
+        run = g.C - c
+        if run > count:
+            run = count
+        hu = base_h + i * g.dh
+        wu = base_w + j * g.dw
+        if 0 <= hu < g.H and 0 <= wu < g.W:
+            src = x + ((n * g.H + hu) * g.W + wu) * g.C + c
+            if stride == 1:
+                for q in range(run):
+                    dst[q] = src[q]
+            else:
+                for q in range(run):
+                    dst[q * stride] = src[q]
+        else:
+            for q in range(run):
+                dst[q * stride] = 0
+        dst += run * stride
+        count -= run
+        tap += 1
+        c = 0
+
+
+cdef void _pack_im2col_t(const Geometry *g, const floating *x, floating *dst, int64_t r0,
+                         int64_t rows, int64_t R, int64_t p0, int64_t count) noexcept nogil:
+    """dst[kk*R + r] = im2col(x)[p0 + kk, r0 + r]: for each of `count` pixels, the same
+    `rows` columns. The columns are cut once into runs within a tap; the pixels are
+    walked incrementally, so the loop does no division."""
+    cdef int64_t run_h[64]
+    cdef int64_t run_w[64]
+    cdef int64_t run_c[64]
+    cdef int64_t run_len[64]
+    cdef int64_t run_dst[64]
+    cdef int64_t n_runs = 0, r = 0, tap = r0 // g.C, c = r0 - tap * g.C
+    cdef int64_t kk, q, length
+    while r < rows:  # rows <= R <= 64, so at most 64 runs
+        length = min(g.C - c, rows - r)
+        run_h[n_runs] = (tap // g.KW) * g.dh
+        run_w[n_runs] = (tap % g.KW) * g.dw
+        run_c[n_runs] = c
+        run_len[n_runs] = length
+        run_dst[n_runs] = r
+        n_runs += 1
+        r += length
+        tap += 1
+        c = 0
+    for q in range(n_runs):
+        _gather_run(g, x, dst + run_dst[q], R, run_h[q], run_w[q], run_c[q], run_len[q],
+                    p0, count)
+    if rows < R:
+        for kk in range(count):
+            for r in range(rows, R):
+                dst[kk * R + r] = 0
+
+
+cdef inline void _gather_run(const Geometry *g, const floating *x, floating *dst, int64_t R,
+                             int64_t off_h, int64_t off_w, int64_t c, int64_t length, int64_t p0,
+                             int64_t count) noexcept nogil:
+    """dst[kk*R : kk*R + length] = x[pixel (p0 + kk) of tap offset (off_h, off_w), c : c+length]
+    for kk < count, walking the pixels without division. Runs as wide as a tile (12 or 6,
+    the MR of the SIMD paths) get a fixed-size copy the compiler unrolls."""
+    cdef int64_t ow = p0 % g.OW, t = p0 // g.OW
+    cdef int64_t oh = t % g.OH, n = t // g.OH
+    cdef int64_t kk, r, h, w
+    cdef const floating *src
+    cdef floating *d
+    for kk in range(count):
+        d = dst + kk * R
+        h = oh * g.sh - g.ph + off_h
+        w = ow * g.sw - g.pw + off_w
+        if 0 <= h < g.H and 0 <= w < g.W:
+            src = x + ((n * g.H + h) * g.W + w) * g.C + c
+            if length == 12:
+                for r in range(12):
+                    d[r] = src[r]
+            elif length == 6:
+                for r in range(6):
+                    d[r] = src[r]
+            else:
+                for r in range(length):
+                    d[r] = src[r]
+        else:
+            for r in range(length):
+                d[r] = 0
+        ow += 1
+        if ow == g.OW:
+            ow = 0
+            oh += 1
+            if oh == g.OH:
+                oh = 0
+                n += 1
+
+
+cdef void _pack(const Source *s, floating *dst, int64_t r0, int64_t rows, int64_t R,
+                int64_t k0, int64_t kc) noexcept nogil:
+    """Packs the block (r0 : r0+rows, k0 : k0+kc) k-major: dst[k*R + r].
+    Rows rows..R-1 are zero, so partial tiles compute on zeros."""
+    cdef const floating *m = <const floating *> s.data
+    cdef int64_t r, k
+    if s.kind == SRC_IM2COL_T:
+        _pack_im2col_t(&s.g, m, dst, r0, rows, R, k0, kc)
+        return
+    if s.kind == SRC_ROWS:
+        for r in range(rows):
+            for k in range(kc):
+                dst[k * R + r] = m[(r0 + r) * s.ld + k0 + k]
+    elif s.kind == SRC_COLS:
+        for k in range(kc):
+            for r in range(rows):
+                dst[k * R + r] = m[(k0 + k) * s.ld + r0 + r]
+    else:
+        for r in range(rows):
+            _im2col_run(&s.g, m, r0 + r, k0, kc, dst + r, R)
+    if rows < R:
+        for k in range(kc):
+            for r in range(rows, R):
+                dst[k * R + r] = 0
+
+
+cdef inline bint _rows_layout(const Source *s) noexcept nogil:
+    """Whether A from this source is packed row by row (contiguous copies) rather than
+    k-major: for sources whose rows are contiguous runs in memory."""
+    return s.kind == SRC_ROWS or s.kind == SRC_IM2COL
+
+
+cdef void _pack_rows(const Source *s, floating *dst, int64_t r0, int64_t rows, int64_t R,
+                     int64_t k0, int64_t kc) noexcept nogil:
+    """Packs the block (r0 : r0+rows, k0 : k0+kc) row by row: dst[r*kc + k], by
+    contiguous copies. Rows rows..R-1 are zero. For ROWS and IM2COL sources only."""
+    cdef const floating *m = <const floating *> s.data
+    cdef int64_t r
+    if s.kind == SRC_ROWS:
+        for r in range(rows):
+            memcpy(dst + r * kc, m + (r0 + r) * s.ld + k0, kc * sizeof(floating))
+    else:
+        for r in range(rows):
+            _im2col_run(&s.g, m, r0 + r, k0, kc, dst + r * kc, 1)
+    if rows < R:
+        memset(dst + rows * kc, 0, (R - rows) * kc * sizeof(floating))
+
+
+# ---------------------------------------------------------------------------------
+# The GEMM driver:  C[M, N] = A[M, K] @ B[K, N] (+ bias, ReLU)
+# ---------------------------------------------------------------------------------
+
+cdef inline int64_t _cdiv(int64_t a, int64_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef inline int64_t _align(int64_t nbytes) noexcept nogil:
+    return _cdiv(nbytes, ALIGN) * ALIGN
+
+
+cdef inline void _tile_shape(int is_f32, int64_t *mr, int64_t *nr) noexcept nogil:
+    if is_f32:
+        mr[0] = cnnx_k.mr_f32
+        nr[0] = cnnx_k.nr_f32
+    else:
+        mr[0] = cnnx_k.mr_f64
+        nr[0] = cnnx_k.nr_f64
+
+
+cdef int64_t _split_k(int64_t M, int64_t N, int64_t K) noexcept nogil:
+    """Chunks of the reduction dimension: a function of the shape alone, never of the
+    thread count, so the summation order (and the result) is the same for any threads."""
+    cdef int64_t s = K // SPLIT_K_CHUNK
+    if s > MAX_SPLIT_K:
+        s = MAX_SPLIT_K
+    return s if s > 1 else 1
+
+
+cdef int64_t _gemm_scratch_bytes(int64_t M, int64_t N, int64_t K, int64_t split, int nthreads,
+                              int64_t itemsize, int is_f32) noexcept nogil:
+    cdef int64_t mr, nr
+    _tile_shape(is_f32, &mr, &nr)
+    cdef int64_t mc = _cdiv(MC_TARGET, mr) * mr
+    cdef int64_t bpack = _align(K * _cdiv(N, nr) * nr * itemsize) + ALIGN
+    cdef int64_t apack = _align(mc * KC * itemsize)
+    cdef int64_t partial = _align(split * M * N * itemsize) if split > 1 else 0
+    return bpack + nthreads * apack + partial
+
+
+cdef inline void _ukernel(bint a_rows, int64_t kc, const floating *a, const floating *b,
+                          int64_t ldb, floating *c, int64_t ldc, int mr, int nr, int accumulate,
+                          const floating *bias, int relu) noexcept nogil:
+    if floating is float:
+        cnnx_k.uk_f32[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
+    else:
+        cnnx_k.uk_f64[a_rows](kc, a, b, ldb, c, ldc, mr, nr, accumulate, bias, relu)
+
+
+cdef inline floating *_bpanel(floating *bpack, int64_t n_pad, int64_t nr, int64_t K, int64_t k0,
+                              int64_t jp) noexcept nogil:
+    """Start of packed B for the k block at k0 and column panel jp."""
+    cdef int64_t kc = K - k0 if K - k0 < KC else KC
+    return bpack + k0 * n_pad + jp * kc * nr
+
+
+cdef struct Plan:
+    # One product C = A @ B, as cut into blocks by _gemm.
+    const Source *A
+    int64_t M, N, K, mr, nr, mc, n_pad
+    int64_t split, chunk, m_blocks, n_blocks, panels_per_block
+    const void *bias
+    int relu
+    # B read in place (a row-major K x N matrix, N a multiple of nr): its data and row
+    # length; NULL when B is packed.
+    const void *b_direct
+    int64_t ldb
+
+
+cdef void _gemm_block(const Plan *p, int64_t ci, int64_t m0, int64_t rows, int64_t jp0, int64_t jp1,
+                     floating *apack, const floating *bpack, floating *dst,
+                     int64_t ldd) noexcept nogil:
+    """Rows m0 : m0+rows (at most mc) and column panels jp0 : jp1 of chunk ci of the
+    product: pack the A block, then sweep it against the packed B panels."""
+    cdef int64_t kbeg = ci * p.chunk
+    cdef int64_t kend = min(kbeg + p.chunk, p.K)
+    cdef int64_t mr = p.mr, nr = p.nr
+    cdef int64_t k0, kc, jp, strip
+    cdef int fuse
+    cdef bint a_rows = _rows_layout(p.A)
+    cdef const floating *bias = <const floating *> p.bias
+    k0 = kbeg
+    while k0 < kend:
+        kc = min(kend - k0, KC)
+        fuse = k0 + kc == kend and p.split == 1   # last block: bias and ReLU
+        for strip in range(_cdiv(rows, mr)):
+            if a_rows:
+                _pack_rows(p.A, apack + strip * kc * mr, m0 + strip * mr,
+                           min(rows - strip * mr, mr), mr, k0, kc)
+            else:
+                _pack(p.A, apack + strip * kc * mr, m0 + strip * mr,
+                      min(rows - strip * mr, mr), mr, k0, kc)
+        for jp in range(jp0, jp1):
+            for strip in range(_cdiv(rows, mr)):
+                _ukernel(a_rows, kc, apack + strip * kc * mr,
+                         (<const floating *> p.b_direct) + k0 * p.ldb + jp * nr
+                         if p.b_direct != NULL
+                         else _bpanel(<floating *> bpack, p.n_pad, nr, p.K, k0, jp),
+                         p.ldb,
+                         dst + strip * mr * ldd + jp * nr, ldd,
+                         min(rows - strip * mr, mr), min(p.N - jp * nr, nr),
+                         k0 != kbeg,
+                         bias + jp * nr if (fuse and bias != NULL) else NULL,
+                         p.relu and fuse)
+        k0 += kc
+
+
+cdef void _gemm_item(const Plan *p, int64_t item, floating *apack, const floating *bpack,
+                     floating *C, int64_t ldc, floating *partial) noexcept nogil:
+    """Work item = (chunk ci, row block ib, column block)."""
+    cdef int64_t ci = item // (p.m_blocks * p.n_blocks)
+    cdef int64_t ib = (item // p.n_blocks) % p.m_blocks
+    cdef int64_t jp0 = (item % p.n_blocks) * p.panels_per_block
+    cdef int64_t jp1 = min(jp0 + p.panels_per_block, _cdiv(p.N, p.nr))
+    cdef int64_t m0 = ib * p.mc
+    if p.split > 1:
+        _gemm_block(p, ci, m0, min(p.M - m0, p.mc), jp0, jp1, apack, bpack,
+                    partial + ci * p.M * p.N + m0 * p.N, p.N)
+    else:
+        _gemm_block(p, ci, m0, min(p.M - m0, p.mc), jp0, jp1, apack, bpack,
+                    C + m0 * ldc, ldc)
+
+
+cdef void _plan(Plan *p, const Source *A, const Source *Bt, int64_t M, int64_t N, int64_t K,
+               const void *bias, int relu, int split_k, int is_f32,
+               int nthreads) noexcept nogil:
+    _tile_shape(is_f32, &p.mr, &p.nr)
+    # B^T as SRC_COLS is B row-major: with whole panels, read it in place, unpacked.
+    if Bt.kind == SRC_COLS and N % p.nr == 0:
+        p.b_direct = Bt.data
+        p.ldb = Bt.ld
+    else:
+        p.b_direct = NULL
+        p.ldb = p.nr
+    p.A = A
+    p.M = M
+    p.N = N
+    p.K = K
+    p.mc = _cdiv(MC_TARGET, p.mr) * p.mr
+    p.n_pad = _cdiv(N, p.nr) * p.nr
+    p.split = _split_k(M, N, K) if split_k else 1
+    p.chunk = _cdiv(K, p.split)
+    p.m_blocks = _cdiv(M, p.mc)
+    p.bias = bias
+    p.relu = relu
+    cdef int64_t n_panels = _cdiv(N, p.nr)
+    # Column blocks only spread work over threads; they change no sum.
+    p.n_blocks = 1
+    while p.n_blocks < n_panels and p.split * p.m_blocks * p.n_blocks < 4 * nthreads:
+        p.n_blocks += 1
+    p.panels_per_block = _cdiv(n_panels, p.n_blocks)
+    p.n_blocks = _cdiv(n_panels, p.panels_per_block)
+
+
+cdef inline char *_aligned(char *ptr) noexcept nogil:
+    return <char *> ((<uintptr_t> ptr + ALIGN - 1) // ALIGN * ALIGN)
+
+
+cdef void _pack_b(const Plan *p, const Source *Bt, floating *bpack,
+                  int nthreads) noexcept nogil:
+    """Packs all of B into bpack: k block at k0, column panel jp at _bpanel(k0, jp).
+    Nothing to do when B is read in place."""
+    cdef int64_t n_panels = _cdiv(p.N, p.nr)
+    cdef int64_t item, kb, jp, k0
+    if p.b_direct != NULL:
+        return
+    with parallel(num_threads=nthreads):
+        for item in prange(_cdiv(p.K, KC) * n_panels, schedule="static"):
+            kb = item // n_panels
+            jp = item - kb * n_panels
+            k0 = kb * KC
+            _pack(Bt, _bpanel(bpack, p.n_pad, p.nr, p.K, k0, jp), jp * p.nr,
+                  min(p.N - jp * p.nr, p.nr), p.nr, k0, min(p.K - k0, KC))
+
+
+cdef inline int64_t _bpack_bytes(const Plan *p, int64_t itemsize) noexcept nogil:
+    return _align(p.K * p.n_pad * itemsize) + ALIGN
+
+
+cdef void _gemm(const Source *A, const Source *Bt, floating *C, int64_t ldc,
+                int64_t M, int64_t N, int64_t K, const floating *bias, int relu, int split_k,
+                char *scratch, int nthreads) noexcept nogil:
+    """C = A @ B (+ bias per column, then ReLU). Bt describes B transposed (N x K).
+    With split_k, the K dimension is cut into fixed chunks summed in order.
+    Scratch: packed B, then one A block per thread, then the split-K partials."""
+    cdef Plan p
+    _plan(&p, A, Bt, M, N, K, bias, relu, split_k, floating is float, nthreads)
+    cdef floating *bpack = <floating *> _aligned(scratch)
+    _pack_b(&p, Bt, bpack, nthreads)
+    cdef char *apack_base = scratch + _bpack_bytes(&p, sizeof(floating))
+    cdef int64_t apack_bytes = _align(p.mc * KC * sizeof(floating))
+    cdef floating *partial = <floating *> (apack_base + nthreads * apack_bytes)
+    cdef int64_t item, i, j, ci
+    cdef floating v
+
+    with parallel(num_threads=nthreads):
+        for item in prange(p.split * p.m_blocks * p.n_blocks, schedule="static"):
+            _gemm_item(&p, item, <floating *> (apack_base + threadid() * apack_bytes),
+                       bpack, C, ldc, partial)
+
+    # Split-K: sum the chunks in order, then bias and ReLU.
+    if p.split > 1:
+        with parallel(num_threads=nthreads):
+            for i in prange(M, schedule="static"):
+                for j in range(N):
+                    v = partial[i * N + j]
+                    for ci in range(1, p.split):
+                        v = v + partial[(ci * M + i) * N + j]
+                    if bias != NULL:
+                        v = v + bias[j]
+                    if relu and v <= 0:
+                        v = 0
+                    C[i * ldc + j] = v
+
+
+cdef char *_scratch(workspace, int64_t nbytes) except NULL:
+    cdef unsigned char[::1] buf = workspace(nbytes)
+    if buf.shape[0] < nbytes:
+        raise RuntimeError(f"workspace gave {buf.shape[0]} bytes, {nbytes} needed")
+    return <char *> &buf[0]
+
+
+
+# ---------------------------------------------------------------------------------
+# Dense
+# ---------------------------------------------------------------------------------
+
+def dense(const floating[:, ::1] x, const floating[:, ::1] kernel, const floating[::1] bias,
+          floating[:, ::1] y, bint relu, int nthreads, workspace):
+    """y = x @ kernel (+ bias, ReLU). x: (B, I), kernel: (I, O), y: (B, O)."""
+    cdef int64_t B = x.shape[0], I = x.shape[1], O = kernel.shape[1]
+    cdef Source a = _matrix(SRC_ROWS, &x[0, 0], I)
+    cdef Source bt = _matrix(SRC_COLS, &kernel[0, 0], O)
+    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, O, I, 1, nthreads,
+                                                           sizeof(floating), floating is float))
+    cdef const floating *b = &bias[0] if bias is not None else NULL
+    with nogil:
+        _gemm(&a, &bt, &y[0, 0], O, B, O, I, b, relu, 0, s, nthreads)
+
+
+def dense_input_grad(const floating[:, ::1] dy, const floating[:, ::1] kernel,
+                     floating[:, ::1] dx, int nthreads, workspace):
+    """dx = dy @ kernel^T."""
+    cdef int64_t B = dy.shape[0], I = kernel.shape[0], O = kernel.shape[1]
+    cdef Source a = _matrix(SRC_ROWS, &dy[0, 0], O)
+    cdef Source bt = _matrix(SRC_ROWS, &kernel[0, 0], O)   # B = kernel^T
+    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, I, O, 1, nthreads,
+                                                           sizeof(floating), floating is float))
+    with nogil:
+        _gemm(&a, &bt, &dx[0, 0], I, B, I, O, NULL, 0, 0, s, nthreads)
+
+
+def dense_kernel_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
+                      floating[:, ::1] dkernel, floating[::1] dbias, int nthreads, workspace):
+    """dkernel = x^T @ dy and dbias = dy summed over the batch, in fixed chunks."""
+    cdef int64_t B = x.shape[0], I = x.shape[1], O = dy.shape[1]
+    cdef Source a = _matrix(SRC_COLS, &x[0, 0], I)          # A = x^T
+    cdef Source bt = _matrix(SRC_COLS, &dy[0, 0], O)
+    cdef char *s = _scratch(workspace, max(
+        _gemm_scratch_bytes(I, O, B, _split_k(I, O, B), nthreads, sizeof(floating),
+                            floating is float),
+        _column_sums_scratch_bytes(B, O, sizeof(floating))))
+    with nogil:
+        _gemm(&a, &bt, &dkernel[0, 0], O, I, O, B, NULL, 0, 1, s, nthreads)
+    if dbias is not None:
+        _column_sums(&dy[0, 0], B, O, &dbias[0], s, nthreads)

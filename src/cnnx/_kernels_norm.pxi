@@ -1,0 +1,272 @@
+# Included by _kernels.pyx (one extension module; see its header).
+# Normalization statistics: group (LayerNormalization, GroupNormalization) and batch
+
+# ---------------------------------------------------------------------------------
+# Group statistics normalization (LayerNormalization, GroupNormalization)
+# ---------------------------------------------------------------------------------
+# x is seen as (N, P, G, K): N independent samples (rows), P positions, G groups of K
+# channels; each (n, g) is normalized over its P * K values, then channel c = g * K + k
+# is scaled by gamma[c] and shifted by beta[c]. LayerNormalization is P = G = 1;
+# GroupNormalization is P = height * width.
+
+cdef enum:
+    NORM_CHUNK = 16     # samples per partial of the gamma / beta gradients
+
+
+def group_norm(const floating[:, :, :, ::1] x, const floating[::1] gamma,
+               const floating[::1] beta, double epsilon, floating[:, :, :, ::1] y,
+               floating[:, ::1] mean, floating[:, ::1] rstd, int nthreads):
+    """y = (x - mean) * rstd * gamma + beta per (sample, group); mean and rstd =
+    1 / sqrt(var + epsilon) (N x G) are kept for the backward pass. Two passes (the mean,
+    then the centred squares), in a fixed order per (sample, group)."""
+    cdef int64_t N = x.shape[0], P = x.shape[1], G = x.shape[2], K = x.shape[3]
+    cdef int64_t item, n, g, p, k
+    cdef double s, d, m, r
+    cdef floating mf, rf
+    cdef const floating *row
+    cdef floating *out
+    cdef bint has_gamma = gamma is not None, has_beta = beta is not None
+    if N * G == 0:
+        return
+    with nogil:
+        for item in prange(N * G, num_threads=nthreads, schedule="static"):
+            n = item // G
+            g = item - n * G
+            s = 0
+            for p in range(P):
+                row = &x[n, p, g, 0]
+                for k in range(K):
+                    s = s + row[k]
+            m = s / (P * K) if P * K else 0.0
+            s = 0
+            for p in range(P):
+                row = &x[n, p, g, 0]
+                for k in range(K):
+                    d = row[k] - m
+                    s = s + d * d
+            r = 1.0 / sqrt(s / (P * K) + epsilon) if P * K else 0.0
+            mf = <floating> m
+            rf = <floating> r
+            mean[n, g] = mf
+            rstd[n, g] = rf
+            for p in range(P):
+                row = &x[n, p, g, 0]
+                out = &y[n, p, g, 0]
+                for k in range(K):
+                    out[k] = (row[k] - mf) * rf
+                    if has_gamma:
+                        out[k] = out[k] * gamma[g * K + k]
+                    if has_beta:
+                        out[k] = out[k] + beta[g * K + k]
+
+
+def group_norm_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                    const floating[::1] gamma, const floating[:, ::1] mean,
+                    const floating[:, ::1] rstd, floating[:, :, :, ::1] dx,
+                    floating[::1] dgamma, floating[::1] dbeta, int nthreads, workspace):
+    """dx per (sample, group): rstd / M * (M g - sum g - xhat sum g xhat), g = dy * gamma,
+    M = P * K (skipped when dx is None); dgamma = sum of dy * xhat and dbeta = sum of dy
+    over samples and positions, in fixed chunks of NORM_CHUNK samples added in order
+    (skipped when None)."""
+    cdef int64_t N = x.shape[0], P = x.shape[1], G = x.shape[2], K = x.shape[3]
+    cdef int64_t C = G * K, M = P * K
+    cdef int64_t item, n, g, p, k, ch, e, nchunks
+    cdef double s1, s2, xh, gk
+    cdef floating m, r
+    cdef floating *part
+    cdef floating *partial
+    cdef bint has_gamma = gamma is not None
+    if dx is not None and N * G > 0 and M > 0:
+        with nogil:
+            for item in prange(N * G, num_threads=nthreads, schedule="static"):
+                n = item // G
+                g = item - n * G
+                m = mean[n, g]
+                r = rstd[n, g]
+                s1 = 0
+                s2 = 0
+                for p in range(P):
+                    for k in range(K):
+                        gk = dy[n, p, g, k] * (gamma[g * K + k] if has_gamma else 1)
+                        s1 = s1 + gk
+                        s2 = s2 + gk * (x[n, p, g, k] - m) * r
+                for p in range(P):
+                    for k in range(K):
+                        gk = dy[n, p, g, k] * (gamma[g * K + k] if has_gamma else 1)
+                        xh = (x[n, p, g, k] - m) * r
+                        dx[n, p, g, k] = <floating> (r * (gk - s1 / M - xh * s2 / M))
+    if dgamma is None and dbeta is None:
+        return
+    nchunks = _cdiv(N, NORM_CHUNK)
+    if nchunks == 0 or C == 0:
+        if dgamma is not None:
+            dgamma[...] = 0
+        if dbeta is not None:
+            dbeta[...] = 0
+        return
+    partial = <floating *> _aligned(_scratch(workspace, nchunks * 2 * C * sizeof(floating)
+                                             + ALIGN))
+    with nogil:
+        for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
+            part = partial + ch * 2 * C
+            for e in range(2 * C):
+                part[e] = 0
+            for n in range(ch * NORM_CHUNK, min(N, (ch + 1) * NORM_CHUNK)):
+                for p in range(P):
+                    for g in range(G):
+                        m = mean[n, g]
+                        r = rstd[n, g]
+                        for k in range(K):
+                            part[g * K + k] = part[g * K + k] + dy[n, p, g, k] * (
+                                x[n, p, g, k] - m) * r
+                            part[C + g * K + k] = part[C + g * K + k] + dy[n, p, g, k]
+    if dgamma is not None:
+        _sum_chunks(partial, nchunks, 2 * C, 1, C, C, &dgamma[0], nthreads)
+    if dbeta is not None:
+        _sum_chunks(partial + C, nchunks, 2 * C, 1, C, C, &dbeta[0], nthreads)
+
+
+# ---------------------------------------------------------------------------------
+# Batch normalization over rows (BatchNormalization: statistics per channel)
+# ---------------------------------------------------------------------------------
+# x is seen as (R, C): R rows (samples x positions), C channels. The per-channel sums
+# over rows are cut into chunks of BN_CHUNK rows, each summed in double precision in row
+# order into its own partial, and the partials added in chunk order: the same bits for
+# any thread count.
+
+cdef enum:
+    BN_CHUNK = 256
+
+
+cdef void _bn_partial_sums(const floating *x, const double *centre, int64_t R, int64_t C,
+                           bint square, double *partial, int nthreads) noexcept nogil:
+    """partial[ch, c] = sum over the chunk's rows of x (or of (x - centre)^2)."""
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, i, c
+    cdef double *part
+    cdef double d
+    with parallel(num_threads=nthreads):
+        for ch in prange(nchunks, schedule="static"):
+            part = partial + ch * C
+            for c in range(C):
+                part[c] = 0
+            for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
+                if square:
+                    for c in range(C):
+                        d = x[i * C + c] - centre[c]
+                        part[c] = part[c] + d * d
+                else:
+                    for c in range(C):
+                        part[c] = part[c] + x[i * C + c]
+
+
+cdef void _bn_chunk_total(const double *partial, int64_t nchunks, int64_t C,
+                          double *out) noexcept nogil:
+    cdef int64_t ch, c
+    for c in range(C):
+        out[c] = 0
+    for ch in range(nchunks):
+        for c in range(C):
+            out[c] = out[c] + partial[ch * C + c]
+
+
+def batch_norm_moments(const floating[:, ::1] x, floating[::1] mean, floating[::1] var,
+                       int nthreads, workspace):
+    """The mean and (biased) variance of each column of x, in two passes."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], c
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
+    cdef double *partial
+    cdef double *total
+    if C == 0:
+        return
+    if R == 0:
+        mean[...] = 0
+        var[...] = 0
+        return
+    partial = <double *> _aligned(_scratch(workspace, (nchunks + 2) * C * sizeof(double)
+                                           + ALIGN))
+    total = partial + nchunks * C
+    with nogil:
+        _bn_partial_sums(&x[0, 0], NULL, R, C, False, partial, nthreads)
+        _bn_chunk_total(partial, nchunks, C, total)
+        for c in range(C):
+            total[c] = total[c] / R
+            mean[c] = <floating> total[c]
+        _bn_partial_sums(&x[0, 0], total, R, C, True, partial, nthreads)
+        _bn_chunk_total(partial, nchunks, C, total + C)
+        for c in range(C):
+            var[c] = <floating> (total[C + c] / R)
+
+
+def batch_norm_apply(const floating[:, ::1] x, const floating[::1] scale,
+                     const floating[::1] shift, floating[:, ::1] y, int nthreads):
+    """y = x * scale + shift per column (the normalization and its affine map, folded)."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], i, c
+    with nogil:
+        for i in prange(R, num_threads=nthreads, schedule="static"):
+            for c in range(C):
+                y[i, c] = x[i, c] * scale[c] + shift[c]
+
+
+def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
+                    const floating[::1] mean, const floating[::1] rstd,
+                    const floating[::1] gamma, bint training, floating[:, ::1] dx,
+                    floating[::1] dgamma, floating[::1] dbeta, int nthreads, workspace):
+    """dbeta = sum dy, dgamma = sum dy * xhat (xhat = (x - mean) * rstd), per column;
+    dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / R) with batch statistics
+    (training), or gamma * rstd * dy with fixed ones. Any output may be None."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], i, c, ch
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
+    cdef double *partial
+    cdef double *s1
+    cdef double *s2
+    cdef double *part
+    cdef double g
+    cdef floating a, xh
+    cdef bint has_gamma = gamma is not None
+    if C == 0:
+        return
+    if R == 0:
+        if dgamma is not None:
+            dgamma[...] = 0
+        if dbeta is not None:
+            dbeta[...] = 0
+        return
+    partial = <double *> _aligned(_scratch(workspace, (2 * nchunks + 2) * C * sizeof(double)
+                                           + ALIGN))
+    s1 = partial + 2 * nchunks * C
+    s2 = s1 + C
+    with nogil:
+        with parallel(num_threads=nthreads):
+            for ch in prange(nchunks, schedule="static"):
+                part = partial + 2 * ch * C
+                for c in range(2 * C):
+                    part[c] = 0
+                for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
+                    for c in range(C):
+                        g = dy[i, c]
+                        part[c] = part[c] + g
+                        part[C + c] = part[C + c] + g * (x[i, c] - mean[c]) * rstd[c]
+        for c in range(C):
+            s1[c] = 0
+            s2[c] = 0
+        for ch in range(nchunks):
+            for c in range(C):
+                s1[c] = s1[c] + partial[2 * ch * C + c]
+                s2[c] = s2[c] + partial[2 * ch * C + C + c]
+    if dbeta is not None:
+        for c in range(C):
+            dbeta[c] = <floating> s1[c]
+    if dgamma is not None:
+        for c in range(C):
+            dgamma[c] = <floating> s2[c]
+    if dx is None:
+        return
+    with nogil:
+        for i in prange(R, num_threads=nthreads, schedule="static"):
+            for c in range(C):
+                a = (gamma[c] if has_gamma else 1) * rstd[c]
+                if training:
+                    xh = (x[i, c] - mean[c]) * rstd[c]
+                    dx[i, c] = a * (dy[i, c] - <floating> ((s1[c] + xh * s2[c]) / R))
+                else:
+                    dx[i, c] = a * dy[i, c]
