@@ -136,6 +136,32 @@ def test_distributed_optimizer_checks_its_arguments():
 
 
 @needs_mpi
+def test_sharded_inference_checks_its_arguments(tmp_path):
+    cnnx.distributed.init()
+    model = cnnx.Sequential([cnnx.Input((4, 4, 3)), cnnx.layers.GlobalAveragePooling2D()])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((2, 4, 4, 3)), np.zeros((2, 3))
+    with pytest.raises(ValueError, match="predict: `batch_size` must be a positive int"):
+        cnnx.distributed.predict(model, x, batch_size=0)
+    with pytest.raises(ValueError, match="`root` must be None or a rank"):
+        cnnx.distributed.predict(model, x, root=1)
+    with pytest.raises(ValueError, match="evaluate: `steps` must be a positive int"):
+        cnnx.distributed.evaluate(model, x, y, steps=-1)
+    with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
+        cnnx.distributed.predict_directory(model, tmp_path, tmp_path / "p.csv", batch_size=0)
+    with pytest.raises(ValueError, match="`rescale` must be a finite number"):
+        cnnx.distributed.predict_directory(model, tmp_path, tmp_path / "p.csv",
+                                           rescale=float("nan"))
+    with pytest.raises(ValueError, match="must end in .csv or .npz"):
+        cnnx.distributed.predict_directory(model, tmp_path, tmp_path / "p.txt")
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        cnnx.distributed.predict_directory(model, tmp_path / "absent", tmp_path / "p.csv")
+    with pytest.raises(ValueError, match="no images"):
+        cnnx.distributed.predict_directory(model, tmp_path, tmp_path / "p.csv")
+    assert not (tmp_path / "p.csv").exists()
+
+
+@needs_mpi
 def test_one_process_micro_batches_match_a_plain_step_in_float64(rng):
     # The micro-batch tree is a different summation of the same gradient: in float64 it
     # agrees with the one-batch step to rounding.

@@ -9,11 +9,13 @@ runs the model on its own only; predict_directory reads only its own images.
 """
 import csv
 import io
+import numbers
 import os
 import stat
 
 import numpy as np
 
+from .. import _args
 from ..data_adapter import EpochIterator, is_source
 from ..progbar import Progbar
 from ._world import world as _world
@@ -89,7 +91,8 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, root=None):
         raise ValueError(f"{where}: `root` must be None or a rank in [0, {world.size}), "
                          f"received {root!r}")
     model._require_built_for(x, where)
-    batch_size = 32 if batch_size is None else batch_size
+    batch_size = _args.positive_int(batch_size, "batch_size", where) or 32
+    steps = _args.positive_int(steps, "steps", where)
     if is_source(x):
         data = EpochIterator.from_source(model, x, steps, where, targets=False)
     else:
@@ -125,13 +128,13 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=0, sample_weight=No
     where = "cnnx.distributed.evaluate"
     model._require_built_for(x, where)
     model._require_compiled(where)
-    batch_size = 32 if batch_size is None else batch_size
+    batch_size = _args.positive_int(batch_size, "batch_size", where) or 32
+    steps = _args.positive_int(steps, "steps", where)
     if is_source(x):
         data = EpochIterator.from_source(model, x, steps, where)
     else:
         xs = model._check_x(x, where)
         ys = model._check_y(y, len(xs[0]), where)
-        from .. import _args
         sample_weight = _args.finite_weights(sample_weight, len(xs[0]), "sample_weight",
                                              where)
         data = EpochIterator.from_arrays(xs, ys, sample_weight, batch_size, steps, False)
@@ -211,6 +214,11 @@ def predict_directory(model, directory, output, batch_size=32, target_size=None,
     if isinstance(model, (str, os.PathLike)):
         from ..models import load_model
         model = load_model(model)
+    batch_size = _args.positive_int(batch_size, "batch_size", where, optional=False)
+    if rescale is not None and (isinstance(rescale, bool) or not isinstance(
+            rescale, numbers.Real) or not np.isfinite(rescale)):
+        raise ValueError(f"{where}: `rescale` must be a finite number or None, received "
+                         f"{rescale!r}")
     output = os.fspath(output)
     if not output.endswith(_OUTPUT_SUFFIXES):
         raise ValueError(f"{where}: `output` must end in .csv or .npz, received "
