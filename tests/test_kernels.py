@@ -4,6 +4,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import cnnx
 from cnnx import _kernels, ops
 from cnnx import _reference as ref
 
@@ -233,6 +234,61 @@ def test_dense_matches_reference(b, i, o, dtype, rng, simd_path):
     dy = rng.standard_normal((b, o)).astype(dtype)
     for g, r in zip(ops.dense_backward(x, kernel, dy), ref.dense_backward(x, kernel, dy)):
         np.testing.assert_allclose(g, r, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", ["gemm", "gemv"])
+@pytest.mark.parametrize("b,i,o", [(1, 1, 1), (1, 1600, 10), (1, 300, 100), (2, 7, 3),
+                                   (5, 40, 17), (0, 5, 3)])
+def test_both_dense_paths_match_reference(b, i, o, path, dtype, rng, simd_path):
+    # The row path (one image through a classifier's head, by default) and the GEMM,
+    # each forced on shapes the other would take; zero rows included.
+    x = rng.standard_normal((b, i)).astype(dtype)
+    kernel = rng.standard_normal((i, o)).astype(dtype)
+    bias = rng.standard_normal(o).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else TOL[dtype]
+    before = _kernels.dense_path()
+    _kernels.set_dense_path(path)
+    try:
+        for act, b_ in ((None, bias), ("relu", bias), ("relu", None)):
+            np.testing.assert_allclose(ops.dense(x, kernel, b_, act),
+                                       ref.dense(x, kernel, b_, act), **tol)
+    finally:
+        _kernels.set_dense_path(before)
+
+
+def test_one_image_through_a_narrow_dense_layer_takes_the_row_path(rng, simd_path):
+    # The rule, seen through the bits (the two paths sum in different orders): one row
+    # narrower than the GEMM's tile takes the rows of multiply-adds; two rows, or a wide
+    # output, the GEMM.
+    def run(b, o, path):
+        before = _kernels.dense_path()
+        _kernels.set_dense_path(path)
+        try:
+            return ops.dense(x[:b], kernel[:, :o])
+        finally:
+            _kernels.set_dense_path(before)
+    x = rng.standard_normal((2, 700)).astype(np.float32)
+    kernel = rng.standard_normal((700, 100)).astype(np.float32)
+    cases = [(1, 1, "gemv"), (2, 1, "gemm"), (2, 10, "gemm"), (1, 100, "gemm")]
+    if simd_path in ("avx512", "avx2"):   # tiles 32 and 16 wide (the baseline's: 8)
+        cases.append((1, 10, "gemv"))
+    for b, o, expected in cases:
+        other = "gemm" if expected == "gemv" else "gemv"
+        if o > 1:   # (one output of one row: both paths may well give the same bits)
+            assert not np.array_equal(run(b, o, expected), run(b, o, other))
+        np.testing.assert_array_equal(run(b, o, "auto"), run(b, o, expected))
+    before = cnnx.get_num_threads()
+    try:   # the row path's columns are cut into work items by the shape alone
+        outs = []
+        for threads in (1, 2, 3):
+            cnnx.set_num_threads(threads)
+            outs.append(run(1, 100, "gemv"))
+    finally:
+        cnnx.set_num_threads(before)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    with pytest.raises(ValueError, match="dense path must be one of"):
+        _kernels.set_dense_path("fast")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
