@@ -116,6 +116,11 @@ def layer_cases(name, spec, rng):
         cases.append((f"{tag} fwd", flops,
                       lambda f=flat, w=w, b=b, o=np.empty_like(dz): ops.dense(f, w, b, out=o),
                       lambda f=flat, w=w, b=b: ref.dense(f, w, b)))
+        one = np.ascontiguousarray(flat[:1])   # inference on one image: the row path
+        cases.append((f"{tag} fwd, 1 image", 2.0 * flat.shape[1] * units,
+                      lambda f=one, w=w, b=b, o=np.empty((1, units), np.float32):
+                          ops.dense(f, w, b, out=o),
+                      lambda f=one, w=w, b=b: ref.dense(f, w, b)))
         grads = (np.empty_like(flat), np.empty_like(w), np.empty_like(b))
         cases.append((f"{tag} bwd", 2 * flops,
                       lambda f=flat, w=w, dz=dz, g=grads: ops.dense_backward(f, w, dz, out=g),
