@@ -152,6 +152,23 @@ def directory_fit(out, tag, folder):
     write(out, tag, {"digest": digest(model), "history": history.history})
 
 
+def unseeded(out, tag, folder):
+    """No seed anywhere: each process starts from its own random state; the job must
+    still agree (rank 0's weights, generator and shuffles)."""
+    gen = cnnx.preprocessing.image.ImageDataGenerator(rescale=1 / 255, rotation_range=20,
+                                                      horizontal_flip=True)
+    flow = gen.flow_from_directory(folder, target_size=(8, 8), batch_size=10,
+                                   class_mode="binary")
+    model = cnnx.Sequential([cnnx.Input((8, 8, 3)), layers.Conv2D(3, 3, activation="relu"),
+                             layers.Dropout(0.3), layers.Flatten(),
+                             layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=hvd.DistributedOptimizer("adam"), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(flow, epochs=2, verbose=0,
+                        callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)])
+    write(out, tag, {"digest": digest(model), "history": history.history})
+
+
 def fail(out, tag, how):
     model = build()
     x, y, _ = data()

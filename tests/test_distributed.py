@@ -331,6 +331,18 @@ def test_a_directory_iterator_is_read_in_shards_with_the_same_bits(tmp_path):
 
 @needs_mpi
 @pytest.mark.slow
+def test_an_unseeded_job_agrees_on_every_process(tmp_path):
+    # No set_random_seed, an image iterator without a seed: every process has its own
+    # random state until fit gives it rank 0's (weights by the broadcast callback).
+    pytest.importorskip("PIL")
+    folder = _image_folder(tmp_path / "images")
+    _, records = run_job(tmp_path, 3, "unseeded", "u", folder)
+    assert len({r["digest"] for r in records}) == 1
+    assert all(r["history"] == records[0]["history"] for r in records)
+
+
+@needs_mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["raise", "kill"])
 def test_a_failing_process_ends_the_job_quickly(tmp_path, how):
     command = _mpiexec() + ["-n", "2", sys.executable, str(JOB), "fail", str(tmp_path),

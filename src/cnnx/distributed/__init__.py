@@ -47,14 +47,22 @@ class Distribution:
     def __deepcopy__(self, memo):   # a communicator is not copied: clones share it
         return self
 
-    def begin_fit(self):
-        """Fix the fit's random key: the last set_random_seed's seed (so that a job
-        restarted with the same seed draws the same numbers), else a number drawn by
-        rank 0, the same on every process."""
+    def begin_fit(self, sources=()):
+        """Give every process rank 0's global generator (an image iterator made without
+        a seed draws its shuffles and augmentations from it), reshuffle the first epoch
+        of such iterators (`sources`) from it, and fix the fit's random key: the last
+        set_random_seed's seed (so that a job restarted with the same seed draws the
+        same numbers), else a number drawn from the shared generator."""
+        _share_generator(self.world, _random.generator())
+        for source in sources:
+            if getattr(source, "seed", 1) is None and callable(
+                    getattr(source, "_set_index_array", None)):
+                if source._rng is not _random.generator():   # made before a reseed
+                    _share_generator(self.world, source._rng)
+                source._set_index_array()
         seed = _random.last_seed()
         if seed is None:
-            drawn = np.array([_random.generator().integers(2 ** 63)], np.int64)
-            seed = int(self.world.bcast(drawn, 0)[0])
+            seed = int(_random.generator().integers(2 ** 63))
         self._key = int(seed)
 
     def step_key(self, iterations):
@@ -81,6 +89,24 @@ class Distribution:
     def train_step(self, model, data):
         from ._step import train_step
         return train_step(self, model, data)
+
+
+def _share_generator(world, generator):
+    """Set every process's `generator` (a PCG64 Generator) to rank 0's state, sent as
+    six 64-bit words (no pickle)."""
+    if world.size == 1:
+        return
+    bits = generator.bit_generator
+    state = bits.state
+    mask = (1 << 64) - 1
+    words = np.array([state["state"]["state"] >> 64, state["state"]["state"] & mask,
+                      state["state"]["inc"] >> 64, state["state"]["inc"] & mask,
+                      state["has_uint32"], state["uinteger"]], np.uint64)
+    words = [int(w) for w in world.bcast(words, 0)]
+    bits.state = {"bit_generator": state["bit_generator"],
+                  "state": {"state": (words[0] << 64) | words[1],
+                            "inc": (words[2] << 64) | words[3]},
+                  "has_uint32": words[4], "uinteger": words[5]}
 
 
 def DistributedOptimizer(optimizer, micro_batches=None, **kwargs):

@@ -313,7 +313,7 @@ class Trainer:
         cb.on_train_begin()
         rng = _random.generator()
         if distribution is not None:
-            distribution.begin_fit()
+            distribution.begin_fit([x] if is_source(x) else [])
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cb.on_epoch_begin(epoch)
