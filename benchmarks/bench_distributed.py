@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import cnnx  # noqa: E402
 from cnnx import distributed  # noqa: E402
+from cnnx.data_adapter import Batch  # noqa: E402
 from cnnx.distributed import _step  # noqa: E402
 
 from bench_models import build, workloads  # noqa: E402
@@ -95,7 +96,7 @@ def steps(world, repeats):
             model, x, y, _ = build(name, spec, opt)
             batch = len(x)
             lo, hi = (0, batch) if parts is None else opt._distribution.rows(batch)
-            data = ([x[lo:hi]], [y], None) if parts is None else _step.Batch(
+            data = ([x[lo:hi]], [y], None) if parts is None else Batch(
                 [x[lo:hi]], [y], None, batch, lo)
             model.train_step(([x], [y], None) if parts is None else data)
             row[label] = 1.0 / timed(world, lambda m=model, d=data: m.train_step(d), repeats)

@@ -121,6 +121,16 @@ class Prefetcher:
                 pass
 
 
+class Batch(tuple):
+    """(x, y, sample_weight) of a global batch of which this process holds the rows
+    offset to offset + len(x[0]) of x; y and sample_weight are whole."""
+
+    def __new__(cls, x, y, sample_weight, size, offset):
+        batch = super().__new__(cls, (x, y, sample_weight))
+        batch.size, batch.offset = size, offset
+        return batch
+
+
 class _Shard:
     """Part of a batch read by one process of cnnx.distributed: the batch (x holding the
     rows offset to offset + len), and the whole batch's size."""
@@ -188,7 +198,6 @@ class EpochIterator:
                      None if ys is None else [None if a is None else a[pick] for a in ys],
                      None if sw is None else sw[pick])
             if self._shard is not None:
-                from .distributed._step import Batch
                 lo, hi = self._shard(stop - start)
                 rows = slice(start + lo, start + hi) if order is None else pick[lo:hi]
                 batch = Batch([a[rows] for a in xs], batch[1], batch[2], stop - start, lo)
@@ -218,7 +227,6 @@ class EpochIterator:
                 ys = model._check_y(yb, n, where)
                 wb = model._sample_weights(ys, wb, class_weight, n, where)
                 if part is not None:
-                    from .distributed._step import Batch
                     yield step, Batch(xs, ys, wb, part.size, part.offset)
                     continue
                 yield step, (xs, ys, wb)

@@ -7,7 +7,9 @@ batch order, so that predictions, losses and metrics have the bits of a one-proc
 run. Each process may read every batch of a data source (it needs the targets), but
 runs the model on its own only; predict_directory reads only its own images.
 """
+import contextlib
 import csv
+import functools
 import io
 import numbers
 import os
@@ -130,14 +132,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=0, sample_weight=No
     model._require_compiled(where)
     batch_size = _args.positive_int(batch_size, "batch_size", where) or 32
     steps = _args.positive_int(steps, "steps", where)
-    if is_source(x):
-        data = EpochIterator.from_source(model, x, steps, where)
-    else:
-        xs = model._check_x(x, where)
-        ys = model._check_y(y, len(xs[0]), where)
-        sample_weight = _args.finite_weights(sample_weight, len(xs[0]), "sample_weight",
-                                             where)
-        data = EpochIterator.from_arrays(xs, ys, sample_weight, batch_size, steps, False)
+    data = model._evaluation_data(x, y, batch_size, sample_weight, steps, where)
     logs = evaluate_epoch(model, data, verbose)
     if return_dict:
         return logs
@@ -146,25 +141,13 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=0, sample_weight=No
 
 
 def evaluate_epoch(model, data, verbose=0, cb=None):
-    """Trainer._evaluate over the job's processes (fit's validation goes through it)."""
-    from ..models.trainer import _Means
+    """Trainer._evaluate over the job's processes (fit's validation goes through it):
+    each batch's losses scored from the outputs gathered in rounds."""
     world = _world()
-    model._reset_metrics()
-    means = _Means()
-    bar = Progbar(data.steps, verbose=_verbose(verbose, world))
-    logs = model._logs({"loss": 0.0})
     batches = (b for _, b in data.epoch(None))
-    for step, (batch, outputs, penalty) in enumerate(_rounds(model, batches, world)):
-        if cb is not None:
-            cb.on_test_batch_begin(step)
-        _, yb, wb = batch
-        means.add(model._score(yb, outputs, wb, penalty), len(batch[0][0]))
-        logs = model._logs(means.result())
-        bar.update(step + 1, logs)
-        if cb is not None:
-            cb.on_test_batch_end(step, logs)
-    bar.update(bar.seen, logs, finalize=True)
-    return logs
+    scored = ((batch, functools.partial(model._score, batch[1], outputs, batch[2], penalty))
+              for batch, outputs, penalty in _rounds(model, batches, world))
+    return model._evaluate(data, _verbose(verbose, world), cb, scored=scored)
 
 
 def _images(directory, where):
@@ -254,11 +237,10 @@ def predict_directory(model, directory, output, batch_size=32, target_size=None,
             yield load(names) if mine else [_Rows(len(names))], names
 
     from ..models.saving import _Atomic
-    writer = _Atomic(output, True) if world.rank == 0 else None
     names_all, preds_all = [], []
     bar = Progbar(-(-len(files) // batch_size), verbose=_verbose(verbose, world))
-    handle = writer.__enter__() if writer else None
-    try:
+    # Rank 0 writes (a temporary file, renamed when whole); the others only compute.
+    with _Atomic(output, True) if world.rank == 0 else contextlib.nullcontext() as handle:
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="") \
             if handle is not None and output.endswith(".csv") else None
         table = csv.writer(text) if text is not None else None
@@ -280,13 +262,7 @@ def predict_directory(model, directory, output, batch_size=32, target_size=None,
                      predictions=np.concatenate(preds_all))
         if text is not None:
             text.flush()
-            text.detach()
-    except BaseException as e:
-        if writer:
-            writer.__exit__(type(e), e, e.__traceback__)
-        raise
-    if writer:
-        writer.__exit__(None, None, None)
+            text.detach()   # the file itself is _Atomic's to close
     bar.update(bar.seen, finalize=True)
     return len(files)
 

@@ -16,6 +16,7 @@ bits for 1, 2 or 64 processes, and for one process without MPI.
 import numpy as np
 
 from .. import _random
+from ..data_adapter import Batch
 from ..models import _guard
 
 
@@ -85,16 +86,6 @@ def _missing(i):
     raise AssertionError(f"micro-batch {i} was computed by no process")
 
 
-class Batch(tuple):
-    """(x, y, sample_weight) of a global batch of which this process holds the rows
-    offset to offset + len(x[0]) of x; y and sample_weight are whole."""
-
-    def __new__(cls, x, y, sample_weight, size, offset):
-        batch = super().__new__(cls, (x, y, sample_weight))
-        batch.size, batch.offset = size, offset
-        return batch
-
-
 def train_step(dist, model, data):
     """The distributed equivalent of Trainer.train_step, for model's optimizer `dist`'s."""
     world = dist.world
@@ -134,21 +125,8 @@ def train_step(dist, model, data):
             with _random.stream(np.random.default_rng([*step_key, i])):
                 plan = model._training_plan(xi, variables)
                 outputs = plan.forward(xi)
-            grads, preds = [], []
-            for k, (loss, weight) in enumerate(zip(model._losses, model._loss_weights)):
-                if loss is None:
-                    grads.append(None)
-                    preds.append(outputs[k])
-                    continue
-                if plan.logits[k]:
-                    value, grad, pred = loss.value_and_grad_from_logits(yi[k], outputs[k], wi)
-                else:
-                    (value, grad), pred = loss.value_and_grad(yi[k], outputs[k], wi), \
-                        outputs[k]
-                if weight != 1.0:
-                    grad = grad * grad.dtype.type(weight)
-                grads.append(grad)
-                preds.append(pred)
+            values, grads, preds = model._output_losses(plan, outputs, yi, wi)
+            for k, value in values.items():
                 scalars[i - mine.start, k] = value
             scalars[i - mine.start, n_out] = plan.activity_loss
             for k, pred in enumerate(preds):

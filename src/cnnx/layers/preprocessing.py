@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .. import _random, _warp
+from .. import _args, _random, _warp
 from .base import REGISTRY, Layer
 from .reshaping import INTERPOLATIONS, _interpolation_matrix
 
@@ -156,11 +156,8 @@ class CenterCrop(Layer):
     def __init__(self, height, width, **kwargs):
         super().__init__(**kwargs)
         where = f"CenterCrop {self.name!r}"
-        for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-                    or value < 1:
-                raise ValueError(f"{where}: `{name}` must be a positive int, received "
-                                 f"{value!r}")
+        height = _args.positive_int(height, "height", where, optional=False)
+        width = _args.positive_int(width, "width", where, optional=False)
         self.height, self.width = int(height), int(width)
 
     def build(self, input_shape):
@@ -212,11 +209,8 @@ class Resizing(Layer):
         where = f"Resizing {self.name!r}"
         from .._compat import refuse_unimplemented
         refuse_unimplemented(where, pad_to_aspect_ratio=(pad_to_aspect_ratio, False))
-        for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-                    or value < 1:
-                raise ValueError(f"{where}: `{name}` must be a positive int, received "
-                                 f"{value!r}")
+        height = _args.positive_int(height, "height", where, optional=False)
+        width = _args.positive_int(width, "width", where, optional=False)
         if interpolation not in INTERPOLATIONS:
             raise NotImplementedError(f"{where}: interpolation {interpolation!r} is not "
                                       f"implemented in cnnx; use one of "
@@ -339,11 +333,8 @@ class RandomCrop(_Random):
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         super().__init__(**kwargs)
         where = f"RandomCrop {self.name!r}"
-        for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-                    or value < 1:
-                raise ValueError(f"{where}: `{name}` must be a positive int, received "
-                                 f"{value!r}")
+        height = _args.positive_int(height, "height", where, optional=False)
+        width = _args.positive_int(width, "width", where, optional=False)
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{where}: only data_format='channels_last' is supported")
         self.height, self.width = int(height), int(width)

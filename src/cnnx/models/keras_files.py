@@ -571,16 +571,20 @@ def _h5_json(file, h5, name):
             from None
 
 
-def _load_h5(file, compile):
+def _open_h5(file):
+    """The HDF5 file `file` names, open for reading; errors name the file."""
     h5py = _h5py()
-    from .saving import _architecture
     if not os.path.isfile(file.path):
         raise FileNotFoundError(f"No such file: {file.path!r}")
     try:
-        h5 = h5py.File(file.path, "r")
+        return h5py.File(file.path, "r")
     except OSError as e:
         raise file.fail(f"it is not an HDF5 file ({e})") from None
-    with h5:
+
+
+def _load_h5(file, compile):
+    from .saving import _architecture
+    with _open_h5(file) as h5:
         keras_config = _h5_json(file, h5, "model_config")
         if not isinstance(keras_config, dict):
             raise file.fail("it has no model_config: a weights-only file loads with "
@@ -644,15 +648,8 @@ def _assign_h5_weights(file, group, model):
 def load_h5_weights(model, path):
     """Keras's weights-only HDF5 (save_weights("w.weights.h5") of Keras 3, or a legacy
     .h5 of weights) into `model`, checked whole before anything is assigned."""
-    h5py = _h5py()
     file = _File(path)
-    if not os.path.isfile(file.path):
-        raise FileNotFoundError(f"No such file: {file.path!r}")
-    try:
-        h5 = h5py.File(file.path, "r")
-    except OSError as e:
-        raise file.fail(f"it is not an HDF5 file ({e})") from None
-    with h5:
+    with _open_h5(file) as h5:
         if "layer_names" in h5.attrs or "layer_names0" in h5.attrs or "model_weights" in h5:
             _assign_h5_weights(file, h5.get("model_weights", h5), model)
             return

@@ -10,6 +10,7 @@ Several outputs: `loss`, `metrics` and `loss_weights` may be lists or dicts keye
 output names; the logs hold the weighted total `loss`, and `<output>_loss` and
 `<output>_<metric>` for each output, as Keras 3 names them.
 """
+import functools
 import numbers
 import time
 import warnings
@@ -146,25 +147,10 @@ class Trainer:
             variables = self.trainable_weights
             plan = self._training_plan(x, variables)
             outputs = plan.forward(x)
-            values, grads, preds = {}, [], []
+            values, grads, preds = self._output_losses(plan, outputs, y, sample_weight)
             total = 0.0
-            for i, (loss, weight) in enumerate(zip(self._losses, self._loss_weights)):
-                if loss is None:
-                    grads.append(None)
-                    preds.append(outputs[i])
-                    continue
-                if plan.logits[i]:
-                    value, grad, pred = loss.value_and_grad_from_logits(
-                        y[i], outputs[i], sample_weight)
-                else:
-                    (value, grad), pred = loss.value_and_grad(y[i], outputs[i],
-                                                              sample_weight), outputs[i]
-                if weight != 1.0:
-                    grad = grad * grad.dtype.type(weight)
-                grads.append(grad)
-                preds.append(pred)
-                total += weight * value
-                values[i] = value
+            for i, value in values.items():
+                total += self._loss_weights[i] * value
             total += self._regularization() + plan.activity_loss
             grads = plan.backward(grads)
             grads = [g + v.regularizer.gradient(v.value) if v.regularizer else g
@@ -172,6 +158,30 @@ class Trainer:
             self.optimizer.apply(grads, variables)
             self._update_metrics(y, preds, sample_weight)
         return self._loss_logs(total, values)
+
+    def _output_losses(self, plan, outputs, y, sample_weight):
+        """Each output's loss from a training plan's forward pass: ({output index: loss
+        value}, dL/d(output) scaled by the output's loss weight (None where it has no
+        loss), and the predictions the metrics see (probabilities where the plan handed
+        the loss its logits))."""
+        values, grads, preds = {}, [], []
+        for i, (loss, weight) in enumerate(zip(self._losses, self._loss_weights)):
+            if loss is None:
+                grads.append(None)
+                preds.append(outputs[i])
+                continue
+            if plan.logits[i]:
+                value, grad, pred = loss.value_and_grad_from_logits(
+                    y[i], outputs[i], sample_weight)
+            else:
+                (value, grad), pred = loss.value_and_grad(y[i], outputs[i],
+                                                          sample_weight), outputs[i]
+            if weight != 1.0:
+                grad = grad * grad.dtype.type(weight)
+            grads.append(grad)
+            preds.append(pred)
+            values[i] = value
+        return values, grads, preds
 
     def test_step(self, data):
         """The losses of a batch (x, y, sample_weight) in inference mode, with the
@@ -381,14 +391,7 @@ class Trainer:
         verbose = 1 if verbose == "auto" else verbose
         steps = _args.positive_int(steps, "steps", where)
         cb = self._callback_list(callbacks, where, verbose)
-        if is_source(x):
-            data = x
-        else:
-            xs = self._check_x(x, where)
-            ys = self._check_y(y, len(xs[0]), where)
-            sample_weight = _args.finite_weights(sample_weight, len(xs[0]), "sample_weight",
-                                                 where)
-            data = EpochIterator.from_arrays(xs, ys, sample_weight, batch_size, steps, False)
+        data = self._evaluation_data(x, y, batch_size, sample_weight, steps, where)
         cb.on_test_begin()
         logs = self._evaluate(data, verbose, cb, steps)
         cb.on_test_end(logs)
@@ -397,19 +400,36 @@ class Trainer:
         names = [n for n in self.metrics_names]
         return logs["loss"] if len(names) == 1 else [logs[n] for n in names]
 
-    def _evaluate(self, data, verbose, cb=None, steps=None):
+    def _evaluation_data(self, x, y, batch_size, sample_weight, steps, where):
+        """evaluate's batches: an EpochIterator over a data source, or over the checked
+        arrays in order."""
+        if is_source(x):
+            return EpochIterator.from_source(self, x, steps, where)
+        xs = self._check_x(x, where)
+        ys = self._check_y(y, len(xs[0]), where)
+        sample_weight = _args.finite_weights(sample_weight, len(xs[0]), "sample_weight",
+                                             where)
+        return EpochIterator.from_arrays(xs, ys, sample_weight, batch_size, steps, False)
+
+    def _evaluate(self, data, verbose, cb=None, steps=None, scored=None):
         """The loss (with regularization) and metrics over a data source or iterator, as
-        sorted logs; cb (evaluate's CallbackList) hears every batch."""
+        sorted logs; cb (evaluate's CallbackList) hears every batch. Each batch's losses
+        come from test_step, or from `scored`: (batch, score) pairs, score a function
+        called in turn (cnnx.distributed's, from outputs gathered over the job's
+        processes)."""
         if not isinstance(data, EpochIterator):
             data = EpochIterator.from_source(self, data, steps, "evaluate")
+        if scored is None:
+            scored = ((batch, functools.partial(self.test_step, batch))
+                      for _, batch in data.epoch(None))
         self._reset_metrics()
         means = _Means()
         bar = Progbar(data.steps, verbose=verbose)
         logs = self._logs({"loss": 0.0})
-        for step, batch in data.epoch(None):
+        for step, (batch, score) in enumerate(scored):
             if cb is not None:
                 cb.on_test_batch_begin(step)
-            means.add(self.test_step(batch), len(batch[0][0]))
+            means.add(score(), len(batch[0][0]))
             logs = self._logs(means.result())
             bar.update(step + 1, logs)
             if cb is not None:
