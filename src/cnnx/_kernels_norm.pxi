@@ -143,6 +143,7 @@ cdef void _bn_partial_sums(const floating *x, const double *centre, int64_t R, i
     """partial[ch, c] = sum over the chunk's rows of x (or of (x - centre)^2)."""
     cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, i, c
     cdef double *part
+    cdef const floating *row
     cdef double d
     with parallel(num_threads=nthreads):
         for ch in prange(nchunks, schedule="static"):
@@ -150,13 +151,14 @@ cdef void _bn_partial_sums(const floating *x, const double *centre, int64_t R, i
             for c in range(C):
                 part[c] = 0
             for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
+                row = x + i * C
                 if square:
                     for c in range(C):
-                        d = x[i * C + c] - centre[c]
-                        part[c] = part[c] + d * d
+                        d = row[c] - centre[c]
+                        part[c] += d * d
                 else:
                     for c in range(C):
-                        part[c] = part[c] + x[i * C + c]
+                        part[c] += row[c]
 
 
 cdef void _bn_chunk_total(const double *partial, int64_t nchunks, int64_t C,
@@ -207,21 +209,61 @@ def batch_norm_apply(const floating[:, ::1] x, const floating[::1] scale,
                 y[i, c] = x[i, c] * scale[c] + shift[c]
 
 
+cdef void _bn_grad_sums(const floating *x, const floating *dy, const floating *mean,
+                        int64_t R, int64_t C, double *partial, int nthreads) noexcept nogil:
+    """partial[ch] = (sum dy, sum dy * (x - mean)) over the chunk's rows, per column, in
+    double. Flat pointer loops over the columns, so that the compiler vectorises them."""
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, i, c
+    cdef double *s1
+    cdef double *s2
+    cdef const floating *xr
+    cdef const floating *dr
+    with parallel(num_threads=nthreads):
+        for ch in prange(nchunks, schedule="static"):
+            s1 = partial + 2 * ch * C
+            s2 = s1 + C
+            for c in range(2 * C):
+                s1[c] = 0
+            for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
+                xr = x + i * C
+                dr = dy + i * C
+                for c in range(C):
+                    s1[c] += dr[c]
+                    s2[c] += dr[c] * (xr[c] - mean[c])
+
+
+cdef void _bn_grad_dx(const floating *x, const floating *dy, const floating *mean,
+                      const floating *a, const floating *b, const floating *d, int64_t R,
+                      int64_t C, floating *dx, int nthreads) noexcept nogil:
+    """dx = a * dy + b * (x - mean) + d per column."""
+    cdef int64_t i, c
+    cdef const floating *xr
+    cdef const floating *dr
+    cdef floating *out
+    for i in prange(R, num_threads=nthreads, schedule="static"):
+        xr = x + i * C
+        dr = dy + i * C
+        out = dx + i * C
+        for c in range(C):
+            out[c] = a[c] * dr[c] + b[c] * (xr[c] - mean[c]) + d[c]
+
+
 def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                     const floating[::1] mean, const floating[::1] rstd,
                     const floating[::1] gamma, bint training, floating[:, ::1] dx,
                     floating[::1] dgamma, floating[::1] dbeta, int nthreads, workspace):
     """dbeta = sum dy, dgamma = sum dy * xhat (xhat = (x - mean) * rstd), per column;
     dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / R) with batch statistics
-    (training), or gamma * rstd * dy with fixed ones. Any output may be None."""
-    cdef int64_t R = x.shape[0], C = x.shape[1], i, c, ch
+    (training), or gamma * rstd * dy with fixed ones. Any output may be None.
+    dx is computed as a * dy + b * (x - mean) + d with per-column a = gamma * rstd,
+    b = -a * rstd * dgamma / R and d = -a * dbeta / R (from the double sums)."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], c, ch
     cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
     cdef double *partial
     cdef double *s1
     cdef double *s2
-    cdef double *part
-    cdef double g
-    cdef floating a, xh
+    cdef double av
+    cdef floating *coef
     cdef bint has_gamma = gamma is not None
     if C == 0:
         return
@@ -231,21 +273,14 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
         if dbeta is not None:
             dbeta[...] = 0
         return
-    partial = <double *> _aligned(_scratch(workspace, (2 * nchunks + 2) * C * sizeof(double)
-                                           + ALIGN))
+    partial = <double *> _aligned(_scratch(
+        workspace, (2 * nchunks + 2) * C * sizeof(double) + _align(3 * C * sizeof(floating))
+        + 2 * ALIGN))
     s1 = partial + 2 * nchunks * C
     s2 = s1 + C
+    coef = <floating *> _aligned(<char *> (s2 + C))
     with nogil:
-        with parallel(num_threads=nthreads):
-            for ch in prange(nchunks, schedule="static"):
-                part = partial + 2 * ch * C
-                for c in range(2 * C):
-                    part[c] = 0
-                for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
-                    for c in range(C):
-                        g = dy[i, c]
-                        part[c] = part[c] + g
-                        part[C + c] = part[C + c] + g * (x[i, c] - mean[c]) * rstd[c]
+        _bn_grad_sums(&x[0, 0], &dy[0, 0], &mean[0], R, C, partial, nthreads)
         for c in range(C):
             s1[c] = 0
             s2[c] = 0
@@ -253,6 +288,8 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
             for c in range(C):
                 s1[c] = s1[c] + partial[2 * ch * C + c]
                 s2[c] = s2[c] + partial[2 * ch * C + C + c]
+        for c in range(C):
+            s2[c] = s2[c] * rstd[c]      # sum dy * xhat
     if dbeta is not None:
         for c in range(C):
             dbeta[c] = <floating> s1[c]
@@ -261,12 +298,11 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
             dgamma[c] = <floating> s2[c]
     if dx is None:
         return
+    for c in range(C):
+        av = (<double> gamma[c] if has_gamma else 1.0) * rstd[c]
+        coef[c] = <floating> av
+        coef[C + c] = <floating> (-av * rstd[c] * s2[c] / R) if training else 0
+        coef[2 * C + c] = <floating> (-av * s1[c] / R) if training else 0
     with nogil:
-        for i in prange(R, num_threads=nthreads, schedule="static"):
-            for c in range(C):
-                a = (gamma[c] if has_gamma else 1) * rstd[c]
-                if training:
-                    xh = (x[i, c] - mean[c]) * rstd[c]
-                    dx[i, c] = a * (dy[i, c] - <floating> ((s1[c] + xh * s2[c]) / R))
-                else:
-                    dx[i, c] = a * dy[i, c]
+        _bn_grad_dx(&x[0, 0], &dy[0, 0], &mean[0], coef, coef + C, coef + 2 * C, R, C,
+                    &dx[0, 0], nthreads)
