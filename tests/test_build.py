@@ -73,15 +73,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cnnx"
 
 def _c_declarations():
     """{typedef name: normalized parameters} and the table's [(type, field)] from
-    _simd.h, with its depthwise macro expanded for float and double."""
+    _simd.h, with its per-dtype typedef macros (CNNX_*_TYPES) expanded for float and
+    double."""
     import re
     text = re.sub(r"/\*.*?\*/", "", (SRC / "_simd.h").read_text(), flags=re.S)
     text = text.replace("\\\n", " ")
-    macro = re.search(r"#define CNNX_DW_TYPES\(T, S\)(.*)", text).group(1)
-    for t, s in (("float", "f32"), ("double", "f64")):
-        body = re.sub(r"\bT\b", t, macro).replace("##S", "_" + s).replace("_##", "_")
-        text += "\n" + body.replace("cnnx_dw_fwd__", "cnnx_dw_fwd_") \
-            .replace("cnnx_dw_dx__", "cnnx_dw_dx_").replace("cnnx_dw_dk__", "cnnx_dw_dk_")
+    for macro in re.findall(r"#define CNNX_\w+_TYPES\(T, S\)(.*)", text):
+        for t, s in (("float", "f32"), ("double", "f64")):
+            text += "\n" + re.sub(r"\bT\b", t, macro).replace("_##S", "_" + s)
     types = {m.group(1): _params(m.group(2)) for m in re.finditer(
         r"typedef void \(\*(cnnx_\w+)\)\(([^)]*)\);", text)}
     table = re.search(r"typedef struct \{(.*?)\} cnnx_kernel_table;", text, re.S).group(1)
@@ -117,5 +116,5 @@ def test_the_cython_declarations_of_the_kernel_table_match_simd_h():
     assert pxd_types == c_types
     block = re.search(r"ctypedef struct cnnx_kernel_table:\n(.*?)\n\n", pxd, re.S).group(1)
     assert _fields(block, "\n") == c_table
-    assert len(c_types) == 18 and len(c_table) == 28
+    assert len(c_types) == 26 and len(c_table) == 36
     assert c_table[0] == ("const char *", "name") and c_table[3] == ("int", "mr_f32")

@@ -486,11 +486,73 @@ def test_inference_folds_batch_normalization_into_the_layer_before_it(rng):
     x = rng.standard_normal((8, 6, 6, 3))
     model.fit(x, rng.standard_normal((8, 5)), epochs=3, verbose=0)   # moving statistics
     folded, plain = Plan(model, False), Plan(model, False, fold=False)
-    assert len(plain.steps) - len(folded.steps) == 2          # the first and the last BN
+    # the first and the last BN, and the ReLU after the first (into the convolution)
+    assert len(plain.steps) - len(folded.steps) == 3
+    assert folded.steps[0].ctx.affine is not None and folded.steps[0].ctx.fused_relu
     np.testing.assert_allclose(folded.forward([x])[0], plain.forward([x])[0], rtol=1e-12,
                                atol=1e-12)
     np.testing.assert_allclose(model.predict(x, verbose=0), plain.forward([x])[0],
                                rtol=1e-12, atol=1e-12)
+
+
+def _residual_model(relu, **kw):
+    """conv -> BN -> relu -> conv -> BN, + the input, -> relu, twice; relu() makes each
+    ReLU layer."""
+    inp = cnnx.Input((6, 6, 4))
+    h = inp
+    for _ in range(2):
+        y = relu()(layers.BatchNormalization(**kw)(layers.Conv2D(4, 3, padding="same",
+                                                                 **kw)(h)))
+        y = layers.BatchNormalization(**kw)(layers.Conv2D(4, 3, padding="same", **kw)(y))
+        h = relu()(layers.add([y, h], **kw))
+    out = layers.Dense(3, **kw)(layers.GlobalAveragePooling2D(**kw)(h))
+    return cnnx.Model(inp, out)
+
+
+@pytest.mark.parametrize("relu", ["Activation", "ReLU"])
+def test_a_relu_after_batch_normalization_or_add_is_fused_into_it(relu, rng):
+    """In training and inference plans, a plain ReLU whose input only it reads, after a
+    BatchNormalization or an Add, is applied by that layer (and, at inference, after a
+    linear convolution with its BN folded in): the ReLU steps are gone, and the outputs
+    and gradients equal those of the same model whose ReLUs cannot fuse (ReLU with a
+    max_value, which no data reaches)."""
+    from cnnx.models.plan import Plan
+    kw = {"dtype": "float64"}
+    plain = (lambda: layers.Activation("relu", **kw)) if relu == "Activation" else \
+        (lambda: layers.ReLU(**kw))
+    cnnx.utils.set_random_seed(3)
+    fused = _residual_model(plain, **kw)
+    cnnx.utils.set_random_seed(3)
+    kept = _residual_model(lambda: layers.ReLU(max_value=1e300, **kw), **kw)
+    for m in (fused, kept):
+        m.compile(optimizer=cnnx.optimizers.SGD(0.1), loss="mse")
+    x, t = rng.standard_normal((5, 6, 6, 4)), rng.standard_normal((5, 3))
+    train = Plan(fused, True, fused.trainable_weights)
+    assert len(Plan(kept, True, kept.trainable_weights).steps) - len(train.steps) == 4
+    assert sum(s.ctx.fused_relu for s in train.steps) == 4
+    infer = Plan(fused, False)
+    assert sum(s.ctx.fused_relu for s in infer.steps) == 4
+    assert not any(s.layer.is_plain_relu for s in infer.steps)
+    for m in (fused, kept):   # moving statistics away from their initial values
+        m.fit(x, t, epochs=2, batch_size=5, verbose=0, shuffle=False)
+    for a, b in zip(fused.get_weights(), kept.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fused.predict(x, verbose=0), kept.predict(x, verbose=0),
+                               rtol=1e-12, atol=1e-12)
+    # the gradient through the fused layers, by finite differences
+    model = fused
+    model.compile(optimizer=cnnx.optimizers.SGD(1.0), loss="mse")
+    weights = model.trainable_weights
+    grads = Plan(model, True, weights)
+    out = grads.forward([x])[0]
+    analytic = grads.backward([2 * (out - t) / out.size])
+    kernel = weights[0].value
+
+    def loss():
+        return float(np.mean((Plan(model, True, weights).forward([x])[0] - t) ** 2))
+
+    np.testing.assert_allclose(analytic[0], numerical_grad(loss, kernel), rtol=1e-5,
+                               atol=1e-7)
 
 
 def test_activity_regularizers_join_the_loss_and_its_gradient(rng):
@@ -571,6 +633,6 @@ def test_inference_folds_batch_normalization_into_a_depthwise_convolution(rng, m
     x = rng.standard_normal((8, 6, 6, 3))
     model.fit(x, rng.standard_normal((8, 6, 6, 3 * multiplier)), epochs=3, verbose=0)
     folded, plain = Plan(model, False), Plan(model, False, fold=False)
-    assert len(plain.steps) - len(folded.steps) == 1
+    assert len(plain.steps) - len(folded.steps) == 2     # the BN and the ReLU
     np.testing.assert_allclose(folded.forward([x])[0], plain.forward([x])[0], rtol=1e-12,
                                atol=1e-12)

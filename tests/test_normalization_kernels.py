@@ -11,8 +11,10 @@ from helpers import assert_grad, numerical_grad
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(4, 6), (3, 5, 4, 8), (40, 9, 9, 16), (1, 3)])
-def test_batch_normalization_matches_the_twin(shape, dtype, rng):
+@pytest.mark.parametrize("shape", [(4, 6), (3, 5, 4, 8), (40, 9, 9, 16), (1, 3),
+                                   (600, 300)])
+def test_batch_normalization_matches_the_twin(simd_path, shape, dtype, rng):
+    # (600, 300): more rows than a chunk, more channels than the mask's staging buffer
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
     gamma, beta = (rng.standard_normal(shape[-1]).astype(dtype) for _ in range(2))
     # float32: the kernels sum in double precision, the twin in float32.
@@ -30,6 +32,15 @@ def test_batch_normalization_matches_the_twin(shape, dtype, rng):
                 ref.batch_normalization_backward(x, dy, mean, var, gamma,
                                                  training=training)):
             np.testing.assert_allclose(got, want, **tol)
+    # With a fused ReLU: the output clamped, the gradient masked where it is 0.
+    y = ops.batch_normalization(x, mean, var, gamma, beta, activation="relu")
+    np.testing.assert_allclose(y, ref.batch_normalization(x, mean, var, gamma, beta,
+                                                          activation="relu"), **tol)
+    assert 0 < np.mean(y == 0) < 1
+    for got, want in zip(
+            ops.batch_normalization_backward(x, dy, mean, var, gamma, relu_output=y),
+            ref.batch_normalization_backward(x, dy, mean, var, gamma, relu_output=y)):
+        np.testing.assert_allclose(got, want, **tol)
 
 
 def test_batch_normalization_gradients_by_finite_differences(rng):
@@ -51,6 +62,18 @@ def test_batch_normalization_gradients_by_finite_differences(rng):
                                                 training=False)
     assert_grad(dx, numerical_grad(lambda: float(np.sum(ops.batch_normalization(
         x, fixed_mean, fixed_var, gamma, beta) * r)), x))
+
+    def relu_loss():       # the ReLU fused into the normalization
+        mean, var = ops.batch_normalization_moments(x)
+        return float(np.sum(ops.batch_normalization(x, mean, var, gamma, beta,
+                                                    activation="relu") * r))
+
+    y = ops.batch_normalization(x, mean, var, gamma, beta, activation="relu")
+    dx, dgamma, dbeta = ops.batch_normalization_backward(x, r, mean, var, gamma,
+                                                         relu_output=y)
+    assert_grad(dx, numerical_grad(relu_loss, x))
+    assert_grad(dgamma, numerical_grad(relu_loss, gamma))
+    assert_grad(dbeta, numerical_grad(relu_loss, beta))
 
 
 @pytest.mark.parametrize("groups", [1, 2, 4])

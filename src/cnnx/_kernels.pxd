@@ -4,6 +4,7 @@
 from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "_simd.h" nogil:
+    enum: CNNX_BN_GROUP
     # Declared in _simd.h; Cython needs the signatures it calls and the fields it reads.
     ctypedef void (*cnnx_ukernel_f32)(int64_t, const float *, const float *, int64_t,
                                       float *, int64_t, int, int, int, const float *, int)
@@ -60,6 +61,26 @@ cdef extern from "_simd.h" nogil:
                                     const double *, int64_t, int64_t, int64_t, int64_t,
                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                     double *, double *)
+    ctypedef void (*cnnx_bn_sums_f32)(const float *, int64_t, int64_t, const double *,
+                                      double *)
+    ctypedef void (*cnnx_bn_sums_f64)(const double *, int64_t, int64_t, const double *,
+                                      double *)
+    ctypedef void (*cnnx_bn_grad_sums_f32)(const float *, const float *, const float *,
+                                           const float *, int64_t, int64_t, double *,
+                                           double *, float *)
+    ctypedef void (*cnnx_bn_grad_sums_f64)(const double *, const double *, const double *,
+                                           const double *, int64_t, int64_t, double *,
+                                           double *, double *)
+    ctypedef void (*cnnx_bn_apply_f32)(const float *, const float *, const float *, int64_t,
+                                       int64_t, int, float *)
+    ctypedef void (*cnnx_bn_apply_f64)(const double *, const double *, const double *,
+                                       int64_t, int64_t, int, double *)
+    ctypedef void (*cnnx_bn_dx_f32)(const float *, const float *, const float *,
+                                    const float *, const float *, const float *,
+                                    const float *, int64_t, int64_t, float *)
+    ctypedef void (*cnnx_bn_dx_f64)(const double *, const double *, const double *,
+                                    const double *, const double *, const double *,
+                                    const double *, int64_t, int64_t, double *)
     ctypedef struct cnnx_kernel_table:
         const char *name
         cnnx_ukernel_f32 uk_f32[2]
@@ -85,6 +106,14 @@ cdef extern from "_simd.h" nogil:
         cnnx_dw_dx_f64 dw_dx_f64
         cnnx_dw_dk_f32 dw_dk_f32
         cnnx_dw_dk_f64 dw_dk_f64
+        cnnx_bn_sums_f32 bn_sums_f32
+        cnnx_bn_sums_f64 bn_sums_f64
+        cnnx_bn_grad_sums_f32 bn_grad_sums_f32
+        cnnx_bn_grad_sums_f64 bn_grad_sums_f64
+        cnnx_bn_apply_f32 bn_apply_f32
+        cnnx_bn_apply_f64 bn_apply_f64
+        cnnx_bn_dx_f32 bn_dx_f32
+        cnnx_bn_dx_f64 bn_dx_f64
 
 cdef extern from "_dispatch.h" nogil:
     const cnnx_kernel_table *cnnx_k

@@ -141,24 +141,15 @@ cdef enum:
 cdef void _bn_partial_sums(const floating *x, const double *centre, int64_t R, int64_t C,
                            bint square, double *partial, int nthreads) noexcept nogil:
     """partial[ch, c] = sum over the chunk's rows of x (or of (x - centre)^2)."""
-    cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, i, c
-    cdef double *part
-    cdef const floating *row
-    cdef double d
-    with parallel(num_threads=nthreads):
-        for ch in prange(nchunks, schedule="static"):
-            part = partial + ch * C
-            for c in range(C):
-                part[c] = 0
-            for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
-                row = x + i * C
-                if square:
-                    for c in range(C):
-                        d = row[c] - centre[c]
-                        part[c] += d * d
-                else:
-                    for c in range(C):
-                        part[c] += row[c]
+    cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, r0
+    for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
+        r0 = ch * BN_CHUNK
+        if floating is float:
+            cnnx_k.bn_sums_f32(x + r0 * C, min(R - r0, BN_CHUNK), C,
+                               centre if square else NULL, partial + ch * C)
+        else:
+            cnnx_k.bn_sums_f64(x + r0 * C, min(R - r0, BN_CHUNK), C,
+                               centre if square else NULL, partial + ch * C)
 
 
 cdef void _bn_chunk_total(const double *partial, int64_t nchunks, int64_t C,
@@ -200,64 +191,37 @@ def batch_norm_moments(const floating[:, ::1] x, floating[::1] mean, floating[::
 
 
 def batch_norm_apply(const floating[:, ::1] x, const floating[::1] scale,
-                     const floating[::1] shift, floating[:, ::1] y, int nthreads):
-    """y = x * scale + shift per column (the normalization and its affine map, folded)."""
-    cdef int64_t R = x.shape[0], C = x.shape[1], i, c
+                     const floating[::1] shift, floating[:, ::1] y, bint relu, int nthreads):
+    """y = x * scale + shift per column (the normalization and its affine map, folded),
+    then max(y, 0) when relu (NaN passes, as in every fused ReLU). Blocks of BN_CHUNK
+    rows per work item."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], ch, r0
+    if R == 0 or C == 0:
+        return
     with nogil:
-        for i in prange(R, num_threads=nthreads, schedule="static"):
-            for c in range(C):
-                y[i, c] = x[i, c] * scale[c] + shift[c]
-
-
-cdef void _bn_grad_sums(const floating *x, const floating *dy, const floating *mean,
-                        int64_t R, int64_t C, double *partial, int nthreads) noexcept nogil:
-    """partial[ch] = (sum dy, sum dy * (x - mean)) over the chunk's rows, per column, in
-    double. Flat pointer loops over the columns, so that the compiler vectorises them."""
-    cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, i, c
-    cdef double *s1
-    cdef double *s2
-    cdef const floating *xr
-    cdef const floating *dr
-    with parallel(num_threads=nthreads):
-        for ch in prange(nchunks, schedule="static"):
-            s1 = partial + 2 * ch * C
-            s2 = s1 + C
-            for c in range(2 * C):
-                s1[c] = 0
-            for i in range(ch * BN_CHUNK, min(R, (ch + 1) * BN_CHUNK)):
-                xr = x + i * C
-                dr = dy + i * C
-                for c in range(C):
-                    s1[c] += dr[c]
-                    s2[c] += dr[c] * (xr[c] - mean[c])
-
-
-cdef void _bn_grad_dx(const floating *x, const floating *dy, const floating *mean,
-                      const floating *a, const floating *b, const floating *d, int64_t R,
-                      int64_t C, floating *dx, int nthreads) noexcept nogil:
-    """dx = a * dy + b * (x - mean) + d per column."""
-    cdef int64_t i, c
-    cdef const floating *xr
-    cdef const floating *dr
-    cdef floating *out
-    for i in prange(R, num_threads=nthreads, schedule="static"):
-        xr = x + i * C
-        dr = dy + i * C
-        out = dx + i * C
-        for c in range(C):
-            out[c] = a[c] * dr[c] + b[c] * (xr[c] - mean[c]) + d[c]
+        for ch in prange(_cdiv(R, BN_CHUNK), num_threads=nthreads, schedule="static"):
+            r0 = ch * BN_CHUNK
+            if floating is float:
+                cnnx_k.bn_apply_f32(&x[r0, 0], &scale[0], &shift[0], min(R - r0, BN_CHUNK),
+                                    C, relu, &y[r0, 0])
+            else:
+                cnnx_k.bn_apply_f64(&x[r0, 0], &scale[0], &shift[0], min(R - r0, BN_CHUNK),
+                                    C, relu, &y[r0, 0])
 
 
 def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                     const floating[::1] mean, const floating[::1] rstd,
                     const floating[::1] gamma, bint training, floating[:, ::1] dx,
-                    floating[::1] dgamma, floating[::1] dbeta, int nthreads, workspace):
+                    floating[::1] dgamma, floating[::1] dbeta,
+                    const floating[:, ::1] relu_output, int nthreads, workspace):
     """dbeta = sum dy, dgamma = sum dy * xhat (xhat = (x - mean) * rstd), per column;
     dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / R) with batch statistics
     (training), or gamma * rstd * dy with fixed ones. Any output may be None.
-    dx is computed as a * dy + b * (x - mean) + d with per-column a = gamma * rstd,
-    b = -a * rstd * dgamma / R and d = -a * dbeta / R (from the double sums)."""
-    cdef int64_t R = x.shape[0], C = x.shape[1], c, ch
+    With relu_output (a fused ReLU's output, x's shape), dy is first masked where
+    relu_output <= 0, inside both passes. dx is computed as a * dy + b * (x - mean) + d
+    with per-column a = gamma * rstd, b = -a * rstd * dgamma / R and d = -a * dbeta / R
+    (from the double sums)."""
+    cdef int64_t R = x.shape[0], C = x.shape[1], c, ch, r0
     cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
     cdef double *partial
     cdef double *s1
@@ -265,6 +229,7 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
     cdef double av
     cdef floating *coef
     cdef bint has_gamma = gamma is not None
+    cdef const floating *mask = NULL
     if C == 0:
         return
     if R == 0:
@@ -273,14 +238,32 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
         if dbeta is not None:
             dbeta[...] = 0
         return
+    if relu_output is not None:
+        mask = &relu_output[0, 0]
+    cdef int64_t group_bytes = _align(CNNX_BN_GROUP * C * sizeof(floating)) if mask != NULL else 0
     partial = <double *> _aligned(_scratch(
         workspace, (2 * nchunks + 2) * C * sizeof(double) + _align(3 * C * sizeof(floating))
-        + 2 * ALIGN))
+        + nthreads * group_bytes + 2 * ALIGN))
     s1 = partial + 2 * nchunks * C
     s2 = s1 + C
-    coef = <floating *> _aligned(<char *> (s2 + C))
+    coef = <floating *> _aligned(<char *> (s2 + C))   # a, b, d; then a group per thread
+    cdef char *groups = <char *> coef + _align(3 * C * sizeof(floating))
+    cdef floating *g = NULL
+    with nogil, parallel(num_threads=nthreads):
+        g = <floating *> (groups + threadid() * group_bytes)
+        for ch in prange(nchunks, schedule="static"):
+            r0 = ch * BN_CHUNK
+            if floating is float:
+                cnnx_k.bn_grad_sums_f32(&x[r0, 0], &dy[r0, 0],
+                                        mask + r0 * C if mask != NULL else NULL, &mean[0],
+                                        min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
+                                        partial + (2 * ch + 1) * C, g)
+            else:
+                cnnx_k.bn_grad_sums_f64(&x[r0, 0], &dy[r0, 0],
+                                        mask + r0 * C if mask != NULL else NULL, &mean[0],
+                                        min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
+                                        partial + (2 * ch + 1) * C, g)
     with nogil:
-        _bn_grad_sums(&x[0, 0], &dy[0, 0], &mean[0], R, C, partial, nthreads)
         for c in range(C):
             s1[c] = 0
             s2[c] = 0
@@ -304,5 +287,13 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
         coef[C + c] = <floating> (-av * rstd[c] * s2[c] / R) if training else 0
         coef[2 * C + c] = <floating> (-av * s1[c] / R) if training else 0
     with nogil:
-        _bn_grad_dx(&x[0, 0], &dy[0, 0], &mean[0], coef, coef + C, coef + 2 * C, R, C,
-                    &dx[0, 0], nthreads)
+        for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
+            r0 = ch * BN_CHUNK
+            if floating is float:
+                cnnx_k.bn_dx_f32(&x[r0, 0], &dy[r0, 0], mask + r0 * C if mask != NULL else NULL,
+                                 &mean[0], coef, coef + C, coef + 2 * C,
+                                 min(R - r0, BN_CHUNK), C, &dx[r0, 0])
+            else:
+                cnnx_k.bn_dx_f64(&x[r0, 0], &dy[r0, 0], mask + r0 * C if mask != NULL else NULL,
+                                 &mean[0], coef, coef + C, coef + 2 * C,
+                                 min(R - r0, BN_CHUNK), C, &dx[r0, 0])

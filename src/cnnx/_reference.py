@@ -195,17 +195,22 @@ def batch_normalization_moments(x):
             x.var(axis=axes, dtype=np.float64).astype(x.dtype))
 
 
-def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3):
+def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3,
+                        activation=None):
     y = (x - mean) / np.sqrt(variance.astype(np.float64) + epsilon)
     if gamma is not None:
         y = y * gamma
     if beta is not None:
         y = y + beta
-    return y.astype(x.dtype)
+    y = y.astype(x.dtype)
+    return relu(y) if activation == "relu" else y
 
 
 def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3,
-                                 training=True, center=True, scale=True, input_grad=True):
+                                 training=True, center=True, scale=True, input_grad=True,
+                                 relu_output=None):
+    if relu_output is not None:
+        dy = relu_backward(dy, relu_output)
     axes = tuple(range(x.ndim - 1))
     rows = max(x.size // max(x.shape[-1], 1), 1)
     rstd = 1 / np.sqrt(variance.astype(np.float64) + epsilon)

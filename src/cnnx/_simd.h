@@ -65,6 +65,22 @@ typedef void (*cnnx_maxpool_f64)(const double *, int64_t, int64_t, int64_t, int6
 CNNX_DW_TYPES(float, f32)
 CNNX_DW_TYPES(double, f64)
 
+/* Batch normalization (_batchnorm_template.h): a chunk's column sums (of x or of squared
+ * deviations; of the gradient), the normalization, the input gradient. The gradient's
+ * sums take a scratch of CNNX_BN_GROUP rows, where a fused ReLU's mask goes first. */
+#define CNNX_BN_GROUP 32
+#define CNNX_BN_TYPES(T, S)                                                               \
+    typedef void (*cnnx_bn_sums_##S)(const T *, int64_t, int64_t, const double *,        \
+                                     double *);                                           \
+    typedef void (*cnnx_bn_grad_sums_##S)(const T *, const T *, const T *, const T *,    \
+                                          int64_t, int64_t, double *, double *, T *);     \
+    typedef void (*cnnx_bn_apply_##S)(const T *, const T *, const T *, int64_t, int64_t, \
+                                      int, T *);                                          \
+    typedef void (*cnnx_bn_dx_##S)(const T *, const T *, const T *, const T *, const T *, \
+                                   const T *, const T *, int64_t, int64_t, T *);
+CNNX_BN_TYPES(float, f32)
+CNNX_BN_TYPES(double, f64)
+
 /* One path's kernels and tile shapes. Index [0]/[1] of the pairs:
  *   uk:        A panel k-major / row-major;
  *   dk_*:      pixel-vectorised blocks of 2 / 4 filters (dk_np: pixel vectors or taps
@@ -98,6 +114,14 @@ typedef struct {
     cnnx_dw_dx_f64 dw_dx_f64;
     cnnx_dw_dk_f32 dw_dk_f32;
     cnnx_dw_dk_f64 dw_dk_f64;
+    cnnx_bn_sums_f32 bn_sums_f32;
+    cnnx_bn_sums_f64 bn_sums_f64;
+    cnnx_bn_grad_sums_f32 bn_grad_sums_f32;
+    cnnx_bn_grad_sums_f64 bn_grad_sums_f64;
+    cnnx_bn_apply_f32 bn_apply_f32;
+    cnnx_bn_apply_f64 bn_apply_f64;
+    cnnx_bn_dx_f32 bn_dx_f32;
+    cnnx_bn_dx_f64 bn_dx_f64;
 } cnnx_kernel_table;
 
 /* The depthwise kernels' instances, in the table's field order (every path has them:
@@ -106,6 +130,13 @@ typedef struct {
     .dw_fwd_f32 = dw_f32_fwd_row, .dw_fwd_f64 = dw_f64_fwd_row,                            \
     .dw_dx_f32 = dw_f32_dx_sample, .dw_dx_f64 = dw_f64_dx_sample,                          \
     .dw_dk_f32 = dw_f32_dk_sample, .dw_dk_f64 = dw_f64_dk_sample
+
+/* The batch normalization kernels' instances (plain C loops too, in every path). */
+#define CNNX_BN_FIELDS                                                                     \
+    .bn_sums_f32 = bn_f32_sums, .bn_sums_f64 = bn_f64_sums,                                \
+    .bn_grad_sums_f32 = bn_f32_grad_sums, .bn_grad_sums_f64 = bn_f64_grad_sums,            \
+    .bn_apply_f32 = bn_f32_apply, .bn_apply_f64 = bn_f64_apply,                            \
+    .bn_dx_f32 = bn_f32_dx, .bn_dx_f64 = bn_f64_dx
 
 extern const cnnx_kernel_table cnnx_table_generic;
 /* Set by setup.py where it compiles the x86 units (x86-64 with gcc or clang). */

@@ -41,7 +41,7 @@ SCALAR_UKERNEL(uk_f32_r, float, 1)
 SCALAR_UKERNEL(uk_f64_k, double, 0)
 SCALAR_UKERNEL(uk_f64_r, double, 1)
 
-/* The depthwise kernels are plain C: MSVC compiles them too. */
+/* The depthwise and batch normalization kernels are plain C: MSVC compiles them too. */
 #if defined(_MSC_VER) && !defined(restrict)
 #  define restrict __restrict
 #endif
@@ -53,11 +53,17 @@ SCALAR_UKERNEL(uk_f64_r, double, 1)
 #define DW_T double
 #define DW_CB 4
 #include "_depthwise_template.h"
+#define BN_NAME bn_f32
+#define BN_T float
+#include "_batchnorm_template.h"
+#define BN_NAME bn_f64
+#define BN_T double
+#include "_batchnorm_template.h"
 
 const cnnx_kernel_table cnnx_table_generic = {
     .name = "scalar", .uk_f32 = {uk_f32_k, uk_f32_r}, .uk_f64 = {uk_f64_k, uk_f64_r},
     .mr_f32 = 4, .nr_f32 = 8, .mr_f64 = 4, .nr_f64 = 8, .direct = 0, .vw_f32 = 1,
-    .vw_f64 = 1, CNNX_DW_FIELDS,
+    .vw_f64 = 1, CNNX_DW_FIELDS, CNNX_BN_FIELDS,
 };
 
 #endif

@@ -128,6 +128,14 @@
 #define DW_CB (2 * PATH_VBYTES / 8)
 #include "_depthwise_template.h"
 
+/* Batch normalization. */
+#define BN_NAME bn_f32
+#define BN_T float
+#include "_batchnorm_template.h"
+#define BN_NAME bn_f64
+#define BN_T double
+#include "_batchnorm_template.h"
+
 const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .name = PATH_LABEL,
     .uk_f32 = {uk_f32_k, uk_f32_r},
@@ -149,4 +157,5 @@ const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .mp_f32 = mp_f32,
     .mp_f64 = mp_f64,
     CNNX_DW_FIELDS,
+    CNNX_BN_FIELDS,
 };

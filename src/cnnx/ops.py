@@ -275,7 +275,8 @@ def _relu_output(relu_output, dy, where):
     """The `relu_output` of a fused backward (None passes), checked against dy."""
     if relu_output is None:
         return None
-    relu_output = np.ascontiguousarray(_array(relu_output, "relu_output", where, ndim=4))
+    relu_output = np.ascontiguousarray(_array(relu_output, "relu_output", where,
+                                              ndim=dy.ndim))
     if relu_output.shape != dy.shape or relu_output.dtype != dy.dtype:
         raise ValueError(f"{where}: `relu_output` must match dy, expected shape "
                          f"{dy.shape} and dtype {dy.dtype}, received shape "
@@ -872,9 +873,11 @@ def batch_normalization_moments(x):
     return mean, var
 
 
-def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3, out=None):
+def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3,
+                        activation=None, out=None):
     """(x - mean) / sqrt(variance + epsilon) * gamma + beta per channel (the last axis),
-    computed as one multiply-add per element.
+    computed as one multiply-add per element; activation None or "relu" (fused, as a
+    following ReLU layer is when a model's plan fuses the two).
 
     >>> x = np.array([[1.0], [3.0]])
     >>> cnnx.ops.batch_normalization(x, np.array([2.0]), np.array([1.0]), epsilon=1e-12)
@@ -883,6 +886,7 @@ def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3, 
     """
     where = "batch_normalization"
     x = _array(x, "inputs", where)
+    relu_ = _activation(activation, where)
     c = x.shape[-1] if x.ndim else 0
     mean = _channel_vector(mean, c, "mean", where, x.dtype)
     rstd = _rstd(_channel_vector(variance, c, "variance", where, x.dtype), epsilon, where)
@@ -895,16 +899,18 @@ def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3, 
     rows = _rows(x, where)
     _kernels.batch_norm_apply(rows, np.ascontiguousarray(scale, x.dtype),
                               np.ascontiguousarray(shift, x.dtype), y.reshape(rows.shape),
-                              threads_for(x.size))
+                              relu_, threads_for(x.size))
     return y
 
 
 def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3,
                                  training=True, center=True, scale=True, input_grad=True,
-                                 out=None):
+                                 out=None, relu_output=None):
     """Gradients of batch_normalization: (dx, dgamma, dbeta), each None when not asked
     for. training: the statistics were the batch's own (their gradient flows into dx);
-    otherwise they were fixed (the moving ones).
+    otherwise they were fixed (the moving ones). With `relu_output` (the output of a
+    batch_normalization with activation="relu"), dy is the gradient after the ReLU and is
+    masked where relu_output <= 0 inside the kernel's passes.
 
     >>> x = np.array([[1.0], [3.0]])
     >>> dy = np.array([[1.0], [1.0]])
@@ -923,6 +929,7 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     mean = _channel_vector(mean, c, "mean", where, x.dtype)
     rstd = _rstd(_channel_vector(variance, c, "variance", where, x.dtype), epsilon, where)
     gamma = None if gamma is None else _channel_vector(gamma, c, "gamma", where, x.dtype)
+    relu_output = _relu_output(relu_output, dy, where)
     out = (None, None, None) if out is None else out
     if not isinstance(out, tuple) or len(out) != 3:
         raise ValueError(f"{where}: `out` must be a tuple (dx, dgamma, dbeta)")
@@ -932,6 +939,7 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     rows = _rows(x, where)
     _kernels.batch_norm_grad(rows, _rows(dy, where), mean, rstd, gamma, bool(training),
                              None if dx is None else dx.reshape(rows.shape), dgamma, dbeta,
+                             None if relu_output is None else _rows(relu_output, where),
                              threads_for(x.size), _workspace)
     return dx, dgamma, dbeta
 

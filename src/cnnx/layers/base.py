@@ -190,7 +190,9 @@ class Context:
     - ``grad_is_preactivation``: the consumer already applied this layer's ReLU mask;
     - ``fuse_relu_backward``: apply the producer's ReLU mask in this backward;
     - ``affine``: (inference) a layer whose per-channel affine map this layer's output
-      goes through next, to fold into the weights.
+      goes through next, to fold into the weights;
+    - ``fused_relu``: the ReLU layer after this one was fused into it: apply max(y, 0)
+      on the way out, and (training) mask the incoming gradient where the output is 0.
 
     Backward leaves each weight's gradient with `add_grad`, for the plan to collect.
 
@@ -202,7 +204,7 @@ class Context:
     """
 
     __slots__ = ("buffers", "need_input_grad", "emit_logits", "grad_is_preactivation",
-                 "fuse_relu_backward", "affine", "grads", "saved")
+                 "fuse_relu_backward", "affine", "fused_relu", "grads", "saved")
 
     def __init__(self):
         self.buffers = {}
@@ -211,6 +213,7 @@ class Context:
         self.grad_is_preactivation = False
         self.fuse_relu_backward = False
         self.affine = None
+        self.fused_relu = False
         self.grads = []
         self.saved = {}
 
@@ -405,6 +408,14 @@ class Layer:
         """Whether the layer can fold a following per-channel affine map (an inference
         BatchNormalization) into its own weights: a linear layer with no activation."""
         return False
+
+    def can_fuse_relu(self, training):  # noqa: ARG002
+        """Whether the layer can apply a following plain ReLU itself (ctx.fused_relu),
+        in a training plan or an inference one."""
+        return False
+
+    #: A plain max(x, 0) layer, which the plan may fuse into the layer before it.
+    is_plain_relu = False
 
     @property
     def fusable_activation(self):

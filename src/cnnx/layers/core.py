@@ -122,8 +122,13 @@ class _Activated(Layer):
         scale, shift = ctx.affine.inference_affine(dtype)
         return kernel * scale, shift if bias is None else bias * scale + shift
 
+    def can_fuse_relu(self, training):
+        # At inference only: in training the ReLU keeps its own step, which the other
+        # fusions (max pooling's mask) read.
+        return not training and self._folds_affine and self._act == "linear"
+
     def _fused_relu(self, ctx):
-        return self._act == "relu" and not ctx.emit_logits
+        return (self._act == "relu" or ctx.fused_relu) and not ctx.emit_logits
 
     def _activate(self, ctx, z):
         """z is the kernel's output (ReLU already applied when fused)."""
@@ -135,9 +140,11 @@ class _Activated(Layer):
         return y
 
     def _activation_grad(self, ctx, grad):
-        if ctx.emit_logits or ctx.grad_is_preactivation or self._act == "linear":
+        relu = self._act == "relu" or ctx.fused_relu
+        if ctx.emit_logits or ctx.grad_is_preactivation or (self._act == "linear"
+                                                           and not relu):
             return grad
-        if self._act == "relu":
+        if relu:
             return ops.relu_backward(grad, ctx.saved["out"],
                                      out=ctx.buffer("dz", grad.shape, grad.dtype))
         return self.activation.grad(grad, ctx.saved["z"], ctx.saved["out"])
@@ -222,6 +229,10 @@ class Activation(_Activated):
         super().__init__(**kwargs)
         self._init_activation(activation)
 
+    @property
+    def is_plain_relu(self):
+        return self._act == "relu"
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         if self._fused_relu(ctx):
             return self._activate(ctx, ops.relu(inputs, out=ctx.buffer(
@@ -250,6 +261,10 @@ class ReLU(Layer):
                              f"received {negative_slope}")
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self._plain = max_value is None and negative_slope == 0 and threshold == 0
+
+    @property
+    def is_plain_relu(self):
+        return self._plain
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x"] = inputs

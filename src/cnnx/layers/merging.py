@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .. import ops
 from .base import REGISTRY, Layer
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
@@ -75,13 +76,27 @@ class Add(_Merge):
     array([[11., 22.]], dtype=float32)
     """
 
-    def _merge(self, ctx, inputs):  # noqa: ARG002
-        out = inputs[0] + inputs[1]
+    def can_fuse_relu(self, training):  # noqa: ARG002
+        return True
+
+    def _merge(self, ctx, inputs):
+        first = inputs[0]
+        if all(x.shape == first.shape and x.dtype == first.dtype for x in inputs):
+            # the plan's step: into a buffer kept from call to call
+            out = np.add(first, inputs[1], out=ctx.buffer("y", first.shape, first.dtype))
+        else:
+            out = first + inputs[1]
         for x in inputs[2:]:
-            out = out + x
+            out = np.add(out, x, out=out) if out.shape == x.shape and \
+                np.can_cast(x.dtype, out.dtype) else out + x
+        if ctx.fused_relu:
+            out = ctx.saved["y"] = ops.relu(out, out=out)
         return out
 
     def _grads(self, ctx, grad):
+        if ctx.fused_relu:
+            grad = ops.relu_backward(grad, ctx.saved["y"],
+                                     out=ctx.buffer("dy", grad.shape, grad.dtype))
         return [grad] * len(ctx.saved["shapes"])
 
 

@@ -19,6 +19,11 @@ the layers involved and sets flags in their contexts; every step keeps the same
   BatchNormalization into the layer before it (inference): a linear Conv2D or Dense
       whose output only feeds a BatchNormalization computes with the normalization's
       affine map folded into its kernel and bias, and the normalization step is gone.
+  A ReLU layer into the layer before it: a plain ReLU (Activation("relu"), ReLU())
+      after a layer that can apply it on its way out (`can_fuse_relu`: a
+      BatchNormalization or an Add; at inference also a linear Conv2D or Dense, after
+      the folding above) is applied there (ctx.fused_relu), and the ReLU step is gone;
+      in training that layer's backward masks its gradient with its own output.
 
 A fusion applies only where the fused tensor has no other consumer (in a residual block,
 a ReLU output that feeds both a convolution and an Add keeps its own backward pass).
@@ -94,9 +99,11 @@ class Plan:
         self.activity_loss = 0.0     # the activity regularizers' penalty, last forward
         self.logits = [False] * len(self.outputs)   # output i is emitted as logits
         if training:
+            self._fuse_relus(training=True)
             self._plan_backward(losses)
         elif fold:
             self._fold_affine()
+            self._fuse_relus(training=False)
 
     # -- building ------------------------------------------------------------------
     def _plan_backward(self, losses):
@@ -144,9 +151,8 @@ class Plan:
                 below.ctx.emit_logits = True
                 self.logits[i] = True
 
-    def _fold_affine(self):
-        """Inference: fold each BatchNormalization into the linear layer before it, where
-        that layer's output feeds nothing else."""
+    def _consumers_and_producers(self):
+        """How many steps (and model outputs) read each slot; the step writing each."""
         consumers = [0] * self.n_slots
         for s in self.outputs:
             consumers[s] += 1
@@ -156,6 +162,30 @@ class Plan:
                 consumers[s] += 1
             for s in step.outputs:
                 producer[s] = step
+        return consumers, producer
+
+    def _fuse_relus(self, training):
+        """Each plain ReLU whose input only it reads, made by a layer that can apply it
+        itself: that layer does, writing the ReLU's output slot, and the step is gone."""
+        consumers, producer = self._consumers_and_producers()
+        kept = []
+        for step in self.steps:
+            below = producer.get(step.inputs[0]) if step.single else None
+            if getattr(step.layer, "is_plain_relu", False) and below is not None \
+                    and consumers[step.inputs[0]] == 1 and len(below.outputs) == 1 \
+                    and not below.ctx.fused_relu and below.layer.can_fuse_relu(training) \
+                    and below.penalty is None and step.penalty is None:
+                below.ctx.fused_relu = True
+                below.outputs = step.outputs
+                producer[step.outputs[0]] = below
+                continue
+            kept.append(step)
+        self.steps = kept
+
+    def _fold_affine(self):
+        """Inference: fold each BatchNormalization into the linear layer before it, where
+        that layer's output feeds nothing else."""
+        consumers, producer = self._consumers_and_producers()
         kept = []
         for step in self.steps:
             below = producer.get(step.inputs[0]) if step.single else None
