@@ -98,6 +98,7 @@ class Plan:
         self.variables = list(variables)
         self.activity_loss = 0.0     # the activity regularizers' penalty, last forward
         self.logits = [False] * len(self.outputs)   # output i is emitted as logits
+        self._sums = {}      # slot -> the buffer its gradients are summed into
         if training:
             self._fuse_relus(training=True)
             self._plan_backward(losses)
@@ -220,13 +221,31 @@ class Plan:
                     values[s] = v
         return [values[s] for s in self.outputs]
 
+    def _accumulate(self, grads, slot, d):
+        """grads[slot] += d. A tensor read by several steps (a residual fork) sums their
+        gradients into a buffer the plan keeps for that slot: never into an operand, which
+        may be a layer's buffer or another slot's gradient too, and without allocating
+        the sum anew each step (fresh pages cost a fault each)."""
+        g = grads[slot]
+        if g is None:
+            grads[slot] = d
+            return
+        buf = self._sums.get(slot)
+        if g.shape != d.shape:        # not expected of a gradient; summed plainly
+            grads[slot] = g + d
+            return
+        dtype = np.result_type(g, d)
+        if buf is None or buf.shape != g.shape or buf.dtype != dtype:
+            buf = self._sums[slot] = np.empty(g.shape, dtype)
+        grads[slot] = np.add(g, d, out=buf)
+
     def backward(self, output_grads):
         """Each variable's gradient, given dL/d(output) for each output (None: the
         output is not in the loss)."""
         grads = [None] * self.n_slots
         for s, g in zip(self.outputs, output_grads):
             if g is not None:
-                grads[s] = g if grads[s] is None else grads[s] + g
+                self._accumulate(grads, s, g)
         found = {}
         for step in reversed(self.backward_steps):
             g = grads[step.outputs[0]] if len(step.outputs) == 1 else \
@@ -242,7 +261,7 @@ class Plan:
             if ctx.need_input_grad:
                 for s, d in zip(step.inputs, [dx] if step.single else dx):
                     if d is not None:
-                        grads[s] = d if grads[s] is None else grads[s] + d
+                        self._accumulate(grads, s, d)
             for var, d in ctx.grads:
                 key = id(var)
                 found[key] = d if key not in found else found[key] + d
