@@ -57,10 +57,11 @@ def threads():
     cnnx.set_num_threads(before)
 
 
-@pytest.fixture(params=["gemm", "direct"])
+@pytest.fixture(params=["gemm", "direct", "winograd"])
 def conv_algorithm(request):
-    """Runs a test once with the im2col products and once with the direct kernels
-    (forced for every layer, wherever the SIMD path has them)."""
+    """Runs a test once with the im2col products, once with the direct kernels (forced
+    for every layer, wherever the SIMD path has them) and once with Winograd F(2x2, 3x3)
+    (forced for every 3x3 stride-1 forward pass, the input gradients through it too)."""
     before = _kernels.conv_algorithm()
     _kernels.set_conv_algorithm(request.param)
     yield request.param

@@ -27,7 +27,7 @@ def _assert_close(got, want, dtype, what):
 @given(n=dims, h=dims, w=dims, c=st.integers(1, 4), f=st.integers(1, 9),
        kh=st.integers(1, 4), kw=st.integers(1, 4), sh=extents, sw=extents, dh=extents,
        dw=extents, padding=st.sampled_from(["valid", "same"]),
-       algorithm=st.sampled_from(["gemm", "direct", "auto"]),
+       algorithm=st.sampled_from(["gemm", "direct", "winograd", "auto"]),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 32 - 1))
 def test_conv2d_any_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, algorithm,
                              dtype, seed):
@@ -254,7 +254,7 @@ def _brute_conv(x, kernel, strides, dilation):
     return y
 
 
-@pytest.mark.parametrize("algorithm", ["gemm", "direct"])
+@pytest.mark.parametrize("algorithm", ["gemm", "direct", "winograd"])
 def test_largest_legal_stride_and_dilation_compute_within_memory(algorithm):
     # 2**31 - 1 is legal: the direct kernels would pad a copy the size of the dilated
     # kernel, so the im2col product reads it in place instead.

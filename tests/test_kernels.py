@@ -8,6 +8,8 @@ import cnnx
 from cnnx import _kernels, ops
 from cnnx import _reference as ref
 
+from helpers import assert_grad, numerical_grad
+
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -27,6 +29,8 @@ CONV_CASES = [
     (1, 5, 17, 7, 3, (1, 7), (2, 2), "same", 1),
     (2, 9, 9, 3, 48, (3, 3), 1, "same", 1),    # 48 = 3 AVX-512 float vectors: 1-vector tiles
     (3, 10, 10, 6, 16, (5, 5), 1, "valid", 1),
+    (2, 7, 9, 33, 40, (3, 3), 1, "same", 1),   # Winograd: odd sizes, partial tiles
+    (2, 9, 6, 32, 64, (3, 3), 1, "valid", 1),
 ]
 
 
@@ -82,7 +86,8 @@ def test_conv2d_input_grad_can_be_skipped(rng):
     f=st.integers(1, 20), kh=st.integers(1, 4), kw=st.integers(1, 4),
     sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
     padding=st.sampled_from(["valid", "same"]), seed=st.integers(0, 2 ** 32 - 1),
-    algorithm=st.sampled_from(["gemm", "direct"]), dtype=st.sampled_from(DTYPES),
+    algorithm=st.sampled_from(["gemm", "direct", "winograd"]),
+    dtype=st.sampled_from(DTYPES),
 )
 def test_conv2d_random_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, seed,
                                 algorithm, dtype):
@@ -163,7 +168,52 @@ def test_max_pool_backward_fuses_relu_mask(dtype, rng):
 
 def test_conv_algorithm_rejects_unknown_names():
     with pytest.raises(ValueError, match="conv algorithm"):
-        _kernels.set_conv_algorithm("winograd")
+        _kernels.set_conv_algorithm("fft")
+
+
+@pytest.mark.parametrize("shape", [(64, 8, 8, 64, 64), (16, 16, 16, 32, 64)])
+def test_winograd_is_chosen_for_wide_3x3_layers(shape, rng, simd_path):
+    """W5's 64 -> 64 layers (and 32 -> 64 at 16 x 16) run Winograd F(2x2, 3x3) under
+    "auto": the same bits as when it is forced, other bits than the im2col product's,
+    and the reference's values to float32's tolerance."""
+    n, h, w, c, f = shape
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    before = _kernels.conv_algorithm()
+    ys = {}
+    try:
+        for algorithm in ("auto", "winograd", "gemm"):
+            _kernels.set_conv_algorithm(algorithm)
+            ys[algorithm] = ops.conv2d(x, kernel, bias, 1, "same", activation="relu")
+    finally:
+        _kernels.set_conv_algorithm(before)
+    assert np.array_equal(ys["auto"], ys["winograd"])
+    assert not np.array_equal(ys["auto"], ys["gemm"])
+    np.testing.assert_allclose(ys["auto"], ref.conv2d(x, kernel, bias, 1, "same",
+                                                      activation="relu"), rtol=1e-4,
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_winograd_gradients_by_finite_differences(padding, rng):
+    """float64, Winograd forced: the forward pass and the input gradient (the flipped
+    kernel's forward pass) run through it; central differences agree."""
+    x = rng.standard_normal((2, 5, 4, 3))
+    kernel = rng.standard_normal((3, 3, 3, 2))
+    y = ops.conv2d(x, kernel, None, 1, padding)
+    r = rng.standard_normal(y.shape)
+    before = _kernels.conv_algorithm()
+    _kernels.set_conv_algorithm("winograd")
+    try:
+        def loss():
+            return float(np.sum(ops.conv2d(x, kernel, None, 1, padding) * r))
+
+        dx, dk, _ = ops.conv2d_backward(x, kernel, r, 1, padding, use_bias=False)
+        assert_grad(dx, numerical_grad(loss, x))
+        assert_grad(dk, numerical_grad(loss, kernel))
+    finally:
+        _kernels.set_conv_algorithm(before)
 
 
 POOL_CASES = [

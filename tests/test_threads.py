@@ -41,6 +41,10 @@ def _all_kernels(rng):
     out += [ops.conv2d(first, first_k, bias[:6], activation="relu"),
             *ops.conv2d_backward(first, first_k, rng.standard_normal((20, 28, 28, 6)).astype(
                 np.float32), input_grad=False)[1:]]
+    wide = rng.standard_normal((16, 8, 8, 64)).astype(np.float32)  # Winograd under "auto"
+    wide_k = rng.standard_normal((3, 3, 64, 64)).astype(np.float32)
+    out += [ops.conv2d(wide, wide_k, None, 1, "same", activation="relu"),
+            *ops.conv2d_backward(wide, wide_k, wide, 1, "same", use_bias=False)[:2]]
     one = rng.standard_normal((1, 40, 40, 3)).astype(np.float32)  # one image, split up
     for f in (32, 6):   # the channel- and the pixel-vectorised direct kernels
         out.append(ops.conv2d(one, rng.standard_normal((3, 3, 3, f)).astype(np.float32),

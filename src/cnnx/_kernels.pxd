@@ -81,6 +81,18 @@ cdef extern from "_simd.h" nogil:
     ctypedef void (*cnnx_bn_dx_f64)(const double *, const double *, const double *,
                                     const double *, const double *, const double *,
                                     const double *, int64_t, int64_t, double *)
+    ctypedef void (*cnnx_wg_input_f32)(const float *, int64_t, int64_t, int64_t, int64_t,
+                                       int64_t, const float *, float *, int64_t)
+    ctypedef void (*cnnx_wg_input_f64)(const double *, int64_t, int64_t, int64_t, int64_t,
+                                       int64_t, const double *, double *, int64_t)
+    ctypedef void (*cnnx_wg_output_f32)(const float *, int64_t, int64_t, const float *, int,
+                                        int, int, float *, int64_t)
+    ctypedef void (*cnnx_wg_output_f64)(const double *, int64_t, int64_t, const double *,
+                                        int, int, int, double *, int64_t)
+    ctypedef void (*cnnx_wg_kernel_f32)(const float *, int64_t, int64_t, int64_t, int64_t,
+                                        float *)
+    ctypedef void (*cnnx_wg_kernel_f64)(const double *, int64_t, int64_t, int64_t, int64_t,
+                                        double *)
     ctypedef struct cnnx_kernel_table:
         const char *name
         cnnx_ukernel_f32 uk_f32[2]
@@ -114,6 +126,12 @@ cdef extern from "_simd.h" nogil:
         cnnx_bn_apply_f64 bn_apply_f64
         cnnx_bn_dx_f32 bn_dx_f32
         cnnx_bn_dx_f64 bn_dx_f64
+        cnnx_wg_input_f32 wg_input_f32
+        cnnx_wg_input_f64 wg_input_f64
+        cnnx_wg_output_f32 wg_output_f32
+        cnnx_wg_output_f64 wg_output_f64
+        cnnx_wg_kernel_f32 wg_kernel_f32
+        cnnx_wg_kernel_f64 wg_kernel_f64
 
 cdef extern from "_dispatch.h" nogil:
     const cnnx_kernel_table *cnnx_k

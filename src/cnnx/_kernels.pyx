@@ -81,6 +81,7 @@ def simd_path():
 include "_kernels_gemm.pxi"
 include "_kernels_conv.pxi"
 include "_kernels_direct.pxi"
+include "_kernels_winograd.pxi"
 include "_kernels_elementwise.pxi"
 include "_kernels_pool.pxi"
 include "_kernels_optim.pxi"

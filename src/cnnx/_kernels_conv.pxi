@@ -20,6 +20,7 @@ cdef enum:
     FWD_GEMM = 0      # implicit-im2col product
     FWD_NHWC = 1      # channel-vectorised direct kernel
     FWD_PLANAR = 2    # pixel-vectorised direct kernel
+    FWD_WINOGRAD = 3  # Winograd F(2x2, 3x3)
 
 
 cdef bint _direct_fits(const Geometry *g) noexcept nogil:
@@ -31,7 +32,9 @@ cdef bint _direct_fits(const Geometry *g) noexcept nogil:
             and (g.KH - 1) * g.dh <= 2 * g.H + 64 and (g.KW - 1) * g.dw <= 2 * g.W + 64)
 
 
-cdef int _forward_kind(const Geometry *g, int64_t F, int is_f32) noexcept nogil:
+cdef int _forward_kind(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
+    if _winograd_wanted(g, N, F):
+        return FWD_WINOGRAD
     if not _direct_fits(g):
         return FWD_GEMM
     if _nhwc_wanted(g, F, is_f32, 0):
@@ -45,7 +48,11 @@ cdef int64_t _forward_scratch_bytes(const Geometry *g, int64_t N, int64_t F, int
                                  int nthreads, int is_f32) noexcept nogil:
     cdef Direct d
     cdef Nhwc nd
-    cdef int kind = _forward_kind(g, F, is_f32)
+    cdef Wino w
+    cdef int kind = _forward_kind(g, N, F, is_f32)
+    if kind == FWD_WINOGRAD:
+        _wino_plan(&w, g, N, F, is_f32)
+        return _wino_scratch_bytes(&w, itemsize, nthreads)
     if kind == FWD_NHWC:
         _nhwc_plan(&nd, g, F, is_f32)
         return _nhwc_scratch_bytes(&nd, N, itemsize, nthreads, 0)
@@ -64,8 +71,12 @@ cdef void _conv_forward(const Geometry *g, const floating *x, const floating *ke
     cdef Source a, bt
     cdef Direct d
     cdef Nhwc nd
-    cdef int kind = _forward_kind(g, F, floating is float)
-    if kind == FWD_NHWC:
+    cdef Wino w
+    cdef int kind = _forward_kind(g, N, F, floating is float)
+    if kind == FWD_WINOGRAD:
+        _wino_plan(&w, g, N, F, floating is float)
+        _wino_conv(&w, x, kernel, bias, y, relu, s, nthreads)
+    elif kind == FWD_NHWC:
         _nhwc_plan(&nd, g, F, floating is float)
         _nhwc_conv(&nd, x, kernel, bias, y, N, relu, s, nthreads)
     elif kind == FWD_PLANAR:

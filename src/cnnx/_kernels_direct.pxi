@@ -29,14 +29,16 @@ cdef enum:
     NHWC_MAX_F = 32
     DIRECT_KGRAD_MAX_F = 8
 
-# 0: choose per layer; 1: always im2col products; 2: direct wherever the SIMD path has it.
+# 0: choose per layer; 1: always im2col products; 2: direct wherever the SIMD path has it;
+# 3: Winograd wherever it applies (3x3, stride 1), else as 0.
 cdef int _conv_algorithm = 0
-_CONV_ALGORITHMS = ("auto", "gemm", "direct")
+_CONV_ALGORITHMS = ("auto", "gemm", "direct", "winograd")
 
 
 def set_conv_algorithm(str name):
     """Force how convolutions run: "gemm" (im2col products only), "direct" (the direct
-    kernels wherever the SIMD path has them) or "auto" (per layer, the default). For
+    kernels wherever the SIMD path has them), "winograd" (F(2x2, 3x3) for every 3x3
+    stride-1 forward pass, the rest as "auto") or "auto" (per layer, the default). For
     the tests and benchmarks; results agree to rounding, not bitwise."""
     global _conv_algorithm
     if name not in _CONV_ALGORITHMS:

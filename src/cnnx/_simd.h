@@ -81,6 +81,18 @@ CNNX_DW_TYPES(double, f64)
 CNNX_BN_TYPES(float, f32)
 CNNX_BN_TYPES(double, f64)
 
+/* Winograd F(2x2, 3x3) (_winograd_template.h): a tile's input transform, its output
+ * transform, an input channel's kernel transform. */
+#define CNNX_WG_TYPES(T, S)                                                               \
+    typedef void (*cnnx_wg_input_##S)(const T *, int64_t, int64_t, int64_t, int64_t,     \
+                                      int64_t, const T *, T *, int64_t);                  \
+    typedef void (*cnnx_wg_output_##S)(const T *, int64_t, int64_t, const T *, int, int,  \
+                                       int, T *, int64_t);                                \
+    typedef void (*cnnx_wg_kernel_##S)(const T *, int64_t, int64_t, int64_t, int64_t,    \
+                                       T *);
+CNNX_WG_TYPES(float, f32)
+CNNX_WG_TYPES(double, f64)
+
 /* One path's kernels and tile shapes. Index [0]/[1] of the pairs:
  *   uk:        A panel k-major / row-major;
  *   dk_*:      pixel-vectorised blocks of 2 / 4 filters (dk_np: pixel vectors or taps
@@ -122,6 +134,12 @@ typedef struct {
     cnnx_bn_apply_f64 bn_apply_f64;
     cnnx_bn_dx_f32 bn_dx_f32;
     cnnx_bn_dx_f64 bn_dx_f64;
+    cnnx_wg_input_f32 wg_input_f32;
+    cnnx_wg_input_f64 wg_input_f64;
+    cnnx_wg_output_f32 wg_output_f32;
+    cnnx_wg_output_f64 wg_output_f64;
+    cnnx_wg_kernel_f32 wg_kernel_f32;
+    cnnx_wg_kernel_f64 wg_kernel_f64;
 } cnnx_kernel_table;
 
 /* The depthwise kernels' instances, in the table's field order (every path has them:
@@ -137,6 +155,12 @@ typedef struct {
     .bn_grad_sums_f32 = bn_f32_grad_sums, .bn_grad_sums_f64 = bn_f64_grad_sums,            \
     .bn_apply_f32 = bn_f32_apply, .bn_apply_f64 = bn_f64_apply,                            \
     .bn_dx_f32 = bn_f32_dx, .bn_dx_f64 = bn_f64_dx
+
+/* The Winograd transforms' instances (plain C loops too, in every path). */
+#define CNNX_WG_FIELDS                                                                     \
+    .wg_input_f32 = wg_f32_input, .wg_input_f64 = wg_f64_input,                            \
+    .wg_output_f32 = wg_f32_output, .wg_output_f64 = wg_f64_output,                        \
+    .wg_kernel_f32 = wg_f32_kernel, .wg_kernel_f64 = wg_f64_kernel
 
 extern const cnnx_kernel_table cnnx_table_generic;
 /* Set by setup.py where it compiles the x86 units (x86-64 with gcc or clang). */

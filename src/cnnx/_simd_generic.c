@@ -41,7 +41,8 @@ SCALAR_UKERNEL(uk_f32_r, float, 1)
 SCALAR_UKERNEL(uk_f64_k, double, 0)
 SCALAR_UKERNEL(uk_f64_r, double, 1)
 
-/* The depthwise and batch normalization kernels are plain C: MSVC compiles them too. */
+/* The depthwise, batch normalization and Winograd kernels are plain C: MSVC compiles
+ * them too. */
 #if defined(_MSC_VER) && !defined(restrict)
 #  define restrict __restrict
 #endif
@@ -59,11 +60,18 @@ SCALAR_UKERNEL(uk_f64_r, double, 1)
 #define BN_NAME bn_f64
 #define BN_T double
 #include "_batchnorm_template.h"
+#define WG_NAME wg_f32
+#define WG_T float
+#include "_winograd_template.h"
+#define WG_NAME wg_f64
+#define WG_T double
+#include "_winograd_template.h"
 
 const cnnx_kernel_table cnnx_table_generic = {
     .name = "scalar", .uk_f32 = {uk_f32_k, uk_f32_r}, .uk_f64 = {uk_f64_k, uk_f64_r},
     .mr_f32 = 4, .nr_f32 = 8, .mr_f64 = 4, .nr_f64 = 8, .direct = 0, .vw_f32 = 1,
     .vw_f64 = 1, CNNX_DW_FIELDS, CNNX_BN_FIELDS,
+    CNNX_WG_FIELDS,
 };
 
 #endif

@@ -136,6 +136,14 @@
 #define BN_T double
 #include "_batchnorm_template.h"
 
+/* Winograd transforms. */
+#define WG_NAME wg_f32
+#define WG_T float
+#include "_winograd_template.h"
+#define WG_NAME wg_f64
+#define WG_T double
+#include "_winograd_template.h"
+
 const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .name = PATH_LABEL,
     .uk_f32 = {uk_f32_k, uk_f32_r},
@@ -158,4 +166,5 @@ const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .mp_f64 = mp_f64,
     CNNX_DW_FIELDS,
     CNNX_BN_FIELDS,
+    CNNX_WG_FIELDS,
 };

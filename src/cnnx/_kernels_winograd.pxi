@@ -1,0 +1,150 @@
+# Included by _kernels.pyx (one extension module; see its header).
+# Winograd F(2x2, 3x3) forward for 3x3 stride-1 convolutions (_winograd_template.h)
+
+# ---------------------------------------------------------------------------------
+# Winograd convolution
+# ---------------------------------------------------------------------------------
+# Output tiles of 2 x 2 pixels, numbered over the batch (sample, tile row, tile column).
+# A work item takes a block of `tb` tiles: it transforms their input patches into V
+# (16 positions x tb tiles x C), multiplies each position's tb x C matrix by the
+# transformed kernel U[p] (C x F) with the GEMM microkernel into M (16 x tb x F), and
+# transforms M into the tiles' outputs. Each output is computed by one item in one fixed
+# order, whatever the threads. It multiplies 16 C F times a tile where the direct
+# product multiplies 36 C F times; its transforms and the rounding they add (within
+# float32's tolerance of the reference, tested) are the price.
+
+cdef enum:
+    # When it beats the direct and im2col kernels (measured at W5's 3x3 layers on the
+    # AVX-512 and AVX2 paths, benchmarks/bench_kernels.py): at least this many input
+    # and output channels. Up to WINO_MAX_C input channels: one GEMM call runs over all
+    # of them, and its B panel (C x NR) should stay near L1.
+    WINO_MIN_C = 32
+    WINO_MIN_F = 64
+    WINO_MIN_BLOCKS = 4
+    WINO_MAX_C = 256
+    # V and M of a work item hold about 16 x WINO_BLOCK values: an L2-sized block.
+    WINO_BLOCK = 8192
+
+
+cdef struct Wino:
+    Geometry g
+    int64_t F, Fp              # output channels; rounded up to whole microkernel columns
+    int64_t mr, nr             # the GEMM microkernel's tile
+    int64_t th, tw, tiles      # tile rows and columns of a sample; tiles of the batch
+    int64_t tb                 # tiles per work item, a multiple of mr
+
+
+cdef bint _winograd_fits(const Geometry *g) noexcept nogil:
+    return (g.KH == 3 and g.KW == 3 and g.sh == 1 and g.sw == 1 and g.dh == 1
+            and g.dw == 1 and g.C <= WINO_MAX_C)
+
+
+cdef bint _winograd_wanted(const Geometry *g, int64_t N, int64_t F) noexcept nogil:
+    if _conv_algorithm == 1 or _conv_algorithm == 2 or not _winograd_fits(g):
+        return False
+    if _conv_algorithm == 3:
+        return True
+    # Enough tiles for WINO_MIN_BLOCKS work items (a rule on the shape alone: the
+    # algorithm, and so the bits, never depend on the thread count).
+    cdef Wino w
+    _wino_plan(&w, g, N, F, 1)
+    return (g.C >= WINO_MIN_C and F >= WINO_MIN_F
+            and w.tiles >= WINO_MIN_BLOCKS * w.tb)
+
+
+cdef void _wino_plan(Wino *w, const Geometry *g, int64_t N, int64_t F,
+                     int is_f32) noexcept nogil:
+    w.g = g[0]
+    w.F = F
+    _tile_shape(is_f32, &w.mr, &w.nr)
+    w.Fp = _cdiv(F, w.nr) * w.nr
+    w.th = _cdiv(g.OH, 2)
+    w.tw = _cdiv(g.OW, 2)
+    w.tiles = N * w.th * w.tw
+    w.tb = max(1, WINO_BLOCK // (g.C + w.Fp) // w.mr) * w.mr
+
+
+cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) noexcept nogil:
+    """U (16 x C x Fp), then per thread V (16 x tb x C), M (16 x tb x Fp) and C zeros."""
+    cdef int64_t C = w.g.C
+    return (ALIGN + _align(16 * C * w.Fp * itemsize)
+            + nthreads * (_align(16 * w.tb * C * itemsize) + _align(16 * w.tb * w.Fp * itemsize)
+                          + _align(C * itemsize)))
+
+
+cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
+                      const floating *bias, floating *y, int relu, int64_t t0, int64_t nt,
+                      floating *V, floating *M, const floating *zeros) noexcept nogil:
+    """Tiles t0 : t0 + nt of the batch (nt <= tb)."""
+    cdef const Geometry *g = &w.g
+    cdef int64_t C = g.C, tb = w.tb, per_sample = w.th * w.tw
+    cdef int64_t t, tile, n, r, ti, tj, p, s, jp, rows_used
+    rows_used = _cdiv(nt, w.mr) * w.mr
+    for t in range(nt):
+        tile = t0 + t
+        n = tile // per_sample
+        r = tile - n * per_sample
+        ti = r // w.tw
+        tj = r - ti * w.tw
+        if floating is float:
+            cnnx_k.wg_input_f32(x + n * g.H * g.W * C, g.H, g.W, C, 2 * ti - g.ph,
+                                2 * tj - g.pw, zeros, V + t * C, tb * C)
+        else:
+            cnnx_k.wg_input_f64(x + n * g.H * g.W * C, g.H, g.W, C, 2 * ti - g.ph,
+                                2 * tj - g.pw, zeros, V + t * C, tb * C)
+    if rows_used > nt:   # the last strip's rows past the block: zeros, not stale values
+        for p in range(16):
+            memset(V + (p * tb + nt) * C, 0, (rows_used - nt) * C * sizeof(floating))
+    for p in range(16):
+        for s in range(rows_used // w.mr):
+            for jp in range(w.Fp // w.nr):
+                _ukernel(True, C, V + (p * tb + s * w.mr) * C, U + p * C * w.Fp + jp * w.nr,
+                         w.Fp, M + (p * tb + s * w.mr) * w.Fp + jp * w.nr, w.Fp,
+                         <int> w.mr, <int> w.nr, 0, NULL, 0)
+    for t in range(nt):
+        tile = t0 + t
+        n = tile // per_sample
+        r = tile - n * per_sample
+        ti = r // w.tw
+        tj = r - ti * w.tw
+        if floating is float:
+            cnnx_k.wg_output_f32(M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
+                                 <int> min(2, g.OH - 2 * ti), <int> min(2, g.OW - 2 * tj),
+                                 y + ((n * g.OH + 2 * ti) * g.OW + 2 * tj) * w.F,
+                                 g.OW * w.F)
+        else:
+            cnnx_k.wg_output_f64(M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
+                                 <int> min(2, g.OH - 2 * ti), <int> min(2, g.OW - 2 * tj),
+                                 y + ((n * g.OH + 2 * ti) * g.OW + 2 * tj) * w.F,
+                                 g.OW * w.F)
+
+
+cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
+                     const floating *bias, floating *y, int relu, char *scratch,
+                     int nthreads) noexcept nogil:
+    """y = conv(x, kernel) (+ bias, ReLU); scratch holds _wino_scratch_bytes."""
+    cdef int64_t C = w.g.C
+    cdef floating *U = <floating *> _aligned(scratch)
+    cdef char *per_thread = <char *> U + _align(16 * C * w.Fp * sizeof(floating))
+    cdef int64_t v_bytes = _align(16 * w.tb * C * sizeof(floating))
+    cdef int64_t m_bytes = _align(16 * w.tb * w.Fp * sizeof(floating))
+    cdef int64_t thread_bytes = v_bytes + m_bytes + _align(C * sizeof(floating))
+    cdef int64_t blk, t0
+    cdef floating *V = NULL   # set per thread below
+    cdef floating *M = NULL
+    cdef floating *zeros = NULL
+    cdef int64_t c
+    with parallel(num_threads=nthreads):
+        for c in prange(C, schedule="static"):
+            if floating is float:
+                cnnx_k.wg_kernel_f32(kernel, C, w.F, w.Fp, c, U)
+            else:
+                cnnx_k.wg_kernel_f64(kernel, C, w.F, w.Fp, c, U)
+    with parallel(num_threads=nthreads):
+        V = <floating *> (per_thread + threadid() * thread_bytes)
+        M = <floating *> (<char *> V + v_bytes)
+        zeros = <floating *> (<char *> M + m_bytes)
+        memset(zeros, 0, C * sizeof(floating))
+        for blk in prange(_cdiv(w.tiles, w.tb), schedule="static"):
+            t0 = blk * w.tb
+            _wino_block(w, x, U, bias, y, relu, t0, min(w.tb, w.tiles - t0), V, M, zeros)
