@@ -8,6 +8,9 @@ Networks:
           dense 6272 -> 128)
   mnist:  the keras.io "Simple MNIST convnet", batch 128 (conv 32 3x3, pool 2,
           conv 64 3x3, pool 2, dense 1600 -> 10)
+  depthwise: a MobileNet block's depthwise step, 32x32x64, multipliers 1 and 2
+  resnet: W5's last stage, batch 64: conv 8x8x64 -> 64 3x3 "same" (Winograd), then
+          BatchNormalization (moments; forward and backward with the ReLU fused)
 Not a CI gate: timings are noisy. Ratios are reference time / cnnx time. The cnnx side
 passes preallocated `out=` buffers, as its layers keep theirs across steps; the NumPy
 side allocates its results, as idiomatic NumPy code does. Lines marked "fused" time the
@@ -30,6 +33,9 @@ NETWORKS = {
     "mnist": dict(batch=128, input=(28, 28, 1), convs=[32, 64], dense=[10]),
     # A MobileNet block's depthwise step: 3x3 per channel, multipliers 1 and 2.
     "depthwise": dict(batch=32, input=(32, 32, 64), convs=[], dense=[], depthwise=[1, 2]),
+    # W5's last stage: a 3x3 "same" conv 64 -> 64 (Winograd F(2x2, 3x3) under "auto"),
+    # then BatchNormalization with the ReLU fused in.
+    "resnet": dict(batch=64, input=(8, 8, 64), convs=[], dense=[], resnet=[64]),
 }
 
 
@@ -56,6 +62,42 @@ def layer_cases(name, spec, rng):
                           x, k, dy, 1, "same", out=g),
                       lambda x=x, k=k, dy=dy: ref.depthwise_conv2d_backward(
                           x, k, dy, 1, "same")))
+    for filters in spec.get("resnet", []):
+        c = x.shape[3]
+        k = (rng.standard_normal((3, 3, c, filters)) * 0.1).astype(np.float32)
+        y = ref.conv2d(x, k, None, 1, "same")
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        flops = 2.0 * y.size * 9 * c
+        tag = f"conv 3x3 same {x.shape[1]}x{x.shape[2]}x{c}->{filters}"
+        cases.append((f"{tag} fwd (winograd)", flops,
+                      lambda x=x, k=k, o=np.empty_like(y): ops.conv2d(x, k, None, 1, "same",
+                                                                      out=o),
+                      lambda x=x, k=k: ref.conv2d(x, k, None, 1, "same")))
+        grads = (np.empty_like(x), np.empty_like(k), None)
+        cases.append((f"{tag} bwd", 2 * flops,
+                      lambda x=x, k=k, dy=dy, g=grads: ops.conv2d_backward(
+                          x, k, dy, 1, "same", use_bias=False, out=g),
+                      lambda x=x, k=k, dy=dy: ref.conv2d_backward(x, k, dy, 1, "same",
+                                                                 use_bias=False)))
+        mean, var = ref.batch_normalization_moments(y)
+        gamma = np.ones(filters, np.float32)
+        beta = np.zeros(filters, np.float32)
+        z = ref.batch_normalization(y, mean, var, gamma, beta, activation="relu")
+        cases.append(("batchnorm moments", None,
+                      lambda y=y: ops.batch_normalization_moments(y),
+                      lambda y=y: ref.batch_normalization_moments(y)))
+        cases.append(("batchnorm+relu fwd, fused", None,
+                      lambda y=y, m=mean, v=var, o=np.empty_like(y): ops.batch_normalization(
+                          y, m, v, gamma, beta, activation="relu", out=o),
+                      lambda y=y, m=mean, v=var: ref.batch_normalization(
+                          y, m, v, gamma, beta, activation="relu")))
+        cases.append(("batchnorm+relu bwd, fused", None,
+                      lambda y=y, m=mean, v=var, z=z, dy=dy, o=np.empty_like(y):
+                          ops.batch_normalization_backward(y, dy, m, v, gamma,
+                                                           out=(o, None, None),
+                                                           relu_output=z),
+                      lambda y=y, m=mean, v=var, z=z, dy=dy: ref.batch_normalization_backward(
+                          y, dy, m, v, gamma, relu_output=z)))
     for i, filters in enumerate(spec["convs"], 1):
         c = x.shape[3]
         k = (rng.standard_normal((3, 3, c, filters)) * 0.1).astype(np.float32)
