@@ -87,17 +87,17 @@ def layer_cases(name, spec, rng):
                       lambda y=y: ops.batch_normalization_moments(y),
                       lambda y=y: ref.batch_normalization_moments(y)))
         cases.append(("batchnorm+relu fwd, fused", None,
-                      lambda y=y, m=mean, v=var, o=np.empty_like(y): ops.batch_normalization(
-                          y, m, v, gamma, beta, activation="relu", out=o),
-                      lambda y=y, m=mean, v=var: ref.batch_normalization(
-                          y, m, v, gamma, beta, activation="relu")))
+                      lambda y=y, m=mean, v=var, g=gamma, b=beta, o=np.empty_like(y):
+                          ops.batch_normalization(y, m, v, g, b, activation="relu", out=o),
+                      lambda y=y, m=mean, v=var, g=gamma, b=beta: ref.batch_normalization(
+                          y, m, v, g, b, activation="relu")))
         cases.append(("batchnorm+relu bwd, fused", None,
-                      lambda y=y, m=mean, v=var, z=z, dy=dy, o=np.empty_like(y):
-                          ops.batch_normalization_backward(y, dy, m, v, gamma,
+                      lambda y=y, m=mean, v=var, g=gamma, z=z, dy=dy, o=np.empty_like(y):
+                          ops.batch_normalization_backward(y, dy, m, v, g,
                                                            out=(o, None, None),
                                                            relu_output=z),
-                      lambda y=y, m=mean, v=var, z=z, dy=dy: ref.batch_normalization_backward(
-                          y, dy, m, v, gamma, relu_output=z)))
+                      lambda y=y, m=mean, v=var, g=gamma, z=z, dy=dy:
+                          ref.batch_normalization_backward(y, dy, m, v, g, relu_output=z)))
     for i, filters in enumerate(spec["convs"], 1):
         c = x.shape[3]
         k = (rng.standard_normal((3, 3, c, filters)) * 0.1).astype(np.float32)
