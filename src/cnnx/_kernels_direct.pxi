@@ -21,10 +21,12 @@ cdef enum:
     # per block of filters, for at most DIRECT_KGRAD_MAX_F output channels.
     DIRECT_MAX_C = 4
     DIRECT_MAX_F = 16
-    # The channel-vectorised forward also beat both for 17-32 output channels from at
-    # most 32 input channels (W2's and W5's 32 -> 32 and 16 -> 32 layers: 1.19-1.38x on
-    # the AVX-512 and AVX2 paths); at 16 -> 16 the planar kernel stays (0.85x on AVX-512),
-    # and 1x1 kernels (pointwise) stay on the product (not measured).
+    # The channel-vectorised forward also beat both for up to 32 output channels (a
+    # multiple of the vector) from at most 32 input channels: W2's and W5's 32 -> 32 and
+    # 16 -> 32 layers 1.19-1.38x on the AVX-512 and AVX2 paths; with 28-pixel tiles on
+    # AVX-512, W5's 16 -> 16 layers 1.14-1.19x (AVX2 1.24-1.37x) and LeNet's 6 -> 16 5x5
+    # layer 1.6-2.0x against the planar kernel. 1x1 kernels (pointwise) stay on the
+    # product (not measured).
     NHWC_MAX_C = 32
     NHWC_MAX_F = 32
     DIRECT_KGRAD_MAX_F = 8
@@ -326,8 +328,7 @@ cdef bint _nhwc_wanted(const Geometry *g, int64_t F, int is_f32, bint kgrad) noe
     # beat the im2col product at every layer measured (1.2-2.1x). Its forward pass wins
     # only where packing would dominate the product.
     return (_conv_algorithm == 2 or kgrad or g.C <= DIRECT_MAX_C
-            or (g.C <= NHWC_MAX_C and DIRECT_MAX_F < F <= NHWC_MAX_F
-                and g.KH * g.KW > 1))
+            or (g.C <= NHWC_MAX_C and F <= NHWC_MAX_F and g.KH * g.KW > 1))
 
 
 cdef void _nhwc_plan(Nhwc *d, const Geometry *g, int64_t F, int is_f32) noexcept nogil:
