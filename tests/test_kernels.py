@@ -271,6 +271,31 @@ def test_relu_matches_reference(shape, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0,), (1,), (7,), (3, 5), (64, 32, 32, 16)])
+def test_add_matches_reference(shape, dtype, rng):
+    a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    for activation in (None, "relu"):
+        want = ref.add(a, b, activation)
+        np.testing.assert_array_equal(ops.add(a, b, activation), want)
+        inplace = a.copy()
+        assert ops.add(inplace, b, activation, out=inplace) is inplace
+        np.testing.assert_array_equal(inplace, want)
+    if a.size:
+        a.reshape(-1)[0], b.reshape(-1)[0] = np.nan, 1   # NaN passes the fused ReLU
+        assert np.isnan(ops.add(a, b, "relu").reshape(-1)[0])
+
+
+def test_add_refuses_mismatched_shapes_and_overlaps():
+    with pytest.raises(ValueError, match=r"add: `x1` and `x2` must have the same shape"):
+        ops.add(np.ones((2, 3)), np.ones((1, 3)))
+    with pytest.raises(ValueError, match="activation"):
+        ops.add(np.ones(3), np.ones(3), "tanh")
+    buf = np.zeros(8)
+    with pytest.raises(ValueError, match="overlaps"):
+        ops.add(buf[:4], buf[2:6], out=buf[1:5])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("b,i,o", [(1, 1, 1), (5, 7, 3), (128, 6272, 128), (33, 65, 10),
                                    (3000, 20, 17)])
 def test_dense_matches_reference(b, i, o, dtype, rng, simd_path):

@@ -54,7 +54,7 @@ def _all_kernels(rng):
     out += list(ops.max_pool2d(np.concatenate([y, y[..., :8]], axis=3), 3, 2, "same"))
     out += [ops.average_pool2d(y, 3, 2, "same"),
             ops.average_pool2d_backward(p, y.shape, 2)]
-    out += [ops.relu(dy), ops.relu_backward(dy, y)]
+    out += [ops.relu(dy), ops.relu_backward(dy, y), ops.add(dy, y, "relu")]
     flat = ops.flatten(y)
     w = rng.standard_normal((flat.shape[1], 10)).astype(np.float32)
     z = ops.dense(flat, w, np.ones(10, np.float32), "relu")

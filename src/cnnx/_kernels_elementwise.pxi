@@ -5,6 +5,21 @@
 # Elementwise
 # ---------------------------------------------------------------------------------
 
+def add(const floating[::1] a, const floating[::1] b, floating[::1] y, bint relu,
+        int nthreads):
+    """y = a + b, then max(y, 0) when relu (NaN passes through). y may be a or b."""
+    cdef Py_ssize_t i
+    cdef floating v
+    with nogil:
+        if relu:
+            for i in prange(a.shape[0], num_threads=nthreads, schedule="static"):
+                v = a[i] + b[i]
+                y[i] = 0 if v <= 0 else v
+        else:
+            for i in prange(a.shape[0], num_threads=nthreads, schedule="static"):
+                y[i] = a[i] + b[i]
+
+
 def relu(const floating[::1] x, floating[::1] y, int nthreads):
     """y = x where x > 0, else 0 (NaN passes through). y may be x."""
     cdef Py_ssize_t i

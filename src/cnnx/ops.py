@@ -34,7 +34,7 @@ from ._geometry import (
 )
 
 __all__ = [
-    "conv", "max_pool", "average_pool", "relu", "sigmoid", "softmax", "flatten",
+    "conv", "max_pool", "average_pool", "relu", "sigmoid", "softmax", "flatten", "add",
     "categorical_crossentropy", "binary_crossentropy",
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
     "depthwise_conv2d", "depthwise_conv2d_backward", "group_normalization",
@@ -606,6 +606,25 @@ def relu(x, out=None):
     x = np.ascontiguousarray(_array(x, "x", "relu"))
     y = _output(out, x.shape, x.dtype, "relu", same_ok=(x,))
     _kernels.relu(x.reshape(-1), y.reshape(-1), threads_for(x.size))
+    return y
+
+
+def add(x1, x2, activation=None, out=None):
+    """x1 + x2 elementwise, for two arrays of the same shape (no broadcasting), with an
+    optional fused ReLU; one pass, on the threads where the arrays are large (the sum of
+    a residual connection, and the ReLU after it). `out` may be x1 or x2 (in place).
+
+    >>> cnnx.ops.add(np.array([1.0, -3.0]), np.array([2.0, 1.0]), activation="relu")
+    array([3., 0.])
+    """
+    where = "add"
+    x1, x2 = _common(_array(x1, "x1", where), _array(x2, "x2", where))
+    if x1.shape != x2.shape:
+        raise ValueError(f"{where}: `x1` and `x2` must have the same shape, received "
+                         f"{x1.shape} and {x2.shape}")
+    relu_ = _activation(activation, where)
+    y = _output(out, x1.shape, x1.dtype, where, same_ok=(x1, x2))
+    _kernels.add(x1.reshape(-1), x2.reshape(-1), y.reshape(-1), relu_, threads_for(x1.size))
     return y
 
 

@@ -22,7 +22,7 @@ REFERENCE_TWINS = ("conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_tran
                    "depthwise_conv2d", "group_normalization", "group_normalization_backward",
                    "batch_normalization_moments", "batch_normalization",
                    "batch_normalization_backward",
-                   "depthwise_conv2d_backward", "relu", "relu_backward", "max_pool2d",
+                   "depthwise_conv2d_backward", "add", "relu", "relu_backward", "max_pool2d",
                    "max_pool2d_backward", "average_pool2d", "average_pool2d_backward",
                    "dense", "dense_backward", "softmax", "sigmoid", "softmax_cross_entropy",
                    "sigmoid_cross_entropy", "sgd_update", "adam_update", "rmsprop_update",

@@ -80,17 +80,22 @@ class Add(_Merge):
         return True
 
     def _merge(self, ctx, inputs):
-        first = inputs[0]
-        if all(x.shape == first.shape and x.dtype == first.dtype for x in inputs):
-            # the plan's step: into a buffer kept from call to call
-            out = np.add(first, inputs[1], out=ctx.buffer("y", first.shape, first.dtype))
+        first, relu = inputs[0], "relu" if ctx.fused_relu else None
+        if all(x.shape == first.shape and x.dtype == first.dtype for x in inputs) \
+                and first.dtype in (np.float32, np.float64):
+            # the compiled sum (the last with the fused ReLU), into a kept buffer
+            out = ctx.buffer("y", first.shape, first.dtype)
+            for i, x in enumerate(inputs[1:], 2):
+                ops.add(first if i == 2 else out, x,
+                        relu if i == len(inputs) else None, out=out)
         else:
             out = first + inputs[1]
-        for x in inputs[2:]:
-            out = np.add(out, x, out=out) if out.shape == x.shape and \
-                np.can_cast(x.dtype, out.dtype) else out + x
-        if ctx.fused_relu:
-            out = ctx.saved["y"] = ops.relu(out, out=out)
+            for x in inputs[2:]:
+                out = out + x
+            if relu:
+                out = ops.relu(out, out=out)
+        if relu:
+            ctx.saved["y"] = out
         return out
 
     def _grads(self, ctx, grad):
