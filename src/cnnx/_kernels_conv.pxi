@@ -33,7 +33,7 @@ cdef bint _direct_fits(const Geometry *g) noexcept nogil:
 
 
 cdef int _forward_kind(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
-    if _winograd_wanted(g, N, F):
+    if _winograd_wanted(g, N, F, is_f32):
         return FWD_WINOGRAD
     if not _direct_fits(g):
         return FWD_GEMM

@@ -39,7 +39,7 @@ cdef bint _winograd_fits(const Geometry *g) noexcept nogil:
             and g.dw == 1 and g.C <= WINO_MAX_C)
 
 
-cdef bint _winograd_wanted(const Geometry *g, int64_t N, int64_t F) noexcept nogil:
+cdef bint _winograd_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
     if _conv_algorithm == 1 or _conv_algorithm == 2 or not _winograd_fits(g):
         return False
     if _conv_algorithm == 3:
@@ -47,7 +47,7 @@ cdef bint _winograd_wanted(const Geometry *g, int64_t N, int64_t F) noexcept nog
     # Enough tiles for WINO_MIN_BLOCKS work items (a rule on the shape alone: the
     # algorithm, and so the bits, never depend on the thread count).
     cdef Wino w
-    _wino_plan(&w, g, N, F, 1)
+    _wino_plan(&w, g, N, F, is_f32)
     return (g.C >= WINO_MIN_C and F >= WINO_MIN_F
             and w.tiles >= WINO_MIN_BLOCKS * w.tb)
 
@@ -72,20 +72,27 @@ cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) 
                           + _align(C * itemsize)))
 
 
+cdef inline int64_t _wino_tile(const Wino *w, int64_t tile, int64_t *ti,
+                               int64_t *tj) noexcept nogil:
+    """The sample of a tile of the batch; its tile row and column in *ti, *tj."""
+    cdef int64_t per_sample = w.th * w.tw
+    cdef int64_t n = tile // per_sample
+    cdef int64_t r = tile - n * per_sample
+    ti[0] = r // w.tw
+    tj[0] = r - ti[0] * w.tw
+    return n
+
+
 cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
                       const floating *bias, floating *y, int relu, int64_t t0, int64_t nt,
                       floating *V, floating *M, const floating *zeros) noexcept nogil:
     """Tiles t0 : t0 + nt of the batch (nt <= tb)."""
     cdef const Geometry *g = &w.g
-    cdef int64_t C = g.C, tb = w.tb, per_sample = w.th * w.tw
-    cdef int64_t t, tile, n, r, ti, tj, p, s, jp, rows_used
+    cdef int64_t C = g.C, tb = w.tb
+    cdef int64_t t, n, ti, tj, p, s, jp, rows_used
     rows_used = _cdiv(nt, w.mr) * w.mr
     for t in range(nt):
-        tile = t0 + t
-        n = tile // per_sample
-        r = tile - n * per_sample
-        ti = r // w.tw
-        tj = r - ti * w.tw
+        n = _wino_tile(w, t0 + t, &ti, &tj)
         if floating is float:
             cnnx_k.wg_input_f32(x + n * g.H * g.W * C, g.H, g.W, C, 2 * ti - g.ph,
                                 2 * tj - g.pw, zeros, V + t * C, tb * C)
@@ -102,11 +109,7 @@ cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
                          w.Fp, M + (p * tb + s * w.mr) * w.Fp + jp * w.nr, w.Fp,
                          <int> w.mr, <int> w.nr, 0, NULL, 0)
     for t in range(nt):
-        tile = t0 + t
-        n = tile // per_sample
-        r = tile - n * per_sample
-        ti = r // w.tw
-        tj = r - ti * w.tw
+        n = _wino_tile(w, t0 + t, &ti, &tj)
         if floating is float:
             cnnx_k.wg_output_f32(M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
                                  <int> min(2, g.OH - 2 * ti), <int> min(2, g.OW - 2 * tj),

@@ -54,18 +54,7 @@ SCALAR_UKERNEL(uk_f64_r, double, 1)
 #define DW_T double
 #define DW_CB 4
 #include "_depthwise_template.h"
-#define BN_NAME bn_f32
-#define BN_T float
-#include "_batchnorm_template.h"
-#define BN_NAME bn_f64
-#define BN_T double
-#include "_batchnorm_template.h"
-#define WG_NAME wg_f32
-#define WG_T float
-#include "_winograd_template.h"
-#define WG_NAME wg_f64
-#define WG_T double
-#include "_winograd_template.h"
+#include "_plain_templates.h"
 
 const cnnx_kernel_table cnnx_table_generic = {
     .name = "scalar", .uk_f32 = {uk_f32_k, uk_f32_r}, .uk_f64 = {uk_f64_k, uk_f64_r},

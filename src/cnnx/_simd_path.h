@@ -130,21 +130,8 @@
 #define DW_CB (2 * PATH_VBYTES / 8)
 #include "_depthwise_template.h"
 
-/* Batch normalization. */
-#define BN_NAME bn_f32
-#define BN_T float
-#include "_batchnorm_template.h"
-#define BN_NAME bn_f64
-#define BN_T double
-#include "_batchnorm_template.h"
-
-/* Winograd transforms. */
-#define WG_NAME wg_f32
-#define WG_T float
-#include "_winograd_template.h"
-#define WG_NAME wg_f64
-#define WG_T double
-#include "_winograd_template.h"
+/* Batch normalization and the Winograd transforms. */
+#include "_plain_templates.h"
 
 const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .name = PATH_LABEL,

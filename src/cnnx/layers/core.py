@@ -140,13 +140,13 @@ class _Activated(Layer):
         return y
 
     def _activation_grad(self, ctx, grad):
-        relu = self._act == "relu" or ctx.fused_relu
-        if ctx.emit_logits or ctx.grad_is_preactivation or (self._act == "linear"
-                                                           and not relu):
+        if ctx.emit_logits or ctx.grad_is_preactivation:
             return grad
-        if relu:
+        if self._act == "relu" or ctx.fused_relu:
             return ops.relu_backward(grad, ctx.saved["out"],
                                      out=ctx.buffer("dz", grad.shape, grad.dtype))
+        if self._act == "linear":
+            return grad
         return self.activation.grad(grad, ctx.saved["z"], ctx.saved["out"])
 
     def _set_kernel_grads(self, ctx, dk, db):
