@@ -255,6 +255,37 @@ def test_average_pool_matches_reference(shape, pool, strides, padding, dtype, rn
                                **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 17), (5, 8, 8, 64), (3, 1, 7, 40),
+                                   (0, 4, 4, 3), (2, 4, 4, 0)])
+def test_global_average_pool_matches_reference(shape, dtype, rng, simd_path):
+    x = (rng.standard_normal(shape) + 3).astype(dtype)
+    y = ops.global_average_pool2d(x)
+    assert y.shape == (shape[0], shape[3]) and y.dtype == dtype
+    np.testing.assert_allclose(y, ref.global_average_pool2d(x), **TOL[dtype])
+    if dtype == np.float32:   # summed in float64, rounded once: 0.1 averages to 0.1
+        same = np.full(shape, 0.1, dtype)
+        np.testing.assert_array_equal(ops.global_average_pool2d(same),
+                                      np.full((shape[0], shape[3]), 0.1, dtype))
+
+
+def test_global_average_pool_is_the_same_for_any_thread_count_and_refuses_no_pixels(
+        rng, threads):
+    x = rng.standard_normal((7, 5, 5, 33)).astype(np.float32)
+    outs = []
+    for n in (1, 2, 3):
+        threads(n)
+        outs.append(ops.global_average_pool2d(x, out=np.empty((7, 33), np.float32)))
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0], other)
+    with pytest.raises(ValueError, match="global_average_pool2d: `inputs` must have at "
+                                         "least one pixel"):
+        ops.global_average_pool2d(np.zeros((2, 0, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="`out` must be a writeable C-contiguous array of "
+                                         "shape \\(7, 33\\)"):
+        ops.global_average_pool2d(x, out=np.empty((7, 32), np.float32))
+
+
 def test_average_pool_same_leaves_padding_out_of_divisor():
     x = np.ones((1, 3, 3, 1))
     # Every window of ones averages to exactly 1, corners included.
@@ -314,10 +345,11 @@ def test_dense_matches_reference(b, i, o, dtype, rng, simd_path):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("path", ["gemm", "gemv"])
 @pytest.mark.parametrize("b,i,o", [(1, 1, 1), (1, 1600, 10), (1, 300, 100), (2, 7, 3),
-                                   (5, 40, 17), (0, 5, 3)])
+                                   (5, 40, 17), (0, 5, 3), (1, 5, 64), (3, 9, 45)])
 def test_both_dense_paths_match_reference(b, i, o, path, dtype, rng, simd_path):
-    # The row path (one image through a classifier's head, by default) and the GEMM,
-    # each forced on shapes the other would take; zero rows included.
+    # The row path (a few images through a dense layer, by default) and the GEMM, each
+    # forced on shapes the other would take; zero rows, and the row path's wide, narrow
+    # and single-column blocks, included.
     x = rng.standard_normal((b, i)).astype(dtype)
     kernel = rng.standard_normal((i, o)).astype(dtype)
     bias = rng.standard_normal(o).astype(dtype)
@@ -332,36 +364,38 @@ def test_both_dense_paths_match_reference(b, i, o, path, dtype, rng, simd_path):
         _kernels.set_dense_path(before)
 
 
-def test_one_image_through_a_narrow_dense_layer_takes_the_row_path(rng, simd_path):
-    # The rule, seen through the bits (the two paths sum in different orders): one row
-    # narrower than the GEMM's tile takes the rows of multiply-adds; two rows, or a wide
-    # output, the GEMM.
-    def run(b, o, path):
+def test_a_few_rows_through_a_dense_layer_take_the_row_path(rng, simd_path):
+    # The rule, seen through the bits (the two paths sum in different orders): one or two
+    # rows take the rows of multiply-adds, four rows too while the kernel is at most
+    # 1 MiB; more rows, or four with a larger kernel, the GEMM.
+    def run(b, o, path, bias=None, activation=None):
         before = _kernels.dense_path()
         _kernels.set_dense_path(path)
         try:
-            return ops.dense(x[:b], kernel[:, :o])
+            return ops.dense(x[:b], kernel[:, :o], bias, activation)
         finally:
             _kernels.set_dense_path(before)
-    x = rng.standard_normal((2, 700)).astype(np.float32)
-    kernel = rng.standard_normal((700, 100)).astype(np.float32)
-    cases = [(1, 1, "gemv"), (2, 1, "gemm"), (2, 10, "gemm"), (1, 100, "gemm")]
-    if simd_path in ("avx512", "avx2"):   # tiles 32 and 16 wide (the baseline's: 8)
-        cases.append((1, 10, "gemv"))
+    x = rng.standard_normal((5, 700)).astype(np.float32)
+    kernel = rng.standard_normal((700, 400)).astype(np.float32)   # 1.1 MB
+    cases = [(1, 10, "gemv"), (1, 100, "gemv"), (2, 100, "gemv"), (2, 400, "gemv"),
+             (4, 100, "gemv"), (4, 400, "gemm"), (5, 10, "gemm")]
     for b, o, expected in cases:
         other = "gemm" if expected == "gemv" else "gemv"
-        if o > 1:   # (one output of one row: both paths may well give the same bits)
-            assert not np.array_equal(run(b, o, expected), run(b, o, other))
+        assert not np.array_equal(run(b, o, expected), run(b, o, other)), (b, o)
         np.testing.assert_array_equal(run(b, o, "auto"), run(b, o, expected))
+    bias = rng.standard_normal(400).astype(np.float32)
     before = cnnx.get_num_threads()
-    try:   # the row path's columns are cut into work items by the shape alone
-        outs = []
-        for threads in (1, 2, 3):
+    try:   # the row path's columns are cut into work items of whole blocks: the same
+        outs = []   # bits for any thread count, with and without the tail columns
+        for threads in (1, 2, 3, 5):
             cnnx.set_num_threads(threads)
-            outs.append(run(1, 100, "gemv"))
+            outs.append([run(b, o, "gemv", bias[:o], "relu") for b, o in
+                         [(1, 100), (2, 37), (1, 400), (1, 7)]])
     finally:
         cnnx.set_num_threads(before)
-    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="dense path must be one of"):
         _kernels.set_dense_path("fast")
 

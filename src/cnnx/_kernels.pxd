@@ -93,6 +93,10 @@ cdef extern from "_simd.h" nogil:
                                         float *)
     ctypedef void (*cnnx_wg_kernel_f64)(const double *, int64_t, int64_t, int64_t, int64_t,
                                         double *)
+    ctypedef void (*cnnx_gemv_f32)(const float *, int64_t, int64_t, const float *, int64_t,
+                                   int64_t, int64_t, const float *, int, float *)
+    ctypedef void (*cnnx_gemv_f64)(const double *, int64_t, int64_t, const double *,
+                                   int64_t, int64_t, int64_t, const double *, int, double *)
     ctypedef struct cnnx_kernel_table:
         const char *name
         cnnx_ukernel_f32 uk_f32[2]
@@ -132,6 +136,8 @@ cdef extern from "_simd.h" nogil:
         cnnx_wg_output_f64 wg_output_f64
         cnnx_wg_kernel_f32 wg_kernel_f32
         cnnx_wg_kernel_f64 wg_kernel_f64
+        cnnx_gemv_f32 gemv_f32
+        cnnx_gemv_f64 gemv_f64
 
 cdef extern from "_dispatch.h" nogil:
     const cnnx_kernel_table *cnnx_k

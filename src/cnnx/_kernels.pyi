@@ -1,10 +1,11 @@
 # Type stubs for the compiled kernels (cnnx/_kernels.pyx). Private: call cnnx.ops, which
 # validates every argument; these functions trust theirs. Arrays are float32 or float64
 # (all of one call alike), C-contiguous; `workspace(nbytes)` returns a uint8 buffer.
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 _F = npt.NDArray[np.floating]
 _I32 = npt.NDArray[np.int32]
@@ -52,6 +53,7 @@ def average_pool2d(x: _F, y: _F, KH: int, KW: int, sh: int, sw: int, ph: int, pw
                    nthreads: int) -> None: ...
 def average_pool2d_grad(dy: _F, dx: _F, KH: int, KW: int, sh: int, sw: int, ph: int,
                         pw: int, nthreads: int) -> None: ...
+def global_average_pool2d(x: _F, y: _F, nthreads: int) -> None: ...
 def softmax(z: _F, p: _F, nthreads: int) -> None: ...
 def softmax_cross_entropy(logits: _F, targets: _F, loss: _F, grad: _F,
                           nthreads: int) -> None: ...
@@ -89,3 +91,16 @@ def batch_norm_grad(x: _F, dy: _F, mean: _F, rstd: _F, gamma: _F | None, trainin
                     relu_output: _F | None, nthreads: int, workspace: _Workspace) -> None: ...
 def ftrl_update(w: _F, g: _F, accum: _F, linear: _F, lr: float, lr_power: float, l1: float,
                 l2: float, l2_shrinkage: float, nthreads: int) -> None: ...
+
+PROGRAM_OPS: dict[str, int]
+
+@disjoint_base
+class Program:
+    """A forward pass as one compiled call (see cnnx.models.program)."""
+    dtype: np.dtype[Any]
+    token: tuple[int, int, int]
+    def __init__(self, dtype: np.dtype[Any], buffers: list[npt.NDArray[Any] | None],
+                 n_inputs: int, ops: list[tuple[Any, ...]],
+                 allocate: Callable[[int], npt.NDArray[np.uint8]]) -> None: ...
+    def current(self) -> bool: ...
+    def run(self, inputs: list[_F]) -> None: ...

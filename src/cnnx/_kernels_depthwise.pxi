@@ -15,22 +15,32 @@ def depthwise_conv2d(const floating[:, :, :, ::1] x, const floating[:, :, ::1] k
                      int nthreads):
     """y[n, oh, ow, c] = bias[c] + sum over taps of x[n, ih, iw, c] * kernel[i, j, c],
     one output row per work item."""
-    cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef int64_t KH = kernel.shape[0], KW = kernel.shape[1]
-    cdef int64_t OH = y.shape[1], OW = y.shape[2]
-    cdef int64_t row, n
-    cdef const floating *b = &bias[0] if bias is not None else NULL
-    if N * OH == 0 or C == 0:
+    cdef Geometry g
+    if x.shape[0] * y.shape[1] == 0 or x.shape[3] == 0:
         return
+    g = _geometry(x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
+                  kernel.shape[0], kernel.shape[1], sh, sw, ph, pw, dh, dw)
     with nogil:
-        for row in prange(N * OH, num_threads=nthreads, schedule="static"):
-            n = row // OH
-            if floating is float:
-                cnnx_k.dw_fwd_f32(&x[n, 0, 0, 0], H, W, C, &kernel[0, 0, 0], KH, KW, sh, sw,
-                                  ph, pw, dh, dw, row - n * OH, OW, b, &y[n, row - n * OH, 0, 0])
-            else:
-                cnnx_k.dw_fwd_f64(&x[n, 0, 0, 0], H, W, C, &kernel[0, 0, 0], KH, KW, sh, sw,
-                                  ph, pw, dh, dw, row - n * OH, OW, b, &y[n, row - n * OH, 0, 0])
+        _depthwise_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0],
+                           &bias[0] if bias is not None else NULL, &y[0, 0, 0, 0],
+                           x.shape[0], nthreads)
+
+
+cdef void _depthwise_forward(const Geometry *g, const floating *x, const floating *kernel,
+                             const floating *b, floating *y, int64_t N,
+                             int nthreads) noexcept nogil:
+    """depthwise_conv2d on raw arrays (kernel KH x KW x C: one filter per channel)."""
+    cdef int64_t row, n, oh
+    cdef int64_t in_sample = g.H * g.W * g.C, out_row = g.OW * g.C
+    for row in prange(N * g.OH, num_threads=nthreads, schedule="static"):
+        n = row // g.OH
+        oh = row - n * g.OH
+        if floating is float:
+            cnnx_k.dw_fwd_f32(x + n * in_sample, g.H, g.W, g.C, kernel, g.KH, g.KW, g.sh,
+                              g.sw, g.ph, g.pw, g.dh, g.dw, oh, g.OW, b, y + row * out_row)
+        else:
+            cnnx_k.dw_fwd_f64(x + n * in_sample, g.H, g.W, g.C, kernel, g.KH, g.KW, g.sh,
+                              g.sw, g.ph, g.pw, g.dh, g.dw, oh, g.OW, b, y + row * out_row)
 
 
 def depthwise_conv2d_input_grad(const floating[:, :, :, ::1] dy,

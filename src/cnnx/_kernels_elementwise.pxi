@@ -8,26 +8,37 @@
 def add(const floating[::1] a, const floating[::1] b, floating[::1] y, bint relu,
         int nthreads):
     """y = a + b, then max(y, 0) when relu (NaN passes through). y may be a or b."""
-    cdef Py_ssize_t i
+    if a.shape[0]:
+        with nogil:
+            _add(&a[0], &b[0], &y[0], a.shape[0], relu, nthreads)
+
+
+cdef void _add(const floating *a, const floating *b, floating *y, int64_t n, bint relu,
+               int nthreads) noexcept nogil:
+    cdef int64_t i
     cdef floating v
-    with nogil:
-        if relu:
-            for i in prange(a.shape[0], num_threads=nthreads, schedule="static"):
-                v = a[i] + b[i]
-                y[i] = 0 if v <= 0 else v
-        else:
-            for i in prange(a.shape[0], num_threads=nthreads, schedule="static"):
-                y[i] = a[i] + b[i]
+    if relu:
+        for i in prange(n, num_threads=nthreads, schedule="static"):
+            v = a[i] + b[i]
+            y[i] = 0 if v <= 0 else v
+    else:
+        for i in prange(n, num_threads=nthreads, schedule="static"):
+            y[i] = a[i] + b[i]
 
 
 def relu(const floating[::1] x, floating[::1] y, int nthreads):
     """y = x where x > 0, else 0 (NaN passes through). y may be x."""
-    cdef Py_ssize_t i
+    if x.shape[0]:
+        with nogil:
+            _relu(&x[0], &y[0], x.shape[0], nthreads)
+
+
+cdef void _relu(const floating *x, floating *y, int64_t n, int nthreads) noexcept nogil:
+    cdef int64_t i
     cdef floating v
-    with nogil:
-        for i in prange(x.shape[0], num_threads=nthreads, schedule="static"):
-            v = x[i]
-            y[i] = 0 if v <= 0 else v
+    for i in prange(n, num_threads=nthreads, schedule="static"):
+        v = x[i]
+        y[i] = 0 if v <= 0 else v
 
 
 def relu_grad(const floating[::1] dy, const floating[::1] x, floating[::1] dx, int nthreads):
@@ -69,10 +80,16 @@ cdef inline floating _softmax_row(const floating *z, floating *p, int64_t K) noe
 
 def softmax(const floating[:, ::1] z, floating[:, ::1] p, int nthreads):
     """Row-wise softmax, shifted by the row maximum for stability."""
+    if z.shape[0] * z.shape[1]:
+        with nogil:
+            _softmax(&z[0, 0], &p[0, 0], z.shape[0], z.shape[1], nthreads)
+
+
+cdef void _softmax(const floating *z, floating *p, int64_t rows, int64_t K,
+                   int nthreads) noexcept nogil:
     cdef int64_t i
-    with nogil:
-        for i in prange(z.shape[0], num_threads=nthreads, schedule="static"):
-            _softmax_row(&z[i, 0], &p[i, 0], z.shape[1])
+    for i in prange(rows, num_threads=nthreads, schedule="static"):
+        _softmax_row(z + i * K, p + i * K, K)
 
 
 def softmax_cross_entropy(const floating[:, ::1] logits, const floating[:, ::1] targets,
@@ -108,13 +125,18 @@ def sigmoid_cross_entropy(const floating[::1] logits, const floating[::1] target
 
 def sigmoid(const floating[::1] x, floating[::1] y, int nthreads):
     """y = 1 / (1 + exp(-x)), computed without overflow for either sign."""
-    cdef Py_ssize_t i
+    if x.shape[0]:
+        with nogil:
+            _sigmoid(&x[0], &y[0], x.shape[0], nthreads)
+
+
+cdef void _sigmoid(const floating *x, floating *y, int64_t n, int nthreads) noexcept nogil:
+    cdef int64_t i
     cdef floating e, v
-    with nogil:
-        for i in prange(x.shape[0], num_threads=nthreads, schedule="static"):
-            v = x[i]
-            e = exp(-fabs(v))
-            y[i] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+    for i in prange(n, num_threads=nthreads, schedule="static"):
+        v = x[i]
+        e = exp(-fabs(v))
+        y[i] = 1 / (1 + e) if v >= 0 else e / (1 + e)
 
 
 if cnnx_simd_select(NULL) != 0:  # pragma: no cover - the generic path always exists

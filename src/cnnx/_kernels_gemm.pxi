@@ -435,7 +435,7 @@ cdef char *_scratch(workspace, int64_t nbytes) except NULL:
 # ---------------------------------------------------------------------------------
 
 cdef enum:
-    GEMV_CHUNK = 16     # columns per work item of the row path (no effect on the sums)
+    GEMV_BLOCK = 32     # the gemv kernel's widest column block, float (GV_CB)
 
 # 0: choose by shape; 1: always the GEMM; 2: always rows of multiply-adds.
 cdef int _dense_path = 0
@@ -456,66 +456,69 @@ def dense_path():
     return _DENSE_PATHS[_dense_path]
 
 
-cdef bint _gemv_wanted(int64_t B, int64_t O, int is_f32) noexcept nogil:
-    """Whether a dense product runs as rows of multiply-adds rather than the GEMM: for
-    one row (inference on one image) narrower than the GEMM's tile, which would pack the
-    whole kernel for that row and pad the output to the tile's width (10 classes: 32
-    columns on AVX-512). Measured for 1, 2 and 4 rows, 300 to 4096 inputs, 1 to 16
-    outputs, on the AVX-512 and AVX2 paths: 1.3-10x on this rule's cases, a loss at 2
-    or 4 rows on AVX2 and at the tile's full width."""
-    cdef int64_t mr, nr
+cdef bint _gemv_wanted(int64_t B, int64_t I, int64_t O, size_t itemsize) noexcept nogil:
+    """Whether a dense product runs as rows of multiply-adds (the path's gemv kernel,
+    reading the kernel in place, once per row) rather than the GEMM, which pads the rows
+    to a tile of PATH_MR and packs the whole kernel on every call. Measured on the
+    AVX-512 path, 84 to 8192 inputs and 10 to 256 outputs: at 1 and 2 rows 1.4-5x the
+    GEMM's speed; at 4 rows 1.4-3.8x while the kernel is at most 1 MiB, level or slower
+    beyond."""
     if _dense_path:
         return _dense_path == 2
-    _tile_shape(is_f32, &mr, &nr)
-    return B == 1 and O < nr
+    return B <= 2 or (B <= 4 and I * O * <int64_t>itemsize <= 1 << 20)
 
 
-cdef void _gemv_columns(const floating *x, const floating *w, const floating *bias,
-                        floating *y, int64_t B, int64_t I, int64_t O, int64_t j0, int64_t j1,
-                        bint relu) noexcept nogil:
-    """y[:, j0:j1] = x @ w[:, j0:j1] (+ bias, ReLU): each output summed over the kernel's
-    rows in order, into y itself."""
-    cdef int64_t i, k, j
-    cdef floating xik, v
-    cdef floating *yi
-    cdef const floating *wk
-    for i in range(B):
-        yi = y + i * O
-        for j in range(j0, j1):
-            yi[j] = 0
-        for k in range(I):
-            xik = x[i * I + k]
-            wk = w + k * O
-            for j in range(j0, j1):
-                yi[j] = yi[j] + xik * wk[j]
-        for j in range(j0, j1):
-            v = yi[j]
-            if bias != NULL:
-                v = v + bias[j]
-            if relu and v <= 0:
-                v = 0
-            yi[j] = v
+cdef void _gemv(const floating *x, const floating *w, const floating *bias, floating *y,
+                int64_t B, int64_t I, int64_t O, int64_t j0, int64_t j1,
+                bint relu) noexcept nogil:
+    """y[:, j0:j1] = x @ w[:, j0:j1] (+ bias, ReLU) on the path's kernel: each output
+    summed over the kernel's rows in order."""
+    if floating is float:
+        cnnx_k.gemv_f32(x, B, I, w, O, j0, j1, bias, relu, y)
+    else:
+        cnnx_k.gemv_f64(x, B, I, w, O, j0, j1, bias, relu, y)
 
 
 def dense(const floating[:, ::1] x, const floating[:, ::1] kernel, const floating[::1] bias,
           floating[:, ::1] y, bint relu, int nthreads, workspace):
     """y = x @ kernel (+ bias, ReLU). x: (B, I), kernel: (I, O), y: (B, O)."""
     cdef int64_t B = x.shape[0], I = x.shape[1], O = kernel.shape[1]
-    cdef const floating *b = &bias[0] if bias is not None else NULL
-    cdef int64_t chunk
-    if _gemv_wanted(B, O, floating is float):
-        with nogil:
-            for chunk in prange(_cdiv(O, GEMV_CHUNK), num_threads=nthreads,
-                                schedule="static"):
-                _gemv_columns(&x[0, 0], &kernel[0, 0], b, &y[0, 0], B, I, O,
-                              chunk * GEMV_CHUNK, min(O, (chunk + 1) * GEMV_CHUNK), relu)
-        return
-    cdef Source a = _matrix(SRC_ROWS, &x[0, 0], I)
-    cdef Source bt = _matrix(SRC_COLS, &kernel[0, 0], O)
-    cdef char *s = _scratch(workspace, _gemm_scratch_bytes(B, O, I, 1, nthreads,
-                                                           sizeof(floating), floating is float))
+    cdef char *s = _scratch(workspace, _dense_scratch_bytes(B, I, O, sizeof(floating),
+                                                            nthreads, floating is float))
     with nogil:
-        _gemm(&a, &bt, &y[0, 0], O, B, O, I, b, relu, 0, s, nthreads)
+        _dense_forward(&x[0, 0], &kernel[0, 0], &bias[0] if bias is not None else NULL,
+                       &y[0, 0], B, I, O, relu, s, nthreads)
+
+
+cdef int64_t _dense_scratch_bytes(int64_t B, int64_t I, int64_t O, int64_t itemsize,
+                                  int nthreads, int is_f32) noexcept nogil:
+    if _gemv_wanted(B, I, O, itemsize):
+        return 0
+    return _gemm_scratch_bytes(B, O, I, 1, nthreads, itemsize, is_f32)
+
+
+cdef void _dense_forward(const floating *x, const floating *kernel, const floating *b,
+                         floating *y, int64_t B, int64_t I, int64_t O, bint relu, char *s,
+                         int nthreads) noexcept nogil:
+    """dense on raw arrays; s holds _dense_scratch_bytes."""
+    cdef int64_t chunk, width, n_chunks
+    cdef Source a, bt
+    if _gemv_wanted(B, I, O, sizeof(floating)):
+        # Columns per work item: a share of the outputs per thread, in whole blocks of
+        # the kernel's widest width, so that every column takes the same block (and
+        # bits) whatever the thread count.
+        width = _cdiv(_cdiv(O, nthreads), GEMV_BLOCK) * GEMV_BLOCK
+        n_chunks = _cdiv(O, width)
+        if n_chunks == 1:   # no parallel region to open
+            _gemv(x, kernel, b, y, B, I, O, 0, O, relu)
+        else:
+            for chunk in prange(n_chunks, num_threads=nthreads, schedule="static"):
+                _gemv(x, kernel, b, y, B, I, O, chunk * width,
+                      min(O, (chunk + 1) * width), relu)
+        return
+    a = _matrix(SRC_ROWS, x, I)
+    bt = _matrix(SRC_COLS, kernel, O)
+    _gemm(&a, &bt, y, O, B, O, I, b, relu, 0, s, nthreads)
 
 
 def dense_input_grad(const floating[:, ::1] dy, const floating[:, ::1] kernel,

@@ -357,6 +357,10 @@ def average_pool2d(x, pool_size=2, strides=None, padding="valid"):
     return (total / _window_counts(x.shape[1:3], pool, strides, pads, out)).astype(x.dtype)
 
 
+def global_average_pool2d(x):
+    return x.mean(axis=(1, 2), dtype=np.float64).astype(x.dtype)
+
+
 def average_pool2d_backward(dy, input_shape, pool_size=2, strides=None, padding="valid"):
     probe = np.empty((1,) + tuple(input_shape[1:3]) + (1,))
     pool, strides, pads, out = _pool_args(probe, pool_size, strides, padding)

@@ -93,6 +93,13 @@ CNNX_BN_TYPES(double, f64)
 CNNX_WG_TYPES(float, f32)
 CNNX_WG_TYPES(double, f64)
 
+/* A dense layer's product for a few rows, columns j0 .. j1 (_gemv_template.h). */
+#define CNNX_GV_TYPES(T, S)                                                               \
+    typedef void (*cnnx_gemv_##S)(const T *, int64_t, int64_t, const T *, int64_t,       \
+                                  int64_t, int64_t, const T *, int, T *);
+CNNX_GV_TYPES(float, f32)
+CNNX_GV_TYPES(double, f64)
+
 /* One path's kernels and tile shapes. Index [0]/[1] of the pairs:
  *   uk:        A panel k-major / row-major;
  *   dk_*:      pixel-vectorised blocks of 2 / 4 filters (dk_np: pixel vectors or taps
@@ -140,6 +147,8 @@ typedef struct {
     cnnx_wg_output_f64 wg_output_f64;
     cnnx_wg_kernel_f32 wg_kernel_f32;
     cnnx_wg_kernel_f64 wg_kernel_f64;
+    cnnx_gemv_f32 gemv_f32;
+    cnnx_gemv_f64 gemv_f64;
 } cnnx_kernel_table;
 
 /* The depthwise kernels' instances, in the table's field order (every path has them:
@@ -161,6 +170,9 @@ typedef struct {
     .wg_input_f32 = wg_f32_input, .wg_input_f64 = wg_f64_input,                            \
     .wg_output_f32 = wg_f32_output, .wg_output_f64 = wg_f64_output,                        \
     .wg_kernel_f32 = wg_f32_kernel, .wg_kernel_f64 = wg_f64_kernel
+
+/* The row product's instances (plain C too, in every path). */
+#define CNNX_GV_FIELDS .gemv_f32 = gv_f32, .gemv_f64 = gv_f64
 
 extern const cnnx_kernel_table cnnx_table_generic;
 /* Set by setup.py where it compiles the x86 units (x86-64 with gcc or clang). */

@@ -60,7 +60,7 @@ const cnnx_kernel_table cnnx_table_generic = {
     .name = "scalar", .uk_f32 = {uk_f32_k, uk_f32_r}, .uk_f64 = {uk_f64_k, uk_f64_r},
     .mr_f32 = 4, .nr_f32 = 8, .mr_f64 = 4, .nr_f64 = 8, .direct = 0, .vw_f32 = 1,
     .vw_f64 = 1, CNNX_DW_FIELDS, CNNX_BN_FIELDS,
-    CNNX_WG_FIELDS,
+    CNNX_WG_FIELDS, CNNX_GV_FIELDS,
 };
 
 #endif

@@ -156,4 +156,5 @@ const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     CNNX_DW_FIELDS,
     CNNX_BN_FIELDS,
     CNNX_WG_FIELDS,
+    CNNX_GV_FIELDS,
 };

@@ -41,7 +41,8 @@ __all__ = [
     "group_normalization_backward", "batch_normalization_moments", "batch_normalization",
     "batch_normalization_backward",
     "relu_backward", "max_pool2d", "max_pool2d_backward",
-    "average_pool2d", "average_pool2d_backward", "dense", "dense_backward",
+    "average_pool2d", "average_pool2d_backward", "global_average_pool2d", "dense",
+    "dense_backward",
     "softmax_cross_entropy", "sigmoid_cross_entropy",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update",
     "adadelta_update", "lion_update", "nadam_update", "ftrl_update",
@@ -803,6 +804,24 @@ def average_pool2d(x, pool_size=2, strides=None, padding="valid", out=None):
     y = _output(out, (x.shape[0], oh, ow, x.shape[3]), x.dtype, where, reads=(x,))
     _kernels.average_pool2d(x, y, pool[0], pool[1], strides[0], strides[1], ph, pw,
                             threads_for(x.size))
+    return y
+
+
+def global_average_pool2d(x, out=None):
+    """The mean over height and width of each sample's channels, NHWC: (N, H, W, C) ->
+    (N, C). Each mean is summed in float64, pixel after pixel, and rounded once.
+
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> cnnx.ops.global_average_pool2d(x)
+    array([[3., 4.]], dtype=float32)
+    """
+    where = "global_average_pool2d"
+    x = np.ascontiguousarray(_array(x, "inputs", where, ndim=4))
+    y = _output(out, (x.shape[0], x.shape[3]), x.dtype, where, reads=(x,))
+    if x.shape[1] * x.shape[2] == 0:
+        raise ValueError(f"{where}: `inputs` must have at least one pixel, received shape "
+                         f"{x.shape}")
+    _kernels.global_average_pool2d(x, y, threads_for(x.size))
     return y
 
 

@@ -24,6 +24,7 @@ REFERENCE_TWINS = ("conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_tran
                    "batch_normalization_backward",
                    "depthwise_conv2d_backward", "add", "relu", "relu_backward", "max_pool2d",
                    "max_pool2d_backward", "average_pool2d", "average_pool2d_backward",
+                   "global_average_pool2d",
                    "dense", "dense_backward", "softmax", "sigmoid", "softmax_cross_entropy",
                    "sigmoid_cross_entropy", "sgd_update", "adam_update", "rmsprop_update",
                    "adagrad_update", "adamax_update", "adadelta_update", "lion_update",

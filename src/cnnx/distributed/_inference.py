@@ -190,7 +190,7 @@ def predict_directory(model, directory, output, batch_size=32, target_size=None,
     >>> cnnx.distributed.predict_directory(model, "scans", "p.csv", rescale=1 / 255)
     3
     >>> print(open("p.csv").read().splitlines()[2])
-    1.png,0.20000003,0.20000003,0.20000003
+    1.png,0.20000002,0.20000002,0.20000002
     """
     where = "cnnx.distributed.predict_directory"
     world = _world()

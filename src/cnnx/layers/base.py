@@ -19,7 +19,8 @@ import numpy as np
 from .. import initializers, regularizers
 from .._registry import Registry
 
-__all__ = ["Variable", "Layer", "KerasTensor", "Node", "Context", "planned_weights"]
+__all__ = ["Variable", "Layer", "KerasTensor", "Node", "Context", "CompiledOp",
+           "planned_weights"]
 
 # Every layer class by name: what deserialize and load_model accept. Filled by
 # @REGISTRY.register() where each class is defined.
@@ -228,6 +229,27 @@ class Context:
         self.grads.append((variable, gradient))
 
 
+class CompiledOp:
+    """One operation of a compiled inference program (see Layer.compiled_ops): kind is
+    "alias" (the input itself, reshaped to the layer's output shape), "conv2d", "dense",
+    "max_pool2d", "relu", "sigmoid", "softmax" (over the last axis) or "add" (of the
+    layer's two inputs). conv2d and dense read `kernel` and `bias` in place: the layer's
+    arrays, whose variables are in `watch` (the program is remade if a variable's array
+    is replaced), or arrays of the op's own that `refresh()` recomputes before each run
+    (weights with a normalization folded in). relu: a fused ReLU on the way out."""
+
+    __slots__ = ("kind", "kernel", "bias", "watch", "refresh", "strides", "padding",
+                 "dilation", "pool", "relu", "keepdims")
+
+    def __init__(self, kind, kernel=None, bias=None, watch=(), refresh=None, strides=(1, 1),
+                 padding="valid", dilation=(1, 1), pool=None, relu=False, keepdims=False):
+        self.kind, self.kernel, self.bias, self.watch, self.refresh = (
+            kind, kernel, bias, tuple(watch), refresh)
+        self.strides, self.padding, self.dilation, self.pool, self.relu = (
+            tuple(strides), padding, tuple(dilation), pool, bool(relu))
+        self.keepdims = bool(keepdims)
+
+
 class Layer:
     """Base of all layers. A subclass validates its arguments in __init__, makes its
     weights in build(input_shape) with add_weight, computes in forward(ctx, inputs,
@@ -416,6 +438,17 @@ class Layer:
 
     #: A plain max(x, 0) layer, which the plan may fuse into the layer before it.
     is_plain_relu = False
+
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        """The layer's inference forward as CompiledOps (run in order, each on the one
+        before's result), for a compiled inference program (cnnx.models.program); None
+        where it has none, and the plan runs step by step. The operations must compute
+        what forward(ctx, inputs, training=False) does, with the same kernels."""
+        return None
+
+    #: The methods compiled_ops stands for: a subclass that overrides one of them, and
+    #: not compiled_ops, runs step by step.
+    compiled_methods = ("forward",)
 
     @property
     def fusable_activation(self):

@@ -93,6 +93,10 @@ class Conv2D(_Activated):
 
     _folds_affine = True
 
+    def compiled_ops(self, ctx, dtype):
+        return self._compiled_product(ctx, dtype, "conv2d", strides=self.strides,
+                                      padding=self.padding, dilation=self.dilation_rate)
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         kernel, bias = self._weights_for(ctx, inputs.dtype)
         z = ops.conv2d(inputs, kernel, bias, self.strides, self.padding, self.dilation_rate,
@@ -245,6 +249,12 @@ class DepthwiseConv2D(_SpatialConv):
         scale, shift = ctx.affine.inference_affine(dtype)
         return (kernel * scale.reshape(kernel.shape[2:]),
                 shift if bias is None else bias * scale + shift)
+
+    def compiled_ops(self, ctx, dtype):
+        if self.depth_multiplier != 1:
+            return None
+        return self._compiled_product(ctx, dtype, "depthwise_conv2d", strides=self.strides,
+                                      padding=self.padding, dilation=self.dilation_rate)
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         kernel, bias = self._weights_for(ctx, inputs.dtype)

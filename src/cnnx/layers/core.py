@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _random, _tracing, activations, initializers, ops, regularizers
 from .._compat import refuse_unimplemented
-from .base import REGISTRY, Layer, Node
+from .base import REGISTRY, CompiledOp, Layer, Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
            "Dropout", "Flatten", "Reshape", "Lambda", "ELU", "PReLU"]
@@ -122,6 +122,40 @@ class _Activated(Layer):
         scale, shift = ctx.affine.inference_affine(dtype)
         return kernel * scale, shift if bias is None else bias * scale + shift
 
+    def _compiled_weights(self, ctx, dtype):
+        """(kernel, bias, watch, refresh) for a compiled op: the layer's own arrays, or,
+        with an affine map folded in, arrays of the op's own that refresh() recomputes
+        in place; None where the weights are not in `dtype`."""
+        if self.kernel.dtype != dtype or (self.use_bias and self.bias.dtype != dtype):
+            return None
+        if ctx.affine is None:
+            bias = self.bias if self.use_bias else None
+            return (self.kernel.value, None if bias is None else bias.value,
+                    (self.kernel,) if bias is None else (self.kernel, bias), None)
+        kernel, bias = (np.array(w, dtype) for w in self._weights_for(ctx, dtype))
+
+        def refresh():
+            folded_kernel, folded_bias = self._weights_for(ctx, dtype)
+            np.copyto(kernel, folded_kernel)
+            np.copyto(bias, folded_bias)
+        return kernel, bias, (), refresh
+
+    def _compiled_activation(self):
+        """The ops after the kernel (which applies a ReLU itself): [] or one; None where
+        the activation has no compiled op."""
+        if self._act in ("linear", "relu"):
+            return []
+        return [CompiledOp(self._act)] if self._act in ("softmax", "sigmoid") else None
+
+    def _compiled_product(self, ctx, dtype, kind, **geometry):
+        weights = self._compiled_weights(ctx, dtype)
+        after = self._compiled_activation()
+        if weights is None or after is None:
+            return None
+        kernel, bias, watch, refresh = weights
+        return [CompiledOp(kind, kernel, bias, watch, refresh,
+                           relu=self._fused_relu(ctx), **geometry)] + after
+
     def can_fuse_relu(self, training):
         # At inference only: in training the ReLU keeps its own step, which the other
         # fusions (max pooling's mask) read.
@@ -197,6 +231,9 @@ class Dense(_Activated):
 
     _folds_affine = True
 
+    def compiled_ops(self, ctx, dtype):
+        return self._compiled_product(ctx, dtype, "dense")
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         kernel, bias = self._weights_for(ctx, inputs.dtype)
         z = ops.dense(inputs, kernel, bias, "relu" if self._fused_relu(ctx) else None,
@@ -233,6 +270,12 @@ class Activation(_Activated):
     def is_plain_relu(self):
         return self._act == "relu"
 
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        if self._fused_relu(ctx):
+            return [CompiledOp("relu")]
+        return [CompiledOp("alias")] if self._act == "linear" else \
+            self._compiled_activation()
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         if self._fused_relu(ctx):
             return self._activate(ctx, ops.relu(inputs, out=ctx.buffer(
@@ -265,6 +308,9 @@ class ReLU(Layer):
     @property
     def is_plain_relu(self):
         return self._plain
+
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        return [CompiledOp("relu")] if self._plain else None
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x"] = inputs
@@ -441,6 +487,9 @@ class Dropout(Layer):
         self.rate, self.seed = float(rate), seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        return [CompiledOp("alias")]   # the identity at inference
+
     def forward(self, ctx, inputs, training=False):
         active = ctx.saved["active"] = training and self.rate > 0
         if not active:
@@ -469,6 +518,9 @@ class Flatten(Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        return [CompiledOp("alias")]
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["shape"] = inputs.shape
@@ -504,6 +556,9 @@ class Reshape(Layer):
                              f"{tuple(input_shape[1:])} ({size} values) to "
                              f"{self.target_shape}")
         return (input_shape[0],) + shape
+
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        return [CompiledOp("alias")]
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["shape"] = inputs.shape

@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .. import ops
-from .base import REGISTRY, Layer
+from .base import REGISTRY, CompiledOp, Layer
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate"]
@@ -78,6 +78,12 @@ class Add(_Merge):
 
     def can_fuse_relu(self, training):  # noqa: ARG002
         return True
+
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        # Two inputs of one shape (the builder checks): the compiled sum _merge runs.
+        return [CompiledOp("add", relu=ctx.fused_relu)]
+
+    compiled_methods = ("forward", "_merge")
 
     def _merge(self, ctx, inputs):
         first, relu = inputs[0], "relu" if ctx.fused_relu else None

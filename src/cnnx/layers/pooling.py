@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import ops
 from .._geometry import conv_output_length, normalize_padding, normalize_tuple
-from .base import REGISTRY, Layer
+from .base import REGISTRY, CompiledOp, Layer
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
            "GlobalMaxPooling2D", "MaxPool2D", "AvgPool2D", "MaxPooling1D", "AveragePooling1D",
@@ -62,6 +62,10 @@ class MaxPooling2D(_Pooling2D):
     (1, 3, 3, 3)
     """
     absorbs_relu_backward = True
+
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        return [CompiledOp("max_pool2d", pool=self.pool_size, strides=self.strides,
+                           padding=self.padding)]
 
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         shape = (inputs.shape[0],) + self.output_shape[1:]
@@ -135,9 +139,14 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     >>> cnnx.layers.GlobalAveragePooling2D()(x)
     array([[3., 4.]], dtype=float32)
     """
+    def compiled_ops(self, ctx, dtype):  # noqa: ARG002
+        return [CompiledOp("global_average_pool2d", keepdims=self.keepdims)]
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         ctx.saved["x_shape"] = inputs.shape
-        return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=inputs.dtype)
+        n, _, _, c = inputs.shape
+        y = ops.global_average_pool2d(inputs, out=ctx.buffer("y", (n, c), inputs.dtype))
+        return y.reshape(n, 1, 1, c) if self.keepdims else y
 
     def backward(self, ctx, grad):
         n, h, w, c = ctx.saved["x_shape"]

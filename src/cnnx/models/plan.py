@@ -27,10 +27,14 @@ the layers involved and sets flags in their contexts; every step keeps the same
 
 A fusion applies only where the fused tensor has no other consumer (in a residual block,
 a ReLU output that feeds both a convolution and an Add keeps its own backward pass).
+
+An inference plan then runs as one compiled call where every step allows it
+(program.py): the same kernels, without Python between the layers.
 """
 import numpy as np
 
 from ..layers.base import Context
+from .program import CompiledPlan
 
 __all__ = ["Plan", "flatten"]
 
@@ -99,6 +103,9 @@ class Plan:
         self.activity_loss = 0.0     # the activity regularizers' penalty, last forward
         self.logits = [False] * len(self.outputs)   # output i is emitted as logits
         self._sums = {}      # slot -> the buffer its gradients are summed into
+        # The compiled program of an inference plan (see program.py): None until the
+        # first forward makes one, False where the plan cannot be compiled.
+        self.compiled = None if not training and fold else False
         if training:
             self._fuse_relus(training=True)
             self._plan_backward(losses)
@@ -204,6 +211,10 @@ class Plan:
     def forward(self, inputs, training=None):
         """The model's outputs for its inputs (a list of arrays), as a list."""
         training = self.training if training is None else training
+        if self.compiled is not False and not training:
+            outputs = self._run_compiled(inputs)
+            if outputs is not None:
+                return outputs
         values = [None] * self.n_slots
         values[:self.n_inputs] = inputs
         self.activity_loss = 0.0
@@ -220,6 +231,18 @@ class Plan:
                 for s, v in zip(step.outputs, y):
                     values[s] = v
         return [values[s] for s in self.outputs]
+
+    def _run_compiled(self, inputs):
+        """The outputs by the compiled program (made, or remade when stale, here); None
+        where the plan cannot be compiled."""
+        compiled = self.compiled
+        if compiled is None or not compiled.current() \
+                or any(x.shape != s for x, s in zip(inputs, compiled.input_shapes)):
+            compiled = self.compiled = CompiledPlan.build(self, inputs) or False
+            if compiled is False:
+                return None
+        self.activity_loss = 0.0
+        return compiled.run(inputs)
 
     def _accumulate(self, grads, slot, d):
         """grads[slot] += d. A tensor read by several steps (a residual fork) sums their

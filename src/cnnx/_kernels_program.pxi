@@ -1,0 +1,243 @@
+# Included by _kernels.pyx (one extension module; see its header).
+# A compiled inference program: a network's forward pass as one array of operations run
+# in one call, with no Python between the layers
+
+# ---------------------------------------------------------------------------------
+# Program
+#
+# cnnx.models.program builds one from an inference plan whose every step has a compiled
+# form (Layer.compiled_ops): the operations (a convolution, a dense product, a max pool,
+# an elementwise activation, a residual sum) name their operands by buffer index; the
+# buffers (arrays the caller allocates once; the inputs' are set at each run), the
+# weights and one scratch area are fixed when the program is made. Each operation calls
+# the same nogil function as its ops wrapper does, with the same thread count, so the
+# program's results are the plan's, bit for bit.
+# ---------------------------------------------------------------------------------
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, \
+    PyBUF_WRITABLE
+from libc.stdlib cimport calloc, free
+cimport cython
+
+cdef enum:
+    OP_CONV = 1
+    OP_DENSE = 2
+    OP_MAX_POOL = 3
+    OP_RELU = 4
+    OP_SIGMOID = 5
+    OP_SOFTMAX = 6
+    OP_ADD = 7
+    OP_DEPTHWISE = 8
+    OP_GLOBAL_AVERAGE = 9
+
+PROGRAM_OPS = {"conv2d": OP_CONV, "dense": OP_DENSE, "max_pool2d": OP_MAX_POOL,
+               "relu": OP_RELU, "sigmoid": OP_SIGMOID, "softmax": OP_SOFTMAX, "add": OP_ADD,
+               "depthwise_conv2d": OP_DEPTHWISE, "global_average_pool2d": OP_GLOBAL_AVERAGE}
+
+cdef struct ProgramOp:
+    int kind
+    int a, b, out, aux        # buffer indices (b: add's second operand; aux: argmax)
+    Geometry g                # convolution and pooling windows
+    int64_t n, i, f, size     # rows (batch); inputs and outputs of a row; elements
+    int relu, nthreads
+    const void *w             # kernel, bias (convolution and dense)
+    const void *bias
+
+
+cdef void *_address(array, bint writable, int64_t nbytes) except NULL:
+    """The data of a C-contiguous array of at least nbytes (the caller keeps the array
+    alive)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | (PyBUF_WRITABLE if writable else 0))
+    cdef void *p = view.buf
+    cdef int64_t size = view.len
+    PyBuffer_Release(&view)
+    if size < max(nbytes, 1):   # (no program has zero-size arrays)
+        raise ValueError(f"Program: an array of {size} bytes where {nbytes} are read or "
+                         f"written")
+    return p
+
+
+cdef list _op_extents(kind, n, i, f, size, geometry):
+    """Elements of an operation's operands a, b, out, aux."""
+    e = [0, 0, 0, 0]
+    if kind in ("conv2d", "depthwise_conv2d"):   # geometry: H W C OH OW KH KW ...
+        H, W, C, OH, OW, KH, KW = geometry[:7]
+        e[0] = n * H * W * C
+        e[2] = n * OH * OW * f
+        if (KH * KW * C != i) if kind == "conv2d" else (KH * KW != i or C != f):
+            raise ValueError("Program: a convolution's kernel does not match its input")
+    elif kind == "global_average_pool2d":   # i: the pixels
+        e[0] = n * i * f
+        e[2] = n * f
+    elif kind == "max_pool2d":
+        H, W, C, OH, OW = geometry[:5]
+        e[0] = n * H * W * C
+        e[2] = e[3] = n * OH * OW * C
+    elif kind in ("dense", "softmax"):
+        e[0] = n * i
+        e[2] = n * f
+    else:
+        e[0] = e[2] = size
+        e[1] = size if kind == "add" else 0
+    return e
+
+
+cdef void _program_run(const ProgramOp *ops, int n_ops, void **buf, char *s,
+                       floating *tag) noexcept nogil:
+    """Every operation in order (tag only picks the dtype)."""
+    cdef const ProgramOp *op
+    cdef int k
+    for k in range(n_ops):
+        op = &ops[k]
+        if op.kind == OP_CONV:
+            _conv_forward(&op.g, <const floating *> buf[op.a], <const floating *> op.w,
+                          op.f, <const floating *> op.bias, <floating *> buf[op.out], op.n,
+                          op.relu, s, op.nthreads)
+        elif op.kind == OP_DENSE:
+            _dense_forward(<const floating *> buf[op.a], <const floating *> op.w,
+                           <const floating *> op.bias, <floating *> buf[op.out], op.n,
+                           op.i, op.f, op.relu, s, op.nthreads)
+        elif op.kind == OP_MAX_POOL:
+            _max_pool_forward(<const floating *> buf[op.a], <floating *> buf[op.out],
+                              <int32_t *> buf[op.aux], op.n, op.g.H, op.g.W, op.g.C,
+                              op.g.OH, op.g.OW, op.g.KH, op.g.KW, op.g.sh, op.g.sw,
+                              op.g.ph, op.g.pw, op.nthreads)
+        elif op.kind == OP_RELU:
+            _relu(<const floating *> buf[op.a], <floating *> buf[op.out], op.size,
+                  op.nthreads)
+        elif op.kind == OP_SIGMOID:
+            _sigmoid(<const floating *> buf[op.a], <floating *> buf[op.out], op.size,
+                     op.nthreads)
+        elif op.kind == OP_SOFTMAX:
+            _softmax(<const floating *> buf[op.a], <floating *> buf[op.out], op.n, op.f,
+                     op.nthreads)
+        elif op.kind == OP_ADD:
+            _add(<const floating *> buf[op.a], <const floating *> buf[op.b],
+                 <floating *> buf[op.out], op.size, op.relu, op.nthreads)
+        elif op.kind == OP_DEPTHWISE:
+            _depthwise_forward(&op.g, <const floating *> buf[op.a], <const floating *> op.w,
+                               <const floating *> op.bias, <floating *> buf[op.out], op.n,
+                               op.nthreads)
+        elif op.kind == OP_GLOBAL_AVERAGE:
+            _global_average_pool(<const floating *> buf[op.a], <floating *> buf[op.out], op.n,
+                                 op.i, op.f, op.nthreads)
+
+
+cdef tuple _config_token():
+    """What the kernels' choices depend on besides shapes: the SIMD table, the forced
+    convolution algorithm and dense path. A program is valid while it is unchanged."""
+    return (<uintptr_t> cnnx_k, _conv_algorithm, _dense_path)
+
+
+@cython.auto_pickle(False)   # raw pointers: never pickled (nor is anything else)
+cdef class Program:
+    """A forward pass as one compiled call. Program(dtype, buffers, n_inputs, ops,
+    allocate): buffers[k] is the array of buffer k (None for the first n_inputs, the
+    inputs, given at each run); ops a list of (kind, a, b, out, aux, n, i, f, size,
+    geometry, relu, nthreads, kernel, bias) with kind a key of PROGRAM_OPS, n the rows
+    (batch), i and f a row's inputs and outputs (a convolution's: KH*KW*C and F), size
+    the elements of an elementwise operation, and geometry _geometry's 13 numbers (or
+    ()); allocate(nbytes) gives the scratch area. Every array is checked to hold what
+    the operations read and write: a wrong program is refused, never run."""
+
+    cdef ProgramOp *ops
+    cdef void **buf
+    cdef int n_ops, n_buffers, n_inputs
+    cdef bint is_f32
+    cdef char *s
+    cdef object keep          # the buffers, weights and scratch the pointers point into
+    cdef object input_bytes   # the bytes each input must hold
+    cdef readonly object dtype, token
+
+    def __cinit__(self):
+        self.ops = NULL
+        self.buf = NULL
+
+    def __dealloc__(self):
+        free(self.ops)
+        free(self.buf)
+
+    def __init__(self, dtype, list buffers, int n_inputs, list ops, allocate):
+        cdef int k
+        cdef ProgramOp *op
+        cdef int64_t need = 0
+        self.dtype = dtype
+        self.is_f32 = dtype.itemsize == 4
+        self.n_buffers = len(buffers)
+        self.n_inputs = n_inputs
+        self.n_ops = len(ops)
+        self.ops = <ProgramOp *> calloc(max(1, self.n_ops), sizeof(ProgramOp))
+        self.buf = <void **> calloc(max(1, self.n_buffers), sizeof(void *))
+        if self.ops == NULL or self.buf == NULL:
+            raise MemoryError()
+        self.keep = [buffers]
+        # The bytes each buffer must hold, from the operations that read or write it.
+        extents = [0] * self.n_buffers
+        itemsizes = [dtype.itemsize] * self.n_buffers
+        for spec in ops:
+            kind, a, b, out, aux, n, i, f, size, geometry = spec[:10]
+            if kind not in PROGRAM_OPS:
+                raise ValueError(f"Program: unknown operation {kind!r}")
+            e = _op_extents(kind, n, i, f, size, geometry)
+            for j, index in enumerate((a, b, out, aux)):
+                if index == -1 and (e[j] == 0 or j == 1 or j == 3):
+                    continue
+                if not 0 <= index < self.n_buffers or (j >= 2 and index < n_inputs):
+                    raise ValueError(f"Program: operation {kind!r} names buffer {index}, "
+                                     f"of {self.n_buffers} ({n_inputs} inputs, read-only)")
+                extents[index] = max(extents[index], e[j])
+                if j == 3:
+                    itemsizes[index] = 4   # int32 argmax
+        self.input_bytes = [extents[k] * itemsizes[k] for k in range(n_inputs)]
+        for k in range(n_inputs, self.n_buffers):
+            self.buf[k] = _address(buffers[k], True, extents[k] * itemsizes[k])
+        for k, spec in enumerate(ops):
+            (kind, a, b, out, aux, n, i, f, size, geometry, relu, nthreads,
+             kernel, bias) = spec
+            op = &self.ops[k]
+            op.kind = PROGRAM_OPS[kind]
+            op.a, op.b, op.out, op.aux = a, b, out, aux
+            op.n, op.i, op.f, op.size = n, i, f, size
+            op.relu, op.nthreads = relu, max(1, nthreads)
+            if geometry:
+                (H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw) = geometry
+                op.g = _geometry(H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw)
+            self.keep.append((kernel, bias))
+            op.w = op.bias = NULL
+            if op.kind in (OP_CONV, OP_DENSE, OP_DEPTHWISE):
+                op.w = _address(kernel, False, i * f * dtype.itemsize)
+                if bias is not None:
+                    op.bias = _address(bias, False, f * dtype.itemsize)
+            if op.kind == OP_CONV:
+                need = max(need, _forward_scratch_bytes(&op.g, n, f, dtype.itemsize,
+                                                        op.nthreads, self.is_f32))
+            elif op.kind == OP_DENSE:
+                need = max(need, _dense_scratch_bytes(n, i, f, dtype.itemsize, op.nthreads,
+                                                      self.is_f32))
+        scratch = allocate(max(need, 64))
+        self.keep.append(scratch)
+        self.s = <char *> _address(scratch, True, need)
+        self.token = _config_token()
+
+    def current(self):
+        """Whether the kernels' settings are still those the program was made under."""
+        return self.token == _config_token()
+
+    def run(self, list inputs):
+        """Run every operation on the inputs (C-contiguous arrays of the program's
+        dtype, in the shapes it was made for: the caller checks the shapes)."""
+        cdef int k
+        if len(inputs) != self.n_inputs:
+            raise ValueError(f"Program.run: {self.n_inputs} inputs expected, "
+                             f"received {len(inputs)}")
+        for k in range(self.n_inputs):
+            if inputs[k].dtype != self.dtype:
+                raise ValueError(f"Program.run: input {k} must be {self.dtype}, "
+                                 f"received {inputs[k].dtype}")
+            self.buf[k] = _address(inputs[k], False, self.input_bytes[k])
+        with nogil:
+            if self.is_f32:
+                _program_run(self.ops, self.n_ops, self.buf, self.s, <float *> NULL)
+            else:
+                _program_run(self.ops, self.n_ops, self.buf, self.s, <double *> NULL)

@@ -1,0 +1,222 @@
+"""An inference plan compiled into one call: cnnx._kernels.Program.
+
+At batch 1 a network's time went mostly to Python: each layer's forward, each ops
+wrapper's checks, each kernel call's argument parsing (4-14 us a layer, against 1-40 us
+of arithmetic). A compiled program does that work once: every step of an inference plan
+gives its forward as CompiledOps (Layer.compiled_ops), which this module turns into one
+array of operations over buffers it allocates, with each operation's geometry, weights
+and thread count fixed. A run is one call into compiled code that goes through the
+array with no Python in between.
+
+The operations call the same kernels, with the same thread counts, as the ops wrappers
+the layers call: a program's outputs are the plan's, bit for bit (tested). A plan with a
+step that has no compiled form (a layer without compiled_ops, an activity regularizer,
+a zero-size tensor, weights in another dtype) is not compiled and runs step by step.
+
+A program stays valid while the kernels' settings (thread count, SIMD path, forced
+algorithms) and the weight arrays it reads are those it was made with; run() remakes it
+otherwise. Weights updated in place (the optimizers, Variable.assign) need nothing; a
+normalization folded into a kernel is folded again before each run, as the step-by-step
+plan does.
+"""
+import numpy as np
+
+from .. import _config, _kernels
+from .._geometry import conv_output_length, padding_before
+from ..layers.base import CompiledOp
+
+__all__ = ["CompiledPlan"]
+
+
+class CompiledPlan:
+    """An inference plan as one compiled call, for inputs of given shapes and dtype.
+    CompiledPlan.build(plan, inputs) makes one, or returns None where the plan cannot be
+    compiled; run(inputs) returns the outputs (arrays the program reuses)."""
+
+    def __init__(self, program, input_shapes, outputs, watch, refresh, threads):
+        self.program = program
+        self.input_shapes = input_shapes
+        self.outputs = outputs      # (buffer array or input index, shape) per output
+        self.watch = watch          # (variable, the array the program reads)
+        self.refresh = refresh      # callables that recompute folded weights in place
+        self.threads = threads
+
+    @classmethod
+    def build(cls, plan, inputs):
+        dtype = inputs[0].dtype
+        if plan.training or any(x.dtype != dtype or x.size == 0 for x in inputs) \
+                or dtype not in (np.float32, np.float64):
+            return None
+        builder = _Builder(dtype, [x.shape for x in inputs])
+        for step in plan.steps:
+            if step.penalty is not None or len(step.outputs) != 1 \
+                    or not _trusted(step.layer):
+                return None
+            ops = step.layer.compiled_ops(step.ctx, dtype)
+            if ops is None or not builder.step(step, ops):
+                return None
+        program = _kernels.Program(dtype, builder.buffers, len(inputs), builder.ops,
+                                   lambda n: np.empty(n, np.uint8))
+        outputs = [(builder.buffers[builder.slot[s]] if builder.slot[s] >= len(inputs)
+                    else builder.slot[s], builder.shape[s]) for s in plan.outputs]
+        return cls(program, [x.shape for x in inputs], outputs, builder.watch,
+                   builder.refresh, _config._num_threads)
+
+    def current(self):
+        """Whether the program still computes what the plan does."""
+        return (self.program.current() and self.threads == _config._num_threads
+                and all(var.value is array for var, array in self.watch))
+
+    def run(self, inputs):
+        for refresh in self.refresh:
+            refresh()
+        self.program.run(inputs)
+        return [(inputs[a] if isinstance(a, int) else a).reshape(shape)
+                for a, shape in self.outputs]
+
+
+_RELU = CompiledOp("relu")
+
+
+def _trusted(layer):
+    """Whether the layer's compiled_ops describe its forward: compiled_ops is defined by
+    the class that defines forward (and the other methods it stands for, say Add's
+    _merge), or a subclass of it. A subclass that overrides forward alone computes
+    something else, and runs step by step."""
+    def owner(name):
+        return next((c for c in type(layer).__mro__ if name in c.__dict__), object)
+    compiled = owner("compiled_ops")
+    return all(issubclass(compiled, owner(name)) for name in layer.compiled_methods)
+
+
+class _Builder:
+    """Buffers and operations, step by step. Each plan slot maps to a buffer (an alias
+    shares its input's) and a shape."""
+
+    def __init__(self, dtype, input_shapes):
+        self.dtype = dtype
+        self.buffers = [None] * len(input_shapes)
+        self.slot = {i: i for i in range(len(input_shapes))}
+        self.shape = dict(enumerate(input_shapes))
+        self.ops, self.watch, self.refresh = [], [], []
+
+    def _new(self, shape, dtype=None):
+        self.buffers.append(np.empty(shape, dtype or self.dtype))
+        return len(self.buffers) - 1
+
+    def step(self, step, ops):
+        """Add a step's ops; False where they do not fit its inputs."""
+        buffers = [self.slot[s] for s in step.inputs]
+        shapes = [self.shape[s] for s in step.inputs]
+        if not ops:
+            return False
+        for k, op in enumerate(ops):   # each op reads the one before's result
+            made = self._op(op, buffers, shapes, step.layer, k == len(ops) - 1)
+            if made is None:
+                return False
+            buffers, shapes = [made[0]], [made[1]]
+        self.slot[step.outputs[0]], self.shape[step.outputs[0]] = buffers[0], shapes[0]
+        return True
+
+    def _op(self, op, buffers, shapes, layer, last):
+        if op.kind == "add":
+            if len(buffers) != 2 or shapes[0] != shapes[1]:
+                return None
+        elif len(buffers) != 1:
+            return None
+        x, shape = buffers[0], shapes[0]
+        n = int(np.prod(shape[:-1]))
+        size = int(np.prod(shape))
+        relu = int(op.relu)
+        if op.kind == "alias":
+            if not last:
+                return None
+            out_shape = tuple(layer.compute_output_shape(shape))
+            return (x, out_shape) if int(np.prod(out_shape)) == size else None
+        if op.kind in ("relu", "sigmoid", "softmax", "add"):
+            out = self._new(shape)
+            self.ops.append((op.kind, x, buffers[1] if op.kind == "add" else -1, out, -1, n,
+                             shape[-1], shape[-1], size, (), relu,
+                             _config.threads_for(size), None, None))
+            return out, shape
+        if op.kind == "dense":
+            return self._product(op, x, shape, (n, shape[-1]), (n, op.kernel.shape[1]), ())
+        if len(shape) != 4:
+            return None
+        N, H, W, C = shape
+        if op.kind == "conv2d":
+            KH, KW, KC, F = op.kernel.shape
+            if KC != C:
+                return None
+            geometry = _window(H, W, C, KH, KW, op.strides, op.padding, op.dilation)
+            if geometry is None:
+                return None
+            return self._product(op, x, shape, (N, H, W, C),
+                                 (N, geometry[3], geometry[4], F), geometry)
+        if op.kind == "depthwise_conv2d":
+            KH, KW, KC, M = op.kernel.shape
+            if KC != C or M != 1:
+                return None
+            geometry = _window(H, W, C, KH, KW, op.strides, op.padding, op.dilation)
+            if geometry is None:
+                return None
+            return self._product(op, x, shape, (N, H, W, C),
+                                 (N, geometry[3], geometry[4], C), geometry)
+        if op.kind == "global_average_pool2d":
+            out_shape = (N, 1, 1, C) if op.keepdims else (N, C)
+            out = self._new(out_shape)
+            self.ops.append((op.kind, x, -1, out, -1, N, H * W, C, 0, (), 0,
+                             _config.threads_for(size), None, None))
+            return out, out_shape
+        if op.kind == "max_pool2d":
+            if H * W * C >= 2 ** 31:    # beyond the int32 argmax: ops.max_pool2d refuses
+                return None
+            geometry = _window(H, W, C, *op.pool, op.strides, op.padding, (1, 1))
+            if geometry is None:
+                return None
+            out_shape = (N, geometry[3], geometry[4], C)
+            out, argmax = self._new(out_shape), self._new(out_shape, np.int32)
+            self.ops.append(("max_pool2d", x, -1, out, argmax, N, 0, C, 0, geometry, 0,
+                             _config.threads_for(size), None, None))
+            return out, out_shape
+        return None
+
+    def _product(self, op, x, shape, in_shape, out_shape, geometry):
+        """A conv2d or dense op: its kernel must be C-contiguous in the plan's dtype."""
+        kernel, bias = op.kernel, op.bias
+        arrays = [kernel] + ([] if bias is None else [bias])
+        if any(not isinstance(a, np.ndarray) or a.dtype != self.dtype
+               or not a.flags.c_contiguous for a in arrays):
+            return None
+        F = out_shape[-1]
+        if (op.kind == "dense" and (len(shape) != 2 or kernel.shape != (shape[1], F))) \
+                or (bias is not None and bias.shape != (F,)):
+            return None
+        # An output's reads: KH*KW*C, I, or a depthwise filter's KH*KW taps.
+        reads = kernel.size // (1 if op.kind == "depthwise_conv2d" else F) // \
+            (F if op.kind == "depthwise_conv2d" else 1)
+        out = self._new(out_shape)
+        work = int(np.prod(out_shape)) * reads    # as the ops wrappers count it
+        depthwise = op.kind == "depthwise_conv2d"   # its kernel leaves the ReLU to ops.relu
+        self.ops.append((op.kind, x, -1, out, -1, in_shape[0], reads, F, 0, geometry,
+                         0 if depthwise else int(op.relu), _config.threads_for(work),
+                         kernel, bias))
+        self.watch.extend((var, var.value) for var in op.watch)
+        if op.refresh is not None:
+            self.refresh.append(op.refresh)
+        if depthwise and op.relu:
+            return self._op(_RELU, [out], [out_shape], None, False)
+        return out, out_shape
+
+
+def _window(H, W, C, KH, KW, strides, padding, dilation):
+    """_kernels._geometry's 13 numbers for a window over an H x W x C image (None where
+    it does not fit: the step-by-step plan raises the error)."""
+    OH = conv_output_length(H, KH, padding, strides[0], dilation[0])
+    OW = conv_output_length(W, KW, padding, strides[1], dilation[1])
+    if OH < 1 or OW < 1:
+        return None
+    return (H, W, C, OH, OW, KH, KW, strides[0], strides[1],
+            padding_before(H, KH, padding, strides[0], dilation[0]),
+            padding_before(W, KW, padding, strides[1], dilation[1]),
+            dilation[0], dilation[1])

@@ -1,0 +1,238 @@
+"""The compiled inference program (cnnx.models.program): a plan's forward pass as one call.
+Its outputs are the step-by-step plan's, bit for bit; it follows the weights and the
+kernels' settings; a plan it cannot express runs step by step; a wrong program is
+refused, never run."""
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx import _kernels, layers
+from cnnx.models.plan import Plan
+from cnnx.models.program import CompiledPlan
+
+DTYPES = [np.float32, np.float64]
+
+
+def stepwise(model, x):
+    """The plan's outputs layer by layer, the compiled program switched off."""
+    plan = Plan(model, False)
+    plan.compiled = False
+    return [o.copy() for o in plan.forward([x])]
+
+
+def compiled_plan(model, x):
+    """The compiled program predict_on_batch ran for x (None if it ran step by step)."""
+    idle = model._plans.get(("inference", False, (x.shape,)))
+    compiled = idle[-1].compiled if idle else None
+    return compiled or None
+
+
+def course(dtype, seed=0):
+    """W1-W4's layer set: convolutions (valid and same, strided, dilated, with ReLU or
+    linear), max pooling (valid and same), Flatten, Dropout, Dense with each activation
+    the program has."""
+    cnnx.utils.set_random_seed(seed)
+    kw = {"dtype": dtype}
+    return cnnx.Sequential([
+        cnnx.Input((13, 12, 3)),
+        layers.Conv2D(8, 3, activation="relu", **kw),
+        layers.MaxPooling2D(2, padding="same", **kw),
+        layers.Conv2D(16, 3, padding="same", **kw),
+        layers.ReLU(**kw),
+        layers.Conv2D(12, 2, dilation_rate=2, **kw),
+        layers.Activation("sigmoid", **kw),
+        layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", **kw),
+        layers.MaxPooling2D((2, 1), strides=1, **kw),
+        layers.Flatten(**kw),
+        layers.Dropout(0.5, **kw),
+        layers.Dense(40, activation="relu", **kw),
+        layers.Dense(20, **kw),
+        layers.Activation("relu", **kw),
+        layers.Dense(7, activation="softmax", **kw),
+    ])
+
+
+def residual(dtype, seed=0):
+    """A ResNet block at inference: BatchNormalization folded into the convolutions,
+    ReLUs fused into them and into the Add."""
+    cnnx.utils.set_random_seed(seed)
+    kw = {"dtype": dtype}
+    inp = cnnx.Input((8, 8, 4))
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False, **kw)(inp)
+    x = layers.Activation("relu", **kw)(layers.BatchNormalization(**kw)(x))
+    y = layers.Conv2D(8, 3, padding="same", **kw)(x)
+    y = layers.ReLU(**kw)(layers.BatchNormalization(**kw)(y))
+    y = layers.BatchNormalization(**kw)(layers.Conv2D(8, 3, padding="same", **kw)(y))
+    x = layers.Activation("relu", **kw)(layers.Add(**kw)([x, y]))
+    x = layers.Flatten(**kw)(layers.MaxPooling2D(2, **kw)(x))
+    out = layers.Dense(3, activation="softmax", **kw)(x)
+    model = cnnx.Model(inp, out)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:   # statistics away from the initial 0 and 1
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.moving_mean.assign(rng.standard_normal(c))
+            layer.moving_variance.assign(rng.random(c) + 0.5)
+            layer.gamma.assign(rng.random(c) + 0.5)
+            layer.beta.assign(rng.standard_normal(c))
+    return model
+
+
+def mobile(dtype, seed=0):
+    """A MobileNet block at inference: depthwise and pointwise convolutions with
+    BatchNormalization folded in and ReLUs fused, then global average pooling (with and
+    without keepdims)."""
+    cnnx.utils.set_random_seed(seed)
+    kw = {"dtype": dtype}
+    inp = cnnx.Input((9, 9, 3))
+    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, **kw)(inp)
+    x = layers.ReLU(**kw)(layers.BatchNormalization(**kw)(x))
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, **kw)(x)
+    x = layers.Activation("relu", **kw)(layers.BatchNormalization(**kw)(x))
+    x = layers.DepthwiseConv2D(2, strides=2, activation="relu", **kw)(x)
+    x = layers.Conv2D(16, 1, activation="relu", **kw)(x)
+    x = layers.GlobalAveragePooling2D(keepdims=True, **kw)(x)
+    x = layers.GlobalAveragePooling2D(**kw)(layers.Conv2D(6, 1, **kw)(x))
+    out = layers.Dense(4, activation="sigmoid", **kw)(x)
+    model = cnnx.Model(inp, out)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.moving_mean.assign(rng.standard_normal(c))
+            layer.moving_variance.assign(rng.random(c) + 0.5)
+    return model
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("make", [course, residual, mobile])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_the_program_gives_the_plans_bits(make, dtype, batch, simd_path):
+    model = make(dtype)
+    shape = (batch,) + model.input_shape[1:]
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    y = model.predict_on_batch(x)
+    assert isinstance(compiled_plan(model, x), CompiledPlan)
+    np.testing.assert_array_equal(y, stepwise(model, x)[0])
+    np.testing.assert_array_equal(model(x), y)                  # __call__ runs it too
+    np.testing.assert_array_equal(model.predict(x, verbose=0), y)
+
+
+def test_the_program_gives_the_plans_bits_under_each_conv_algorithm(conv_algorithm):
+    model = residual(np.float32)
+    x = np.random.default_rng(2).standard_normal((3, 8, 8, 4)).astype(np.float32)
+    y = model.predict_on_batch(x)
+    assert isinstance(compiled_plan(model, x), CompiledPlan)
+    np.testing.assert_array_equal(y, stepwise(model, x)[0])
+
+
+def test_the_program_gives_the_same_bits_for_any_thread_count(threads):
+    model = course(np.float32)
+    x = np.random.default_rng(3).standard_normal((4, 13, 12, 3)).astype(np.float32)
+    outs = []
+    for n in (1, 2, 3, 5):
+        threads(n)
+        outs.append(model.predict_on_batch(x))
+        assert compiled_plan(model, x).threads == n     # remade for the new count
+        np.testing.assert_array_equal(outs[-1], stepwise(model, x)[0])
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0], other)
+
+
+def test_the_program_follows_the_weights():
+    model = residual(np.float64)
+    x = np.random.default_rng(4).standard_normal((2, 8, 8, 4))
+    before = model.predict_on_batch(x)
+    program = compiled_plan(model, x)
+    conv, bn = model.layers[1], model.layers[2]
+    # In place: a folded normalization's statistics, a kernel (Variable.assign).
+    bn.moving_mean.assign(bn.moving_mean.value + 0.5)
+    conv.kernel.assign(conv.kernel.value * 2)
+    after = model.predict_on_batch(x)
+    assert compiled_plan(model, x) is program and not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, stepwise(model, x)[0])
+    # A weight whose array is replaced: the program is remade.
+    dense = model.layers[-1]
+    dense.kernel.value = dense.kernel.value + 1.0
+    replaced = model.predict_on_batch(x)
+    assert compiled_plan(model, x) is not program
+    np.testing.assert_array_equal(replaced, stepwise(model, x)[0])
+    # Training in between (the optimizer updates the arrays in place).
+    model.compile("sgd", "categorical_crossentropy")
+    model.fit(x, np.eye(3)[[0, 1]], epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
+
+
+def test_the_program_is_remade_when_the_kernels_settings_change():
+    model = course(np.float32)
+    x = np.random.default_rng(5).standard_normal((1, 13, 12, 3)).astype(np.float32)
+    model.predict_on_batch(x)
+    program = compiled_plan(model, x)
+    before = _kernels.conv_algorithm()
+    try:
+        _kernels.set_conv_algorithm("gemm")
+        assert not program.current()
+        y = model.predict_on_batch(x)
+        assert compiled_plan(model, x) is not program
+        np.testing.assert_array_equal(y, stepwise(model, x)[0])
+    finally:
+        _kernels.set_conv_algorithm(before)
+
+
+def test_a_plan_with_a_layer_the_program_lacks_runs_step_by_step():
+    cnnx.utils.set_random_seed(0)
+    model = cnnx.Sequential([cnnx.Input((6, 6, 2)), layers.Conv2D(4, 3),
+                             layers.LeakyReLU(), layers.Flatten(), layers.Dense(2)])
+    x = np.random.default_rng(6).standard_normal((2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
+    assert compiled_plan(model, x) is None
+
+    class Doubled(layers.Dense):   # overrides forward, not compiled_ops: not trusted
+        def forward(self, ctx, inputs, training=False):
+            return 2 * super().forward(ctx, inputs, training)
+
+    model = cnnx.Sequential([cnnx.Input((3,)), Doubled(2)])
+    x = np.ones((1, 3), np.float32)
+    np.testing.assert_array_equal(model.predict_on_batch(x),
+                                  2 * (x @ model.layers[0].kernel.value))
+    assert compiled_plan(model, x) is None
+
+
+def test_an_output_that_is_the_input_comes_back_whole():
+    model = cnnx.Sequential([cnnx.Input((2, 3)), layers.Flatten(), layers.Dropout(0.3)])
+    x = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
+    y = model.predict_on_batch(x)
+    assert isinstance(compiled_plan(model, x), CompiledPlan)
+    np.testing.assert_array_equal(y, x.reshape(2, 6))
+    x[0, 0, 0] = 100   # the result is a copy
+    assert y[0, 0] == 0
+
+
+def _dense_program(out_rows=1, in_rows=1, n_inputs=1, dtype=np.float32, kind="dense"):
+    kernel = np.ones((4, 3), dtype)
+    buffers = [None] * n_inputs + [np.empty((out_rows, 3), dtype)]
+    op = (kind, 0, -1, n_inputs, -1, in_rows, 4, 3, 0, (), 0, 1, kernel, None)
+    return _kernels.Program(np.dtype(dtype), buffers, n_inputs, [op],
+                            lambda n: np.empty(n, np.uint8))
+
+
+def test_a_wrong_program_is_refused():
+    program = _dense_program()
+    x = np.ones((1, 4), np.float32)
+    program.run([x])
+    with pytest.raises(ValueError, match="bytes where 48 are read"):
+        _dense_program(in_rows=4)            # the output buffer holds one row
+    with pytest.raises(ValueError, match="unknown operation"):
+        _dense_program(kind="gemm")
+    with pytest.raises(ValueError, match="names buffer"):
+        _kernels.Program(np.dtype(np.float32), [None, None], 1,
+                         [("relu", 0, -1, 0, -1, 1, 1, 1, 4, (), 0, 1, None, None)],
+                         lambda n: np.empty(n, np.uint8))   # writes into its input
+    with pytest.raises(ValueError, match="1 inputs expected"):
+        program.run([x, x])
+    with pytest.raises(ValueError, match="must be float32"):
+        program.run([x.astype(np.float64)])
+    with pytest.raises(ValueError, match="bytes where 16 are read"):
+        program.run([np.ones((1, 2), np.float32)])
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        program.run([np.ones((4, 2), np.float32).T[:1]])
