@@ -34,6 +34,14 @@ def test_depthwise_kernels_match_the_twin(simd_path, shape, kshape, strides, pad
                                                                        atol=1e-12)
     y = ops.depthwise_conv2d(x, kernel, bias, *args)
     np.testing.assert_allclose(y, ref.depthwise_conv2d(x, kernel, bias, *args), **tol)
+    # The fused ReLU: the same sums, then max(y, 0) with NaN passing, as ops.relu.
+    x_nan = x.copy()
+    x_nan.flat[::7] = np.nan
+    y_nan = ops.depthwise_conv2d(x_nan, kernel, bias, *args)
+    np.testing.assert_array_equal(ops.depthwise_conv2d(x_nan, kernel, bias, *args, "relu"),
+                                  ops.relu(y_nan))
+    np.testing.assert_allclose(ops.depthwise_conv2d(x, kernel, bias, *args, "relu"),
+                               ref.depthwise_conv2d(x, kernel, bias, *args, "relu"), **tol)
     dy = rng.standard_normal(y.shape).astype(dtype)
     for got, want in zip(ops.depthwise_conv2d_backward(x, kernel, dy, *args),
                          ref.depthwise_conv2d_backward(x, kernel, dy, *args)):

@@ -236,3 +236,20 @@ def test_a_wrong_program_is_refused():
         program.run([np.ones((1, 2), np.float32)])
     with pytest.raises(ValueError, match="not C-contiguous"):
         program.run([np.ones((4, 2), np.float32).T[:1]])
+
+
+def test_the_reference_kernels_suspend_the_program():
+    # testing.reference_kernels swaps the ops functions for their twins: a program,
+    # which bypasses them, must not run inside (the benchmarks' NumPy side).
+    model = course(np.float64)
+    x = np.random.default_rng(7).standard_normal((2, 13, 12, 3))
+    y = model.predict_on_batch(x)
+    assert isinstance(compiled_plan(model, x), CompiledPlan)
+    calls = []
+    with cnnx.testing.reference_kernels():
+        twin = cnnx.ops.conv2d
+        cnnx.ops.conv2d = lambda *a, **k: calls.append(1) or twin(*a, **k)
+        reference = model.predict_on_batch(x)
+    assert len(calls) == 4     # the four convolutions, on the twin (restored on the way out)
+    np.testing.assert_allclose(reference, y, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(model.predict_on_batch(x), y)

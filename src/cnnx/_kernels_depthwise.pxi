@@ -12,9 +12,9 @@ cdef enum:
 def depthwise_conv2d(const floating[:, :, :, ::1] x, const floating[:, :, ::1] kernel,
                      const floating[::1] bias, floating[:, :, :, ::1] y,
                      int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
-                     int nthreads):
-    """y[n, oh, ow, c] = bias[c] + sum over taps of x[n, ih, iw, c] * kernel[i, j, c],
-    one output row per work item."""
+                     bint relu, int nthreads):
+    """y[n, oh, ow, c] = bias[c] + sum over taps of x[n, ih, iw, c] * kernel[i, j, c]
+    (then max(y, 0) when relu, NaN passing), one output row per work item."""
     cdef Geometry g
     if x.shape[0] * y.shape[1] == 0 or x.shape[3] == 0:
         return
@@ -23,15 +23,18 @@ def depthwise_conv2d(const floating[:, :, :, ::1] x, const floating[:, :, ::1] k
     with nogil:
         _depthwise_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0],
                            &bias[0] if bias is not None else NULL, &y[0, 0, 0, 0],
-                           x.shape[0], nthreads)
+                           x.shape[0], relu, nthreads)
 
 
 cdef void _depthwise_forward(const Geometry *g, const floating *x, const floating *kernel,
-                             const floating *b, floating *y, int64_t N,
+                             const floating *b, floating *y, int64_t N, bint relu,
                              int nthreads) noexcept nogil:
-    """depthwise_conv2d on raw arrays (kernel KH x KW x C: one filter per channel)."""
-    cdef int64_t row, n, oh
+    """depthwise_conv2d on raw arrays (kernel KH x KW x C: one filter per channel). The
+    ReLU goes over each output row just written, while it is in L1."""
+    cdef int64_t row, n, oh, e
     cdef int64_t in_sample = g.H * g.W * g.C, out_row = g.OW * g.C
+    cdef floating v
+    cdef floating *yr
     for row in prange(N * g.OH, num_threads=nthreads, schedule="static"):
         n = row // g.OH
         oh = row - n * g.OH
@@ -41,6 +44,11 @@ cdef void _depthwise_forward(const Geometry *g, const floating *x, const floatin
         else:
             cnnx_k.dw_fwd_f64(x + n * in_sample, g.H, g.W, g.C, kernel, g.KH, g.KW, g.sh,
                               g.sw, g.ph, g.pw, g.dh, g.dw, oh, g.OW, b, y + row * out_row)
+        if relu:
+            yr = y + row * out_row
+            for e in range(out_row):
+                v = yr[e]
+                yr[e] = 0 if v <= 0 else v
 
 
 def depthwise_conv2d_input_grad(const floating[:, :, :, ::1] dy,

@@ -118,7 +118,7 @@ cdef void _program_run(const ProgramOp *ops, int n_ops, void **buf, char *s,
         elif op.kind == OP_DEPTHWISE:
             _depthwise_forward(&op.g, <const floating *> buf[op.a], <const floating *> op.w,
                                <const floating *> op.bias, <floating *> buf[op.out], op.n,
-                               op.nthreads)
+                               op.relu, op.nthreads)
         elif op.kind == OP_GLOBAL_AVERAGE:
             _global_average_pool(<const floating *> buf[op.a], <floating *> buf[op.out], op.n,
                                  op.i, op.f, op.nthreads)

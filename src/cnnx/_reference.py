@@ -156,7 +156,8 @@ def _depthwise_args(x, kernel, strides, padding, dilation_rate):
                                                              dilation_rate)
 
 
-def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                     activation=None):
     """Each input channel c convolved with its own filters kernel[:, :, c, m], giving
     output channel c * M + m: the per-channel products of im2col's patches."""
     xr, k, strides, dilation, pads, out = _depthwise_args(x, kernel, strides, padding,
@@ -166,7 +167,8 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     y = np.einsum("ptc,tc->pc", cols, k.reshape(kh * kw, cm))
     if bias is not None:
         y = y + bias
-    return y.reshape(x.shape[0], out[0], out[1], cm).astype(x.dtype, copy=False)
+    y = y.reshape(x.shape[0], out[0], out[1], cm).astype(x.dtype, copy=False)
+    return relu(y) if activation == "relu" else y
 
 
 def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,

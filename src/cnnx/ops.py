@@ -462,10 +462,10 @@ def _depthwise_operands(x, kernel):
 
 
 def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
-                     out=None):
+                     activation=None, out=None):
     """Depthwise 2-D convolution, NHWC: each input channel c convolved with its own
     filters kernel[:, :, c, m] (kernel (kh, kw, C, M), M the depth multiplier), giving
-    output channel c * M + m; an optional bias of C * M values. Returns
+    output channel c * M + m; an optional bias of C * M values and a fused ReLU. Returns
     (N, OH, OW, C * M).
 
     >>> x = np.ones((1, 3, 3, 2), np.float32)
@@ -477,6 +477,7 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     where = "depthwise_conv2d"
     x = _array(x, "inputs", where, ndim=4)
     kernel = _array(kernel, "kernel", where, ndim=4)
+    relu_ = _activation(activation, where)
     bias = _bias(bias, kernel.shape[2] * kernel.shape[3], where)
     x, kernel, bias = _common(x, kernel, bias)
     strides, dilation, (oh, ow), (ph, pw) = _conv_geometry(
@@ -486,7 +487,7 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     if y.size:
         xr, k = _depthwise_operands(x, kernel)
         _kernels.depthwise_conv2d(xr, k, bias, y, strides[0], strides[1], ph, pw,
-                                  dilation[0], dilation[1],
+                                  dilation[0], dilation[1], relu_,
                                   threads_for(y.size * k.shape[0] * k.shape[1]))
     return y
 

@@ -8,6 +8,7 @@ import contextlib
 
 from . import _reference as ref
 from . import ops
+from .models import program
 
 __all__ = ["reference", "reference_kernels", "REFERENCE_TWINS"]
 
@@ -71,13 +72,14 @@ def reference_kernels():
     True
     """
     saved = {name: getattr(ops, name) for name in REFERENCE_TWINS}
-    try:
-        for name in REFERENCE_TWINS:
-            twin = getattr(ref, name)
-            setattr(ops, name, _in_place(twin, _UPDATES[name]) if name in _UPDATES
-                    else _returning(twin))
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(ops, name, fn)
+    with program.suspended():   # a compiled inference program would bypass cnnx.ops
+        try:
+            for name in REFERENCE_TWINS:
+                twin = getattr(ref, name)
+                setattr(ops, name, _in_place(twin, _UPDATES[name]) if name in _UPDATES
+                        else _returning(twin))
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(ops, name, fn)
 

@@ -193,7 +193,7 @@ class _SpatialConv(_Activated):
         return (n, oh, ow, channels)
 
     def _relu_in_place(self, ctx, z):
-        """ReLU after a kernel that does not fuse it (the depthwise kernels)."""
+        """ReLU after a kernel that does not fuse it (the transposed convolution)."""
         return ops.relu(z, out=z) if self._fused_relu(ctx) else z
 
 
@@ -260,9 +260,10 @@ class DepthwiseConv2D(_SpatialConv):
         kernel, bias = self._weights_for(ctx, inputs.dtype)
         z = ops.depthwise_conv2d(
             inputs, kernel, bias, self.strides, self.padding, self.dilation_rate,
+            "relu" if self._fused_relu(ctx) else None,
             out=ctx.buffer("z", (inputs.shape[0],) + self.output_shape[1:], inputs.dtype))
         ctx.saved["x"] = inputs
-        return self._activate(ctx, self._relu_in_place(ctx, z))
+        return self._activate(ctx, z)
 
     def backward(self, ctx, grad):
         x = ctx.saved["x"]

@@ -34,7 +34,7 @@ An inference plan then runs as one compiled call where every step allows it
 import numpy as np
 
 from ..layers.base import Context
-from .program import CompiledPlan
+from . import program
 
 __all__ = ["Plan", "flatten"]
 
@@ -211,7 +211,7 @@ class Plan:
     def forward(self, inputs, training=None):
         """The model's outputs for its inputs (a list of arrays), as a list."""
         training = self.training if training is None else training
-        if self.compiled is not False and not training:
+        if self.compiled is not False and not training and not program._suspended:
             outputs = self._run_compiled(inputs)
             if outputs is not None:
                 return outputs
@@ -238,7 +238,7 @@ class Plan:
         compiled = self.compiled
         if compiled is None or not compiled.current() \
                 or any(x.shape != s for x, s in zip(inputs, compiled.input_shapes)):
-            compiled = self.compiled = CompiledPlan.build(self, inputs) or False
+            compiled = self.compiled = program.CompiledPlan.build(self, inputs) or False
             if compiled is False:
                 return None
         self.activity_loss = 0.0

@@ -19,13 +19,29 @@ otherwise. Weights updated in place (the optimizers, Variable.assign) need nothi
 normalization folded into a kernel is folded again before each run, as the step-by-step
 plan does.
 """
+import contextlib
+
 import numpy as np
 
 from .. import _config, _kernels
 from .._geometry import conv_output_length, padding_before
-from ..layers.base import CompiledOp
 
-__all__ = ["CompiledPlan"]
+__all__ = ["CompiledPlan", "suspended"]
+
+# While > 0, inference plans run step by step (testing.reference_kernels: a program
+# would bypass the ops functions it swaps for their twins).
+_suspended = 0
+
+
+@contextlib.contextmanager
+def suspended():
+    """Within the block, every inference plan runs step by step, through cnnx.ops."""
+    global _suspended
+    _suspended += 1
+    try:
+        yield
+    finally:
+        _suspended -= 1
 
 
 class CompiledPlan:
@@ -73,9 +89,6 @@ class CompiledPlan:
         self.program.run(inputs)
         return [(inputs[a] if isinstance(a, int) else a).reshape(shape)
                 for a, shape in self.outputs]
-
-
-_RELU = CompiledOp("relu")
 
 
 def _trusted(layer):
@@ -197,15 +210,11 @@ class _Builder:
             (F if op.kind == "depthwise_conv2d" else 1)
         out = self._new(out_shape)
         work = int(np.prod(out_shape)) * reads    # as the ops wrappers count it
-        depthwise = op.kind == "depthwise_conv2d"   # its kernel leaves the ReLU to ops.relu
         self.ops.append((op.kind, x, -1, out, -1, in_shape[0], reads, F, 0, geometry,
-                         0 if depthwise else int(op.relu), _config.threads_for(work),
-                         kernel, bias))
+                         int(op.relu), _config.threads_for(work), kernel, bias))
         self.watch.extend((var, var.value) for var in op.watch)
         if op.refresh is not None:
             self.refresh.append(op.refresh)
-        if depthwise and op.relu:
-            return self._op(_RELU, [out], [out_shape], None, False)
         return out, out_shape
 
 
