@@ -14,6 +14,21 @@ SETTLE_S = 0.5
 ONCE = False
 
 
+# glibc's malloc serves a block above its mmap threshold (128 KiB at the start) with fresh
+# pages from the kernel, and raises the threshold to the size of any such block freed (up
+# to 32 MiB). PyTorch allocates its tensors anew at each step: in a fresh process each
+# large one costs page faults, until a block that large has been freed. Measured on W6: a
+# PyTorch training step took 61-72 ms in a fresh process and 46 ms once one 30 MB NumPy
+# array had been freed (cnnx, which keeps its buffers, 46 ms either way). So every timing
+# starts after such a free: PyTorch runs in its faster state, whatever ran before it.
+_ALLOCATOR_BLOCK = 30 << 20
+
+
+def settle_allocator():
+    """Raise glibc's mmap threshold to 30 MB (a no-op elsewhere): see above."""
+    np.ones(_ALLOCATOR_BLOCK, np.uint8)   # allocated, touched and freed
+
+
 def interleaved(funcs, repeats=7, min_block=0.02, settle=None):
     """Median seconds per call of each function. The functions take turns, one timed
     block each per repeat, so that machine noise hits all alike; a block repeats its
@@ -27,6 +42,7 @@ def interleaved(funcs, repeats=7, min_block=0.02, settle=None):
             times.append(max(time.perf_counter() - t, 1e-9))
         return times
     settle = SETTLE_S if settle is None else settle   # read at call time
+    settle_allocator()
     inner = []
     for f in funcs:
         time.sleep(settle)
