@@ -195,6 +195,32 @@ def test_winograd_is_chosen_for_wide_3x3_layers(shape, rng, simd_path):
                                atol=1e-4)
 
 
+@pytest.mark.parametrize("batch,expected", [(1, "direct"), (2, "direct"), (64, "winograd")])
+def test_few_pixels_of_up_to_64_outputs_take_the_direct_forward(batch, expected, rng,
+                                                              simd_path):
+    """W1's 32 -> 64 layer: the channel-vectorised direct forward while the layer has at
+    most 4096 output pixels (one or two images: 121 each); at batch 64, Winograd (its
+    rule comes first). Seen through the bits, with the reference's values either way.
+    The baseline path has no direct kernels."""
+    x = rng.standard_normal((batch, 13, 13, 32)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 32, 64)).astype(np.float32)
+    bias = rng.standard_normal(64).astype(np.float32)
+    before = _kernels.conv_algorithm()
+    ys = {}
+    try:
+        for algorithm in ("auto", "direct", "gemm", "winograd"):
+            _kernels.set_conv_algorithm(algorithm)
+            ys[algorithm] = ops.conv2d(x, kernel, bias, activation="relu")
+    finally:
+        _kernels.set_conv_algorithm(before)
+    if simd_path in ("avx512", "avx2"):
+        assert np.array_equal(ys["auto"], ys[expected])
+        for other in {"direct", "gemm", "winograd"} - {expected}:
+            assert not np.array_equal(ys["auto"], ys[other])
+    np.testing.assert_allclose(ys["auto"], ref.conv2d(x, kernel, bias, activation="relu"),
+                               rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_winograd_gradients_by_finite_differences(padding, rng):
     """float64, Winograd forced: the forward pass and the input gradient (the flipped

@@ -37,7 +37,7 @@ cdef int _forward_kind(const Geometry *g, int64_t N, int64_t F, int is_f32) noex
         return FWD_WINOGRAD
     if not _direct_fits(g):
         return FWD_GEMM
-    if _nhwc_wanted(g, F, is_f32, 0):
+    if _nhwc_wanted(g, N, F, is_f32, 0):
         return FWD_NHWC
     if _direct_wanted(g, F, 0):
         return FWD_PLANAR
@@ -222,7 +222,7 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
                     dkernel.shape[0], dkernel.shape[1], sh, sw, ph, pw, dh, dw)
-    if _direct_fits(&a.g) and _nhwc_wanted(&a.g, F, floating is float, 1):
+    if _direct_fits(&a.g) and _nhwc_wanted(&a.g, N, F, floating is float, 1):
         _nhwc_plan(&nd, &a.g, F, floating is float)
         s = _scratch(workspace, _nhwc_scratch_bytes(&nd, N, sizeof(floating), nthreads, 1))
         with nogil:

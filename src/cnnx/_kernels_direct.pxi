@@ -29,6 +29,12 @@ cdef enum:
     # product (not measured).
     NHWC_MAX_C = 32
     NHWC_MAX_F = 32
+    # And for up to 64 outputs while the layer has few output pixels (packing the kernel
+    # and the im2col rows then dominates the product): one image through W1's 32 -> 64
+    # layer 1.44x (AVX2 1.68x), W5's 32 -> 64 stride-2 layer 1.16x (1.32x), 24 -> 48
+    # 1.58x (1.57x); at batch 64-256 the two measured 0.90-1.19x, level: the product stays.
+    NHWC_SMALL_MAX_F = 64
+    NHWC_SMALL_PIXELS = 4096
     DIRECT_KGRAD_MAX_F = 8
 
 # 0: choose per layer; 1: always im2col products; 2: direct wherever the SIMD path has it;
@@ -58,8 +64,11 @@ cdef inline int64_t _parts_per_sample(int64_t N, int64_t tiles, int nthreads) no
     outputs, each one fixed-order sum, do not depend on it. (The drivers compute each
     item's tile range inline: variables a prange body sets only through pointers would
     be shared between threads, not private.)"""
-    cdef int64_t parts = _cdiv(4 * nthreads, N)
-    return max(1, min(parts, tiles))
+    cdef int64_t parts = max(1, min(_cdiv(4 * nthreads, N), tiles))
+    # Parts of cdiv(tiles, parts) tiles leave no part empty: 11 tiles in 8 parts of 2
+    # gave 6 items and 2 empty ones, and the static schedule 8 tiles to one thread and 3
+    # to the other (W1's second convolution at batch 1: 46 us on 2 threads, 53 on 1).
+    return _cdiv(tiles, _cdiv(tiles, parts))
 
 
 cdef struct Direct:
@@ -320,7 +329,8 @@ cdef struct Nhwc:
     int64_t fblk, nfb          # channels per tile (1 or 2 vectors) and tiles across F
 
 
-cdef bint _nhwc_wanted(const Geometry *g, int64_t F, int is_f32, bint kgrad) noexcept nogil:
+cdef bint _nhwc_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32,
+                       bint kgrad) noexcept nogil:
     cdef int64_t vw = cnnx_k.vw_f32 if is_f32 else cnnx_k.vw_f64
     if not cnnx_k.direct or _conv_algorithm == 1 or F % vw != 0:
         return False
@@ -328,7 +338,9 @@ cdef bint _nhwc_wanted(const Geometry *g, int64_t F, int is_f32, bint kgrad) noe
     # beat the im2col product at every layer measured (1.2-2.1x). Its forward pass wins
     # only where packing would dominate the product.
     return (_conv_algorithm == 2 or kgrad or g.C <= DIRECT_MAX_C
-            or (g.C <= NHWC_MAX_C and F <= NHWC_MAX_F and g.KH * g.KW > 1))
+            or (g.C <= NHWC_MAX_C and g.KH * g.KW > 1
+                and (F <= NHWC_MAX_F or (F <= NHWC_SMALL_MAX_F
+                                         and N * g.OH * g.OW <= NHWC_SMALL_PIXELS))))
 
 
 cdef void _nhwc_plan(Nhwc *d, const Geometry *g, int64_t F, int is_f32) noexcept nogil:
