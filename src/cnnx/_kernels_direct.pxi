@@ -29,11 +29,15 @@ cdef enum:
     # product (not measured).
     NHWC_MAX_C = 32
     NHWC_MAX_F = 32
-    # And for up to 64 outputs while the layer has few output pixels (packing the kernel
-    # and the im2col rows then dominates the product): one image through W1's 32 -> 64
-    # layer 1.44x (AVX2 1.68x), W5's 32 -> 64 stride-2 layer 1.16x (1.32x), 24 -> 48
-    # 1.58x (1.57x); at batch 64-256 the two measured 0.90-1.19x, level: the product stays.
-    NHWC_SMALL_MAX_F = 64
+    # And for up to 128 inputs and outputs while the layer has few output pixels
+    # (packing the kernel and the im2col rows then dominates the product): one image
+    # through W1's 32 -> 64 layer 1.44x (AVX2 1.68x), W5's 32 -> 64 stride-2 layer 1.16x
+    # (1.32x), 24 -> 48 1.58x (1.57x); 3x3 "same" 64 -> 64 at 8x8 1.16x (1.29x), at 16x16
+    # 1.16x (1.15x), 128 -> 128 at 8x8 1.13x (1.11x), 8 images of 8x8 64 -> 64 1.17x
+    # (1.26x). At batch 64-256 the 32 -> 64 layers measured 0.90-1.19x, level: the
+    # product stays (and Winograd, whose rule comes first, takes most such layers).
+    NHWC_SMALL_MAX_C = 128
+    NHWC_SMALL_MAX_F = 128
     NHWC_SMALL_PIXELS = 4096
     DIRECT_KGRAD_MAX_F = 8
 
@@ -338,9 +342,10 @@ cdef bint _nhwc_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32,
     # beat the im2col product at every layer measured (1.2-2.1x). Its forward pass wins
     # only where packing would dominate the product.
     return (_conv_algorithm == 2 or kgrad or g.C <= DIRECT_MAX_C
-            or (g.C <= NHWC_MAX_C and g.KH * g.KW > 1
-                and (F <= NHWC_MAX_F or (F <= NHWC_SMALL_MAX_F
-                                         and N * g.OH * g.OW <= NHWC_SMALL_PIXELS))))
+            or (g.KH * g.KW > 1
+                and ((g.C <= NHWC_MAX_C and F <= NHWC_MAX_F)
+                     or (g.C <= NHWC_SMALL_MAX_C and F <= NHWC_SMALL_MAX_F
+                         and N * g.OH * g.OW <= NHWC_SMALL_PIXELS))))
 
 
 cdef void _nhwc_plan(Nhwc *d, const Geometry *g, int64_t F, int is_f32) noexcept nogil:
