@@ -179,11 +179,39 @@ def test_the_program_is_remade_when_the_kernels_settings_change():
         _kernels.set_conv_algorithm(before)
 
 
-def test_a_plan_with_a_layer_the_program_lacks_runs_step_by_step():
+def test_a_layer_the_program_lacks_runs_in_python_between_programs():
     cnnx.utils.set_random_seed(0)
     model = cnnx.Sequential([cnnx.Input((6, 6, 2)), layers.Conv2D(4, 3),
                              layers.LeakyReLU(), layers.Flatten(), layers.Dense(2)])
     x = np.random.default_rng(6).standard_normal((2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
+    kinds = [type(seg).__name__ for seg in compiled_plan(model, x).segments]
+    assert kinds == ["Program", "tuple", "Program"]
+    np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
+
+    # First and in a residual branch: Rescaling, LeakyReLU (two inputs for one Add).
+    cnnx.utils.set_random_seed(1)
+    inp = cnnx.Input((7, 7, 3))
+    a = layers.Conv2D(5, 3, padding="same")(layers.Rescaling(1 / 255, offset=-0.5)(inp))
+    b = layers.LeakyReLU(0.1)(layers.Conv2D(5, 1)(a))
+    out = layers.Dense(3)(layers.Flatten()(layers.Add()([a, b])))
+    model = cnnx.Model(inp, out)
+    x = np.random.default_rng(7).random((3, 7, 7, 3)).astype(np.float32) * 255
+    np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
+    assert isinstance(compiled_plan(model, x), CompiledPlan)
+
+
+def test_a_plan_the_program_cannot_read_runs_step_by_step():
+    # A step in Python whose output is in another dtype: the layers after it compute in
+    # float64 step by step, which a float32 program would not.
+    class ToDouble(layers.Layer):
+        def forward(self, ctx, inputs, training=False):  # noqa: ARG002
+            return inputs.astype(np.float64)
+
+    cnnx.utils.set_random_seed(0)
+    model = cnnx.Sequential([cnnx.Input((4,)), layers.Dense(3), ToDouble(),
+                             layers.Dense(2)])
+    x = np.random.default_rng(8).standard_normal((2, 4)).astype(np.float32)
     np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
     assert compiled_plan(model, x) is None
 

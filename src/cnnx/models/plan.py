@@ -215,6 +215,11 @@ class Plan:
             outputs = self._run_compiled(inputs)
             if outputs is not None:
                 return outputs
+        values = self.run_steps(inputs, training)
+        return [values[s] for s in self.outputs]
+
+    def run_steps(self, inputs, training):
+        """Every slot's value, the steps run one by one in Python."""
         values = [None] * self.n_slots
         values[:self.n_inputs] = inputs
         self.activity_loss = 0.0
@@ -230,7 +235,7 @@ class Plan:
             else:
                 for s, v in zip(step.outputs, y):
                     values[s] = v
-        return [values[s] for s in self.outputs]
+        return values
 
     def _run_compiled(self, inputs):
         """The outputs by the compiled program (made, or remade when stale, here); None
@@ -242,7 +247,10 @@ class Plan:
             if compiled is False:
                 return None
         self.activity_loss = 0.0
-        return compiled.run(inputs)
+        outputs = compiled.run(inputs)
+        if outputs is None:     # a step in Python returned what the programs cannot read
+            self.compiled = False
+        return outputs
 
     def _accumulate(self, grads, slot, d):
         """grads[slot] += d. A tensor read by several steps (a residual fork) sums their

@@ -9,9 +9,10 @@ and thread count fixed. A run is one call into compiled code that goes through t
 array with no Python in between.
 
 The operations call the same kernels, with the same thread counts, as the ops wrappers
-the layers call: a program's outputs are the plan's, bit for bit (tested). A plan with a
-step that has no compiled form (a layer without compiled_ops, an activity regularizer,
-a zero-size tensor, weights in another dtype) is not compiled and runs step by step.
+the layers call: a program's outputs are the plan's, bit for bit (tested). A step that
+has no compiled form (a layer without compiled_ops, weights in another dtype) runs in
+Python between two programs; a plan with an activity regularizer, a zero-size tensor,
+or a step in Python whose output the programs cannot read, runs step by step.
 
 A program stays valid while the kernels' settings (thread count, SIMD path, forced
 algorithms) and the weight arrays it reads are those it was made with; run() remakes it
@@ -45,50 +46,103 @@ def suspended():
 
 
 class CompiledPlan:
-    """An inference plan as one compiled call, for inputs of given shapes and dtype.
-    CompiledPlan.build(plan, inputs) makes one, or returns None where the plan cannot be
-    compiled; run(inputs) returns the outputs (arrays the program reuses)."""
+    """An inference plan as compiled calls, for inputs of given shapes and dtype.
+    CompiledPlan.build(plan, inputs) makes one, or returns None where nothing in the plan
+    can be compiled; run(inputs) returns the outputs (arrays the plan reuses), or None
+    where a step run in Python returned what the programs cannot read (the plan then
+    runs step by step).
 
-    def __init__(self, program, input_shapes, outputs, watch, refresh, threads):
-        self.program = program
+    A step without a compiled form runs in Python between programs: the steps before it
+    form one program, the steps after it another, and its output is an input of those
+    after it (so is each of the plan's inputs: together the "external" arrays)."""
+
+    def __init__(self, segments, n_external, input_shapes, outputs, watch, refresh,
+                 threads, dtype):
+        self.segments = segments    # Program, or (step, external index, shape) in Python
+        self.n_external = n_external
         self.input_shapes = input_shapes
-        self.outputs = outputs      # (buffer array or input index, shape) per output
+        self.outputs = outputs      # (buffer array or external index, shape) per output
         self.watch = watch          # (variable, the array the program reads)
         self.refresh = refresh      # callables that recompute folded weights in place
         self.threads = threads
+        self.dtype = dtype
+        self._placeholder = np.zeros(1, dtype)   # an external not computed yet
 
     @classmethod
     def build(cls, plan, inputs):
         dtype = inputs[0].dtype
         if plan.training or any(x.dtype != dtype or x.size == 0 for x in inputs) \
-                or dtype not in (np.float32, np.float64):
+                or dtype not in (np.float32, np.float64) \
+                or any(step.penalty is not None or len(step.outputs) != 1
+                       for step in plan.steps):
             return None
-        builder = _Builder(dtype, [x.shape for x in inputs])
-        for step in plan.steps:
-            if step.penalty is not None or len(step.outputs) != 1 \
-                    or not _trusted(step.layer):
-                return None
-            ops = step.layer.compiled_ops(step.ctx, dtype)
-            if ops is None or not builder.step(step, ops):
-                return None
-        program = _kernels.Program(dtype, builder.buffers, len(inputs), builder.ops,
-                                   lambda n: np.empty(n, np.uint8))
-        outputs = [(builder.buffers[builder.slot[s]] if builder.slot[s] >= len(inputs)
+        compiled = [step.layer.compiled_ops(step.ctx, dtype) or None
+                    if _trusted(step.layer) else None for step in plan.steps]
+        if all(ops is None for ops in compiled):
+            return None
+        # Each slot's shape, from one step-by-step run (a step in Python may give any).
+        values = plan.run_steps(inputs, False)
+        python = [step for step, ops in zip(plan.steps, compiled) if ops is None]
+        if any(not isinstance(values[step.outputs[0]], np.ndarray)
+               or values[step.outputs[0]].dtype != dtype or values[step.outputs[0]].size == 0
+               for step in python):
+            return None
+        n_external = len(inputs) + len(python)
+        builder = _Builder(dtype, [x.shape for x in inputs], n_external)
+        segments, ops_start, external = [], 0, len(inputs)
+        for step, ops in zip(plan.steps, compiled):
+            if ops is not None:
+                if not builder.step(step, ops):
+                    return None
+                continue
+            if len(builder.ops) > ops_start:
+                segments.append(builder.ops[ops_start:])
+                ops_start = len(builder.ops)
+            reads = [(builder.slot[s] if builder.slot[s] < n_external
+                      else builder.buffers[builder.slot[s]], builder.shape[s])
+                     for s in step.inputs]
+            segments.append((step, reads, external, values[step.outputs[0]].shape))
+            builder.slot[step.outputs[0]] = external
+            builder.shape[step.outputs[0]] = values[step.outputs[0]].shape
+            external += 1
+        if len(builder.ops) > ops_start:
+            segments.append(builder.ops[ops_start:])
+        segments = [_kernels.Program(dtype, builder.buffers, n_external, seg,
+                                     lambda n: np.empty(n, np.uint8))
+                    if isinstance(seg, list) else seg for seg in segments]
+        outputs = [(builder.buffers[builder.slot[s]] if builder.slot[s] >= n_external
                     else builder.slot[s], builder.shape[s]) for s in plan.outputs]
-        return cls(program, [x.shape for x in inputs], outputs, builder.watch,
-                   builder.refresh, _config._num_threads)
+        return cls(segments, n_external, [x.shape for x in inputs], outputs,
+                   builder.watch, builder.refresh, _config._num_threads, dtype)
 
     def current(self):
-        """Whether the program still computes what the plan does."""
-        return (self.program.current() and self.threads == _config._num_threads
+        """Whether the programs still compute what the plan does."""
+        return (self.threads == _config._num_threads
+                and all(seg.current() for seg in self.segments
+                        if isinstance(seg, _kernels.Program))
                 and all(var.value is array for var, array in self.watch))
 
     def run(self, inputs):
         for refresh in self.refresh:
             refresh()
-        self.program.run(inputs)
-        return [(inputs[a] if isinstance(a, int) else a).reshape(shape)
-                for a, shape in self.outputs]
+        external = list(inputs) + [self._placeholder] * (self.n_external - len(inputs))
+        arrays = self.arrays
+        for seg in self.segments:
+            if isinstance(seg, _kernels.Program):
+                seg.run(external)
+                continue
+            step, reads, index, shape = seg
+            xs = [arrays(external, b).reshape(s) for b, s in reads]
+            y = step.layer.forward(step.ctx, xs[0] if step.single else xs, False)
+            if not isinstance(y, np.ndarray) or y.dtype != self.dtype or y.shape != shape:
+                return None
+            external[index] = np.ascontiguousarray(y)
+        return [arrays(external, a).reshape(shape) for a, shape in self.outputs]
+
+    @staticmethod
+    def arrays(external, a):
+        """An external array by index, or a buffer (an array already)."""
+        return external[a] if isinstance(a, int) else a
 
 
 def _trusted(layer):
@@ -106,9 +160,9 @@ class _Builder:
     """Buffers and operations, step by step. Each plan slot maps to a buffer (an alias
     shares its input's) and a shape."""
 
-    def __init__(self, dtype, input_shapes):
+    def __init__(self, dtype, input_shapes, n_external):
         self.dtype = dtype
-        self.buffers = [None] * len(input_shapes)
+        self.buffers = [None] * n_external    # the external arrays come at each run
         self.slot = {i: i for i in range(len(input_shapes))}
         self.shape = dict(enumerate(input_shapes))
         self.ops, self.watch, self.refresh = [], [], []
