@@ -79,9 +79,9 @@ def residual(dtype, seed=0):
 
 
 def mobile(dtype, seed=0):
-    """A MobileNet block at inference: depthwise and pointwise convolutions with
-    BatchNormalization folded in and ReLUs fused, then global average pooling (with and
-    without keepdims)."""
+    """A MobileNet block at inference: depthwise, separable and pointwise convolutions
+    with BatchNormalization folded in and ReLUs fused, then global average pooling (with
+    and without keepdims)."""
     cnnx.utils.set_random_seed(seed)
     kw = {"dtype": dtype}
     inp = cnnx.Input((9, 9, 3))
@@ -90,6 +90,9 @@ def mobile(dtype, seed=0):
     x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, **kw)(x)
     x = layers.Activation("relu", **kw)(layers.BatchNormalization(**kw)(x))
     x = layers.DepthwiseConv2D(2, strides=2, activation="relu", **kw)(x)
+    x = layers.SeparableConv2D(12, 3, padding="same", use_bias=False, **kw)(x)
+    x = layers.ReLU(**kw)(layers.BatchNormalization(**kw)(x))
+    x = layers.SeparableConv2D(10, 2, padding="same", activation="relu", **kw)(x)
     x = layers.Conv2D(16, 1, activation="relu", **kw)(x)
     x = layers.GlobalAveragePooling2D(keepdims=True, **kw)(x)
     x = layers.GlobalAveragePooling2D(**kw)(layers.Conv2D(6, 1, **kw)(x))
@@ -112,7 +115,8 @@ def test_the_program_gives_the_plans_bits(make, dtype, batch, simd_path):
     shape = (batch,) + model.input_shape[1:]
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
     y = model.predict_on_batch(x)
-    assert isinstance(compiled_plan(model, x), CompiledPlan)
+    compiled = compiled_plan(model, x)   # every layer compiled: one program
+    assert [type(seg).__name__ for seg in compiled.segments] == ["Program"]
     np.testing.assert_array_equal(y, stepwise(model, x)[0])
     np.testing.assert_array_equal(model(x), y)                  # __call__ runs it too
     np.testing.assert_array_equal(model.predict(x, verbose=0), y)
@@ -281,3 +285,18 @@ def test_the_reference_kernels_suspend_the_program():
     assert len(calls) == 4     # the four convolutions, on the twin (restored on the way out)
     np.testing.assert_allclose(reference, y, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(model.predict_on_batch(x), y)
+
+
+def test_a_folded_separable_convolution_follows_its_normalization():
+    model = mobile(np.float32)
+    x = np.random.default_rng(9).standard_normal((2, 9, 9, 3)).astype(np.float32)
+    before = model.predict_on_batch(x)
+    separable = next(layer for layer in model.layers
+                     if isinstance(layer, layers.SeparableConv2D))
+    bn = model.layers[model.layers.index(separable) + 1]
+    assert isinstance(bn, layers.BatchNormalization)
+    bn.moving_variance.assign(bn.moving_variance.value * 4)
+    separable.depthwise_kernel.assign(separable.depthwise_kernel.value * 0.5)
+    after = model.predict_on_batch(x)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, stepwise(model, x)[0])

@@ -12,7 +12,7 @@ from .._geometry import (
     normalize_padding,
     normalize_tuple,
 )
-from .base import REGISTRY
+from .base import REGISTRY, CompiledOp
 from .core import _Activated, _positive_int
 
 __all__ = ["Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D",
@@ -335,6 +335,42 @@ class SeparableConv2D(_SpatialConv):
     def compute_output_shape(self, input_shape):
         return self._spatial_output(input_shape, self.filters)
 
+    def _pointwise_weights(self, ctx, dtype):
+        """The pointwise kernel and bias, with a following BatchNormalization folded in
+        (inference: ctx.affine)."""
+        pointwise = self.pointwise_kernel.value
+        bias = self.bias.value if self.use_bias else None
+        if ctx.affine is not None:
+            scale, shift = ctx.affine.inference_affine(dtype)
+            pointwise = pointwise * scale
+            bias = shift if bias is None else bias * scale + shift
+        return pointwise, bias
+
+    def compiled_ops(self, ctx, dtype):
+        weights = [self.depthwise_kernel, self.pointwise_kernel] + (
+            [self.bias] if self.use_bias else [])
+        after = self._compiled_activation()
+        if self.depth_multiplier != 1 or after is None or any(
+                w.dtype != dtype for w in weights):
+            return None
+        depthwise = CompiledOp("depthwise_conv2d", self.depthwise_kernel.value,
+                               watch=(self.depthwise_kernel,), strides=self.strides,
+                               padding=self.padding, dilation=self.dilation_rate)
+        pointwise, bias = self._pointwise_weights(ctx, dtype)
+        if ctx.affine is None:
+            point = CompiledOp("conv2d", pointwise, bias, watch=weights[1:],
+                               relu=self._fused_relu(ctx))
+        else:   # the folded weights: arrays of the op's own, folded again each run
+            pointwise, bias = np.array(pointwise, dtype), np.array(bias, dtype)
+
+            def refresh():
+                folded_kernel, folded_bias = self._pointwise_weights(ctx, dtype)
+                np.copyto(pointwise, folded_kernel)
+                np.copyto(bias, folded_bias)
+            point = CompiledOp("conv2d", pointwise, bias, refresh=refresh,
+                               relu=self._fused_relu(ctx))
+        return [depthwise, point] + after
+
     def forward(self, ctx, inputs, training=False):  # noqa: ARG002
         n = inputs.shape[0]
         depth_shape = (n,) + self.output_shape[1:3] + (self.depthwise_kernel.shape[2]
@@ -342,12 +378,7 @@ class SeparableConv2D(_SpatialConv):
         t = ops.depthwise_conv2d(inputs, self.depthwise_kernel.value, None, self.strides,
                                  self.padding, self.dilation_rate,
                                  out=ctx.buffer("t", depth_shape, inputs.dtype))
-        pointwise = self.pointwise_kernel.value
-        bias = self.bias.value if self.use_bias else None
-        if ctx.affine is not None:   # a following BatchNormalization, folded (inference)
-            scale, shift = ctx.affine.inference_affine(inputs.dtype)
-            pointwise = pointwise * scale
-            bias = shift if bias is None else bias * scale + shift
+        pointwise, bias = self._pointwise_weights(ctx, inputs.dtype)
         z = ops.conv2d(t, pointwise, bias, 1, "valid", 1,
                        "relu" if self._fused_relu(ctx) else None,
                        out=ctx.buffer("z", (n,) + self.output_shape[1:], inputs.dtype))
