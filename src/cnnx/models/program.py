@@ -211,24 +211,17 @@ class _Builder:
         if len(shape) != 4:
             return None
         N, H, W, C = shape
-        if op.kind == "conv2d":
-            KH, KW, KC, F = op.kernel.shape
-            if KC != C:
+        if op.kind in ("conv2d", "depthwise_conv2d"):
+            KH, KW, KC, F = op.kernel.shape    # a depthwise kernel: F is its multiplier
+            depthwise = op.kind == "depthwise_conv2d"
+            if KC != C or (depthwise and F != 1):
                 return None
             geometry = _window(H, W, C, KH, KW, op.strides, op.padding, op.dilation)
             if geometry is None:
                 return None
             return self._product(op, x, shape, (N, H, W, C),
-                                 (N, geometry[3], geometry[4], F), geometry)
-        if op.kind == "depthwise_conv2d":
-            KH, KW, KC, M = op.kernel.shape
-            if KC != C or M != 1:
-                return None
-            geometry = _window(H, W, C, KH, KW, op.strides, op.padding, op.dilation)
-            if geometry is None:
-                return None
-            return self._product(op, x, shape, (N, H, W, C),
-                                 (N, geometry[3], geometry[4], C), geometry)
+                                 (N, geometry[3], geometry[4], C if depthwise else F),
+                                 geometry)
         if op.kind == "global_average_pool2d":
             out_shape = (N, 1, 1, C) if op.keepdims else (N, C)
             out = self._new(out_shape)
@@ -259,9 +252,7 @@ class _Builder:
         if (op.kind == "dense" and (len(shape) != 2 or kernel.shape != (shape[1], F))) \
                 or (bias is not None and bias.shape != (F,)):
             return None
-        # An output's reads: KH*KW*C, I, or a depthwise filter's KH*KW taps.
-        reads = kernel.size // (1 if op.kind == "depthwise_conv2d" else F) // \
-            (F if op.kind == "depthwise_conv2d" else 1)
+        reads = kernel.size // F    # an output's: KH*KW*C, I, or a depthwise filter's KH*KW
         out = self._new(out_shape)
         work = int(np.prod(out_shape)) * reads    # as the ops wrappers count it
         self.ops.append((op.kind, x, -1, out, -1, in_shape[0], reads, F, 0, geometry,
