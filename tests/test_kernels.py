@@ -127,6 +127,40 @@ def test_conv2d_direct_agrees_with_gemm_at_network_shapes(shape, rng):
                                ref.conv2d(x, kernel, activation="relu"), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [
+    # (n, h, w, c, f, kernel, strides, padding, dilation): a kernel row's taps (3 x C)
+    # a whole number of the kernel gradient's tiles (24 or 12 taps on AVX-512, each one
+    # run in memory), and beside them tiles that are not runs: 5 columns of 16 channels
+    # (80 taps), dilated columns, a stride, and fewer taps than a tile
+    (2, 9, 11, 16, 16, (3, 3), (1, 1), "same", (1, 1)),
+    (2, 8, 8, 32, 32, (3, 3), (1, 1), "same", (1, 1)),
+    (3, 7, 6, 8, 16, (3, 3), (1, 1), "valid", (1, 1)),
+    (2, 12, 12, 16, 16, (3, 5), (1, 1), "same", (1, 1)),
+    (2, 12, 12, 16, 32, (3, 3), (1, 1), "valid", (2, 2)),
+    (2, 13, 13, 16, 16, (3, 3), (2, 2), "same", (1, 1)),
+    (2, 9, 9, 3, 16, (3, 3), (1, 1), "same", (1, 1))])
+def test_direct_kernel_gradient_tiles_of_consecutive_taps(case, dtype, rng, simd_path):
+    """The channel-vectorised kernel gradient reads a tile of taps that lie in one run of
+    memory at one base pointer plus constants, and others through their offsets: both
+    agree with the reference, with and without the fused ReLU mask and bias."""
+    n, h, w, c, f, k, s, pad, d = case
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    kernel = rng.standard_normal(k + (c, f)).astype(dtype)
+    before = _kernels.conv_algorithm()
+    _kernels.set_conv_algorithm("direct")
+    try:
+        y = ops.conv2d(x, kernel, None, s, pad, d, activation="relu")
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        _, dk, db = ops.conv2d_backward(x, kernel, dy, s, pad, d, input_grad=False,
+                                        relu_output=y)
+    finally:
+        _kernels.set_conv_algorithm(before)
+    _, want_dk, want_db = ref.conv2d_backward(x, kernel, np.where(y > 0, dy, 0), s, pad, d)
+    np.testing.assert_allclose(dk, want_dk, **TOL[dtype])
+    np.testing.assert_allclose(db, want_db, **TOL[dtype])
+
+
 @pytest.mark.parametrize("input_grad", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("c,f,padding", [(1, 32, "valid"), (3, 64, "same"), (1, 6, "valid"),

@@ -114,6 +114,7 @@ cdef extern from "_simd.h" nogil:
         cnnx_nkgrad_f32 nk_kgrad_f32[2]
         cnnx_nkgrad_f64 nk_kgrad_f64[2]
         int nk_mr[2]
+        int nk_kr[2]
         cnnx_maxpool_f32 mp_f32
         cnnx_maxpool_f64 mp_f64
         cnnx_dw_fwd_f32 dw_fwd_f32

@@ -329,7 +329,8 @@ cdef struct Nhwc:
     int64_t F, K               # output channels; taps = KH * KW * C, in the kernel's order
     int64_t Hp, Wp             # the padded sample
     int64_t rowstep, colstep, xpad_len
-    int64_t mr, nkoff          # pixels or taps per tile; taps rounded up to whole tiles
+    int64_t mr                 # pixels per forward tile
+    int64_t kr, nkoff          # taps per kernel gradient tile; taps rounded up to whole tiles
     int64_t fblk, nfb          # channels per tile (1 or 2 vectors) and tiles across F
 
 
@@ -360,7 +361,8 @@ cdef void _nhwc_plan(Nhwc *d, const Geometry *g, int64_t F, int is_f32) noexcept
     cdef int64_t vw = cnnx_k.vw_f32 if is_f32 else cnnx_k.vw_f64
     d.nvi = 1 if F % (2 * vw) == 0 else 0
     d.mr = cnnx_k.nk_mr[d.nvi]
-    d.nkoff = _cdiv(d.K, d.mr) * d.mr
+    d.kr = cnnx_k.nk_kr[d.nvi]
+    d.nkoff = _cdiv(d.K, d.kr) * d.kr
     d.fblk = (d.nvi + 1) * vw
     d.nfb = F // d.fblk
 
@@ -484,13 +486,13 @@ cdef void _nhwc_kernel_grad(const Nhwc *d, const floating *x, const floating *dy
             for n in range(ch * DIRECT_CHUNK, min(N, (ch + 1) * DIRECT_CHUNK)):
                 _nhwc_pad(d, x + n * g.H * g.W * g.C, xpad, 0, d.Hp)
                 for b in range(d.nfb):
-                    for kb in range(d.nkoff // d.mr):
+                    for kb in range(d.nkoff // d.kr):
                         _nk_kgrad(d.nvi, g.OH, g.OW, d.rowstep, d.colstep, xpad,
-                                  koff + kb * d.mr,
-                                  <int> min(d.mr, d.K - kb * d.mr),
+                                  koff + kb * d.kr,
+                                  <int> min(d.kr, d.K - kb * d.kr),
                                   dy + n * P * d.F + b * d.fblk,
                                   relu_output + n * P * d.F + b * d.fblk if relu_output != NULL else NULL,
-                                  d.F, acc + kb * d.mr * d.F + b * d.fblk,
+                                  d.F, acc + kb * d.kr * d.F + b * d.fblk,
                                   acc + d.K * d.F + b * d.fblk
                                   if (dbias != NULL and kb == 0) else NULL)
     _sum_chunks(partial, nchunks, per_chunk, d.K, d.F, d.F, dkernel, nthreads)

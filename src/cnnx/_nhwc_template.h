@@ -8,7 +8,7 @@
  * koff[k] = (i * dh * Wp + t * dw) * C + c for tap k = (i, t, c), the kernel's own order),
  * so the kernel, viewed as a K x F matrix, is used as it is.
  *
- * Include after defining NK_NAME, NK_T, NK_IT, NK_VBYTES, NK_MR, NK_NV.
+ * Include after defining NK_NAME, NK_T, NK_IT, NK_VBYTES, NK_MR, NK_KR, NK_RUNS, NK_NV.
  */
 #define NK_VW (NK_VBYTES / (int)sizeof(NK_T))
 
@@ -59,24 +59,27 @@ static void CNNX_CAT(NK_NAME, _fwd)(
     }
 }
 
-/* Kernel gradient of one sample: taps koff[0 : nk] (nk <= NK_MR; koff holds NK_MR
+/* Kernel gradient of one sample: taps koff[0 : nk] (nk <= NK_KR; koff holds NK_KR
  * entries) times channels f0 : f0 + NK_NV * NK_VW, summed over the OH x OW pixels:
  *     dw[k * F + f] += sum_p x(p, tap k) * g(p, f),   db[f] += sum_p g(p, f) (db may be NULL),
  * where g = dy, or dy where relu_output > 0 when relu_output (ReLU's output) is given: the ReLU
- * backward pass fused in. dy, relu_output, dw and db already point at f0. */
-static void CNNX_CAT(NK_NAME, _kgrad)(
-    int64_t OH, int64_t OW, int64_t rowstep, int64_t colstep, const NK_T *restrict xpad,
-    const int64_t *restrict koff, int nk, const NK_T *restrict dy, const NK_T *restrict relu_output,
-    int64_t F, NK_T *restrict dw, NK_T *restrict db)
+ * backward pass fused in. dy, relu_output, dw and db already point at f0.
+ * Where NK_RUNS, a full tile of taps that are consecutive in memory (a run of channels and
+ * kernel columns in one kernel row) reads them at one base pointer plus constants; other
+ * tiles keep their NK_KR offsets, which spill (24 of them on AVX-512). */
+static inline __attribute__((always_inline)) void CNNX_CAT(NK_NAME, _kgrad_body)(
+    const int run, int64_t OH, int64_t OW, int64_t rowstep, int64_t colstep,
+    const NK_T *restrict xpad, const int64_t *restrict koff, int nk, const NK_T *restrict dy,
+    const NK_T *restrict relu_output, int64_t F, NK_T *restrict dw, NK_T *restrict db)
 {
     typedef CNNX_CAT(NK_NAME, _vec) vec;
     typedef CNNX_CAT(NK_NAME, _ivec) ivec;
     const vec zero = {0};
-    vec acc[NK_MR][NK_NV], bacc[NK_NV];
-    int64_t o[NK_MR];
+    vec acc[NK_KR][NK_NV], bacc[NK_NV];
+    int64_t o[NK_KR];
 
     CNNX_UNROLL
-    for (int i = 0; i < NK_MR; ++i) {
+    for (int i = 0; i < NK_KR; ++i) {
         o[i] = koff[i];
         CNNX_UNROLL
         for (int v = 0; v < NK_NV; ++v) acc[i][v] = zero;
@@ -87,6 +90,7 @@ static void CNNX_CAT(NK_NAME, _kgrad)(
         for (int64_t ow = 0; ow < OW; ++ow) {
             const int64_t p = (oh * OW + ow) * F;
             const NK_T *xp = xpad + oh * rowstep + ow * colstep;
+            const NK_T *xr = xp + o[0];
             vec g[NK_NV];
             CNNX_UNROLL
             for (int v = 0; v < NK_NV; ++v) {
@@ -96,8 +100,8 @@ static void CNNX_CAT(NK_NAME, _kgrad)(
                 if (db) bacc[v] += g[v];
             }
             CNNX_UNROLL
-            for (int i = 0; i < NK_MR; ++i) {
-                const NK_T s = xp[o[i]];
+            for (int i = 0; i < NK_KR; ++i) {
+                const NK_T s = run ? xr[i] : xp[o[i]];
                 CNNX_UNROLL
                 for (int v = 0; v < NK_NV; ++v) acc[i][v] += s * g[v];
             }
@@ -111,6 +115,21 @@ static void CNNX_CAT(NK_NAME, _kgrad)(
         CNNX_UNROLL
         for (int v = 0; v < NK_NV; ++v) *(vec *)(db + v * NK_VW) += bacc[v];
     }
+}
+
+static void CNNX_CAT(NK_NAME, _kgrad)(
+    int64_t OH, int64_t OW, int64_t rowstep, int64_t colstep, const NK_T *restrict xpad,
+    const int64_t *restrict koff, int nk, const NK_T *restrict dy, const NK_T *restrict relu_output,
+    int64_t F, NK_T *restrict dw, NK_T *restrict db)
+{
+    int run = NK_RUNS && nk == NK_KR;
+    for (int i = 1; run && i < NK_KR; ++i) run = koff[i] == koff[0] + i;
+    if (run)
+        CNNX_CAT(NK_NAME, _kgrad_body)(1, OH, OW, rowstep, colstep, xpad, koff, nk, dy,
+                                       relu_output, F, dw, db);
+    else
+        CNNX_CAT(NK_NAME, _kgrad_body)(0, OH, OW, rowstep, colstep, xpad, koff, nk, dy,
+                                       relu_output, F, dw, db);
 }
 
 #undef NK_VW

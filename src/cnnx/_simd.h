@@ -104,8 +104,8 @@ CNNX_GV_TYPES(double, f64)
  *   uk:        A panel k-major / row-major;
  *   dk_*:      pixel-vectorised blocks of 2 / 4 filters (dk_np: pixel vectors or taps
  *              per tile);
- *   nk_*:      channel-vectorised tiles 1 / 2 vectors wide (nk_mr: pixels or taps per
- *              tile).
+ *   nk_*:      channel-vectorised tiles 1 / 2 vectors wide (nk_mr: pixels per forward
+ *              tile; nk_kr: taps per kernel gradient tile).
  * direct is 0 where the path has no direct or pooling kernels (the portable scalar
  * build): im2col products and the Cython pooling loop then do all. */
 typedef struct {
@@ -125,6 +125,7 @@ typedef struct {
     cnnx_nkgrad_f32 nk_kgrad_f32[2];
     cnnx_nkgrad_f64 nk_kgrad_f64[2];
     int nk_mr[2];
+    int nk_kr[2];
     cnnx_maxpool_f32 mp_f32;
     cnnx_maxpool_f64 mp_f64;
     cnnx_dw_fwd_f32 dw_fwd_f32;

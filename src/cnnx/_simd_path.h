@@ -80,14 +80,23 @@
 #include "_direct_template.h"
 
 /* Channel-vectorised direct convolution: tiles of 2 vectors of channels (or 1, for
- * layers with one vector's worth), as many pixels or taps as the registers hold (28 of
- * one AVX-512 vector: 1.13-1.16x the forward speed of 24 at 16 -> 16 channels, 16 was
- * slower; the kernel gradient measured the same with 24, 28 or 30). */
+ * layers with one vector's worth), as many pixels (forward, NK_MR) or taps (kernel
+ * gradient, NK_KR) as the registers hold. Forward: 28 pixels of one AVX-512 vector
+ * 1.13-1.16x the speed of 24 at 16 -> 16 channels, 16 was slower. Kernel gradient: 24,
+ * 28 or 30 taps measured the same while their offsets spilled; 24 (and 12) divide a
+ * kernel row's taps (3 x C for C = 16, 32, 64...), so with 32 registers each tile is one
+ * run in memory, loaded at a base pointer plus constants (NK_RUNS): W5's 16 -> 16, 32 ->
+ * 32 and 64 -> 64 kernel gradients 1.16-1.20x, 1.02-1.09x, 1.03-1.19x. With 16 registers
+ * the 6 or 12 offsets do not spill, and runs measured level or slower (0.92-1.15x). */
+#define NK_RUNS (PATH_REGS == 32)
 #define NK_VBYTES PATH_VBYTES
 #define NK_MR2 (PATH_REGS == 32 ? 12 : 6)
 #define NK_MR1 (PATH_REGS == 32 ? 28 : 12)
+#define NK_KR2 NK_MR2
+#define NK_KR1 (PATH_REGS == 32 ? 24 : 12)
 #define NK_NV 2
 #define NK_MR NK_MR2
+#define NK_KR NK_KR2
 #define NK_NAME nk_f32_nhwc2
 #define NK_T float
 #define NK_IT int32_t
@@ -98,8 +107,10 @@
 #include "_nhwc_template.h"
 #undef NK_NV
 #undef NK_MR
+#undef NK_KR
 #define NK_NV 1
 #define NK_MR NK_MR1
+#define NK_KR NK_KR1
 #define NK_NAME nk_f32_nhwc1
 #define NK_T float
 #define NK_IT int32_t
@@ -151,6 +162,7 @@ const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .nk_kgrad_f32 = {nk_f32_nhwc1_kgrad, nk_f32_nhwc2_kgrad},
     .nk_kgrad_f64 = {nk_f64_nhwc1_kgrad, nk_f64_nhwc2_kgrad},
     .nk_mr = {NK_MR1, NK_MR2},
+    .nk_kr = {NK_KR1, NK_KR2},
     .mp_f32 = mp_f32,
     .mp_f64 = mp_f64,
     CNNX_DW_FIELDS,
