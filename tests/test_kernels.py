@@ -231,12 +231,14 @@ def test_winograd_is_chosen_for_wide_3x3_layers(shape, rng, simd_path):
 
 @pytest.mark.parametrize("batch,size,c,f,expected", [
     (1, 13, 32, 64, "direct"), (2, 13, 32, 64, "direct"), (64, 13, 32, 64, "winograd"),
-    (1, 10, 64, 64, "direct"), (1, 10, 128, 128, "direct"), (48, 13, 48, 48, "gemm")])
+    (1, 10, 64, 64, "direct"), (1, 10, 128, 128, "direct"), (48, 13, 48, 48, "gemm"),
+    (1, 32, 64, 64, "direct"), (3, 32, 64, 64, "winograd")])
 def test_few_output_pixels_take_the_direct_forward(batch, size, c, f, expected, rng,
                                                    simd_path):
     """A 3x3 layer of up to 128 inputs and outputs with at most 4096 output pixels (one
     or two images) takes the channel-vectorised direct forward; W1's 32 -> 64 layer at
-    batch 64 takes Winograd (its rule comes first), 48 images of 48 -> 48 the product.
+    batch 64 takes Winograd (its rule comes first), and so does W4's 64 -> 64 layer from
+    three images on (one: too few tiles), 48 images of 48 -> 48 the product.
     Seen through the bits, with the reference's values either way. The baseline path
     has no direct kernels."""
     x = rng.standard_normal((batch, size, size, c)).astype(np.float32)

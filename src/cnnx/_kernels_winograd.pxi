@@ -16,11 +16,15 @@
 cdef enum:
     # When it beats the direct and im2col kernels (measured at W5's 3x3 layers on the
     # AVX-512 and AVX2 paths, benchmarks/bench_kernels.py): at least this many input
-    # and output channels. Up to WINO_MAX_C input channels: one GEMM call runs over all
-    # of them, and its B panel (C x NR) should stay near L1.
+    # and output channels, and work items (blocks of tb tiles). Up to WINO_MAX_C input
+    # channels: one GEMM call runs over all of them, and its B panel (C x NR) should stay
+    # near L1. 32 x 32 64 -> 64, 2 threads, Winograd / direct on AVX-512 (AVX2): one
+    # image (256 tiles, 4.3 blocks; W4 at batch 1) 0.48 / 0.37 ms (0.46 / 0.39), two
+    # 0.71 / 0.72 (0.68 / 0.71), three 1.07 / 1.20 (0.90 / 1.18); 16 x 16 64 -> 64 on
+    # AVX-512, 8 images (512 tiles) 0.71 / 0.73, 16 images 1.21 / 1.56.
     WINO_MIN_C = 32
     WINO_MIN_F = 64
-    WINO_MIN_BLOCKS = 4
+    WINO_MIN_BLOCKS = 8
     WINO_MAX_C = 256
     # V and M of a work item hold about 16 x WINO_BLOCK values: an L2-sized block.
     WINO_BLOCK = 8192
