@@ -24,22 +24,26 @@ class StepGuard:
         self._readers = 0
         self._writer = None
         self._waiting = 0
+        self._reading = _Reading(self)
 
-    @contextlib.contextmanager
     def reading(self):
+        """`with guard.reading():` an inference batch. (A plain context manager, not a
+        generator: one image through LeNet is 35 us, of which this was 2.3.)"""
+        return self._reading
+
+    def _enter_reading(self):
         me = threading.get_ident()
         with self._cond:
             if self._writer != me:
                 while self._writer is not None or self._waiting:
                     self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+
+    def _exit_reading(self):
+        with self._cond:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
 
     @contextlib.contextmanager
     def writing(self):
@@ -63,12 +67,27 @@ class StepGuard:
                     self._cond.notify_all()
 
 
+class _Reading:
+    __slots__ = ("guard",)
+
+    def __init__(self, guard):
+        self.guard = guard
+
+    def __enter__(self):
+        self.guard._enter_reading()
+
+    def __exit__(self, *exc_info):
+        self.guard._exit_reading()
+
+
 def guard(model):
-    with _guards_lock:
-        g = _guards.get(model)
-        if g is None:
-            g = _guards[model] = StepGuard()
-        return g
+    g = _guards.get(model)     # the lock only where a guard is made
+    if g is None:
+        with _guards_lock:
+            g = _guards.get(model)
+            if g is None:
+                g = _guards[model] = StepGuard()
+    return g
 
 
 @contextlib.contextmanager

@@ -202,10 +202,10 @@ class Trainer:
         self._update_metrics(y, preds, sample_weight)
         return self._loss_logs(total + self._regularization(), values)
 
-    def predict_step(self, x, copy=True):
-        """The outputs for a batch x (a list of arrays, one per input), as a list."""
-        outputs = self._run_inference(x)
-        return [np.array(o, copy=True) for o in outputs] if copy else outputs
+    def predict_step(self, x):
+        """The outputs for a batch x (a list of arrays, one per input), as a list of
+        arrays of the caller's own (the inference plan copies them out of its buffers)."""
+        return self._run_inference(x)
 
     def _loss_logs(self, total, values):
         logs = {"loss": float(total)}
@@ -464,7 +464,7 @@ class Trainer:
         parts, start = [], 0
         for step, batch in data.epoch(None):
             cb.on_predict_batch_begin(step)
-            outs = self.predict_step(batch[0], copy=chunks is None)
+            outs = self.predict_step(batch[0])
             stop = start + len(outs[0])
             if chunks is None:
                 parts.append(outs)
