@@ -94,9 +94,10 @@ cdef extern from "_simd.h" nogil:
     ctypedef void (*cnnx_wg_kernel_f64)(const double *, int64_t, int64_t, int64_t, int64_t,
                                         double *)
     ctypedef void (*cnnx_gemv_f32)(const float *, int64_t, int64_t, const float *, int64_t,
-                                   int64_t, int64_t, const float *, int, float *)
+                                   int64_t, int64_t, int64_t, int64_t, float *, int64_t)
     ctypedef void (*cnnx_gemv_f64)(const double *, int64_t, int64_t, const double *,
-                                   int64_t, int64_t, int64_t, const double *, int, double *)
+                                   int64_t, int64_t, int64_t, int64_t, int64_t, double *,
+                                   int64_t)
     ctypedef struct cnnx_kernel_table:
         const char *name
         cnnx_ukernel_f32 uk_f32[2]

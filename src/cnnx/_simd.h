@@ -93,10 +93,11 @@ CNNX_BN_TYPES(double, f64)
 CNNX_WG_TYPES(float, f32)
 CNNX_WG_TYPES(double, f64)
 
-/* A dense layer's product for a few rows, columns j0 .. j1 (_gemv_template.h). */
+/* A dense layer's product for a few rows: kernel rows k0 .. k1, columns j0 .. j1
+ * (_gemv_template.h). */
 #define CNNX_GV_TYPES(T, S)                                                               \
     typedef void (*cnnx_gemv_##S)(const T *, int64_t, int64_t, const T *, int64_t,       \
-                                  int64_t, int64_t, const T *, int, T *);
+                                  int64_t, int64_t, int64_t, int64_t, T *, int64_t);
 CNNX_GV_TYPES(float, f32)
 CNNX_GV_TYPES(double, f64)
 
