@@ -300,3 +300,24 @@ def test_a_folded_separable_convolution_follows_its_normalization():
     after = model.predict_on_batch(x)
     assert not np.array_equal(after, before)
     np.testing.assert_array_equal(after, stepwise(model, x)[0])
+
+
+@pytest.mark.parametrize("channels", [3, 16, 20])
+def test_max_pooling_without_indices_keeps_the_plans_bits(channels, simd_path):
+    """The program pools without recording the argmax (no backward pass reads it): its
+    maxima are the step-by-step plan's to the bit, ties and NaN included (the first NaN
+    of a window wins, with its payload), on the vector rows (3 and 16 channels) and the
+    plain loop (20)."""
+    model = cnnx.Sequential([cnnx.Input((6, 7, channels)),
+                             layers.MaxPooling2D(2, padding="same"),
+                             layers.MaxPooling2D((2, 1), strides=1)])
+    rng = np.random.default_rng(channels)
+    x = rng.integers(-2, 3, (2, 6, 7, channels)).astype(np.float32)   # many ties
+    bits = x.view(np.uint32)
+    nan = rng.random(x.shape) < 0.1
+    bits[nan] = 0x7FC00000 | rng.integers(1, 1 << 22, nan.sum()).astype(np.uint32)
+    plan = Plan(model, False)    # the plan itself: predict refuses NaN inputs
+    y = plan.forward([x])[0]
+    assert [type(s).__name__ for s in plan.compiled.segments] == ["Program"]
+    assert np.isnan(y).any()
+    np.testing.assert_array_equal(y.view(np.uint32), stepwise(model, x)[0].view(np.uint32))

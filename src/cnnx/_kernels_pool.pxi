@@ -24,7 +24,8 @@ cdef void _max_pool_forward(const floating *x, floating *y, int32_t *argmax, int
                             int64_t H, int64_t W, int64_t C, int64_t OH, int64_t OW,
                             int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
                             int64_t pw, int nthreads) noexcept nogil:
-    """max_pool2d on raw NHWC arrays (y and argmax: N x OH x OW x C)."""
+    """max_pool2d on raw NHWC arrays (y and argmax: N x OH x OW x C; argmax NULL: the
+    maxima alone, for inference)."""
     cdef int64_t row, n, oh, ow, h0, w0, h1, w1, h, w, c, base
     cdef floating v, b
     cdef int take
@@ -43,21 +44,26 @@ cdef void _max_pool_forward(const floating *x, floating *y, int32_t *argmax, int
         if vector_path:   # the SIMD row kernel of _pool_template.h
             if floating is float:
                 cnnx_k.mp_f32(x + n * H * W * C, W, C, h0, h1, OW, KW, sw, pw,
-                              y + row * OW * C, argmax + row * OW * C, (N - n) * H * W * C)
+                              y + row * OW * C,
+                              argmax + row * OW * C if argmax != NULL else NULL,
+                              (N - n) * H * W * C)
             else:
                 cnnx_k.mp_f64(x + n * H * W * C, W, C, h0, h1, OW, KW, sw, pw,
-                              y + row * OW * C, argmax + row * OW * C, (N - n) * H * W * C)
+                              y + row * OW * C,
+                              argmax + row * OW * C if argmax != NULL else NULL,
+                              (N - n) * H * W * C)
             continue
         for ow in range(OW):
             w0 = max(ow * sw - pw, 0)
             w1 = min(ow * sw - pw + KW, W)
             best = y + (row * OW + ow) * C
-            arg = argmax + (row * OW + ow) * C
+            arg = argmax + (row * OW + ow) * C if argmax != NULL else NULL
             base = (h0 * W + w0) * C
             src = x + n * H * W * C + base
             for c in range(C):
                 best[c] = src[c]
-                arg[c] = <int32_t> (base + c)
+                if arg != NULL:
+                    arg[c] = <int32_t> (base + c)
             for h in range(h0, h1):
                 for w in range(w0, w1):
                     base = (h * W + w) * C
@@ -69,7 +75,8 @@ cdef void _max_pool_forward(const floating *x, floating *y, int32_t *argmax, int
                         # the time). The first NaN wins and stays, as in np.max.
                         take = (v > b) | ((v != v) & (b == b))
                         best[c] = v if take else b
-                        arg[c] = <int32_t> (base + c) if take else arg[c]
+                        if arg != NULL:
+                            arg[c] = <int32_t> (base + c) if take else arg[c]
 
 
 def max_pool2d_grad(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1] argmax,

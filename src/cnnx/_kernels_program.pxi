@@ -100,7 +100,8 @@ cdef void _program_run(const ProgramOp *ops, int n_ops, void **buf, char *s,
                            op.i, op.f, op.relu, s, op.nthreads)
         elif op.kind == OP_MAX_POOL:
             _max_pool_forward(<const floating *> buf[op.a], <floating *> buf[op.out],
-                              <int32_t *> buf[op.aux], op.n, op.g.H, op.g.W, op.g.C,
+                              <int32_t *> buf[op.aux] if op.aux >= 0 else NULL,
+                              op.n, op.g.H, op.g.W, op.g.C,
                               op.g.OH, op.g.OW, op.g.KH, op.g.KW, op.g.sh, op.g.sw,
                               op.g.ph, op.g.pw, op.nthreads)
         elif op.kind == OP_RELU:

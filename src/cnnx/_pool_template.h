@@ -12,18 +12,20 @@ typedef PK_IT CNNX_CAT(PK_NAME, _ivec) __attribute__((vector_size(PK_VBYTES), al
 /* Output row of OW pixels: x is the sample (H x W x C, C a multiple of the vector lanes
  * or fewer than them: the caller pools other layers itself), window rows h0 : h1 (clipped);
  * column window ow * sw - pw, KW wide, clipped to the image. y and arg point at the
- * row's first pixel. arg gets the flat index (h * W + w) * C + c within the sample.
+ * row's first pixel. arg (or NULL) gets the flat index (h * W + w) * C + c within the
+ * sample.
  * avail: how many values x has from the sample's start to the end of the batch. */
-static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, int64_t h1,
-                            int64_t OW, int64_t KW, int64_t sw, int64_t pw, PK_T *restrict y,
-                            int32_t *restrict arg, int64_t avail)
+static inline __attribute__((always_inline)) void CNNX_CAT(PK_NAME, _body)(
+    const int track, const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, int64_t h1,
+    int64_t OW, int64_t KW, int64_t sw, int64_t pw, PK_T *restrict y, int32_t *restrict arg,
+    int64_t avail)
 {
     typedef CNNX_CAT(PK_NAME, _vec) vec;
     typedef CNNX_CAT(PK_NAME, _ivec) ivec;
     ivec lane;
     for (int l = 0; l < PK_VW; ++l) lane[l] = l;
 
-    for (int64_t ow = 0; ow < OW; ++ow, y += C, arg += C) {
+    for (int64_t ow = 0; ow < OW; ++ow, y += C, arg += track ? C : 0) {
         int64_t w0 = ow * sw - pw, w1 = w0 + KW;
         if (w0 < 0) w0 = 0;
         if (w1 > W) w1 = W;
@@ -41,12 +43,12 @@ static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, in
                         const vec v = *(const vec *)(x + at);
                         const ivec take = (v > best) | ((v != v) & (best == best));
                         best = (vec)(((ivec)v & take) | ((ivec)best & ~take));
-                        where = ((lane + (PK_IT)at) & take) | (where & ~take);
+                        if (track) where = ((lane + (PK_IT)at) & take) | (where & ~take);
                     }
                 }
                 for (int64_t c = 0; c < C; ++c) {
                     y[c] = best[c];
-                    arg[c] = (int32_t)where[c];
+                    if (track) arg[c] = (int32_t)where[c];
                 }
             } else {
                 for (int64_t c = 0; c < C; ++c) {
@@ -63,7 +65,7 @@ static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, in
                         }
                     }
                     y[c] = best;
-                    arg[c] = where;
+                    if (track) arg[c] = where;
                 }
             }
             continue;
@@ -78,13 +80,27 @@ static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, in
                     const vec v = *(const vec *)(x + at);
                     const ivec take = (v > best) | ((v != v) & (best == best));
                     best = (vec)(((ivec)v & take) | ((ivec)best & ~take));
-                    where = ((lane + (PK_IT)at) & take) | (where & ~take);
+                    if (track) where = ((lane + (PK_IT)at) & take) | (where & ~take);
                 }
             }
             *(vec *)(y + c) = best;
-            for (int l = 0; l < PK_VW; ++l) arg[c + l] = (int32_t)where[l];
+            if (track)
+                for (int l = 0; l < PK_VW; ++l) arg[c + l] = (int32_t)where[l];
         }
     }
+}
+
+/* arg NULL: the maxima alone (inference: no backward pass reads the indices, whose
+ * scalar stores took more time than the maxima; one image's 26 x 26 x 32 pooling in W1,
+ * 7 -> 5 us). */
+static void PK_NAME(const PK_T *restrict x, int64_t W, int64_t C, int64_t h0, int64_t h1,
+                    int64_t OW, int64_t KW, int64_t sw, int64_t pw, PK_T *restrict y,
+                    int32_t *restrict arg, int64_t avail)
+{
+    if (arg)
+        CNNX_CAT(PK_NAME, _body)(1, x, W, C, h0, h1, OW, KW, sw, pw, y, arg, avail);
+    else
+        CNNX_CAT(PK_NAME, _body)(0, x, W, C, h0, h1, OW, KW, sw, pw, y, arg, avail);
 }
 
 #undef PK_VW

@@ -235,8 +235,8 @@ class _Builder:
             if geometry is None:
                 return None
             out_shape = (N, geometry[3], geometry[4], C)
-            out, argmax = self._new(out_shape), self._new(out_shape, np.int32)
-            self.ops.append(("max_pool2d", x, -1, out, argmax, N, 0, C, 0, geometry, 0,
+            out = self._new(out_shape)   # no argmax (aux -1): no backward pass reads it
+            self.ops.append(("max_pool2d", x, -1, out, -1, N, 0, C, 0, geometry, 0,
                              _config.threads_for(size), None, None))
             return out, out_shape
         return None
