@@ -438,9 +438,10 @@ cdef enum:
     # The row path's work items: blocks of kernel rows, each summed by one item (which
     # streams them) and the blocks' sums added in order, by columns of whole blocks of
     # the kernel's widest width (128 floats, 2 x 64 doubles). Shape alone sets the sums'
-    # order. 6272 x 128 (W2's dense layer, 3.2 MB): 69 -> 35 us on 2 threads (1 thread
-    # 118 -> 59); the widest block keeps 8 vectors of multiply-adds in flight, where the
-    # earlier 32 columns waited on their latency (400 x 120: 9.0 -> 3.5 us).
+    # order. One row through ops.dense, AVX-512: 6272 x 128 (W2's dense layer, 3.2 MB)
+    # 69 -> 29 us on 2 threads (1 thread 118 -> 44); 4096 x 1000 617 -> 146 us. The
+    # widest block keeps 8 vectors of multiply-adds in flight, where one of 32 columns
+    # waited on their latency (400 x 120: 9.0 -> 7.5 us, most of it the call's Python).
     GEMV_ROWS = 256
     GEMV_COLS = 128
     # Fewer multiply-adds run on one thread (opening a parallel region costs more):
