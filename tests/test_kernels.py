@@ -130,11 +130,12 @@ def test_conv2d_direct_agrees_with_gemm_at_network_shapes(shape, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [
     # (n, h, w, c, f, kernel, strides, padding, dilation): a kernel row's taps (3 x C)
-    # a whole number of the kernel gradient's tiles (24 or 12 taps on AVX-512, each one
+    # a whole number of the kernel gradient's tiles (24, 12 or 6 taps on AVX-512, each one
     # run in memory), and beside them tiles that are not runs: 5 columns of 16 channels
     # (80 taps), dilated columns, a stride, and fewer taps than a tile
     (2, 9, 11, 16, 16, (3, 3), (1, 1), "same", (1, 1)),
     (2, 8, 8, 32, 32, (3, 3), (1, 1), "same", (1, 1)),
+    (2, 6, 6, 64, 64, (3, 3), (1, 1), "same", (1, 1)),     # 4-vector tiles on AVX-512
     (3, 7, 6, 8, 16, (3, 3), (1, 1), "valid", (1, 1)),
     (2, 12, 12, 16, 16, (3, 5), (1, 1), "same", (1, 1)),
     (2, 12, 12, 16, 32, (3, 3), (1, 1), "valid", (2, 2)),

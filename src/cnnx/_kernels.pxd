@@ -110,12 +110,12 @@ cdef extern from "_simd.h" nogil:
         cnnx_dkgrad_f32 dk_kgrad_f32[2]
         cnnx_dkgrad_f64 dk_kgrad_f64[2]
         int dk_np[2]
-        cnnx_nfwd_f32 nk_fwd_f32[2]
-        cnnx_nfwd_f64 nk_fwd_f64[2]
-        cnnx_nkgrad_f32 nk_kgrad_f32[2]
-        cnnx_nkgrad_f64 nk_kgrad_f64[2]
-        int nk_mr[2]
-        int nk_kr[2]
+        cnnx_nfwd_f32 nk_fwd_f32[3]
+        cnnx_nfwd_f64 nk_fwd_f64[3]
+        cnnx_nkgrad_f32 nk_kgrad_f32[3]
+        cnnx_nkgrad_f64 nk_kgrad_f64[3]
+        int nk_mr[3]
+        int nk_kr[3]
         cnnx_maxpool_f32 mp_f32
         cnnx_maxpool_f64 mp_f64
         cnnx_dw_fwd_f32 dw_fwd_f32

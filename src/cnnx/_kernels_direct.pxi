@@ -325,13 +325,13 @@ cdef void _direct_kernel_grad(const Direct *d, const floating *x, const floating
 
 cdef struct Nhwc:
     Geometry g
-    int nvi                 # kernel variant: 0 for tiles 1 vector of channels wide, 1 for 2
+    int nvi                 # kernel variant: tiles 1, 2 or 4 vectors of channels wide
     int64_t F, K               # output channels; taps = KH * KW * C, in the kernel's order
     int64_t Hp, Wp             # the padded sample
     int64_t rowstep, colstep, xpad_len
     int64_t mr                 # pixels per forward tile
     int64_t kr, nkoff          # taps per kernel gradient tile; taps rounded up to whole tiles
-    int64_t fblk, nfb          # channels per tile (1 or 2 vectors) and tiles across F
+    int64_t fblk, nfb          # channels per tile (1, 2 or 4 vectors) and tiles across F
 
 
 cdef bint _nhwc_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32,
@@ -359,11 +359,12 @@ cdef void _nhwc_plan(Nhwc *d, const Geometry *g, int64_t F, int is_f32) noexcept
     d.colstep = g.sw * g.C
     d.xpad_len = d.Hp * d.Wp * g.C
     cdef int64_t vw = cnnx_k.vw_f32 if is_f32 else cnnx_k.vw_f64
-    d.nvi = 1 if F % (2 * vw) == 0 else 0
+    d.nvi = (2 if cnnx_k.nk_mr[2] and F % (4 * vw) == 0 else
+             1 if F % (2 * vw) == 0 else 0)
     d.mr = cnnx_k.nk_mr[d.nvi]
     d.kr = cnnx_k.nk_kr[d.nvi]
     d.nkoff = _cdiv(d.K, d.kr) * d.kr
-    d.fblk = (d.nvi + 1) * vw
+    d.fblk = (1 << d.nvi) * vw
     d.nfb = F // d.fblk
 
 

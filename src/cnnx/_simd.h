@@ -105,8 +105,9 @@ CNNX_GV_TYPES(double, f64)
  *   uk:        A panel k-major / row-major;
  *   dk_*:      pixel-vectorised blocks of 2 / 4 filters (dk_np: pixel vectors or taps
  *              per tile);
- *   nk_*:      channel-vectorised tiles 1 / 2 vectors wide (nk_mr: pixels per forward
- *              tile; nk_kr: taps per kernel gradient tile).
+ *   nk_*:      channel-vectorised tiles 1 / 2 / 4 vectors wide (nk_mr: pixels per
+ *              forward tile; nk_kr: taps per kernel gradient tile; 0 and NULL where a
+ *              path has no 4-vector tiles).
  * direct is 0 where the path has no direct or pooling kernels (the portable scalar
  * build): im2col products and the Cython pooling loop then do all. */
 typedef struct {
@@ -121,12 +122,12 @@ typedef struct {
     cnnx_dkgrad_f32 dk_kgrad_f32[2];
     cnnx_dkgrad_f64 dk_kgrad_f64[2];
     int dk_np[2];
-    cnnx_nfwd_f32 nk_fwd_f32[2];
-    cnnx_nfwd_f64 nk_fwd_f64[2];
-    cnnx_nkgrad_f32 nk_kgrad_f32[2];
-    cnnx_nkgrad_f64 nk_kgrad_f64[2];
-    int nk_mr[2];
-    int nk_kr[2];
+    cnnx_nfwd_f32 nk_fwd_f32[3];
+    cnnx_nfwd_f64 nk_fwd_f64[3];
+    cnnx_nkgrad_f32 nk_kgrad_f32[3];
+    cnnx_nkgrad_f64 nk_kgrad_f64[3];
+    int nk_mr[3];
+    int nk_kr[3];
     cnnx_maxpool_f32 mp_f32;
     cnnx_maxpool_f64 mp_f64;
     cnnx_dw_fwd_f32 dw_fwd_f32;
