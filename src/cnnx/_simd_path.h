@@ -82,7 +82,9 @@
 /* Channel-vectorised direct convolution: tiles of 2 vectors of channels (or 1, for
  * layers with one vector's worth), as many pixels (forward, NK_MR) or taps (kernel
  * gradient, NK_KR) as the registers hold. Forward: 28 pixels of one AVX-512 vector
- * 1.13-1.16x the speed of 24 at 16 -> 16 channels, 16 was slower. Kernel gradient: 24,
+ * 1.13-1.16x the speed of 24 at 16 -> 16 channels, 16 was slower; 8 pixels of two
+ * vectors 1.09-1.11x the speed of 12 (whose pointers spilled; 10 was slower) at W5's
+ * 32 -> 32 and 16 -> 32 layers and one 31 x 31 32 -> 32 image. Kernel gradient: 24,
  * 28 or 30 taps measured the same while their offsets spilled; 24 (and 12) divide a
  * kernel row's taps (3 x C for C = 16, 32, 64...), so with 32 registers each tile is one
  * run in memory, loaded at a base pointer plus constants (NK_RUNS): W5's 16 -> 16, 32 ->
@@ -90,9 +92,9 @@
  * the 6 or 12 offsets do not spill, and runs measured level or slower (0.92-1.15x). */
 #define NK_RUNS (PATH_REGS == 32)
 #define NK_VBYTES PATH_VBYTES
-#define NK_MR2 (PATH_REGS == 32 ? 12 : 6)
+#define NK_MR2 (PATH_REGS == 32 ? 8 : 6)
 #define NK_MR1 (PATH_REGS == 32 ? 28 : 12)
-#define NK_KR2 NK_MR2
+#define NK_KR2 (PATH_REGS == 32 ? 12 : 6)
 #define NK_KR1 (PATH_REGS == 32 ? 24 : 12)
 #define NK_NV 2
 #define NK_MR NK_MR2
