@@ -321,3 +321,43 @@ def test_max_pooling_without_indices_keeps_the_plans_bits(channels, simd_path):
     assert [type(s).__name__ for s in plan.compiled.segments] == ["Program"]
     assert np.isnan(y).any()
     np.testing.assert_array_equal(y.view(np.uint32), stepwise(model, x)[0].view(np.uint32))
+
+
+def test_a_folded_normalization_is_folded_again_only_when_a_weight_changed(monkeypatch):
+    """The program folds a BatchNormalization into the convolution before it once, and
+    again only after one of their weights changed: by assign, by the optimizer, by the
+    moving statistics of a training step, or in place followed by touch(); each time
+    with the step-by-step plan's bits."""
+    model = residual(np.float32)
+    x = np.random.default_rng(6).standard_normal((2, 8, 8, 4)).astype(np.float32)
+    model.predict_on_batch(x)
+    calls = []
+    original = layers.BatchNormalization.inference_affine
+    monkeypatch.setattr(layers.BatchNormalization, "inference_affine",
+                        lambda self, dtype: calls.append(self) or original(self, dtype))
+    folded = len(compiled_plan(model, x).refresh)
+    assert folded >= 2
+    for _ in range(3):
+        model.predict_on_batch(x)
+    assert calls == []                      # nothing changed: no fold
+    bn = next(m for m in model.layers if isinstance(m, layers.BatchNormalization))
+    bn.moving_variance.value[...] *= 2      # in place, recorded by touch()
+    bn.moving_variance.touch()
+    y = model.predict_on_batch(x)
+    assert calls == [bn]                    # the one op that reads it
+    np.testing.assert_array_equal(y, stepwise(model, x)[0])
+    calls.clear()
+    bn.epsilon = 0.5                        # a changed epsilon counts too
+    np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
+    conv = next(m for m in model.layers if isinstance(m, layers.Conv2D))
+    cnnx.optimizers.SGD(0.1).apply([np.ones_like(conv.kernel.value)], [conv.kernel])
+    calls.clear()
+    y = model.predict_on_batch(x)           # the optimizer's update of one kernel
+    assert calls == [bn]
+    np.testing.assert_array_equal(y, stepwise(model, x)[0])
+    model.compile("sgd", "categorical_crossentropy")
+    model.fit(x, np.eye(3)[[0, 1]], epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.predict_on_batch(x), stepwise(model, x)[0])
+    calls.clear()
+    model.predict_on_batch(x)
+    assert calls == []

@@ -158,6 +158,7 @@ def broadcast_variables(model, root_rank=0):
     w = world()
     for var in model.weights:
         var.value[...] = w.bcast(var.value, root_rank)
+        var.touch()
     opt = getattr(model, "optimizer", None)
     if opt is None:
         return

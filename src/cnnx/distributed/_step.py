@@ -121,6 +121,7 @@ def train_step(dist, model, data):
             wi = None if sw is None else sw[a:b]
             for var, value in zip(states, before):
                 var.value[...] = value
+                var.touch()
             share = (b - a) / batch
             with _random.stream(np.random.default_rng([*step_key, i])):
                 plan = model._training_plan(xi, variables)
@@ -189,6 +190,7 @@ def train_step(dist, model, data):
             n = var.value.size
             change = total[at:at + n].reshape(var.value.shape)
             var.value[...] = change if count == 1 else value + change
+            var.touch()
             at += n
         model.optimizer.apply(grads, variables)
         model._update_metrics(y, preds, sw)

@@ -12,7 +12,7 @@ from .._geometry import (
     normalize_padding,
     normalize_tuple,
 )
-from .base import REGISTRY, CompiledOp
+from .base import REGISTRY, CompiledOp, refolding
 from .core import _Activated, _positive_int
 
 __all__ = ["Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D",
@@ -362,11 +362,9 @@ class SeparableConv2D(_SpatialConv):
                                relu=self._fused_relu(ctx))
         else:   # the folded weights: arrays of the op's own, folded again each run
             pointwise, bias = np.array(pointwise, dtype), np.array(bias, dtype)
-
-            def refresh():
-                folded_kernel, folded_bias = self._pointwise_weights(ctx, dtype)
-                np.copyto(pointwise, folded_kernel)
-                np.copyto(bias, folded_bias)
+            refresh = refolding(self.weights + ctx.affine.weights,
+                                lambda: self._pointwise_weights(ctx, dtype),
+                                (pointwise, bias), lambda: ctx.affine.epsilon)
             point = CompiledOp("conv2d", pointwise, bias, refresh=refresh,
                                relu=self._fused_relu(ctx))
         return [depthwise, point] + after

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _random, _tracing, activations, initializers, ops, regularizers
 from .._compat import refuse_unimplemented
-from .base import REGISTRY, CompiledOp, Layer, Node
+from .base import REGISTRY, CompiledOp, Layer, Node, refolding
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "LeakyReLU", "Softmax",
            "Dropout", "Flatten", "Reshape", "Lambda", "ELU", "PReLU"]
@@ -133,11 +133,9 @@ class _Activated(Layer):
             return (self.kernel.value, None if bias is None else bias.value,
                     (self.kernel,) if bias is None else (self.kernel, bias), None)
         kernel, bias = (np.array(w, dtype) for w in self._weights_for(ctx, dtype))
-
-        def refresh():
-            folded_kernel, folded_bias = self._weights_for(ctx, dtype)
-            np.copyto(kernel, folded_kernel)
-            np.copyto(bias, folded_bias)
+        refresh = refolding(self.weights + ctx.affine.weights,
+                            lambda: self._weights_for(ctx, dtype), (kernel, bias),
+                            lambda: ctx.affine.epsilon)
         return kernel, bias, (), refresh
 
     def _compiled_activation(self):

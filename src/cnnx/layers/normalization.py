@@ -93,6 +93,8 @@ class BatchNormalization(Layer):
             m = self.momentum
             self.moving_mean.value[...] = m * self.moving_mean.value + (1 - m) * mean
             self.moving_variance.value[...] = m * self.moving_variance.value + (1 - m) * var
+            self.moving_mean.touch()
+            self.moving_variance.touch()
         else:
             mean = self.moving_mean.value.astype(inputs.dtype)
             var = self.moving_variance.value.astype(inputs.dtype)

@@ -135,6 +135,7 @@ class Optimizer:
         self._begin_step()
         for g, var in zip(grads, variables):
             self._update(var.value.reshape(-1), g.reshape(-1), var, lr)
+            var.touch()
 
     def _begin_step(self):
         """Per-step work shared by every variable (Nadam's momentum schedule)."""
