@@ -1,13 +1,17 @@
-"""Helpers shared by the tests: where the shared real data lives, and its readers.
+"""Helpers shared by the tests: where the shared real data lives, and its readers; a
+convolution algorithm forced for a block.
 
 The fixtures live in conftest.py; this module holds the plain functions, so that test
 modules import from here and never from each other or from conftest.
 """
+import contextlib
 import gzip
 import os
 from pathlib import Path
 
 import numpy as np
+
+from cnnx import _kernels
 
 
 def data_dir():
@@ -118,3 +122,24 @@ def assert_directional_derivatives(model, x, y, rng, directions=3):
         numeric = (up - down) / (2 * EPS)
         analytic = sum(float(np.vdot(g, d)) for g, d in zip(grads, v))
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    """Convolutions run by algorithm `name` in the block (_kernels.set_conv_algorithm),
+    the setting before it restored after."""
+    before = _kernels.conv_algorithm()
+    _kernels.set_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        _kernels.set_conv_algorithm(before)
+
+
+def by_conv_algorithm(names, run):
+    """{name: run()} with each convolution algorithm forced in turn."""
+    out = {}
+    for name in names:
+        with conv_algorithm(name):
+            out[name] = run()
+    return out

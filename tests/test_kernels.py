@@ -8,7 +8,7 @@ import cnnx
 from cnnx import _kernels, ops
 from cnnx import _reference as ref
 
-from helpers import assert_grad, numerical_grad
+from helpers import assert_grad, by_conv_algorithm, conv_algorithm, numerical_grad
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
@@ -95,12 +95,8 @@ def test_conv2d_random_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, 
     # (tested elsewhere): draw again rather than pass silently.
     assume(padding != "valid" or ((kh - 1) * dh + 1 <= h and (kw - 1) * dw + 1 <= w))
     rng = np.random.default_rng(seed)
-    before = _kernels.conv_algorithm()
-    _kernels.set_conv_algorithm(algorithm)
-    try:
+    with conv_algorithm(algorithm):
         _conv_check((n, h, w, c, f, (kh, kw), (sh, sw), padding, (dh, dw)), dtype, rng)
-    finally:
-        _kernels.set_conv_algorithm(before)
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 32, 1, 6, (5, 5)), (2, 28, 28, 1, 32, (3, 3)),
@@ -112,15 +108,9 @@ def test_conv2d_direct_agrees_with_gemm_at_network_shapes(shape, rng):
     x = rng.standard_normal((n, h, w, c)).astype(np.float32)
     kernel = rng.standard_normal(k + (c, f)).astype(np.float32)
     dy = rng.standard_normal((n, h - k[0] + 1, w - k[1] + 1, f)).astype(np.float32)
-    before = _kernels.conv_algorithm()
-    results = {}
-    try:
-        for algorithm in ("gemm", "direct"):
-            _kernels.set_conv_algorithm(algorithm)
-            results[algorithm] = (ops.conv2d(x, kernel, activation="relu"),
-                                  *ops.conv2d_backward(x, kernel, dy, input_grad=False)[1:])
-    finally:
-        _kernels.set_conv_algorithm(before)
+    results = by_conv_algorithm(("gemm", "direct"), lambda: (
+        ops.conv2d(x, kernel, activation="relu"),
+        *ops.conv2d_backward(x, kernel, dy, input_grad=False)[1:]))
     for a, b in zip(results["gemm"], results["direct"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(results["direct"][0],
@@ -148,15 +138,11 @@ def test_direct_kernel_gradient_tiles_of_consecutive_taps(case, dtype, rng, simd
     n, h, w, c, f, k, s, pad, d = case
     x = rng.standard_normal((n, h, w, c)).astype(dtype)
     kernel = rng.standard_normal(k + (c, f)).astype(dtype)
-    before = _kernels.conv_algorithm()
-    _kernels.set_conv_algorithm("direct")
-    try:
+    with conv_algorithm("direct"):
         y = ops.conv2d(x, kernel, None, s, pad, d, activation="relu")
         dy = rng.standard_normal(y.shape).astype(dtype)
         _, dk, db = ops.conv2d_backward(x, kernel, dy, s, pad, d, input_grad=False,
                                         relu_output=y)
-    finally:
-        _kernels.set_conv_algorithm(before)
     _, want_dk, want_db = ref.conv2d_backward(x, kernel, np.where(y > 0, dy, 0), s, pad, d)
     np.testing.assert_allclose(dk, want_dk, **TOL[dtype])
     np.testing.assert_allclose(db, want_db, **TOL[dtype])
@@ -215,14 +201,8 @@ def test_winograd_is_chosen_for_wide_3x3_layers(shape, rng, simd_path):
     x = rng.standard_normal((n, h, w, c)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
-    before = _kernels.conv_algorithm()
-    ys = {}
-    try:
-        for algorithm in ("auto", "winograd", "gemm"):
-            _kernels.set_conv_algorithm(algorithm)
-            ys[algorithm] = ops.conv2d(x, kernel, bias, 1, "same", activation="relu")
-    finally:
-        _kernels.set_conv_algorithm(before)
+    ys = by_conv_algorithm(("auto", "winograd", "gemm"), lambda: ops.conv2d(
+        x, kernel, bias, 1, "same", activation="relu"))
     assert np.array_equal(ys["auto"], ys["winograd"])
     assert not np.array_equal(ys["auto"], ys["gemm"])
     np.testing.assert_allclose(ys["auto"], ref.conv2d(x, kernel, bias, 1, "same",
@@ -245,14 +225,8 @@ def test_few_output_pixels_take_the_direct_forward(batch, size, c, f, expected, 
     x = rng.standard_normal((batch, size, size, c)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
-    before = _kernels.conv_algorithm()
-    ys = {}
-    try:
-        for algorithm in ("auto", "direct", "gemm", "winograd"):
-            _kernels.set_conv_algorithm(algorithm)
-            ys[algorithm] = ops.conv2d(x, kernel, bias, activation="relu")
-    finally:
-        _kernels.set_conv_algorithm(before)
+    ys = by_conv_algorithm(("auto", "direct", "gemm", "winograd"),
+                           lambda: ops.conv2d(x, kernel, bias, activation="relu"))
     if simd_path in ("avx512", "avx2"):
         assert np.array_equal(ys["auto"], ys[expected])
         for other in {"direct", "gemm", "winograd"} - {expected}:
@@ -269,17 +243,13 @@ def test_winograd_gradients_by_finite_differences(padding, rng):
     kernel = rng.standard_normal((3, 3, 3, 2))
     y = ops.conv2d(x, kernel, None, 1, padding)
     r = rng.standard_normal(y.shape)
-    before = _kernels.conv_algorithm()
-    _kernels.set_conv_algorithm("winograd")
-    try:
+    with conv_algorithm("winograd"):
         def loss():
             return float(np.sum(ops.conv2d(x, kernel, None, 1, padding) * r))
 
         dx, dk, _ = ops.conv2d_backward(x, kernel, r, 1, padding, use_bias=False)
         assert_grad(dx, numerical_grad(loss, x))
         assert_grad(dk, numerical_grad(loss, kernel))
-    finally:
-        _kernels.set_conv_algorithm(before)
 
 
 POOL_CASES = [

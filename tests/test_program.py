@@ -10,6 +10,8 @@ from cnnx import _kernels, layers
 from cnnx.models.plan import Plan
 from cnnx.models.program import CompiledPlan
 
+from helpers import conv_algorithm
+
 DTYPES = [np.float32, np.float64]
 
 
@@ -172,15 +174,11 @@ def test_the_program_is_remade_when_the_kernels_settings_change():
     x = np.random.default_rng(5).standard_normal((1, 13, 12, 3)).astype(np.float32)
     model.predict_on_batch(x)
     program = compiled_plan(model, x)
-    before = _kernels.conv_algorithm()
-    try:
-        _kernels.set_conv_algorithm("gemm")
+    with conv_algorithm("gemm"):
         assert not program.current()
         y = model.predict_on_batch(x)
         assert compiled_plan(model, x) is not program
         np.testing.assert_array_equal(y, stepwise(model, x)[0])
-    finally:
-        _kernels.set_conv_algorithm(before)
 
 
 def test_a_layer_the_program_lacks_runs_in_python_between_programs():

@@ -495,6 +495,15 @@ cdef void _gemv(const floating *x, const floating *w, floating *out, int64_t ldo
         cnnx_k.gemv_f64(x, B, I, w, O, k0, k1, j0, j1, out, ldo)
 
 
+cdef inline void _gemv_item(const floating *x, const floating *w, floating *part,
+                            int64_t B, int64_t I, int64_t O, int64_t ncb,
+                            int64_t item) noexcept nogil:
+    """Work item (block of kernel rows kb, block of columns cb) of _gemv_rows."""
+    cdef int64_t kb = item // ncb, cb = item % ncb
+    _gemv(x, w, part + kb * B * O, O, B, I, O, kb * GEMV_ROWS, min(I, (kb + 1) * GEMV_ROWS),
+          cb * GEMV_COLS, min(O, (cb + 1) * GEMV_COLS))
+
+
 cdef void _gemv_rows(const floating *x, const floating *w, const floating *bias, floating *y,
                      int64_t B, int64_t I, int64_t O, bint relu, char *s,
                      int nthreads) noexcept nogil:
@@ -503,20 +512,14 @@ cdef void _gemv_rows(const floating *x, const floating *w, const floating *bias,
     there is one block), then the blocks added in order."""
     cdef int64_t nkb = _cdiv(I, GEMV_ROWS), ncb = _cdiv(O, GEMV_COLS)
     cdef floating *part = <floating *> _aligned(s) if nkb > 1 else y
-    cdef int64_t item, kb, cb, r, j, ld = B * O
+    cdef int64_t item, kb, r, j, ld = B * O
     cdef floating v
     if nkb * ncb == 1 or nthreads == 1 or B * I * O < GEMV_PARALLEL:
         for item in range(nkb * ncb):
-            kb = item // ncb
-            cb = item - kb * ncb
-            _gemv(x, w, part + kb * ld, O, B, I, O, kb * GEMV_ROWS,
-                  min(I, (kb + 1) * GEMV_ROWS), cb * GEMV_COLS, min(O, (cb + 1) * GEMV_COLS))
+            _gemv_item(x, w, part, B, I, O, ncb, item)
     else:
         for item in prange(nkb * ncb, num_threads=nthreads, schedule="static"):
-            kb = item // ncb
-            cb = item - kb * ncb
-            _gemv(x, w, part + kb * ld, O, B, I, O, kb * GEMV_ROWS,
-                  min(I, (kb + 1) * GEMV_ROWS), cb * GEMV_COLS, min(O, (cb + 1) * GEMV_COLS))
+            _gemv_item(x, w, part, B, I, O, ncb, item)
     for r in range(B):
         for j in range(O):
             v = part[r * O + j]

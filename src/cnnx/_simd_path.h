@@ -130,10 +130,13 @@
  * 12 x 2 (AVX-512, 2 threads, alternating processes): one 32 x 32 image 64 -> 64 0.370
  * -> 0.355 ms, 16 x 16 64 -> 128 0.204 -> 0.196, 8 images of 8 x 8 64 -> 64 0.203 ->
  * 0.181, 64 images of 16 x 16 32 -> 64 3.05 -> 2.81; kernel gradients level. */
+#define NK_MR4 6
+#define NK_KR4 6
 #if PATH_REGS == 32
+#define NK4(x) x
 #define NK_NV 4
-#define NK_MR 6
-#define NK_KR 6
+#define NK_MR NK_MR4
+#define NK_KR NK_KR4
 #define NK_NAME nk_f32_nhwc4
 #define NK_T float
 #define NK_IT int32_t
@@ -145,11 +148,8 @@
 #undef NK_NV
 #undef NK_MR
 #undef NK_KR
-#define NK_FIELDS4(KIND, T) , CNNX_CAT(CNNX_CAT(nk_, T), CNNX_CAT(_nhwc4_, KIND))
-#define NK_MR4 6
 #else
-#define NK_FIELDS4(KIND, T) , 0
-#define NK_MR4 0
+#define NK4(x) 0   /* no 4-vector tiles: the table's third entries are 0 and NULL */
 #endif
 
 /* Max pooling's forward row, on the same vectors. */
@@ -189,12 +189,12 @@ const cnnx_kernel_table CNNX_CAT(cnnx_table_, PATH_NAME) = {
     .dk_kgrad_f32 = {dk_f32_fb2_kgrad, dk_f32_fb4_kgrad},
     .dk_kgrad_f64 = {dk_f64_fb2_kgrad, dk_f64_fb4_kgrad},
     .dk_np = {DK_NP2, DK_NP4},
-    .nk_fwd_f32 = {nk_f32_nhwc1_fwd, nk_f32_nhwc2_fwd NK_FIELDS4(fwd, f32)},
-    .nk_fwd_f64 = {nk_f64_nhwc1_fwd, nk_f64_nhwc2_fwd NK_FIELDS4(fwd, f64)},
-    .nk_kgrad_f32 = {nk_f32_nhwc1_kgrad, nk_f32_nhwc2_kgrad NK_FIELDS4(kgrad, f32)},
-    .nk_kgrad_f64 = {nk_f64_nhwc1_kgrad, nk_f64_nhwc2_kgrad NK_FIELDS4(kgrad, f64)},
-    .nk_mr = {NK_MR1, NK_MR2, NK_MR4},
-    .nk_kr = {NK_KR1, NK_KR2, NK_MR4},
+    .nk_fwd_f32 = {nk_f32_nhwc1_fwd, nk_f32_nhwc2_fwd, NK4(nk_f32_nhwc4_fwd)},
+    .nk_fwd_f64 = {nk_f64_nhwc1_fwd, nk_f64_nhwc2_fwd, NK4(nk_f64_nhwc4_fwd)},
+    .nk_kgrad_f32 = {nk_f32_nhwc1_kgrad, nk_f32_nhwc2_kgrad, NK4(nk_f32_nhwc4_kgrad)},
+    .nk_kgrad_f64 = {nk_f64_nhwc1_kgrad, nk_f64_nhwc2_kgrad, NK4(nk_f64_nhwc4_kgrad)},
+    .nk_mr = {NK_MR1, NK_MR2, NK4(NK_MR4)},
+    .nk_kr = {NK_KR1, NK_KR2, NK4(NK_KR4)},
     .mp_f32 = mp_f32,
     .mp_f64 = mp_f64,
     CNNX_DW_FIELDS,

@@ -262,7 +262,6 @@ class CompiledOp:
         self.keepdims = bool(keepdims)
 
 
-
 def refolding(variables, fold, outputs, *extra):
     """refresh() for a compiled op's own arrays `outputs`, which fold() computes from
     `variables` (a layer's weights and the BatchNormalization folded into them): it folds
@@ -285,6 +284,7 @@ def refolding(variables, fold, outputs, *extra):
             np.copyto(out, value)
         seen = now
     return refresh
+
 
 class Layer:
     """Base of all layers. A subclass validates its arguments in __init__, makes its

@@ -360,7 +360,7 @@ class SeparableConv2D(_SpatialConv):
         if ctx.affine is None:
             point = CompiledOp("conv2d", pointwise, bias, watch=weights[1:],
                                relu=self._fused_relu(ctx))
-        else:   # the folded weights: arrays of the op's own, folded again each run
+        else:   # the folded weights: arrays of the op's own, folded again when they move
             pointwise, bias = np.array(pointwise, dtype), np.array(bias, dtype)
             refresh = refolding(self.weights + ctx.affine.weights,
                                 lambda: self._pointwise_weights(ctx, dtype),
