@@ -338,6 +338,32 @@ def test_relu_matches_reference(shape, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite_matches_reference_at_every_position(dtype, rng):
+    # Lengths around the kernel's 4096-value blocks and the vector widths; one
+    # non-finite value at each position in turn (first, last, block edges).
+    for n in (0, 1, 15, 17, 4095, 4096, 4097, 9000):
+        x = rng.standard_normal(n).astype(dtype)
+        assert ops.all_finite(x) is True and ref.all_finite(x) is True
+        for at in sorted({0, n // 2, n - 1, 4095, 4096} & set(range(n))):
+            for bad in (np.nan, np.inf, -np.inf):
+                y = x.copy()
+                y[at] = bad
+                assert ops.all_finite(y) is False and ref.all_finite(y) is False
+    big = np.full(3, np.finfo(dtype).max, dtype)   # finite, however large
+    assert ops.all_finite(big) and ops.all_finite(-big)
+
+
+def test_all_finite_other_arrays():
+    assert ops.all_finite(np.arange(6).reshape(2, 3))                    # integers
+    assert not ops.all_finite(np.array([1.0, np.nan], np.float16))        # via NumPy
+    strided = np.ones((4, 4), np.float32)[:, ::2]
+    strided[1, 1] = np.inf
+    assert not ops.all_finite(strided)
+    with pytest.raises(TypeError, match="all_finite: a float32 or float64 array"):
+        _kernels.all_finite(np.ones(3, np.int32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(0,), (1,), (7,), (3, 5), (64, 32, 32, 16)])
 def test_add_matches_reference(shape, dtype, rng):
     a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))

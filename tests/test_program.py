@@ -359,3 +359,14 @@ def test_a_folded_normalization_is_folded_again_only_when_a_weight_changed(monke
     calls.clear()
     model.predict_on_batch(x)
     assert calls == []
+    stamp = layers.Variable.last_change
+    bn.gamma.value = bn.gamma.value * 3     # a new array: a change of its own
+    assert layers.Variable.last_change != stamp
+    y = model.predict_on_batch(x)
+    assert calls == [bn]
+    np.testing.assert_array_equal(y, stepwise(model, x)[0])
+    calls.clear()
+    other = layers.Variable(np.zeros(3), "unrelated")    # any change makes runs look
+    other.assign(np.ones(3))                              # again, and find nothing
+    model.predict_on_batch(x)
+    assert calls == []

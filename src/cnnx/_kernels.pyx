@@ -34,6 +34,8 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 from libc.math cimport exp, log, log1p, fabs, sqrt, pow, INFINITY
 from libc.stdint cimport int32_t, int64_t, uintptr_t
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, \
+    PyBUF_FORMAT, PyBUF_WRITABLE
 
 # ---------------------------------------------------------------------------------
 # Build facts and the SIMD path

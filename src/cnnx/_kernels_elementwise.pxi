@@ -26,6 +26,42 @@ cdef void _add(const floating *a, const floating *b, floating *y, int64_t n, bin
             y[i] = a[i] + b[i]
 
 
+def all_finite(x):
+    """Whether every value of x (a C-contiguous float32 or float64 array) is finite.
+    Not a fused function: their dispatch costs about a microsecond, the whole check
+    of one image a tenth of that (the models check every input batch)."""
+    cdef Py_buffer view
+    cdef bint ok
+    PyObject_GetBuffer(x, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    try:
+        if view.format == b"f":
+            with nogil:
+                ok = _all_finite(<const float *> view.buf, view.len // 4)
+        elif view.format == b"d":
+            with nogil:
+                ok = _all_finite(<const double *> view.buf, view.len // 8)
+        else:
+            raise TypeError(f"all_finite: a float32 or float64 array expected, received "
+                            f"format {view.format.decode()!r}")
+    finally:
+        PyBuffer_Release(&view)
+    return ok
+
+
+cdef bint _all_finite(const floating *x, int64_t n) noexcept nogil:
+    # Blocks without a branch inside, so the compare-and-or vectorises; an early exit
+    # between them.
+    cdef int64_t i, start, stop
+    cdef int bad = 0
+    for start in range(0, n, 4096):
+        stop = min(start + 4096, n)
+        for i in range(start, stop):
+            bad |= not (x[i] - x[i] == 0)    # NaN for infinities and NaN
+        if bad:
+            return False
+    return True
+
+
 def relu(const floating[::1] x, floating[::1] y, int nthreads):
     """y = x where x > 0, else 0 (NaN passes through). y may be x."""
     if x.shape[0]:

@@ -14,8 +14,6 @@
 # program's results are the plan's, bit for bit.
 # ---------------------------------------------------------------------------------
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, \
-    PyBUF_WRITABLE
 from libc.stdlib cimport calloc, free
 cimport cython
 

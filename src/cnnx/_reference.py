@@ -271,6 +271,10 @@ def relu(x):
     return np.where(x <= 0, x.dtype.type(0), x)
 
 
+def all_finite(x):
+    return bool(np.isfinite(x).all())
+
+
 def add(x1, x2, activation=None):
     y = x1 + x2
     return relu(y) if activation == "relu" else y

@@ -35,6 +35,7 @@ from ._geometry import (
 
 __all__ = [
     "conv", "max_pool", "average_pool", "relu", "sigmoid", "softmax", "flatten", "add",
+    "all_finite",
     "categorical_crossentropy", "binary_crossentropy",
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
     "depthwise_conv2d", "depthwise_conv2d_backward", "group_normalization",
@@ -609,6 +610,20 @@ def relu(x, out=None):
     y = _output(out, x.shape, x.dtype, "relu", same_ok=(x,))
     _kernels.relu(x.reshape(-1), y.reshape(-1), threads_for(x.size))
     return y
+
+
+def all_finite(x):
+    """Whether every value of the array x is finite (no NaN, no infinity). Float32 and
+    float64 arrays in C order are read in one pass with no temporary array (the models
+    check each input batch this way); other arrays go through NumPy.
+
+    >>> cnnx.ops.all_finite(np.array([1.0, 2.0])), cnnx.ops.all_finite(np.array([1.0, np.inf]))
+    (True, False)
+    """
+    x = np.asarray(x)
+    if x.dtype.char in "fd" and x.flags.c_contiguous:
+        return _kernels.all_finite(x)
+    return bool(np.isfinite(x).all())
 
 
 def add(x1, x2, activation=None, out=None):

@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import itertools
 import re
 import warnings
 
@@ -27,6 +28,7 @@ __all__ = ["Variable", "Layer", "KerasTensor", "Node", "Context", "CompiledOp",
 REGISTRY = Registry("layer")
 
 _planning = contextvars.ContextVar("cnnx_planned_weights", default=False)
+_stamps = itertools.count(1)   # Variable.last_change
 
 
 @contextlib.contextmanager
@@ -77,6 +79,12 @@ class Variable:
     (array([1., 2.]), (2,), True)
     """
 
+    # The stamp of the latest change to any variable, in place or by a new array (each
+    # change takes the next number of _stamps, so a reader that saw one stamp knows any
+    # later change by the value alone): a compiled inference plan that sees the stamp it
+    # saw at its last run skips re-checking each weight it reads.
+    last_change = 0
+
     def __init__(self, value, name, trainable=True, regularizer=None):
         # A planned weight (see planned_weights) keeps its memoryless broadcast view.
         self.value = value if _planning.get() else np.ascontiguousarray(value)
@@ -89,9 +97,19 @@ class Variable:
         # when it moves. Code that writes into `value` itself calls touch().
         self.version = 0
 
+    @property
+    def value(self):
+        return self._value
+
+    @value.setter
+    def value(self, array):
+        self._value = array
+        Variable.last_change = next(_stamps)
+
     def touch(self):
         """Record a change made in place to `value`."""
         self.version += 1
+        Variable.last_change = next(_stamps)
 
     @property
     def shape(self):
@@ -121,7 +139,7 @@ class Variable:
         if not self.value.flags.writeable and _planning.get():
             return   # a planned weight (see planned_weights) has a shape, no memory
         self.value[...] = value
-        self.version += 1
+        self.touch()
 
     def __array__(self, dtype=None, copy=None):
         return self.value if dtype is None else self.value.astype(dtype)
@@ -246,9 +264,10 @@ class CompiledOp:
     "max_pool2d", "relu", "sigmoid", "softmax" (over the last axis) or "add" (of the
     layer's two inputs). conv2d and dense read `kernel` and `bias` in place: the layer's
     arrays, whose variables are in `watch` (the program is remade if a variable's array
-    is replaced), or arrays of the op's own that `refresh()`, called before each run,
-    recomputes when their sources changed (weights with a normalization folded in: see
-    refolding). relu: a fused ReLU on the way out."""
+    is replaced), or arrays of the op's own that `refresh(weights_moved)`, called before
+    each run, recomputes when their sources changed (weights with a normalization folded
+    in: see refolding; weights_moved False when no Variable changed since the last run).
+    relu: a fused ReLU on the way out."""
 
     __slots__ = ("kind", "kernel", "bias", "watch", "refresh", "strides", "padding",
                  "dilation", "pool", "relu", "keepdims")
@@ -274,12 +293,19 @@ def refolding(variables, fold, outputs, *extra):
 
     seen = state()
 
-    def refresh():
+    def refresh(weights_moved=True):
+        """weights_moved False: no Variable changed since the last call (the caller
+        knows it from Variable.last_change); only the extras are read."""
         nonlocal seen
-        now = state()
-        if (all(a is b and m == n for (a, m), (b, n) in zip(now[0], seen[0]))
-                and now[1] == seen[1]):
-            return
+        if not weights_moved:
+            if all(f() == e for f, e in zip(extra, seen[1])):
+                return
+            now = (seen[0], [f() for f in extra])
+        else:
+            now = state()
+            if (all(a is b and m == n for (a, m), (b, n) in zip(now[0], seen[0]))
+                    and now[1] == seen[1]):
+                return
         for out, value in zip(outputs, fold()):
             np.copyto(out, value)
         seen = now

@@ -243,7 +243,7 @@ class Plan:
         where the plan cannot be compiled."""
         compiled = self.compiled
         if compiled is None or not compiled.current() \
-                or any(x.shape != s for x, s in zip(inputs, compiled.input_shapes)):
+                or [x.shape for x in inputs] != compiled.input_shapes:
             compiled = self.compiled = program.CompiledPlan.build(self, inputs) or False
             if compiled is False:
                 return None

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .. import _args, _random, losses, optimizers
+from .. import _args, _random, losses, ops, optimizers
 from .. import callbacks as callbacks_module
 from .. import metrics as metrics_module
 from .._compat import keras3_arguments, refuse_unimplemented
@@ -544,7 +544,7 @@ class Trainer:
                                  f"({n} and {array.shape[0]} for {name!r})")
             n = array.shape[0]
             array = np.ascontiguousarray(array, dtype=dtype)
-            if not np.isfinite(array).all():
+            if not ops.all_finite(array):
                 raise ValueError(f"{where}: `x` contains NaN or infinity (first at index "
                                  f"{np.argwhere(~np.isfinite(array))[0].tolist()})")
             out.append(array)
@@ -587,7 +587,7 @@ class Trainer:
             raise ValueError(f"{where}: `y` has shape {y.shape} but the model's output has "
                              f"shape {tuple(out)} ({units} units){hint}")
         y = np.ascontiguousarray(y, dtype=self._dtype())
-        if not np.isfinite(y).all():
+        if not ops.all_finite(y):
             raise ValueError(f"{where}: `y` contains NaN or infinity")
         return y
 
