@@ -268,6 +268,90 @@ def test_a_wrong_program_is_refused():
         program.run([np.ones((4, 2), np.float32).T[:1]])
 
 
+def chunked(monkeypatch, chunk):
+    """Programs run in chunks of `chunk` samples from batches of 2 * chunk (the rule's
+    other limits lifted)."""
+    from cnnx.models import program
+    monkeypatch.setattr(program, "_CHUNK_ABOVE", 0)
+    monkeypatch.setattr(program, "_CHUNK_SHARES", 1)
+    monkeypatch.setattr(program, "_CHUNK_MAX", chunk)
+    monkeypatch.setattr(program, "_CHUNK_MAX_INTENSITY", float("inf"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("make", [course, residual, mobile])
+def test_a_chunked_program_gives_each_chunk_the_step_by_step_bits(make, dtype, monkeypatch,
+                                                                   threads):
+    """Chunks of 4 samples over a batch of 10: each full chunk has the step-by-step
+    plan's bits on it, the last two samples those of their chunk padded with zeros; the
+    same bits for 1, 2 and 3 threads (3: a thread left with no chunk)."""
+    chunked(monkeypatch, 4)
+    model = make(dtype)
+    shape = tuple(model.inputs[0].shape[1:])
+    x = np.random.default_rng(3).standard_normal((10,) + shape).astype(dtype)
+    padded = np.zeros((4,) + shape, dtype)
+    padded[:2] = x[8:]
+    want = np.concatenate([stepwise(model, x[:4])[0], stepwise(model, x[4:8])[0],
+                           stepwise(model, padded)[0][:2]])
+    for n in (1, 2, 3):
+        threads(n)
+        y = model.predict_on_batch(x)
+        program = compiled_plan(model, x).segments[0]
+        assert (program.batch, program.chunk) == (10, 4)
+        np.testing.assert_array_equal(y.view(np.uint8), want.view(np.uint8))
+    np.testing.assert_array_equal(model.predict_on_batch(x[:8]), want[:8])   # no padding
+    # A sample's bits do not depend on the others in its chunk (nor on the padding).
+    np.testing.assert_array_equal(model.predict_on_batch(x[:7]), want[:7])
+
+
+def test_the_chunk_rule_reads_shapes_alone():
+    """Large batches of a network with little arithmetic per byte run in chunks, as
+    large as the cache budget and the 16 shares allow; small batches and compute-bound
+    networks run whole."""
+    from cnnx.models import program as P
+    model = cnnx.Sequential([cnnx.Input((64, 64, 3)),
+                             layers.Conv2D(32, 3, activation="relu"),
+                             layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(10)])
+    plan = Plan(model, False)
+
+    def rule(batch, dtype=np.float32):
+        b = P._Builder(np.dtype(dtype), [(batch, 64, 64, 3)], 1)
+        for step in plan.steps:
+            assert b.step(step, step.layer.compiled_ops(step.ctx, np.dtype(np.float32)))
+        return P._chunk_size(b, batch)
+    # 48 KB of input, 484 KB after the convolution, 121 KB pooled: 653 KB a sample
+    assert rule(256) == 4        # 4 x 653 KB within 3 MB
+    assert rule(64) == 4
+    assert rule(32) == 2         # 16 shares
+    assert rule(16) == 0         # 16 x 653 KB: under 12 MB, whole
+    deep = cnnx.Sequential([cnnx.Input((16, 16, 256)), layers.Conv2D(256, 3)])
+    plan = Plan(deep, False)
+    b = P._Builder(np.dtype(np.float32), [(256, 16, 16, 256)], 1)
+    assert b.step(plan.steps[0], plan.steps[0].layer.compiled_ops(plan.steps[0].ctx,
+                                                                  np.dtype(np.float32)))
+    assert P._chunk_size(b, 256) == 0    # 2304 multiply-adds a byte: whole
+
+
+def test_a_wrong_chunked_program_is_refused():
+    allocate = lambda n: np.empty(n, np.uint8)   # noqa: E731
+    kernel = np.ones((4, 3), np.float32)
+    op = ("dense", 0, -1, 1, -1, 2, 4, 3, 0, (), 0, 1, kernel, None)
+    made = lambda out, **kw: _kernels.Program(   # noqa: E731
+        np.dtype(np.float32), [None, out], 1, [op], allocate, **kw)
+    program = made(np.empty((5, 3), np.float32), batch=5, chunk=2, outputs=[1],
+                   nthreads=2)
+    x = np.arange(20, dtype=np.float32).reshape(5, 4)
+    program.run([x])
+    with pytest.raises(ValueError, match="bytes where 80 are read"):
+        program.run([x[:4]])                                 # the whole batch's input
+    with pytest.raises(ValueError, match="bytes where 60 are read"):
+        made(np.empty((4, 3), np.float32), batch=5, chunk=2, outputs=[1])
+    with pytest.raises(ValueError, match="chunks of 6 samples for a batch of 5"):
+        made(np.empty((5, 3), np.float32), batch=5, chunk=6, outputs=[1])
+    with pytest.raises(ValueError, match="must name buffers after the 1 inputs"):
+        made(np.empty((5, 3), np.float32), batch=5, chunk=2, outputs=[0])
+
+
 def test_the_reference_kernels_suspend_the_program():
     # testing.reference_kernels swaps the ops functions for their twins: a program,
     # which bypasses them, must not run inside (the benchmarks' NumPy side).

@@ -1,7 +1,7 @@
 # Type stubs for the compiled kernels (cnnx/_kernels.pyx). Private: call cnnx.ops, which
 # validates every argument; these functions trust theirs. Arrays are float32 or float64
 # (all of one call alike), C-contiguous; `workspace(nbytes)` returns a uint8 buffer.
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -101,8 +101,11 @@ class Program:
     """A forward pass as one compiled call (see cnnx.models.program)."""
     dtype: np.dtype[Any]
     token: tuple[int, int, int]
+    batch: int
+    chunk: int
     def __init__(self, dtype: np.dtype[Any], buffers: list[npt.NDArray[Any] | None],
                  n_inputs: int, ops: list[tuple[Any, ...]],
-                 allocate: Callable[[int], npt.NDArray[np.uint8]]) -> None: ...
+                 allocate: Callable[[int], npt.NDArray[np.uint8]], batch: int = 0,
+                 chunk: int = 0, outputs: Sequence[int] = (), nthreads: int = 1) -> None: ...
     def current(self) -> bool: ...
     def run(self, inputs: list[_F]) -> None: ...

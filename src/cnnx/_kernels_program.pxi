@@ -123,6 +123,47 @@ cdef void _program_run(const ProgramOp *ops, int n_ops, void **buf, char *s,
                                  op.i, op.f, op.nthreads)
 
 
+cdef void _program_chunks(const ProgramOp *ops, int n_ops, void *const *whole, void **buf,
+                          int n_buffers, int n_inputs, const int *outputs, int n_outputs,
+                          const int64_t *sample_bytes, int64_t batch, int64_t chunk,
+                          void *const *stage, char *s, int64_t scratch_stride, int nthreads,
+                          floating *tag) noexcept nogil:
+    """The operations (made for `chunk` samples, one thread each) over the batch, chunk
+    by chunk, the chunks shared among the threads. whole: the inputs' and outputs'
+    arrays, by buffer index; buf: nthreads tables of n_buffers pointers, each thread's
+    own buffers, where each chunk's slices of the inputs and outputs are set here. A
+    last, partial chunk reads a zero-padded copy of its inputs and writes its outputs to
+    staging buffers, copied out after (stage: per thread, one per input, then one per
+    output)."""
+    cdef int64_t q, r, n_chunks = _cdiv(batch, chunk), at
+    cdef int t, k, j
+    cdef void **tb
+    cdef void *const *st
+    for q in prange(n_chunks, num_threads=nthreads, schedule="static"):
+        t = threadid()
+        tb = buf + t * n_buffers
+        st = stage + t * (n_inputs + n_outputs)
+        r = min(chunk, batch - q * chunk)
+        for k in range(n_inputs):
+            at = q * chunk * sample_bytes[k]
+            if r == chunk:
+                tb[k] = <char *> whole[k] + at
+            else:
+                tb[k] = st[k]
+                memcpy(st[k], <char *> whole[k] + at, r * sample_bytes[k])
+                memset(<char *> st[k] + r * sample_bytes[k], 0, (chunk - r) * sample_bytes[k])
+        for j in range(n_outputs):
+            k = outputs[j]
+            tb[k] = <char *> whole[k] + q * chunk * sample_bytes[k] if r == chunk \
+                else st[n_inputs + j]
+        _program_run(ops, n_ops, tb, s + t * scratch_stride, tag)
+        if r < chunk:
+            for j in range(n_outputs):
+                k = outputs[j]
+                memcpy(<char *> whole[k] + q * chunk * sample_bytes[k], st[n_inputs + j],
+                       r * sample_bytes[k])
+
+
 cdef tuple _config_token():
     """What the kernels' choices depend on besides shapes: the SIMD table, the forced
     convolution algorithm and dense path. A program is valid while it is unchanged."""
@@ -138,11 +179,24 @@ cdef class Program:
     (batch), i and f a row's inputs and outputs (a convolution's: KH*KW*C and F), size
     the elements of an elementwise operation, and geometry _geometry's 13 numbers (or
     ()); allocate(nbytes) gives the scratch area. Every array is checked to hold what
-    the operations read and write: a wrong program is refused, never run."""
+    the operations read and write: a wrong program is refused, never run.
+
+    Chunked (batch > 0): the ops are made for `chunk` samples and one thread each, and a
+    run takes `batch` samples through them chunk by chunk, nthreads chunks at a time,
+    each thread in buffers of its own (buffers[k] is thread 0's; allocate gives the
+    others'), so that a chunk's tensors stay in its core's cache. The buffers named in
+    `outputs` are arrays for the whole batch, as are the inputs. Every sample's result
+    is the one the ops give on its chunk (a last, partial chunk padded with zeros)."""
 
     cdef ProgramOp *ops
-    cdef void **buf
-    cdef int n_ops, n_buffers, n_inputs
+    cdef void **buf           # the buffers' data (chunked: nthreads tables of them)
+    cdef void **whole         # chunked: the inputs' and outputs' whole arrays
+    cdef void **stage         # chunked: a partial chunk's inputs and outputs, per thread
+    cdef int *outputs
+    cdef int64_t *sample_bytes
+    cdef int n_ops, n_buffers, n_inputs, n_outputs, nthreads
+    cdef readonly int64_t batch, chunk   # chunked: the batch and a chunk's samples; else 0
+    cdef int64_t scratch_stride
     cdef bint is_f32
     cdef char *s
     cdef object keep          # the buffers, weights and scratch the pointers point into
@@ -151,14 +205,21 @@ cdef class Program:
 
     def __cinit__(self):
         self.ops = NULL
-        self.buf = NULL
+        self.buf = self.whole = self.stage = NULL
+        self.outputs = NULL
+        self.sample_bytes = NULL
 
     def __dealloc__(self):
         free(self.ops)
         free(self.buf)
+        free(self.whole)
+        free(self.stage)
+        free(self.outputs)
+        free(self.sample_bytes)
 
-    def __init__(self, dtype, list buffers, int n_inputs, list ops, allocate):
-        cdef int k
+    def __init__(self, dtype, list buffers, int n_inputs, list ops, allocate,
+                 int64_t batch=0, int64_t chunk=0, outputs=(), int nthreads=1):
+        cdef int k, t, j
         cdef ProgramOp *op
         cdef int64_t need = 0
         self.dtype = dtype
@@ -166,9 +227,24 @@ cdef class Program:
         self.n_buffers = len(buffers)
         self.n_inputs = n_inputs
         self.n_ops = len(ops)
+        self.batch, self.chunk = batch, chunk
+        self.nthreads = max(1, nthreads) if batch else 1
+        outputs = sorted(set(outputs)) if batch else []
+        self.n_outputs = len(outputs)
+        if batch and not 0 < chunk <= batch:
+            raise ValueError(f"Program: chunks of {chunk} samples for a batch of {batch}")
+        if batch and any(not n_inputs <= k < self.n_buffers for k in outputs):
+            raise ValueError(f"Program: outputs {outputs} must name buffers after the "
+                             f"{n_inputs} inputs, of {self.n_buffers}")
         self.ops = <ProgramOp *> calloc(max(1, self.n_ops), sizeof(ProgramOp))
-        self.buf = <void **> calloc(max(1, self.n_buffers), sizeof(void *))
-        if self.ops == NULL or self.buf == NULL:
+        self.buf = <void **> calloc(max(1, self.nthreads * self.n_buffers), sizeof(void *))
+        self.whole = <void **> calloc(max(1, self.n_buffers), sizeof(void *))
+        self.stage = <void **> calloc(max(1, self.nthreads * (n_inputs + self.n_outputs)),
+                                      sizeof(void *))
+        self.outputs = <int *> calloc(max(1, self.n_outputs), sizeof(int))
+        self.sample_bytes = <int64_t *> calloc(max(1, self.n_buffers), sizeof(int64_t))
+        if (self.ops == NULL or self.buf == NULL or self.whole == NULL or self.stage == NULL
+                or self.outputs == NULL or self.sample_bytes == NULL):
             raise MemoryError()
         self.keep = [buffers]
         # The bytes each buffer must hold, from the operations that read or write it.
@@ -188,9 +264,31 @@ cdef class Program:
                 extents[index] = max(extents[index], e[j])
                 if j == 3:
                     itemsizes[index] = 4   # int32 argmax
-        self.input_bytes = [extents[k] * itemsizes[k] for k in range(n_inputs)]
+        nbytes = [extents[k] * itemsizes[k] for k in range(self.n_buffers)]
+        if batch:   # inputs and outputs hold the whole batch: chunk-sized samples
+            for k in list(range(n_inputs)) + outputs:
+                if nbytes[k] % chunk:
+                    raise ValueError(f"Program: buffer {k} of {nbytes[k]} bytes is not "
+                                     f"{chunk} samples")
+                self.sample_bytes[k] = nbytes[k] // chunk
+                nbytes[k] = self.sample_bytes[k] * batch
+            for j, k in enumerate(outputs):
+                self.outputs[j] = k
+        self.input_bytes = nbytes[:n_inputs]
         for k in range(n_inputs, self.n_buffers):
-            self.buf[k] = _address(buffers[k], True, extents[k] * itemsizes[k])
+            self.buf[k] = self.whole[k] = _address(buffers[k], True, nbytes[k])
+        for t in range(1, self.nthreads):   # the other threads' own buffers
+            for k in range(n_inputs, self.n_buffers):
+                if k not in outputs:
+                    area = allocate(max(nbytes[k], 1))
+                    self.keep.append(area)
+                    self.buf[t * self.n_buffers + k] = _address(area, True, nbytes[k])
+        for t in range(self.nthreads if batch else 0):
+            for j, k in enumerate(list(range(n_inputs)) + outputs):
+                area = allocate(max(self.sample_bytes[k] * chunk, 1))
+                self.keep.append(area)
+                self.stage[t * (n_inputs + self.n_outputs) + j] = _address(
+                    area, True, self.sample_bytes[k] * chunk)
         for k, spec in enumerate(ops):
             (kind, a, b, out, aux, n, i, f, size, geometry, relu, nthreads,
              kernel, bias) = spec
@@ -199,6 +297,8 @@ cdef class Program:
             op.a, op.b, op.out, op.aux = a, b, out, aux
             op.n, op.i, op.f, op.size = n, i, f, size
             op.relu, op.nthreads = relu, max(1, nthreads)
+            if batch:
+                op.nthreads = 1   # the threads share the chunks, not an operation
             if geometry:
                 (H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw) = geometry
                 op.g = _geometry(H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw)
@@ -209,14 +309,16 @@ cdef class Program:
                 if bias is not None:
                     op.bias = _address(bias, False, f * dtype.itemsize)
             if op.kind == OP_CONV:
-                need = max(need, _forward_scratch_bytes(&op.g, n, f, dtype.itemsize,
+                need = max(need, _forward_scratch_bytes(&op.g, op.n, f, dtype.itemsize,
                                                         op.nthreads, self.is_f32))
             elif op.kind == OP_DENSE:
-                need = max(need, _dense_scratch_bytes(n, i, f, dtype.itemsize, op.nthreads,
-                                                      self.is_f32))
-        scratch = allocate(max(need, 64))
+                need = max(need, _dense_scratch_bytes(op.n, i, f, dtype.itemsize,
+                                                      op.nthreads, self.is_f32))
+        # Each thread's scratch starts a whole number of cache lines after the last's.
+        self.scratch_stride = _align(need) + ALIGN
+        scratch = allocate(max(self.nthreads * self.scratch_stride, 64))
         self.keep.append(scratch)
-        self.s = <char *> _address(scratch, True, need)
+        self.s = <char *> _address(scratch, True, self.nthreads * self.scratch_stride)
         self.token = _config_token()
 
     def current(self):
@@ -234,9 +336,22 @@ cdef class Program:
             if inputs[k].dtype != self.dtype:
                 raise ValueError(f"Program.run: input {k} must be {self.dtype}, "
                                  f"received {inputs[k].dtype}")
-            self.buf[k] = _address(inputs[k], False, self.input_bytes[k])
+            self.buf[k] = self.whole[k] = _address(inputs[k], False, self.input_bytes[k])
         with nogil:
-            if self.is_f32:
+            if self.batch:
+                if self.is_f32:
+                    _program_chunks(self.ops, self.n_ops, self.whole, self.buf,
+                                    self.n_buffers, self.n_inputs, self.outputs,
+                                    self.n_outputs, self.sample_bytes, self.batch,
+                                    self.chunk, self.stage, self.s, self.scratch_stride,
+                                    self.nthreads, <float *> NULL)
+                else:
+                    _program_chunks(self.ops, self.n_ops, self.whole, self.buf,
+                                    self.n_buffers, self.n_inputs, self.outputs,
+                                    self.n_outputs, self.sample_bytes, self.batch,
+                                    self.chunk, self.stage, self.s, self.scratch_stride,
+                                    self.nthreads, <double *> NULL)
+            elif self.is_f32:
                 _program_run(self.ops, self.n_ops, self.buf, self.s, <float *> NULL)
             else:
                 _program_run(self.ops, self.n_ops, self.buf, self.s, <double *> NULL)
