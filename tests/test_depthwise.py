@@ -19,6 +19,13 @@ GEOMETRY = [  # (x shape, kernel shape, strides, padding, dilation)
     ((5, 6, 6, 17), (5, 5, 17, 1), (2, 1), "same", 1),
     ((9, 10, 12, 64), (3, 3, 64, 1), 1, "same", 1),     # whole vectors of channels
     ((2, 5, 5, 3), (7, 7, 3, 3), 3, "same", 1),          # a kernel larger than the image
+    # 3 x 3 at stride 1: the input gradient as a flipped forward pass, the kernel
+    # gradient's sums in registers (whole vectors of channels, then the rest), edge
+    # columns and rows, dilated, and an image narrower than the dilated kernel
+    ((2, 9, 11, 21), (3, 3, 21, 1), 1, "valid", 1),
+    ((2, 12, 10, 40), (3, 3, 40, 1), 1, "same", (2, 3)),
+    ((2, 3, 2, 16), (3, 3, 16, 1), 1, "same", 2),
+    ((2, 7, 9, 16), (3, 3, 16, 1), (2, 1), "same", 1),
 ]
 
 

@@ -191,18 +191,80 @@ static void CNNX_CAT(DW_NAME, _dx_sample)(const DW_T *restrict dy, int64_t OH, i
 }
 
 /* One sample's share of the kernel and bias gradients, added to dk (KH x KW x C) and,
- * when given, db (C). */
+ * when given, db (C). Rows of three taps at column stride 1 (3 x 3 kernels, any
+ * dilation), a vector of channels at a time: the three sums of a kernel row stay in
+ * registers over the sample's pixels and are added to dk once. Adding each product to
+ * dk in memory, a load and a store each, ran a batch of 32 x 32 x 32 images at 0.64
+ * ms, 0.34 in registers (16 x 16 x 128: 0.44 -> 0.28); at stride 2, where that walk
+ * reads every other pixel a vector at a time, it measured level or slower, and keeps
+ * the loop below. The rest, and other kernels: the products added to dk in pixel
+ * order. */
 static void CNNX_CAT(DW_NAME, _dk_sample)(const DW_T *restrict x, int64_t H, int64_t W,
                                           int64_t C, const DW_T *restrict dy, int64_t OH,
                                           int64_t OW, int64_t KH, int64_t KW, int64_t sh,
                                           int64_t sw, int64_t ph, int64_t pw, int64_t dh,
                                           int64_t dw, DW_T *restrict dk, DW_T *restrict db)
 {
+    int64_t c0 = 0;
+#if defined(__GNUC__) || defined(__clang__)
+    if (KW == 3 && sw == 1) {
+        typedef CNNX_CAT(DW_NAME, _vec) vec;
+        enum { VW = DW_CB / 2 };
+        const vec zero = {0};
+        /* Output columns whose three taps all lie inside the row: lo .. hi. */
+        int64_t lo = (pw + sw - 1) / sw, hi = W - 1 + pw - 2 * dw;
+        hi = hi < 0 ? -1 : hi / sw;
+        if (hi > OW - 1) hi = OW - 1;
+        if (lo > OW) lo = OW;
+        for (; c0 + VW <= C; c0 += VW) {
+            if (db) {
+                vec b = zero;
+                for (int64_t e = 0; e < OH * OW; ++e) b += *(const vec *)(dy + e * C + c0);
+                *(vec *)(db + c0) += b;
+            }
+            for (int64_t i = 0; i < KH; ++i) {
+                vec a0 = zero, a1 = zero, a2 = zero;
+                for (int64_t oh = 0; oh < OH; ++oh) {
+                    const int64_t ih = oh * sh - ph + i * dh;
+                    if (ih < 0 || ih >= H) continue;
+                    const DW_T *restrict xr = x + ih * W * C + c0;
+                    const DW_T *restrict gr = dy + oh * OW * C + c0;
+                    /* Columns before lo and after hi have taps outside the row. */
+#define DW_EDGE_COLUMN                                                                      \
+    {                                                                                       \
+        const vec gv = *(const vec *)(gr + ow * C);                                         \
+        const int64_t iw = ow * sw - pw;                                                    \
+        if (iw >= 0 && iw < W) a0 += gv * *(const vec *)(xr + iw * C);                      \
+        if (iw + dw >= 0 && iw + dw < W) a1 += gv * *(const vec *)(xr + (iw + dw) * C);     \
+        if (iw + 2 * dw >= 0 && iw + 2 * dw < W)                                            \
+            a2 += gv * *(const vec *)(xr + (iw + 2 * dw) * C);                              \
+    }
+                    int64_t ow = 0;
+                    for (; ow < lo; ++ow) DW_EDGE_COLUMN
+                    for (; ow <= hi; ++ow) {
+                        const vec gv = *(const vec *)(gr + ow * C);
+                        const DW_T *restrict xi = xr + (ow * sw - pw) * C;
+                        a0 += gv * *(const vec *)xi;
+                        a1 += gv * *(const vec *)(xi + dw * C);
+                        a2 += gv * *(const vec *)(xi + 2 * dw * C);
+                    }
+                    for (; ow < OW; ++ow) DW_EDGE_COLUMN
+#undef DW_EDGE_COLUMN
+                }
+                DW_T *restrict d = dk + i * 3 * C + c0;
+                *(vec *)d += a0;
+                *(vec *)(d + C) += a1;
+                *(vec *)(d + 2 * C) += a2;
+            }
+        }
+    }
+#endif
+    if (c0 == C) return;
     for (int64_t oh = 0; oh < OH; ++oh) {
         for (int64_t ow = 0; ow < OW; ++ow) {
             const DW_T *restrict g = dy + (oh * OW + ow) * C;
             if (db)
-                for (int64_t c = 0; c < C; ++c) db[c] += g[c];
+                for (int64_t c = c0; c < C; ++c) db[c] += g[c];
             for (int64_t i = 0; i < KH; ++i) {
                 const int64_t ih = oh * sh - ph + i * dh;
                 if (ih < 0 || ih >= H) continue;
@@ -211,7 +273,7 @@ static void CNNX_CAT(DW_NAME, _dk_sample)(const DW_T *restrict x, int64_t H, int
                     if (iw < 0 || iw >= W) continue;
                     const DW_T *restrict xi = x + (ih * W + iw) * C;
                     DW_T *restrict d = dk + (i * KW + j) * C;
-                    for (int64_t c = 0; c < C; ++c) d[c] += g[c] * xi[c];
+                    for (int64_t c = c0; c < C; ++c) d[c] += g[c] * xi[c];
                 }
             }
         }

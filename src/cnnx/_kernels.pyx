@@ -32,6 +32,7 @@
 from cython.parallel cimport prange, parallel, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
+from libc.stdlib cimport calloc, free
 from libc.math cimport exp, log, log1p, fabs, sqrt, pow, INFINITY
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, \

@@ -14,7 +14,7 @@
 # program's results are the plan's, bit for bit.
 # ---------------------------------------------------------------------------------
 
-from libc.stdlib cimport calloc, free
+
 cimport cython
 
 cdef enum:
