@@ -41,6 +41,54 @@ def test_batch_normalization_matches_the_twin(simd_path, shape, dtype, rng):
             ops.batch_normalization_backward(x, dy, mean, var, gamma, relu_output=y),
             ref.batch_normalization_backward(x, dy, mean, var, gamma, relu_output=y)):
         np.testing.assert_allclose(got, want, **tol)
+    # The mask recomputed from x (activation="relu"): the same bits as read from y, in
+    # training and with fixed statistics, with and without gamma and beta.
+    for g, b in ((gamma, beta), (None, None), (gamma, None)):
+        y = ops.batch_normalization(x, mean, var, g, b, activation="relu")
+        for training in (True, False):
+            from_y = ops.batch_normalization_backward(x, dy, mean, var, g,
+                                                      training=training, relu_output=y)
+            from_x = ops.batch_normalization_backward(x, dy, mean, var, g,
+                                                      training=training,
+                                                      activation="relu", beta=b)
+            # (The twin recomputes the mask its own way: with one row, the normalized
+            # values are 0 there and rounding errors in the kernels, of either sign.)
+            twin = ref.batch_normalization_backward(
+                x, dy, mean, var, g, training=training,
+                **(dict(relu_output=y) if shape[0] == 1 else dict(activation="relu", beta=b)))
+            for got, want, reference in zip(from_x, from_y, twin):
+                np.testing.assert_array_equal(got, want)
+                np.testing.assert_allclose(got, reference, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_recomputed_relu_mask_agrees_at_the_edge(simd_path, dtype, rng):
+    """Inputs whose normalized value is 0, the smallest values either side of it, and
+    NaN: the mask recomputed from x is the one the forward pass's ReLU made, bit for
+    bit, in the vector loops and their remainders (C = 37)."""
+    c = 37
+    mean, var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    scale = ops._bn_affine(np.zeros((1, c), dtype), mean, var, gamma, beta, 1e-3, "t")[2]
+    shift = ops._bn_affine(np.zeros((1, c), dtype), mean, var, gamma, beta, 1e-3, "t")[3]
+    root = (-shift / scale).astype(dtype)            # x * scale + shift near 0
+    rows = [root, np.nextafter(root, np.inf), np.nextafter(root, -np.inf), mean,
+            np.full(c, np.nan, dtype)]
+    x = np.stack(rows * 40).astype(dtype)            # 200 rows: several BN_GROUPs
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    y = ops.batch_normalization(x, mean, var, gamma, beta, activation="relu")
+    assert (y[:3] == 0).any() and (y[:3] > 0).any()
+    for training in (True, False):
+        from_y = ops.batch_normalization_backward(x, dy, mean, var, gamma,
+                                                  training=training, relu_output=y)
+        from_x = ops.batch_normalization_backward(x, dy, mean, var, gamma,
+                                                  training=training, activation="relu",
+                                                  beta=beta)
+        for got, want in zip(from_x, from_y):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="relu_output` or activation"):
+        ops.batch_normalization_backward(x, dy, mean, var, gamma, relu_output=y,
+                                         activation="relu")
 
 
 def test_batch_normalization_gradients_by_finite_differences(rng):

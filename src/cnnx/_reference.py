@@ -210,7 +210,9 @@ def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3,
 
 def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3,
                                  training=True, center=True, scale=True, input_grad=True,
-                                 relu_output=None):
+                                 relu_output=None, activation=None, beta=None):
+    if activation == "relu":   # the forward's ReLU output, recomputed
+        relu_output = batch_normalization(x, mean, variance, gamma, beta, epsilon, "relu")
     if relu_output is not None:
         dy = relu_backward(dy, relu_output)
     axes = tuple(range(x.ndim - 1))

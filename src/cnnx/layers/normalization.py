@@ -117,7 +117,8 @@ class BatchNormalization(Layer):
             self.epsilon, saved["training"], self.center, self.scale, ctx.need_input_grad,
             out=(ctx.buffer("dx", x.shape, x.dtype) if ctx.need_input_grad else None,
                  None, None),
-            relu_output=saved["y"] if ctx.fused_relu else None)
+            activation="relu" if ctx.fused_relu else None,   # its mask recomputed from x
+            beta=self.beta.value if self.center else None)
         if self.center:
             ctx.add_grad(self.beta, dbeta)
         if self.scale:
