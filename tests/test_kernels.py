@@ -59,6 +59,25 @@ def test_conv2d_matches_reference(case, dtype, rng, simd_path, conv_algorithm):
     _conv_check(case, dtype, rng)
 
 
+# Paths that only "auto" takes: pointwise layers (1x1, stride 1) through the dense
+# kernels, forward and input gradient; kernel gradients whose per-chunk partial sums
+# would outweigh the data through the im2col product (small images, wide layers).
+AUTO_CASES = [
+    (5, 6, 7, 32, 48, (1, 1), 1, "same", 1),        # pointwise
+    (2, 2, 2, 64, 128, (1, 1), 1, "valid", 2),      # pointwise, partials 5x the data
+    (1, 8, 8, 19, 7, (1, 1), 1, "valid", 1),        # pointwise, one image, odd channels
+    (8, 4, 4, 32, 64, (3, 3), 1, "valid", 1),       # 3x3, partials 6x the data
+    (3, 5, 5, 16, 32, (1, 1), 2, "valid", 1),       # 1x1 at stride 2: not pointwise
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", AUTO_CASES)
+def test_conv2d_auto_paths_match_reference(case, dtype, rng, simd_path):
+    _conv_check(case, dtype, rng)
+    _conv_check(case, dtype, rng, bias=False, activation="relu")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_fused_relu_and_no_bias(dtype, rng, conv_algorithm):
     for case in CONV_CASES[:4]:

@@ -45,6 +45,11 @@ def _all_kernels(rng):
     wide_k = rng.standard_normal((3, 3, 64, 64)).astype(np.float32)
     out += [ops.conv2d(wide, wide_k, None, 1, "same", activation="relu"),
             *ops.conv2d_backward(wide, wide_k, wide, 1, "same", use_bias=False)[:2]]
+    point = rng.standard_normal((32, 4, 4, 256)).astype(np.float32)  # pointwise, and a
+    point_k = rng.standard_normal((1, 1, 256, 512)).astype(np.float32)  # kernel gradient
+    out += [ops.conv2d(point, point_k, activation="relu"),            # by the product
+            *ops.conv2d_backward(point, point_k, rng.standard_normal(
+                (32, 4, 4, 512)).astype(np.float32), use_bias=False)[:2]]
     one = rng.standard_normal((1, 40, 40, 3)).astype(np.float32)  # one image, split up
     for f in (32, 6):   # the channel- and the pixel-vectorised direct kernels
         out.append(ops.conv2d(one, rng.standard_normal((3, 3, 3, f)).astype(np.float32),

@@ -354,13 +354,27 @@ cdef bint _nhwc_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32,
     if not cnnx_k.direct or _conv_algorithm == 1 or F % vw != 0:
         return False
     # Its kernel gradient keeps a tile of taps in registers through a whole sample: it
-    # beat the im2col product at every layer measured (1.2-2.1x). Its forward pass wins
-    # only where packing would dominate the product.
+    # beat the im2col product at every layer measured (1.2-2.1x), unless its partial
+    # sums outweigh the data (_kgrad_partials_dominate). Its forward pass wins only
+    # where packing would dominate the product.
+    if kgrad and _conv_algorithm != 2:
+        return not _kgrad_partials_dominate(g, N, F)
     return (_conv_algorithm == 2 or kgrad or g.C <= DIRECT_MAX_C
             or (g.KH * g.KW > 1
                 and ((g.C <= NHWC_MAX_C and F <= NHWC_MAX_F)
                      or (g.C <= NHWC_SMALL_MAX_C and F <= NHWC_SMALL_MAX_F
                          and N * g.OH * g.OW <= NHWC_SMALL_PIXELS))))
+
+
+cdef bint _kgrad_partials_dominate(const Geometry *g, int64_t N, int64_t F) noexcept nogil:
+    """Whether the direct kernel gradient's partial sums (the whole kernel and bias for
+    each chunk of DIRECT_CHUNK samples, summed after) would be over twice the data they
+    sum: small images through wide layers, where the im2col product, split over rows,
+    ran faster (a batch of 32, 2 threads: 4 x 4 256 -> 512 1x1 1.79 -> 0.92 ms, one 8 x 8
+    256 -> 256 image 0.18 -> 0.08, 64 images of 4 x 4 128 -> 128 3x3 1.53 -> 0.41; at 1.4
+    times, 8 x 8 64 -> 64 3x3, the direct kernel still won, 1.07 against 1.31)."""
+    cdef int64_t partials = _cdiv(N, DIRECT_CHUNK) * (g.KH * g.KW * g.C + 1) * F
+    return partials > 2 * N * (g.H * g.W * g.C + g.OH * g.OW * F)
 
 
 cdef void _nhwc_plan(Nhwc *d, const Geometry *g, int64_t F, int is_f32) noexcept nogil:

@@ -331,14 +331,20 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
 
 
 def _input_grad(dy, kernel, dx, strides, ph, pw, dilation, nthreads):
-    """dx of a convolution. At stride 1 it is also the forward convolution of dy with
+    """dx of a convolution. A pointwise one's (1x1, stride 1, no padding) is dy times the
+    kernel transposed, by the dense kernels (as its forward pass: see _kernels_conv.pxi's
+    _pointwise). At stride 1 it is also the forward convolution of dy with
     the kernel flipped in space and transposed in channels, padded by (k - 1) * d - p
     before: where the flipped convolution maps no more channels in than out (F <= C) or
     the kernel is 1x1, that runs on the forward's faster kernels (W5's 16-channel
     layers: 1.98x, 32 and 64 channels 1.05-1.14x, a 1x1 kernel 1.25x; where F > C it
     ran 0.77-0.97x, so col2im stays there)."""
     kh, kw, c, f = kernel.shape
-    if strides == (1, 1) and (f <= c or kh == kw == 1):
+    if (kh, kw, ph, pw) == (1, 1, 0, 0) and strides == (1, 1) \
+            and _kernels.conv_algorithm() == "auto":   # pointwise: as a dense layer's
+        _kernels.dense_input_grad(dy.reshape(-1, f), kernel.reshape(c, f),
+                                  dx.reshape(-1, c), nthreads, _workspace)
+    elif strides == (1, 1) and (f <= c or kh == kw == 1):
         flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
         _kernels.conv2d(dy, flipped, None, dx, 1, 1, (kh - 1) * dilation[0] - ph,
                         (kw - 1) * dilation[1] - pw, dilation[0], dilation[1], False,
