@@ -14,7 +14,6 @@
 # program's results are the plan's, bit for bit.
 # ---------------------------------------------------------------------------------
 
-
 cimport cython
 
 cdef enum:

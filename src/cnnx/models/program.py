@@ -20,6 +20,11 @@ otherwise. Weights updated in place (the optimizers, Variable.assign) need nothi
 normalization folded into a kernel is folded again before a run when a weight it reads
 changed (Variable.version; layers.base.refolding). While no Variable at all changed
 (Variable.last_change), a run checks none of them.
+
+A large batch of a network that does little arithmetic per byte of its tensors runs in
+chunks (_chunk_size; the Program's chunked form): each thread takes a chunk of samples
+through the whole network in buffers of its own. Each sample then has the bits the
+step-by-step plan gives it on its chunk.
 """
 import contextlib
 
