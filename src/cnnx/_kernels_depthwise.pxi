@@ -59,7 +59,7 @@ def depthwise_conv2d_input_grad(const floating[:, :, :, ::1] dy,
     over dy with the kernel flipped, padded by its reach less the forward's padding
     (each dx element summed in the scatter's order: the same bits), which keeps its sums
     in registers; other strides scatter, one sample per work item (no two items write
-    the same element). (32 x 32 x 32 images, 3 x 3: 0.66 -> 0.3 ms for a batch of 32.)"""
+    the same element). (32 x 32 x 32 images, 3 x 3: 0.62 -> 0.27 ms for a batch of 32.)"""
     cdef int64_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
     cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
     cdef int64_t KH = kernel.shape[0], KW = kernel.shape[1]
