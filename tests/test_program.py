@@ -241,7 +241,7 @@ def test_an_output_that_is_the_input_comes_back_whole():
 def _dense_program(out_rows=1, in_rows=1, n_inputs=1, dtype=np.float32, kind="dense"):
     kernel = np.ones((4, 3), dtype)
     buffers = [None] * n_inputs + [np.empty((out_rows, 3), dtype)]
-    op = (kind, 0, -1, n_inputs, -1, in_rows, 4, 3, 0, (), 0, 1, kernel, None)
+    op = (kind, 0, -1, n_inputs, in_rows, 4, 3, 0, (), 0, 1, kernel, None)
     return _kernels.Program(np.dtype(dtype), buffers, n_inputs, [op],
                             lambda n: np.empty(n, np.uint8))
 
@@ -256,7 +256,7 @@ def test_a_wrong_program_is_refused():
         _dense_program(kind="gemm")
     with pytest.raises(ValueError, match="names buffer"):
         _kernels.Program(np.dtype(np.float32), [None, None], 1,
-                         [("relu", 0, -1, 0, -1, 1, 1, 1, 4, (), 0, 1, None, None)],
+                         [("relu", 0, -1, 0, 1, 1, 1, 4, (), 0, 1, None, None)],
                          lambda n: np.empty(n, np.uint8))   # writes into its input
     with pytest.raises(ValueError, match="1 inputs expected"):
         program.run([x, x])
@@ -335,7 +335,7 @@ def test_the_chunk_rule_reads_shapes_alone():
 def test_a_wrong_chunked_program_is_refused():
     allocate = lambda n: np.empty(n, np.uint8)   # noqa: E731
     kernel = np.ones((4, 3), np.float32)
-    op = ("dense", 0, -1, 1, -1, 2, 4, 3, 0, (), 0, 1, kernel, None)
+    op = ("dense", 0, -1, 1, 2, 4, 3, 0, (), 0, 1, kernel, None)
     made = lambda out, **kw: _kernels.Program(   # noqa: E731
         np.dtype(np.float32), [None, out], 1, [op], allocate, **kw)
     program = made(np.empty((5, 3), np.float32), batch=5, chunk=2, outputs=[1],

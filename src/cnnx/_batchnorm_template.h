@@ -6,11 +6,11 @@
  * Cython drivers cut the rows into fixed chunks and add the chunks in order, so the
  * bits do not depend on the thread count.
  *
- * A fused ReLU's mask zeroes dy where the ReLU's output is not > 0 (NaN in dy included),
- * as relu_grad does: read from that output (relu_output), or, with relu_affine (the
- * forward's scale, then shift: 2 x C), recomputed from x by _apply's own multiply-add,
- * which saves reading a third array in each pass. Every load is unconditional, so the
- * select needs no branch.
+ * A fused ReLU's mask zeroes dy where the ReLU's output was not > 0 (NaN in dy
+ * included), as relu_grad does: relu_affine (or NULL) holds the forward's scale, then
+ * shift (2 x C), and the mask is recomputed from x by _apply's own multiply-add, which
+ * saves reading a third array in each pass. Every load is unconditional, so the select
+ * needs no branch.
  *
  * Include after defining BN_NAME and BN_T.
  */
@@ -100,34 +100,25 @@ static inline void CNNX_CAT(BN_NAME, _add_grad_sums)(const BN_T *restrict x,
  * a time, in one flat loop: with the select inside the sums' loop, gcc compiled a
  * scalar loop with a (mispredicted) branch. */
 static void CNNX_CAT(BN_NAME, _grad_sums)(const BN_T *restrict x, const BN_T *restrict dy,
-                                           const BN_T *restrict relu_output,
                                            const BN_T *restrict relu_affine,
                                            const BN_T *restrict mean, int64_t rows,
                                            int64_t C, double *restrict s1,
                                            double *restrict s2, BN_T *restrict scratch)
 {
     for (int64_t c = 0; c < C; ++c) s1[c] = s2[c] = 0;
-    if (!relu_output && !relu_affine) {
+    if (!relu_affine) {
         CNNX_CAT(BN_NAME, _add_grad_sums)(x, dy, mean, rows, C, s1, s2);
         return;
     }
+    const BN_T *restrict scale = relu_affine, *restrict shift = relu_affine + C;
     for (int64_t r0 = 0; r0 < rows; r0 += BN_GROUP) {
         const int64_t n = rows - r0 < BN_GROUP ? rows - r0 : BN_GROUP;
-        const BN_T *restrict dr = dy + r0 * C;
-        if (relu_output) {
-            const BN_T *restrict mr = relu_output + r0 * C;
-            for (int64_t k = 0; k < n * C; ++k) {
-                const BN_T v = dr[k];
-                scratch[k] = mr[k] > 0 ? v : (BN_T)0;
-            }
-        } else {
-            const BN_T *restrict scale = relu_affine, *restrict shift = relu_affine + C;
-            for (int64_t i = 0; i < n; ++i) {
-                const BN_T *restrict xr = x + (r0 + i) * C;
-                for (int64_t c = 0; c < C; ++c) {
-                    const BN_T v = dr[i * C + c];
-                    scratch[i * C + c] = xr[c] * scale[c] + shift[c] > 0 ? v : (BN_T)0;
-                }
+        for (int64_t i = 0; i < n; ++i) {
+            const BN_T *restrict xr = x + (r0 + i) * C;
+            const BN_T *restrict dr = dy + (r0 + i) * C;
+            for (int64_t c = 0; c < C; ++c) {
+                const BN_T v = dr[c];
+                scratch[i * C + c] = xr[c] * scale[c] + shift[c] > 0 ? v : (BN_T)0;
             }
         }
         CNNX_CAT(BN_NAME, _add_grad_sums)(x + r0 * C, scratch, mean, n, C, s1, s2);
@@ -155,7 +146,6 @@ static void CNNX_CAT(BN_NAME, _apply)(const BN_T *restrict x, const BN_T *restri
 
 /* dx = a * g + b * (x - mean) + d per column, g = dy (masked). */
 static void CNNX_CAT(BN_NAME, _dx)(const BN_T *restrict x, const BN_T *restrict dy,
-                                    const BN_T *restrict relu_output,
                                     const BN_T *restrict relu_affine,
                                     const BN_T *restrict mean, const BN_T *restrict a,
                                     const BN_T *restrict b, const BN_T *restrict d,
@@ -165,14 +155,7 @@ static void CNNX_CAT(BN_NAME, _dx)(const BN_T *restrict x, const BN_T *restrict 
         const BN_T *restrict xr = x + i * C;
         const BN_T *restrict dr = dy + i * C;
         BN_T *restrict out = dx + i * C;
-        if (relu_output) {
-            const BN_T *restrict mr = relu_output + i * C;
-            for (int64_t c = 0; c < C; ++c) {
-                const BN_T v = dr[c];
-                const BN_T g = mr[c] > 0 ? v : (BN_T)0;
-                out[c] = a[c] * g + b[c] * (xr[c] - mean[c]) + d[c];
-            }
-        } else if (relu_affine) {
+        if (relu_affine) {
             const BN_T *restrict scale = relu_affine, *restrict shift = relu_affine + C;
             for (int64_t c = 0; c < C; ++c) {
                 const BN_T v = dr[c];

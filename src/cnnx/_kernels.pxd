@@ -66,21 +66,21 @@ cdef extern from "_simd.h" nogil:
     ctypedef void (*cnnx_bn_sums_f64)(const double *, int64_t, int64_t, const double *,
                                       double *)
     ctypedef void (*cnnx_bn_grad_sums_f32)(const float *, const float *, const float *,
-                                           const float *, const float *, int64_t, int64_t,
-                                           double *, double *, float *)
+                                           const float *, int64_t, int64_t, double *,
+                                           double *, float *)
     ctypedef void (*cnnx_bn_grad_sums_f64)(const double *, const double *, const double *,
-                                           const double *, const double *, int64_t, int64_t,
-                                           double *, double *, double *)
+                                           const double *, int64_t, int64_t, double *,
+                                           double *, double *)
     ctypedef void (*cnnx_bn_apply_f32)(const float *, const float *, const float *, int64_t,
                                        int64_t, int, float *)
     ctypedef void (*cnnx_bn_apply_f64)(const double *, const double *, const double *,
                                        int64_t, int64_t, int, double *)
     ctypedef void (*cnnx_bn_dx_f32)(const float *, const float *, const float *,
                                     const float *, const float *, const float *,
-                                    const float *, const float *, int64_t, int64_t, float *)
+                                    const float *, int64_t, int64_t, float *)
     ctypedef void (*cnnx_bn_dx_f64)(const double *, const double *, const double *,
                                     const double *, const double *, const double *,
-                                    const double *, const double *, int64_t, int64_t, double *)
+                                    const double *, int64_t, int64_t, double *)
     ctypedef void (*cnnx_wg_input_f32)(const float *, int64_t, int64_t, int64_t, int64_t,
                                        int64_t, const float *, float *, int64_t)
     ctypedef void (*cnnx_wg_input_f64)(const double *, int64_t, int64_t, int64_t, int64_t,

@@ -33,16 +33,26 @@ cdef bint _direct_fits(const Geometry *g) noexcept nogil:
             and (g.KH - 1) * g.dh <= 2 * g.H + 64 and (g.KW - 1) * g.dw <= 2 * g.W + 64)
 
 
-cdef bint _pointwise(const Geometry *g) noexcept nogil:
-    """A 1x1 convolution at stride 1 without padding: a dense layer over the pixels (as
-    the dense kernels, its forward pass and input gradient ran 1.05-1.2x the im2col
-    product at W6's layers; one 8 x 8 256 -> 256 image's input gradient 0.22 -> 0.07 ms)."""
-    return (g.KH == 1 and g.KW == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0
-            and g.pw == 0)
+cdef bint _pointwise_wanted(const Geometry *g) noexcept nogil:
+    """A 1x1 convolution at stride 1 without padding, under the "auto" algorithm: a
+    dense layer over the pixels (on the dense kernels, its forward pass and input
+    gradient ran 1.05-1.2x the im2col product at W6's layers; one 8 x 8 256 -> 256
+    image's input gradient 0.22 -> 0.07 ms)."""
+    return (_conv_algorithm == 0 and g.KH == 1 and g.KW == 1 and g.sh == 1 and g.sw == 1
+            and g.ph == 0 and g.pw == 0)
+
+
+def pointwise_wanted(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
+                     int64_t pw):
+    """Whether a convolution of this kernel, stride and padding (before) runs as a dense
+    product over its pixels now: the forward pass does (FWD_POINTWISE), and ops runs
+    its input gradient so too."""
+    cdef Geometry g = _geometry(1, 1, 1, 1, 1, kh, kw, sh, sw, ph, pw, 1, 1)
+    return _pointwise_wanted(&g)
 
 
 cdef int _forward_kind(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
-    if _conv_algorithm == 0 and _pointwise(g):
+    if _pointwise_wanted(g):
         return FWD_POINTWISE
     if _winograd_wanted(g, N, F, is_f32):
         return FWD_WINOGRAD

@@ -359,7 +359,7 @@ cdef bint _nhwc_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32,
     # where packing would dominate the product.
     if kgrad and _conv_algorithm != 2:
         return not _kgrad_partials_dominate(g, N, F)
-    return (_conv_algorithm == 2 or kgrad or g.C <= DIRECT_MAX_C
+    return (_conv_algorithm == 2 or g.C <= DIRECT_MAX_C
             or (g.KH * g.KW > 1
                 and ((g.C <= NHWC_MAX_C and F <= NHWC_MAX_F)
                      or (g.C <= NHWC_SMALL_MAX_C and F <= NHWC_SMALL_MAX_F

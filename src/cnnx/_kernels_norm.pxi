@@ -213,14 +213,13 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                     const floating[::1] mean, const floating[::1] rstd,
                     const floating[::1] gamma, bint training, floating[:, ::1] dx,
                     floating[::1] dgamma, floating[::1] dbeta,
-                    const floating[:, ::1] relu_output, const floating[:, ::1] relu_affine,
-                    int nthreads, workspace):
+                    const floating[:, ::1] relu_affine, int nthreads, workspace):
     """dbeta = sum dy, dgamma = sum dy * xhat (xhat = (x - mean) * rstd), per column;
     dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / R) with batch statistics
     (training), or gamma * rstd * dy with fixed ones. Any output may be None.
-    With relu_output (a fused ReLU's output, x's shape), dy is first masked where
-    relu_output <= 0, inside both passes; with relu_affine (2 x C: batch_norm_apply's
-    scale and shift) where x * scale + shift <= 0, the ReLU's input recomputed. dx is computed as a * dy + b * (x - mean) + d
+    With relu_affine (2 x C: batch_norm_apply's scale and shift, after which a ReLU was
+    fused), dy is first masked where x * scale + shift <= 0 (the ReLU's input,
+    recomputed), inside both passes. dx is computed as a * dy + b * (x - mean) + d
     with per-column a = gamma * rstd, b = -a * rstd * dgamma / R and d = -a * dbeta / R
     (from the double sums)."""
     cdef int64_t R = x.shape[0], C = x.shape[1], c, ch, r0
@@ -231,7 +230,6 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
     cdef double av
     cdef floating *coef
     cdef bint has_gamma = gamma is not None
-    cdef const floating *mask = NULL
     cdef const floating *affine = NULL
     if C == 0:
         return
@@ -241,15 +239,12 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
         if dbeta is not None:
             dbeta[...] = 0
         return
-    if relu_output is not None:
-        mask = &relu_output[0, 0]
-    elif relu_affine is not None:
+    if relu_affine is not None:
         if relu_affine.shape[0] != 2 or relu_affine.shape[1] != C:
             raise ValueError(f"batch_norm_grad: relu_affine must be 2 x {C}, received "
                              f"{relu_affine.shape[0]} x {relu_affine.shape[1]}")
         affine = &relu_affine[0, 0]
-    cdef int64_t group_bytes = (_align(CNNX_BN_GROUP * C * sizeof(floating))
-                                if mask != NULL or affine != NULL else 0)
+    cdef int64_t group_bytes = _align(CNNX_BN_GROUP * C * sizeof(floating)) if affine != NULL else 0
     partial = <double *> _aligned(_scratch(
         workspace, (2 * nchunks + 2) * C * sizeof(double) + _align(3 * C * sizeof(floating))
         + nthreads * group_bytes + 2 * ALIGN))
@@ -263,14 +258,12 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
         for ch in prange(nchunks, schedule="static"):
             r0 = ch * BN_CHUNK
             if floating is float:
-                cnnx_k.bn_grad_sums_f32(&x[r0, 0], &dy[r0, 0],
-                                        mask + r0 * C if mask != NULL else NULL, affine,
-                                        &mean[0], min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
+                cnnx_k.bn_grad_sums_f32(&x[r0, 0], &dy[r0, 0], affine, &mean[0],
+                                        min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
                                         partial + (2 * ch + 1) * C, g)
             else:
-                cnnx_k.bn_grad_sums_f64(&x[r0, 0], &dy[r0, 0],
-                                        mask + r0 * C if mask != NULL else NULL, affine,
-                                        &mean[0], min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
+                cnnx_k.bn_grad_sums_f64(&x[r0, 0], &dy[r0, 0], affine, &mean[0],
+                                        min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
                                         partial + (2 * ch + 1) * C, g)
     with nogil:
         for c in range(C):
@@ -299,10 +292,8 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
         for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
             r0 = ch * BN_CHUNK
             if floating is float:
-                cnnx_k.bn_dx_f32(&x[r0, 0], &dy[r0, 0], mask + r0 * C if mask != NULL else NULL,
-                                 affine, &mean[0], coef, coef + C, coef + 2 * C,
-                                 min(R - r0, BN_CHUNK), C, &dx[r0, 0])
+                cnnx_k.bn_dx_f32(&x[r0, 0], &dy[r0, 0], affine, &mean[0], coef, coef + C,
+                                 coef + 2 * C, min(R - r0, BN_CHUNK), C, &dx[r0, 0])
             else:
-                cnnx_k.bn_dx_f64(&x[r0, 0], &dy[r0, 0], mask + r0 * C if mask != NULL else NULL,
-                                 affine, &mean[0], coef, coef + C, coef + 2 * C,
-                                 min(R - r0, BN_CHUNK), C, &dx[r0, 0])
+                cnnx_k.bn_dx_f64(&x[r0, 0], &dy[r0, 0], affine, &mean[0], coef, coef + C,
+                                 coef + 2 * C, min(R - r0, BN_CHUNK), C, &dx[r0, 0])

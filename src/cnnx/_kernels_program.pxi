@@ -33,7 +33,7 @@ PROGRAM_OPS = {"conv2d": OP_CONV, "dense": OP_DENSE, "max_pool2d": OP_MAX_POOL,
 
 cdef struct ProgramOp:
     int kind
-    int a, b, out, aux        # buffer indices (b: add's second operand; aux: argmax)
+    int a, b, out             # buffer indices (b: add's second operand)
     Geometry g                # convolution and pooling windows
     int64_t n, i, f, size     # rows (batch); inputs and outputs of a row; elements
     int relu, nthreads
@@ -56,8 +56,8 @@ cdef void *_address(array, bint writable, int64_t nbytes) except NULL:
 
 
 cdef list _op_extents(kind, n, i, f, size, geometry):
-    """Elements of an operation's operands a, b, out, aux."""
-    e = [0, 0, 0, 0]
+    """Elements of an operation's operands a, b, out."""
+    e = [0, 0, 0]
     if kind in ("conv2d", "depthwise_conv2d"):   # geometry: H W C OH OW KH KW ...
         H, W, C, OH, OW, KH, KW = geometry[:7]
         e[0] = n * H * W * C
@@ -70,7 +70,7 @@ cdef list _op_extents(kind, n, i, f, size, geometry):
     elif kind == "max_pool2d":
         H, W, C, OH, OW = geometry[:5]
         e[0] = n * H * W * C
-        e[2] = e[3] = n * OH * OW * C
+        e[2] = n * OH * OW * C
     elif kind in ("dense", "softmax"):
         e[0] = n * i
         e[2] = n * f
@@ -97,8 +97,7 @@ cdef void _program_run(const ProgramOp *ops, int n_ops, void **buf, char *s,
                            op.i, op.f, op.relu, s, op.nthreads)
         elif op.kind == OP_MAX_POOL:
             _max_pool_forward(<const floating *> buf[op.a], <floating *> buf[op.out],
-                              <int32_t *> buf[op.aux] if op.aux >= 0 else NULL,
-                              op.n, op.g.H, op.g.W, op.g.C,
+                              NULL, op.n, op.g.H, op.g.W, op.g.C,
                               op.g.OH, op.g.OW, op.g.KH, op.g.KW, op.g.sh, op.g.sw,
                               op.g.ph, op.g.pw, op.nthreads)
         elif op.kind == OP_RELU:
@@ -122,45 +121,49 @@ cdef void _program_run(const ProgramOp *ops, int n_ops, void **buf, char *s,
                                  op.i, op.f, op.nthreads)
 
 
-cdef void _program_chunks(const ProgramOp *ops, int n_ops, void *const *whole, void **buf,
-                          int n_buffers, int n_inputs, const int *outputs, int n_outputs,
-                          const int64_t *sample_bytes, int64_t batch, int64_t chunk,
-                          void *const *stage, char *s, int64_t scratch_stride, int nthreads,
+cdef struct Chunks:
+    # A chunked program's run (batch 0: not chunked).
+    int64_t batch, chunk        # samples in all; in a chunk
+    int nthreads
+    int n_outputs
+    int *outputs                # the output buffers' indices
+    int64_t *sample_bytes       # a sample's bytes, by buffer index (inputs and outputs)
+    void **whole                # the inputs' and outputs' whole arrays, by buffer index
+    void **stage                # per thread: a partial chunk's inputs, then its outputs
+    int64_t scratch_stride      # bytes from one thread's scratch to the next's
+
+
+cdef void _program_chunks(const ProgramOp *ops, int n_ops, void **buf, int n_buffers,
+                          int n_inputs, const Chunks *c, char *s,
                           floating *tag) noexcept nogil:
-    """The operations (made for `chunk` samples, one thread each) over the batch, chunk
-    by chunk, the chunks shared among the threads. whole: the inputs' and outputs'
-    arrays, by buffer index; buf: nthreads tables of n_buffers pointers, each thread's
-    own buffers, where each chunk's slices of the inputs and outputs are set here. A
-    last, partial chunk reads a zero-padded copy of its inputs and writes its outputs to
-    staging buffers, copied out after (stage: per thread, one per input, then one per
-    output)."""
-    cdef int64_t q, r, n_chunks = _cdiv(batch, chunk), at
+    """The operations (made for c.chunk samples, one thread each) over the batch, chunk
+    by chunk, the chunks shared among the threads. buf: c.nthreads tables of n_buffers
+    pointers, each thread's own buffers, where each chunk's slices of the inputs and
+    outputs are set here. A last, partial chunk reads a zero-padded copy of its inputs
+    and writes its outputs to the staging buffers, copied out after."""
+    cdef int64_t q, r, at, n_chunks = _cdiv(c.batch, c.chunk)
     cdef int t, k, j
     cdef void **tb
-    cdef void *const *st
-    for q in prange(n_chunks, num_threads=nthreads, schedule="static"):
+    cdef void **st
+    for q in prange(n_chunks, num_threads=c.nthreads, schedule="static"):
         t = threadid()
         tb = buf + t * n_buffers
-        st = stage + t * (n_inputs + n_outputs)
-        r = min(chunk, batch - q * chunk)
-        for k in range(n_inputs):
-            at = q * chunk * sample_bytes[k]
-            if r == chunk:
-                tb[k] = <char *> whole[k] + at
-            else:
-                tb[k] = st[k]
-                memcpy(st[k], <char *> whole[k] + at, r * sample_bytes[k])
-                memset(<char *> st[k] + r * sample_bytes[k], 0, (chunk - r) * sample_bytes[k])
-        for j in range(n_outputs):
-            k = outputs[j]
-            tb[k] = <char *> whole[k] + q * chunk * sample_bytes[k] if r == chunk \
-                else st[n_inputs + j]
-        _program_run(ops, n_ops, tb, s + t * scratch_stride, tag)
-        if r < chunk:
-            for j in range(n_outputs):
-                k = outputs[j]
-                memcpy(<char *> whole[k] + q * chunk * sample_bytes[k], st[n_inputs + j],
-                       r * sample_bytes[k])
+        st = c.stage + t * (n_inputs + c.n_outputs)
+        r = min(c.chunk, c.batch - q * c.chunk)
+        for j in range(n_inputs + c.n_outputs):
+            k = j if j < n_inputs else c.outputs[j - n_inputs]
+            at = q * c.chunk * c.sample_bytes[k]
+            tb[k] = <char *> c.whole[k] + at if r == c.chunk else st[j]
+            if r < c.chunk and j < n_inputs:
+                memcpy(st[j], <char *> c.whole[k] + at, r * c.sample_bytes[k])
+                memset(<char *> st[j] + r * c.sample_bytes[k], 0,
+                       (c.chunk - r) * c.sample_bytes[k])
+        _program_run(ops, n_ops, tb, s + t * c.scratch_stride, tag)
+        if r < c.chunk:
+            for j in range(c.n_outputs):
+                k = c.outputs[j]
+                memcpy(<char *> c.whole[k] + q * c.chunk * c.sample_bytes[k],
+                       st[n_inputs + j], r * c.sample_bytes[k])
 
 
 cdef tuple _config_token():
@@ -173,12 +176,12 @@ cdef tuple _config_token():
 cdef class Program:
     """A forward pass as one compiled call. Program(dtype, buffers, n_inputs, ops,
     allocate): buffers[k] is the array of buffer k (None for the first n_inputs, the
-    inputs, given at each run); ops a list of (kind, a, b, out, aux, n, i, f, size,
-    geometry, relu, nthreads, kernel, bias) with kind a key of PROGRAM_OPS, n the rows
-    (batch), i and f a row's inputs and outputs (a convolution's: KH*KW*C and F), size
-    the elements of an elementwise operation, and geometry _geometry's 13 numbers (or
-    ()); allocate(nbytes) gives the scratch area. Every array is checked to hold what
-    the operations read and write: a wrong program is refused, never run.
+    inputs, given at each run); ops a list of (kind, a, b, out, n, i, f, size, geometry,
+    relu, nthreads, kernel, bias) with kind a key of PROGRAM_OPS, n the rows (batch), i
+    and f a row's inputs and outputs (a convolution's: KH*KW*C and F), size the elements
+    of an elementwise operation, and geometry _geometry's 13 numbers (or ());
+    allocate(nbytes) gives the scratch area. Every array is checked to hold what the
+    operations read and write: a wrong program is refused, never run.
 
     Chunked (batch > 0): the ops are made for `chunk` samples and one thread each, and a
     run takes `batch` samples through them chunk by chunk, nthreads chunks at a time,
@@ -189,13 +192,8 @@ cdef class Program:
 
     cdef ProgramOp *ops
     cdef void **buf           # the buffers' data (chunked: nthreads tables of them)
-    cdef void **whole         # chunked: the inputs' and outputs' whole arrays
-    cdef void **stage         # chunked: a partial chunk's inputs and outputs, per thread
-    cdef int *outputs
-    cdef int64_t *sample_bytes
-    cdef int n_ops, n_buffers, n_inputs, n_outputs, nthreads
-    cdef readonly int64_t batch, chunk   # chunked: the batch and a chunk's samples; else 0
-    cdef int64_t scratch_stride
+    cdef Chunks c
+    cdef int n_ops, n_buffers, n_inputs
     cdef bint is_f32
     cdef char *s
     cdef object keep          # the buffers, weights and scratch the pointers point into
@@ -204,100 +202,101 @@ cdef class Program:
 
     def __cinit__(self):
         self.ops = NULL
-        self.buf = self.whole = self.stage = NULL
-        self.outputs = NULL
-        self.sample_bytes = NULL
+        self.buf = self.c.whole = self.c.stage = NULL
+        self.c.outputs = NULL
+        self.c.sample_bytes = NULL
 
     def __dealloc__(self):
         free(self.ops)
         free(self.buf)
-        free(self.whole)
-        free(self.stage)
-        free(self.outputs)
-        free(self.sample_bytes)
+        free(self.c.whole)
+        free(self.c.stage)
+        free(self.c.outputs)
+        free(self.c.sample_bytes)
+
+    @property
+    def batch(self):
+        """Chunked: the samples a run takes; else 0."""
+        return self.c.batch
+
+    @property
+    def chunk(self):
+        """Chunked: the samples of a chunk; else 0."""
+        return self.c.chunk
 
     def __init__(self, dtype, list buffers, int n_inputs, list ops, allocate,
                  int64_t batch=0, int64_t chunk=0, outputs=(), int nthreads=1):
         cdef int k, t, j
         cdef ProgramOp *op
         cdef int64_t need = 0
+        cdef Chunks *c = &self.c
         self.dtype = dtype
         self.is_f32 = dtype.itemsize == 4
         self.n_buffers = len(buffers)
         self.n_inputs = n_inputs
         self.n_ops = len(ops)
-        self.batch, self.chunk = batch, chunk
-        self.nthreads = max(1, nthreads) if batch else 1
+        c.batch, c.chunk = batch, chunk
+        c.nthreads = max(1, nthreads) if batch else 1
         outputs = sorted(set(outputs)) if batch else []
-        self.n_outputs = len(outputs)
+        c.n_outputs = len(outputs)
         if batch and not 0 < chunk <= batch:
             raise ValueError(f"Program: chunks of {chunk} samples for a batch of {batch}")
         if batch and any(not n_inputs <= k < self.n_buffers for k in outputs):
             raise ValueError(f"Program: outputs {outputs} must name buffers after the "
                              f"{n_inputs} inputs, of {self.n_buffers}")
         self.ops = <ProgramOp *> calloc(max(1, self.n_ops), sizeof(ProgramOp))
-        self.buf = <void **> calloc(max(1, self.nthreads * self.n_buffers), sizeof(void *))
-        self.whole = <void **> calloc(max(1, self.n_buffers), sizeof(void *))
-        self.stage = <void **> calloc(max(1, self.nthreads * (n_inputs + self.n_outputs)),
-                                      sizeof(void *))
-        self.outputs = <int *> calloc(max(1, self.n_outputs), sizeof(int))
-        self.sample_bytes = <int64_t *> calloc(max(1, self.n_buffers), sizeof(int64_t))
-        if (self.ops == NULL or self.buf == NULL or self.whole == NULL or self.stage == NULL
-                or self.outputs == NULL or self.sample_bytes == NULL):
+        self.buf = <void **> calloc(max(1, c.nthreads * self.n_buffers), sizeof(void *))
+        c.whole = <void **> calloc(max(1, self.n_buffers), sizeof(void *))
+        c.stage = <void **> calloc(max(1, c.nthreads * (n_inputs + c.n_outputs)),
+                                   sizeof(void *))
+        c.outputs = <int *> calloc(max(1, c.n_outputs), sizeof(int))
+        c.sample_bytes = <int64_t *> calloc(max(1, self.n_buffers), sizeof(int64_t))
+        if (self.ops == NULL or self.buf == NULL or c.whole == NULL or c.stage == NULL
+                or c.outputs == NULL or c.sample_bytes == NULL):
             raise MemoryError()
         self.keep = [buffers]
         # The bytes each buffer must hold, from the operations that read or write it.
-        extents = [0] * self.n_buffers
-        itemsizes = [dtype.itemsize] * self.n_buffers
+        nbytes = [0] * self.n_buffers
         for spec in ops:
-            kind, a, b, out, aux, n, i, f, size, geometry = spec[:10]
+            kind, a, b, out, n, i, f, size, geometry = spec[:9]
             if kind not in PROGRAM_OPS:
                 raise ValueError(f"Program: unknown operation {kind!r}")
             e = _op_extents(kind, n, i, f, size, geometry)
-            for j, index in enumerate((a, b, out, aux)):
-                if index == -1 and (e[j] == 0 or j == 1 or j == 3):
+            for j, index in enumerate((a, b, out)):
+                if index == -1 and (e[j] == 0 or j == 1):
                     continue
-                if not 0 <= index < self.n_buffers or (j >= 2 and index < n_inputs):
+                if not 0 <= index < self.n_buffers or (j == 2 and index < n_inputs):
                     raise ValueError(f"Program: operation {kind!r} names buffer {index}, "
                                      f"of {self.n_buffers} ({n_inputs} inputs, read-only)")
-                extents[index] = max(extents[index], e[j])
-                if j == 3:
-                    itemsizes[index] = 4   # int32 argmax
-        nbytes = [extents[k] * itemsizes[k] for k in range(self.n_buffers)]
+                nbytes[index] = max(nbytes[index], e[j] * dtype.itemsize)
         if batch:   # inputs and outputs hold the whole batch: chunk-sized samples
             for k in list(range(n_inputs)) + outputs:
                 if nbytes[k] % chunk:
                     raise ValueError(f"Program: buffer {k} of {nbytes[k]} bytes is not "
                                      f"{chunk} samples")
-                self.sample_bytes[k] = nbytes[k] // chunk
-                nbytes[k] = self.sample_bytes[k] * batch
+                c.sample_bytes[k] = nbytes[k] // chunk
+                nbytes[k] = c.sample_bytes[k] * batch
             for j, k in enumerate(outputs):
-                self.outputs[j] = k
+                c.outputs[j] = k
         self.input_bytes = nbytes[:n_inputs]
         for k in range(n_inputs, self.n_buffers):
-            self.buf[k] = self.whole[k] = _address(buffers[k], True, nbytes[k])
-        for t in range(1, self.nthreads):   # the other threads' own buffers
+            self.buf[k] = c.whole[k] = _address(buffers[k], True, nbytes[k])
+        for t in range(1, c.nthreads):   # the other threads' own buffers
             for k in range(n_inputs, self.n_buffers):
                 if k not in outputs:
-                    area = allocate(max(nbytes[k], 1))
-                    self.keep.append(area)
-                    self.buf[t * self.n_buffers + k] = _address(area, True, nbytes[k])
-        for t in range(self.nthreads if batch else 0):
+                    self.buf[t * self.n_buffers + k] = self._area(allocate, nbytes[k])
+        for t in range(c.nthreads if batch else 0):
             for j, k in enumerate(list(range(n_inputs)) + outputs):
-                area = allocate(max(self.sample_bytes[k] * chunk, 1))
-                self.keep.append(area)
-                self.stage[t * (n_inputs + self.n_outputs) + j] = _address(
-                    area, True, self.sample_bytes[k] * chunk)
+                c.stage[t * (n_inputs + c.n_outputs) + j] = self._area(
+                    allocate, c.sample_bytes[k] * chunk)
         for k, spec in enumerate(ops):
-            (kind, a, b, out, aux, n, i, f, size, geometry, relu, nthreads,
-             kernel, bias) = spec
+            kind, a, b, out, n, i, f, size, geometry, relu, nthreads, kernel, bias = spec
             op = &self.ops[k]
             op.kind = PROGRAM_OPS[kind]
-            op.a, op.b, op.out, op.aux = a, b, out, aux
+            op.a, op.b, op.out = a, b, out
             op.n, op.i, op.f, op.size = n, i, f, size
-            op.relu, op.nthreads = relu, max(1, nthreads)
-            if batch:
-                op.nthreads = 1   # the threads share the chunks, not an operation
+            # chunked: the threads share the chunks, not an operation
+            op.relu, op.nthreads = relu, 1 if batch else max(1, nthreads)
             if geometry:
                 (H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw) = geometry
                 op.g = _geometry(H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw)
@@ -308,17 +307,21 @@ cdef class Program:
                 if bias is not None:
                     op.bias = _address(bias, False, f * dtype.itemsize)
             if op.kind == OP_CONV:
-                need = max(need, _forward_scratch_bytes(&op.g, op.n, f, dtype.itemsize,
+                need = max(need, _forward_scratch_bytes(&op.g, n, f, dtype.itemsize,
                                                         op.nthreads, self.is_f32))
             elif op.kind == OP_DENSE:
-                need = max(need, _dense_scratch_bytes(op.n, i, f, dtype.itemsize,
-                                                      op.nthreads, self.is_f32))
+                need = max(need, _dense_scratch_bytes(n, i, f, dtype.itemsize, op.nthreads,
+                                                      self.is_f32))
         # Each thread's scratch starts a whole number of cache lines after the last's.
-        self.scratch_stride = _align(need) + ALIGN
-        scratch = allocate(max(self.nthreads * self.scratch_stride, 64))
-        self.keep.append(scratch)
-        self.s = <char *> _address(scratch, True, self.nthreads * self.scratch_stride)
+        c.scratch_stride = _align(need) + ALIGN
+        self.s = <char *> self._area(allocate, c.nthreads * c.scratch_stride)
         self.token = _config_token()
+
+    cdef void *_area(self, allocate, int64_t nbytes) except NULL:
+        """A new area of nbytes from allocate, kept alive with the program."""
+        area = allocate(max(nbytes, 64))
+        self.keep.append(area)
+        return _address(area, True, nbytes)
 
     def current(self):
         """Whether the kernels' settings are still those the program was made under."""
@@ -335,21 +338,14 @@ cdef class Program:
             if inputs[k].dtype != self.dtype:
                 raise ValueError(f"Program.run: input {k} must be {self.dtype}, "
                                  f"received {inputs[k].dtype}")
-            self.buf[k] = self.whole[k] = _address(inputs[k], False, self.input_bytes[k])
+            self.buf[k] = self.c.whole[k] = _address(inputs[k], False, self.input_bytes[k])
         with nogil:
-            if self.batch:
-                if self.is_f32:
-                    _program_chunks(self.ops, self.n_ops, self.whole, self.buf,
-                                    self.n_buffers, self.n_inputs, self.outputs,
-                                    self.n_outputs, self.sample_bytes, self.batch,
-                                    self.chunk, self.stage, self.s, self.scratch_stride,
-                                    self.nthreads, <float *> NULL)
-                else:
-                    _program_chunks(self.ops, self.n_ops, self.whole, self.buf,
-                                    self.n_buffers, self.n_inputs, self.outputs,
-                                    self.n_outputs, self.sample_bytes, self.batch,
-                                    self.chunk, self.stage, self.s, self.scratch_stride,
-                                    self.nthreads, <double *> NULL)
+            if self.c.batch and self.is_f32:
+                _program_chunks(self.ops, self.n_ops, self.buf, self.n_buffers,
+                                self.n_inputs, &self.c, self.s, <float *> NULL)
+            elif self.c.batch:
+                _program_chunks(self.ops, self.n_ops, self.buf, self.n_buffers,
+                                self.n_inputs, &self.c, self.s, <double *> NULL)
             elif self.is_f32:
                 _program_run(self.ops, self.n_ops, self.buf, self.s, <float *> NULL)
             else:

@@ -73,12 +73,11 @@ CNNX_DW_TYPES(double, f64)
     typedef void (*cnnx_bn_sums_##S)(const T *, int64_t, int64_t, const double *,        \
                                      double *);                                           \
     typedef void (*cnnx_bn_grad_sums_##S)(const T *, const T *, const T *, const T *,    \
-                                          const T *, int64_t, int64_t, double *, double *, \
-                                          T *);                                           \
+                                          int64_t, int64_t, double *, double *, T *);     \
     typedef void (*cnnx_bn_apply_##S)(const T *, const T *, const T *, int64_t, int64_t, \
                                       int, T *);                                          \
     typedef void (*cnnx_bn_dx_##S)(const T *, const T *, const T *, const T *, const T *, \
-                                   const T *, const T *, const T *, int64_t, int64_t, T *);
+                                   const T *, const T *, int64_t, int64_t, T *);
 CNNX_BN_TYPES(float, f32)
 CNNX_BN_TYPES(double, f64)
 

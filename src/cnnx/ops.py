@@ -332,16 +332,15 @@ def conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilation_rate=1,
 
 def _input_grad(dy, kernel, dx, strides, ph, pw, dilation, nthreads):
     """dx of a convolution. A pointwise one's (1x1, stride 1, no padding) is dy times the
-    kernel transposed, by the dense kernels (as its forward pass: see _kernels_conv.pxi's
-    _pointwise). At stride 1 it is also the forward convolution of dy with
+    kernel transposed, by the dense kernels, as its forward pass
+    (_kernels.pointwise_wanted). At stride 1 it is also the forward convolution of dy with
     the kernel flipped in space and transposed in channels, padded by (k - 1) * d - p
     before: where the flipped convolution maps no more channels in than out (F <= C) or
     the kernel is 1x1, that runs on the forward's faster kernels (W5's 16-channel
     layers: 1.98x, 32 and 64 channels 1.05-1.14x, a 1x1 kernel 1.25x; where F > C it
     ran 0.77-0.97x, so col2im stays there)."""
     kh, kw, c, f = kernel.shape
-    if (kh, kw, ph, pw) == (1, 1, 0, 0) and strides == (1, 1) \
-            and _kernels.conv_algorithm() == "auto":   # pointwise: as a dense layer's
+    if _kernels.pointwise_wanted(kh, kw, strides[0], strides[1], ph, pw):
         _kernels.dense_input_grad(dy.reshape(-1, f), kernel.reshape(c, f),
                                   dx.reshape(-1, c), nthreads, _workspace)
     elif strides == (1, 1) and (f <= c or kh == kw == 1):
@@ -978,9 +977,9 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     for. training: the statistics were the batch's own (their gradient flows into dx);
     otherwise they were fixed (the moving ones). After a batch_normalization with
     activation="relu", dy is the gradient after the ReLU, masked inside the kernel's
-    passes where the ReLU gave 0: pass its output as `relu_output`, or
-    activation="relu" and the forward's `beta`, and the mask is recomputed from x (the
-    same multiply-add, the same bits; one array fewer to read).
+    passes where the ReLU gave 0: pass activation="relu" and the forward's `beta`, and
+    the mask is recomputed from x (the same multiply-add, the same bits; no array to
+    read for it), or the ReLU's output as `relu_output` (dy is masked by it first).
 
     >>> x = np.array([[1.0], [3.0]])
     >>> dy = np.array([[1.0], [1.0]])
@@ -996,20 +995,16 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     x, dy = _common(x, dy)
     _check_grad(dy, x.shape, where)
     c = x.shape[-1]
-    relu_affine = None
-    if _activation(activation, where):
-        if relu_output is not None:
-            raise ValueError(f"{where}: give `relu_output` or activation=\"relu\", "
-                             f"not both")
-        mean, rstd, affine_scale, affine_shift = _bn_affine(x, mean, variance, gamma, beta,
-                                                            epsilon, where)
-        relu_affine = np.stack([affine_scale, affine_shift])
-    else:
-        mean = _channel_vector(mean, c, "mean", where, x.dtype)
-        rstd = _rstd(_channel_vector(variance, c, "variance", where, x.dtype), epsilon,
-                     where)
+    relu = _activation(activation, where)
+    if relu and relu_output is not None:
+        raise ValueError(f"{where}: give `relu_output` or activation=\"relu\", not both")
+    mean, rstd, affine_scale, affine_shift = _bn_affine(x, mean, variance, gamma, beta,
+                                                        epsilon, where)
+    relu_affine = np.stack([affine_scale, affine_shift]) if relu else None
     gamma = None if gamma is None else _channel_vector(gamma, c, "gamma", where, x.dtype)
     relu_output = _relu_output(relu_output, dy, where)
+    if relu_output is not None:   # the mask from the ReLU's output: applied up front
+        dy = relu_backward(dy, relu_output)
     out = (None, None, None) if out is None else out
     if not isinstance(out, tuple) or len(out) != 3:
         raise ValueError(f"{where}: `out` must be a tuple (dx, dgamma, dbeta)")
@@ -1019,7 +1014,6 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     rows = _rows(x, where)
     _kernels.batch_norm_grad(rows, _rows(dy, where), mean, rstd, gamma, bool(training),
                              None if dx is None else dx.reshape(rows.shape), dgamma, dbeta,
-                             None if relu_output is None else _rows(relu_output, where),
                              relu_affine, threads_for(x.size), _workspace)
     return dx, dgamma, dbeta
 

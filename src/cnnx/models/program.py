@@ -265,7 +265,7 @@ class _Builder:
             return (x, out_shape) if int(np.prod(out_shape)) == size else None
         if op.kind in ("relu", "sigmoid", "softmax", "add"):
             out = self._new(shape)
-            self.ops.append((op.kind, x, buffers[1] if op.kind == "add" else -1, out, -1, n,
+            self.ops.append((op.kind, x, buffers[1] if op.kind == "add" else -1, out, n,
                              shape[-1], shape[-1], size, (), relu,
                              _config.threads_for(size), None, None))
             return out, shape
@@ -288,7 +288,7 @@ class _Builder:
         if op.kind == "global_average_pool2d":
             out_shape = (N, 1, 1, C) if op.keepdims else (N, C)
             out = self._new(out_shape)
-            self.ops.append((op.kind, x, -1, out, -1, N, H * W, C, 0, (), 0,
+            self.ops.append((op.kind, x, -1, out, N, H * W, C, 0, (), 0,
                              _config.threads_for(size), None, None))
             return out, out_shape
         if op.kind == "max_pool2d":
@@ -298,8 +298,8 @@ class _Builder:
             if geometry is None:
                 return None
             out_shape = (N, geometry[3], geometry[4], C)
-            out = self._new(out_shape)   # no argmax (aux -1): no backward pass reads it
-            self.ops.append(("max_pool2d", x, -1, out, -1, N, 0, C, 0, geometry, 0,
+            out = self._new(out_shape)   # no argmax: no backward pass reads it
+            self.ops.append(("max_pool2d", x, -1, out, N, 0, C, 0, geometry, 0,
                              _config.threads_for(size), None, None))
             return out, out_shape
         return None
@@ -318,7 +318,7 @@ class _Builder:
         reads = kernel.size // F    # an output's: KH*KW*C, I, or a depthwise filter's KH*KW
         out = self._new(out_shape)
         work = int(np.prod(out_shape)) * reads    # as the ops wrappers count it
-        self.ops.append((op.kind, x, -1, out, -1, in_shape[0], reads, F, 0, geometry,
+        self.ops.append((op.kind, x, -1, out, in_shape[0], reads, F, 0, geometry,
                          int(op.relu), _config.threads_for(work), kernel, bias))
         self.watch.extend((var, var.value) for var in op.watch)
         if op.refresh is not None:
@@ -348,7 +348,7 @@ def _chunk_size(builder, batch):
         for k, shape in builder.shape.items() if k < builder.n_inputs)
     per_sample = tensors / batch
     macs = 0
-    for kind, _a, _b, _out, _aux, n, i, f, _size, geometry, *_ in builder.ops:
+    for kind, _a, _b, _out, n, i, f, _size, geometry, *_ in builder.ops:
         if kind in ("conv2d", "depthwise_conv2d"):
             macs += n * geometry[3] * geometry[4] * i * f
         elif kind == "dense":
