@@ -9,7 +9,7 @@ Networks:
   mnist:  the keras.io "Simple MNIST convnet", batch 128 (conv 32 3x3, pool 2,
           conv 64 3x3, pool 2, dense 1600 -> 10)
   depthwise: a MobileNet block's depthwise step, 32x32x64, multipliers 1 and 2
-  resnet: W5's last stage, batch 64: conv 8x8x64 -> 64 3x3 "same" (Winograd), then
+  resnet: W5's last stage, batch 64: conv 8x8x64 -> 64 3x3 "same" (Winograd F(4x4, 3x3)), then
           BatchNormalization (moments; forward and backward with the ReLU fused)
 Not a CI gate: timings are noisy. Ratios are reference time / cnnx time. The cnnx side
 passes preallocated `out=` buffers, as its layers keep theirs across steps; the NumPy
@@ -33,7 +33,7 @@ NETWORKS = {
     "mnist": dict(batch=128, input=(28, 28, 1), convs=[32, 64], dense=[10]),
     # A MobileNet block's depthwise step: 3x3 per channel, multipliers 1 and 2.
     "depthwise": dict(batch=32, input=(32, 32, 64), convs=[], dense=[], depthwise=[1, 2]),
-    # W5's last stage: a 3x3 "same" conv 64 -> 64 (Winograd F(2x2, 3x3) under "auto"),
+    # W5's last stage: a 3x3 "same" conv 64 -> 64 (Winograd F(4x4, 3x3) under "auto"),
     # then BatchNormalization with the ReLU fused in.
     "resnet": dict(batch=64, input=(8, 8, 64), convs=[], dense=[], resnet=[64]),
 }

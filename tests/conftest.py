@@ -57,7 +57,7 @@ def threads():
     cnnx.set_num_threads(before)
 
 
-@pytest.fixture(params=["gemm", "direct", "winograd"])
+@pytest.fixture(params=["gemm", "direct", "winograd", "winograd4"])
 def conv_algorithm(request):
     """Runs a test once with the im2col products, once with the direct kernels (forced
     for every layer, wherever the SIMD path has them) and once with Winograd F(2x2, 3x3)

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from cnnx import _kernels, ops
 from cnnx.testing import reference as ref
 
+from helpers import conv_tol
+
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 FUZZ = settings(max_examples=400, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -20,14 +22,14 @@ extents = st.integers(1, 12)          # strides and dilations, up to well past t
 
 def _assert_close(got, want, dtype, what):
     assert got.shape == want.shape, (what, got.shape, want.shape)
-    np.testing.assert_allclose(got, want, err_msg=what, **TOL[dtype])
+    np.testing.assert_allclose(got, want, err_msg=what, **conv_tol(TOL[dtype], dtype, want))
 
 
 @FUZZ
 @given(n=dims, h=dims, w=dims, c=st.integers(1, 4), f=st.integers(1, 9),
        kh=st.integers(1, 4), kw=st.integers(1, 4), sh=extents, sw=extents, dh=extents,
        dw=extents, padding=st.sampled_from(["valid", "same"]),
-       algorithm=st.sampled_from(["gemm", "direct", "winograd", "auto"]),
+       algorithm=st.sampled_from(["gemm", "direct", "winograd", "winograd4", "auto"]),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 32 - 1))
 def test_conv2d_any_geometry(n, h, w, c, f, kh, kw, sh, sw, dh, dw, padding, algorithm,
                              dtype, seed):
@@ -254,7 +256,7 @@ def _brute_conv(x, kernel, strides, dilation):
     return y
 
 
-@pytest.mark.parametrize("algorithm", ["gemm", "direct", "winograd"])
+@pytest.mark.parametrize("algorithm", ["gemm", "direct", "winograd", "winograd4"])
 def test_largest_legal_stride_and_dilation_compute_within_memory(algorithm):
     # 2**31 - 1 is legal: the direct kernels would pad a copy the size of the dilated
     # kernel, so the im2col product reads it in place instead.

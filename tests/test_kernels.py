@@ -8,7 +8,7 @@ import cnnx
 from cnnx import _kernels, ops
 from cnnx import _reference as ref
 
-from helpers import assert_grad, by_conv_algorithm, conv_algorithm, numerical_grad
+from helpers import assert_grad, by_conv_algorithm, conv_algorithm, conv_tol, numerical_grad
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
@@ -40,8 +40,8 @@ def _conv_check(case, dtype, rng, bias=True, activation=None):
     kernel = rng.standard_normal(k + (c, f)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype) if bias else None
     y = ops.conv2d(x, kernel, b, s, pad, d, activation)
-    np.testing.assert_allclose(y, ref.conv2d(x, kernel, b, s, pad, d, activation),
-                               **TOL[dtype])
+    want = ref.conv2d(x, kernel, b, s, pad, d, activation)
+    np.testing.assert_allclose(y, want, **conv_tol(TOL[dtype], dtype, want))
     assert y.dtype == dtype
     dy = rng.standard_normal(y.shape).astype(dtype)
     got = ops.conv2d_backward(x, kernel, dy, s, pad, d, use_bias=bias)
@@ -50,7 +50,7 @@ def _conv_check(case, dtype, rng, bias=True, activation=None):
         if r is None:
             assert g is None, name
         else:
-            np.testing.assert_allclose(g, r, err_msg=name, **TOL[dtype])
+            np.testing.assert_allclose(g, r, err_msg=name, **conv_tol(TOL[dtype], dtype, r))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -184,7 +184,7 @@ def test_conv2d_backward_fuses_relu_mask(c, f, padding, dtype, input_grad, rng,
     want = ref.conv2d_backward(x, kernel, ref.relu_backward(dy, y), padding=padding)
     for name, g, r in zip(("dx", "dkernel", "dbias"), got, want):
         if input_grad or name != "dx":
-            np.testing.assert_allclose(g, r, err_msg=name, **TOL[dtype])
+            np.testing.assert_allclose(g, r, err_msg=name, **conv_tol(TOL[dtype], dtype, r))
     with pytest.raises(ValueError, match="relu_output"):
         ops.conv2d_backward(x, kernel, dy, padding=padding, relu_output=y[:, :1])
 
@@ -211,58 +211,67 @@ def test_conv_algorithm_rejects_unknown_names():
         _kernels.set_conv_algorithm("fft")
 
 
-@pytest.mark.parametrize("shape", [(64, 8, 8, 64, 64), (16, 16, 16, 32, 64)])
-def test_winograd_is_chosen_for_wide_3x3_layers(shape, rng, simd_path):
-    """W5's 64 -> 64 layers (and 32 -> 64 at 16 x 16) run Winograd F(2x2, 3x3) under
-    "auto": the same bits as when it is forced, other bits than the im2col product's,
-    and the reference's values to float32's tolerance."""
+@pytest.mark.parametrize("shape,expected", [
+    ((64, 8, 8, 64, 64), "winograd4"), ((64, 16, 16, 32, 32), "winograd4"),
+    ((16, 16, 16, 32, 64), "winograd4"), ((16, 8, 8, 256, 256), "winograd")])
+def test_winograd_is_chosen_for_wide_3x3_layers(shape, expected, rng, simd_path):
+    """W5's 64 -> 64 and 32 -> 32 layers (and 32 -> 64 at 16 x 16) run Winograd F(4x4,
+    3x3) under "auto", a 256 -> 256 layer F(2x2, 3x3) (its transformed kernel is too
+    large for F(4x4)'s): the same bits as when it is forced, other bits than the other
+    algorithms', and the reference's values to float32's tolerance."""
     n, h, w, c, f = shape
     x = rng.standard_normal((n, h, w, c)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
-    ys = by_conv_algorithm(("auto", "winograd", "gemm"), lambda: ops.conv2d(
+    ys = by_conv_algorithm(("auto", "winograd", "winograd4", "gemm"), lambda: ops.conv2d(
         x, kernel, bias, 1, "same", activation="relu"))
-    assert np.array_equal(ys["auto"], ys["winograd"])
-    assert not np.array_equal(ys["auto"], ys["gemm"])
-    np.testing.assert_allclose(ys["auto"], ref.conv2d(x, kernel, bias, 1, "same",
-                                                      activation="relu"), rtol=1e-4,
-                               atol=1e-4)
+    assert np.array_equal(ys["auto"], ys[expected])
+    for other in {"winograd", "winograd4", "gemm"} - {expected}:
+        assert not np.array_equal(ys["auto"], ys[other])
+    want = ref.conv2d(x, kernel, bias, 1, "same", activation="relu")
+    with conv_algorithm(expected):
+        np.testing.assert_allclose(ys["auto"], want, **conv_tol(TOL[np.float32], np.float32, want))
 
 
 @pytest.mark.parametrize("batch,size,c,f,expected", [
-    (1, 13, 32, 64, "direct"), (2, 13, 32, 64, "direct"), (64, 13, 32, 64, "winograd"),
-    (1, 10, 64, 64, "direct"), (1, 10, 128, 128, "direct"), (48, 13, 48, 48, "gemm"),
-    (1, 32, 64, 64, "direct"), (3, 32, 64, 64, "winograd")])
+    (1, 13, 32, 64, "direct"), (2, 13, 32, 64, "direct"), (64, 13, 32, 64, "winograd4"),
+    (1, 10, 64, 64, "direct"), (1, 10, 128, 128, "direct"), (3, 13, 48, 48, "direct"),
+    (1, 26, 64, 64, "direct"), (1, 32, 64, 64, "winograd4"), (3, 32, 64, 64, "winograd4"),
+    (48, 13, 48, 48, "winograd4"), (32, 8, 256, 256, "winograd")])
 def test_few_output_pixels_take_the_direct_forward(batch, size, c, f, expected, rng,
                                                    simd_path):
     """A 3x3 layer of up to 128 inputs and outputs with at most 4096 output pixels (one
-    or two images) takes the channel-vectorised direct forward; W1's 32 -> 64 layer at
-    batch 64 takes Winograd (its rule comes first), and so does W4's 64 -> 64 layer from
-    three images on (one: too few tiles), 48 images of 48 -> 48 the product.
+    or two images) and fewer than 64 tiles of 4 x 4 takes the channel-vectorised direct
+    forward; from 64 tiles on (W4's 32 x 32 64 -> 64 layer from one image on, W1's 32
+    -> 64 layer at batch 64) Winograd F(4x4, 3x3), above 128 channels F(2x2, 3x3).
     Seen through the bits, with the reference's values either way. The baseline path
     has no direct kernels."""
     x = rng.standard_normal((batch, size, size, c)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
-    ys = by_conv_algorithm(("auto", "direct", "gemm", "winograd"),
+    algorithms = ("direct", "gemm", "winograd", "winograd4")
+    ys = by_conv_algorithm(("auto",) + algorithms,
                            lambda: ops.conv2d(x, kernel, bias, activation="relu"))
-    if simd_path in ("avx512", "avx2"):
+    if simd_path in ("avx512", "avx2") or expected != "direct":
         assert np.array_equal(ys["auto"], ys[expected])
-        for other in {"direct", "gemm", "winograd"} - {expected}:
+        for other in set(algorithms) - {expected}:
             assert not np.array_equal(ys["auto"], ys[other])
-    np.testing.assert_allclose(ys["auto"], ref.conv2d(x, kernel, bias, activation="relu"),
-                               rtol=1e-4, atol=1e-4)
+    want = ref.conv2d(x, kernel, bias, activation="relu")
+    with conv_algorithm(expected):
+        np.testing.assert_allclose(ys["auto"], want, **conv_tol(TOL[np.float32], np.float32, want))
 
 
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_winograd_gradients_by_finite_differences(padding, rng):
+def test_winograd_gradients_by_finite_differences(padding, algorithm, rng):
     """float64, Winograd forced: the forward pass and the input gradient (the flipped
-    kernel's forward pass) run through it; central differences agree."""
-    x = rng.standard_normal((2, 5, 4, 3))
+    kernel's forward pass) run through it; central differences agree. 5 x 7 images:
+    partial tiles of both sizes."""
+    x = rng.standard_normal((2, 5, 7, 3))
     kernel = rng.standard_normal((3, 3, 3, 2))
     y = ops.conv2d(x, kernel, None, 1, padding)
     r = rng.standard_normal(y.shape)
-    with conv_algorithm("winograd"):
+    with conv_algorithm(algorithm):
         def loss():
             return float(np.sum(ops.conv2d(x, kernel, None, 1, padding) * r))
 

@@ -54,7 +54,7 @@ def pointwise_wanted(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
 cdef int _forward_kind(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
     if _pointwise_wanted(g):
         return FWD_POINTWISE
-    if _winograd_wanted(g, N, F, is_f32):
+    if _winograd_side(g, N, F, is_f32):
         return FWD_WINOGRAD
     if not _direct_fits(g):
         return FWD_GEMM
@@ -74,7 +74,7 @@ cdef int64_t _forward_scratch_bytes(const Geometry *g, int64_t N, int64_t F, int
     if kind == FWD_POINTWISE:
         return _dense_scratch_bytes(N * g.OH * g.OW, g.C, F, itemsize, nthreads, is_f32)
     if kind == FWD_WINOGRAD:
-        _wino_plan(&w, g, N, F, is_f32)
+        _wino_plan(&w, g, N, F, is_f32, _winograd_side(g, N, F, is_f32))
         return _wino_scratch_bytes(&w, itemsize, nthreads)
     if kind == FWD_NHWC:
         _nhwc_plan(&nd, g, F, is_f32)
@@ -99,7 +99,7 @@ cdef void _conv_forward(const Geometry *g, const floating *x, const floating *ke
     if kind == FWD_POINTWISE:
         _dense_forward(x, kernel, bias, y, N * g.OH * g.OW, g.C, F, relu, s, nthreads)
     elif kind == FWD_WINOGRAD:
-        _wino_plan(&w, g, N, F, floating is float)
+        _wino_plan(&w, g, N, F, floating is float, _winograd_side(g, N, F, floating is float))
         _wino_conv(&w, x, kernel, bias, y, relu, s, nthreads)
     elif kind == FWD_NHWC:
         _nhwc_plan(&nd, g, F, floating is float)

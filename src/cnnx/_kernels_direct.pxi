@@ -42,16 +42,17 @@ cdef enum:
     DIRECT_KGRAD_MAX_F = 8
 
 # 0: choose per layer; 1: always im2col products; 2: direct wherever the SIMD path has it;
-# 3: Winograd wherever it applies (3x3, stride 1), else as 0.
+# 3, 4: Winograd F(2x2, 3x3), F(4x4, 3x3) wherever it applies (3x3, stride 1), else as 0.
 cdef int _conv_algorithm = 0
-_CONV_ALGORITHMS = ("auto", "gemm", "direct", "winograd")
+_CONV_ALGORITHMS = ("auto", "gemm", "direct", "winograd", "winograd4")
 
 
 def set_conv_algorithm(str name):
     """Force how convolutions run: "gemm" (im2col products only), "direct" (the direct
     kernels wherever the SIMD path has them), "winograd" (F(2x2, 3x3) for every 3x3
-    stride-1 forward pass, the rest as "auto") or "auto" (per layer, the default). For
-    the tests and benchmarks; results agree to rounding, not bitwise."""
+    stride-1 forward pass, the rest as "auto"), "winograd4" (F(4x4, 3x3) so) or "auto"
+    (per layer, the default). For the tests and benchmarks; results agree to rounding,
+    not bitwise."""
     global _conv_algorithm
     if name not in _CONV_ALGORITHMS:
         raise ValueError(f"conv algorithm must be one of {_CONV_ALGORITHMS}, received {name!r}")

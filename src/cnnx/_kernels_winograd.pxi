@@ -1,31 +1,50 @@
 # Included by _kernels.pyx (one extension module; see its header).
-# Winograd F(2x2, 3x3) forward for 3x3 stride-1 convolutions (_winograd_template.h)
+# Winograd F(2x2, 3x3) and F(4x4, 3x3) forward for 3x3 stride-1 convolutions
+# (_winograd_template.h)
 
 # ---------------------------------------------------------------------------------
 # Winograd convolution
 # ---------------------------------------------------------------------------------
-# Output tiles of 2 x 2 pixels, numbered over the batch (sample, tile row, tile column).
-# A work item takes a block of `tb` tiles: it transforms their input patches into V
-# (16 positions x tb tiles x C), multiplies each position's tb x C matrix by the
-# transformed kernel U[p] (C x F) with the GEMM microkernel into M (16 x tb x F), and
-# transforms M into the tiles' outputs. Each output is computed by one item in one fixed
-# order, whatever the threads. It multiplies 16 C F times a tile where the direct
-# product multiplies 36 C F times; its transforms and the rounding they add (within
-# float32's tolerance of the reference, tested) are the price.
+# Output tiles of m x m pixels (m = 2 or 4), numbered over the batch (sample, tile row,
+# tile column). A work item takes a block of `tb` tiles: it transforms their (m + 2) x
+# (m + 2) input patches into V (P = (m + 2)^2 positions x tb tiles x C), multiplies each
+# position's tb x C matrix by the transformed kernel U[p] (C x F) with the GEMM
+# microkernel into M (P x tb x F), and transforms M into the tiles' outputs. Each output
+# is computed by one item in one fixed order, whatever the threads. F(2x2, 3x3)
+# multiplies 16 C F times a tile of 4 outputs, F(4x4, 3x3) 36 C F times a tile of 16,
+# where the direct product multiplies 9 C F times an output; the transforms and the
+# rounding they add (within float32's tolerance of the reference, tested) are the price.
 
 cdef enum:
-    # When it beats the direct and im2col kernels (measured at W5's 3x3 layers on the
-    # AVX-512 and AVX2 paths, benchmarks/bench_kernels.py): at least this many input
-    # and output channels, and work items (blocks of tb tiles). Up to WINO_MAX_C input
-    # channels: one GEMM call runs over all of them, and its B panel (C x NR) should stay
-    # near L1. 32 x 32 64 -> 64, 2 threads, Winograd / direct on AVX-512 (AVX2): one
-    # image (256 tiles, 4.3 blocks; W4 at batch 1) 0.48 / 0.37 ms (0.46 / 0.39), two
-    # 0.71 / 0.72 (0.68 / 0.71), three 1.07 / 1.20 (0.90 / 1.18); 16 x 16 64 -> 64 on
-    # AVX-512, 8 images (512 tiles) 0.71 / 0.73, 16 images 1.21 / 1.56.
+    # F(2x2, 3x3), when it beats the direct and im2col kernels (measured at W5's 3x3
+    # layers on the AVX-512 and AVX2 paths, benchmarks/bench_kernels.py, while its
+    # transforms were still scalar code): at least this many input and output channels,
+    # and work items (blocks of tb tiles). Up to WINO_MAX_C input channels: one GEMM call
+    # runs over all of them, and its B panel (C x NR) should stay near L1. Under "auto"
+    # only layers of more than WINO4_MAX_C channels reach it now (below, F(4x4) takes
+    # every layer with the tiles this rule asks). 32 x 32 64 -> 64, 2 threads, Winograd /
+    # direct on AVX-512 (AVX2): one image (256 tiles, 4.3 blocks; W4 at batch 1) 0.48 /
+    # 0.37 ms (0.46 / 0.39), two 0.71 / 0.72 (0.68 / 0.71), three 1.07 / 1.20 (0.90 /
+    # 1.18); 16 x 16 64 -> 64 on AVX-512, 8 images (512 tiles) 0.71 / 0.73, 16 images
+    # 1.21 / 1.56.
     WINO_MIN_C = 32
     WINO_MIN_F = 64
     WINO_MIN_BLOCKS = 8
     WINO_MAX_C = 256
+    # F(4x4, 3x3) (36 C F multiplications for 16 outputs: 2.25 an output against F(2x2,
+    # 3x3)'s 4 and the direct 9; more rounding, about 1e-5 of the largest output in float32
+    # against 3-7e-7) wins from WINO4_MIN_TILES tiles and two work items on. AVX-512, 2
+    # threads, F(4x4) / the best other, ms: W5's 32 -> 32 and 64 -> 64 layers (64 images)
+    # 0.85 / 1.41 and 0.68 / 1.19; 32 x 32 64 -> 64, one image (64 tiles) 0.47 / 0.73;
+    # 16 x 16 32 -> 32, 4 images (64 tiles) 0.10 / 0.11; below 64 tiles it won some and
+    # lost some: 8 x 8 64 -> 64, 8 images (32 tiles) 0.18 / 0.20, 26 x 26 64 -> 64, one
+    # image (49 tiles) 0.37 / 0.28, 13 x 13 48 -> 48, 2 images 0.11 / 0.09. Above 128
+    # input channels the transformed kernel (36 C F values, 9.4 MB at 256 -> 256) outgrows
+    # L2 and F(2x2) won up to 32-64 tiles, so those keep F(2x2)'s rule.
+    WINO4_MIN_C = 32
+    WINO4_MAX_C = 128
+    WINO4_MIN_F = 32
+    WINO4_MIN_TILES = 64
     # V and M of a work item hold about 16 x WINO_BLOCK values: an L2-sized block.
     WINO_BLOCK = 8192
 
@@ -34,6 +53,7 @@ cdef struct Wino:
     Geometry g
     int64_t F, Fp              # output channels; rounded up to whole microkernel columns
     int64_t mr, nr             # the GEMM microkernel's tile
+    int m, P                   # the tile's side (2 or 4) and positions ((m + 2) ** 2)
     int64_t th, tw, tiles      # tile rows and columns of a sample; tiles of the batch
     int64_t tb                 # tiles per work item, a multiple of mr
 
@@ -43,36 +63,46 @@ cdef bint _winograd_fits(const Geometry *g) noexcept nogil:
             and g.dw == 1 and g.C <= WINO_MAX_C)
 
 
-cdef bint _winograd_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
+cdef int _winograd_side(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
+    """The tile side this layer runs Winograd with: 4 (F(4x4, 3x3)), 2 (F(2x2, 3x3)) or 0
+    (not Winograd). A rule on the shape alone: the algorithm, and so the bits, never
+    depend on the thread count."""
     if _conv_algorithm == 1 or _conv_algorithm == 2 or not _winograd_fits(g):
-        return False
+        return 0
     if _conv_algorithm == 3:
-        return True
-    # Enough tiles for WINO_MIN_BLOCKS work items (a rule on the shape alone: the
-    # algorithm, and so the bits, never depend on the thread count).
+        return 2
+    if _conv_algorithm == 4:
+        return 4
     cdef Wino w
-    _wino_plan(&w, g, N, F, is_f32)
-    return (g.C >= WINO_MIN_C and F >= WINO_MIN_F
-            and w.tiles >= WINO_MIN_BLOCKS * w.tb)
+    _wino_plan(&w, g, N, F, is_f32, 4)
+    if (WINO4_MIN_C <= g.C <= WINO4_MAX_C and F >= WINO4_MIN_F
+            and w.tiles >= WINO4_MIN_TILES and w.tiles > w.tb):
+        return 4
+    _wino_plan(&w, g, N, F, is_f32, 2)
+    if g.C >= WINO_MIN_C and F >= WINO_MIN_F and w.tiles >= WINO_MIN_BLOCKS * w.tb:
+        return 2
+    return 0
 
 
-cdef void _wino_plan(Wino *w, const Geometry *g, int64_t N, int64_t F,
-                     int is_f32) noexcept nogil:
+cdef void _wino_plan(Wino *w, const Geometry *g, int64_t N, int64_t F, int is_f32,
+                     int m) noexcept nogil:
     w.g = g[0]
     w.F = F
     _tile_shape(is_f32, &w.mr, &w.nr)
     w.Fp = _cdiv(F, w.nr) * w.nr
-    w.th = _cdiv(g.OH, 2)
-    w.tw = _cdiv(g.OW, 2)
+    w.m = m
+    w.P = (m + 2) * (m + 2)
+    w.th = _cdiv(g.OH, m)
+    w.tw = _cdiv(g.OW, m)
     w.tiles = N * w.th * w.tw
-    w.tb = max(1, WINO_BLOCK // (g.C + w.Fp) // w.mr) * w.mr
+    w.tb = max(1, 16 * WINO_BLOCK // w.P // (g.C + w.Fp) // w.mr) * w.mr
 
 
 cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) noexcept nogil:
-    """U (16 x C x Fp), then per thread V (16 x tb x C), M (16 x tb x Fp) and C zeros."""
+    """U (P x C x Fp), then per thread V (P x tb x C), M (P x tb x Fp) and C zeros."""
     cdef int64_t C = w.g.C
-    return (ALIGN + _align(16 * C * w.Fp * itemsize)
-            + nthreads * (_align(16 * w.tb * C * itemsize) + _align(16 * w.tb * w.Fp * itemsize)
+    return (ALIGN + _align(w.P * C * w.Fp * itemsize)
+            + nthreads * (_align(w.P * w.tb * C * itemsize) + _align(w.P * w.tb * w.Fp * itemsize)
                           + _align(C * itemsize)))
 
 
@@ -92,21 +122,21 @@ cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
                       floating *V, floating *M, const floating *zeros) noexcept nogil:
     """Tiles t0 : t0 + nt of the batch (nt <= tb)."""
     cdef const Geometry *g = &w.g
-    cdef int64_t C = g.C, tb = w.tb
+    cdef int64_t C = g.C, tb = w.tb, m = w.m
     cdef int64_t t, n, ti, tj, p, s, jp, rows_used
     rows_used = _cdiv(nt, w.mr) * w.mr
     for t in range(nt):
         n = _wino_tile(w, t0 + t, &ti, &tj)
         if floating is float:
-            cnnx_k.wg_input_f32(x + n * g.H * g.W * C, g.H, g.W, C, 2 * ti - g.ph,
-                                2 * tj - g.pw, zeros, V + t * C, tb * C)
+            cnnx_k.wg_input_f32(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
+                                m * tj - g.pw, zeros, V + t * C, tb * C)
         else:
-            cnnx_k.wg_input_f64(x + n * g.H * g.W * C, g.H, g.W, C, 2 * ti - g.ph,
-                                2 * tj - g.pw, zeros, V + t * C, tb * C)
+            cnnx_k.wg_input_f64(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
+                                m * tj - g.pw, zeros, V + t * C, tb * C)
     if rows_used > nt:   # the last strip's rows past the block: zeros, not stale values
-        for p in range(16):
+        for p in range(w.P):
             memset(V + (p * tb + nt) * C, 0, (rows_used - nt) * C * sizeof(floating))
-    for p in range(16):
+    for p in range(w.P):
         for s in range(rows_used // w.mr):
             for jp in range(w.Fp // w.nr):
                 _ukernel(True, C, V + (p * tb + s * w.mr) * C, U + p * C * w.Fp + jp * w.nr,
@@ -115,14 +145,14 @@ cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
     for t in range(nt):
         n = _wino_tile(w, t0 + t, &ti, &tj)
         if floating is float:
-            cnnx_k.wg_output_f32(M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
-                                 <int> min(2, g.OH - 2 * ti), <int> min(2, g.OW - 2 * tj),
-                                 y + ((n * g.OH + 2 * ti) * g.OW + 2 * tj) * w.F,
+            cnnx_k.wg_output_f32(w.m, M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
+                                 <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj),
+                                 y + ((n * g.OH + m * ti) * g.OW + m * tj) * w.F,
                                  g.OW * w.F)
         else:
-            cnnx_k.wg_output_f64(M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
-                                 <int> min(2, g.OH - 2 * ti), <int> min(2, g.OW - 2 * tj),
-                                 y + ((n * g.OH + 2 * ti) * g.OW + 2 * tj) * w.F,
+            cnnx_k.wg_output_f64(w.m, M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
+                                 <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj),
+                                 y + ((n * g.OH + m * ti) * g.OW + m * tj) * w.F,
                                  g.OW * w.F)
 
 
@@ -132,9 +162,9 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
     """y = conv(x, kernel) (+ bias, ReLU); scratch holds _wino_scratch_bytes."""
     cdef int64_t C = w.g.C
     cdef floating *U = <floating *> _aligned(scratch)
-    cdef char *per_thread = <char *> U + _align(16 * C * w.Fp * sizeof(floating))
-    cdef int64_t v_bytes = _align(16 * w.tb * C * sizeof(floating))
-    cdef int64_t m_bytes = _align(16 * w.tb * w.Fp * sizeof(floating))
+    cdef char *per_thread = <char *> U + _align(w.P * C * w.Fp * sizeof(floating))
+    cdef int64_t v_bytes = _align(w.P * w.tb * C * sizeof(floating))
+    cdef int64_t m_bytes = _align(w.P * w.tb * w.Fp * sizeof(floating))
     cdef int64_t thread_bytes = v_bytes + m_bytes + _align(C * sizeof(floating))
     cdef int64_t blk, t0
     cdef floating *V = NULL   # set per thread below
@@ -144,9 +174,9 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
     with parallel(num_threads=nthreads):
         for c in prange(C, schedule="static"):
             if floating is float:
-                cnnx_k.wg_kernel_f32(kernel, C, w.F, w.Fp, c, U)
+                cnnx_k.wg_kernel_f32(w.m, kernel, C, w.F, w.Fp, c, U)
             else:
-                cnnx_k.wg_kernel_f64(kernel, C, w.F, w.Fp, c, U)
+                cnnx_k.wg_kernel_f64(w.m, kernel, C, w.F, w.Fp, c, U)
     with parallel(num_threads=nthreads):
         V = <floating *> (per_thread + threadid() * thread_bytes)
         M = <floating *> (<char *> V + v_bytes)

@@ -81,15 +81,16 @@ CNNX_DW_TYPES(double, f64)
 CNNX_BN_TYPES(float, f32)
 CNNX_BN_TYPES(double, f64)
 
-/* Winograd F(2x2, 3x3) (_winograd_template.h): a tile's input transform, its output
- * transform, an input channel's kernel transform. */
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (_winograd_template.h; the first argument is the
+ * tile's side, 2 or 4): a tile's input transform, its output transform, an input
+ * channel's kernel transform. */
 #define CNNX_WG_TYPES(T, S)                                                               \
-    typedef void (*cnnx_wg_input_##S)(const T *, int64_t, int64_t, int64_t, int64_t,     \
-                                      int64_t, const T *, T *, int64_t);                  \
-    typedef void (*cnnx_wg_output_##S)(const T *, int64_t, int64_t, const T *, int, int,  \
-                                       int, T *, int64_t);                                \
-    typedef void (*cnnx_wg_kernel_##S)(const T *, int64_t, int64_t, int64_t, int64_t,    \
-                                       T *);
+    typedef void (*cnnx_wg_input_##S)(int, const T *, int64_t, int64_t, int64_t,          \
+                                      int64_t, int64_t, const T *, T *, int64_t);         \
+    typedef void (*cnnx_wg_output_##S)(int, const T *, int64_t, int64_t, const T *, int,  \
+                                       int, int, T *, int64_t);                           \
+    typedef void (*cnnx_wg_kernel_##S)(int, const T *, int64_t, int64_t, int64_t,         \
+                                       int64_t, T *);
 CNNX_WG_TYPES(float, f32)
 CNNX_WG_TYPES(double, f64)
 

@@ -1,5 +1,6 @@
-/* Winograd F(2x2, 3x3) transforms for 3x3 stride-1 convolutions, NHWC, instantiated once
- * per (dtype, ISA). A tile is 2 x 2 output pixels; it reads a 4 x 4 input patch. The
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms for 3x3 stride-1 convolutions, NHWC,
+ * instantiated once per (dtype, ISA). F(2x2, 3x3) first (F(4x4, 3x3) further down, as
+ * it): a tile is 2 x 2 output pixels; it reads a 4 x 4 input patch. The
  * product of a tile's patch with the 3 x 3 kernel becomes 16 independent products (one
  * per position p of the 4 x 4 transformed patch) of its C channels with the transformed
  * kernel U[p] (C x F), which the Cython driver runs as GEMM microkernel calls over blocks
@@ -9,16 +10,28 @@
  *   output:  Y = A^T M A,  A^T = [1 1 1 0; 0 1 -1 -1]
  *   kernel:  U = G g G^T,  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *
- * Every transform is a fixed sequence of additions per channel: the loops over channels
- * are contiguous and `restrict`, and the compiler vectorises them under the path's flags.
+ * Every transform is a fixed sequence of additions (and, in F(4x4, 3x3), multiplications
+ * by small constants) per channel: the loops run over contiguous channels, and the
+ * compiler vectorises them under the path's flags (WG_IVDEP below).
  *
  * Include after defining WG_NAME and WG_T.
  */
+/* The transforms store through several pointers into one array (and F(4x4, 3x3)'s read a
+ * stack buffer): gcc's dependence analysis gives up on such loops (scalar code, 3x slower
+ * at W5's layers) unless told that the iterations are independent. They are: each reads
+ * and writes its own channel. */
+#if defined(__clang__)
+#  define WG_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#  define WG_IVDEP _Pragma("GCC ivdep")
+#else
+#  define WG_IVDEP
+#endif
 
 /* The patch of the tile whose top-left input pixel is (r0, c0) of an H x W x C image (rows
  * and columns outside the image read `zeros`, C zeros), transformed: position p = 4 i + j
  * goes to v + p * pstride, C values. */
-static void CNNX_CAT(WG_NAME, _input)(const WG_T *restrict x, int64_t H, int64_t W, int64_t C,
+static void CNNX_CAT(WG_NAME, _input2)(const WG_T *restrict x, int64_t H, int64_t W, int64_t C,
                                        int64_t r0, int64_t c0, const WG_T *restrict zeros,
                                        WG_T *restrict v, int64_t pstride)
 {
@@ -34,6 +47,7 @@ static void CNNX_CAT(WG_NAME, _input)(const WG_T *restrict x, int64_t H, int64_t
                *restrict d21 = d[2][1], *restrict d22 = d[2][2], *restrict d23 = d[2][3],
                *restrict d30 = d[3][0], *restrict d31 = d[3][1], *restrict d32 = d[3][2],
                *restrict d33 = d[3][3];
+    WG_IVDEP
     for (int64_t c = 0; c < C; ++c) {
         /* rows: t = B^T d */
         const WG_T t00 = d00[c] - d20[c], t01 = d01[c] - d21[c], t02 = d02[c] - d22[c],
@@ -60,7 +74,7 @@ static void CNNX_CAT(WG_NAME, _input)(const WG_T *restrict x, int64_t H, int64_t
  * values), plus bias (or NULL), then ReLU when asked, into rows/columns `rows` x `cols`
  * (1 or 2: a tile past the image's last odd row or column) of y, whose pixel (0, 0) is
  * at y and whose rows are ldy values apart (F a pixel). */
-static void CNNX_CAT(WG_NAME, _output)(const WG_T *restrict m, int64_t pstride, int64_t F,
+static void CNNX_CAT(WG_NAME, _output2)(const WG_T *restrict m, int64_t pstride, int64_t F,
                                         const WG_T *restrict bias, int relu, int rows,
                                         int cols, WG_T *restrict y, int64_t ldy)
 {
@@ -74,6 +88,7 @@ static void CNNX_CAT(WG_NAME, _output)(const WG_T *restrict m, int64_t pstride, 
                *restrict m15 = m + 15 * pstride;
     WG_T *restrict y00 = y, *restrict y01 = y + F, *restrict y10 = y + ldy,
          *restrict y11 = y + ldy + F;
+    WG_IVDEP
     for (int64_t f = 0; f < F; ++f) {
         /* rows: s = A^T m */
         const WG_T s00 = m0[f] + m4[f] + m8[f], s01 = m1[f] + m5[f] + m9[f],
@@ -102,9 +117,10 @@ static void CNNX_CAT(WG_NAME, _output)(const WG_T *restrict m, int64_t pstride, 
 /* U[p, c, :] = (G g G^T)[p] for input channel c of the 3 x 3 x C x F kernel, g =
  * kernel[:, :, c, f] for each output channel f (zero for f in F : Fp), in double and
  * rounded once. U is 16 x C x Fp. */
-static void CNNX_CAT(WG_NAME, _kernel)(const WG_T *restrict kernel, int64_t C, int64_t F,
+static void CNNX_CAT(WG_NAME, _kernel2)(const WG_T *restrict kernel, int64_t C, int64_t F,
                                         int64_t Fp, int64_t c, WG_T *restrict U)
 {
+    WG_IVDEP
     for (int64_t f = 0; f < F; ++f) {
         double g[3][3], t[4][3];
         for (int i = 0; i < 3; ++i)
@@ -126,5 +142,176 @@ static void CNNX_CAT(WG_NAME, _kernel)(const WG_T *restrict kernel, int64_t C, i
         for (int64_t f = F; f < Fp; ++f) U[(p * C + c) * Fp + f] = 0;
 }
 
+/* F(4x4, 3x3): a tile is 4 x 4 output pixels reading a 6 x 6 input patch, 36 positions:
+ * 36 C F multiplications for 16 outputs (the direct product: 144 C F).
+ *
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+ *          0 4 0 -5 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *
+ * Channels go in blocks of WG_CB through a stack buffer of the row pass (36 pointers and
+ * 36 live values per channel would not fit the registers). */
+#define WG_CB 16
+
+static void CNNX_CAT(WG_NAME, _input4)(const WG_T *restrict x, int64_t H, int64_t W, int64_t C,
+                                        int64_t r0, int64_t c0, const WG_T *restrict zeros,
+                                        WG_T *restrict v, int64_t pstride)
+{
+    const WG_T *d[6][6];
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j) {
+            const int64_t r = r0 + i, c = c0 + j;
+            d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? x + (r * W + c) * C : zeros;
+        }
+    WG_T t[6][6][WG_CB];
+    for (int64_t cs = 0; cs < C; cs += WG_CB) {
+        const int64_t cb = C - cs < WG_CB ? C - cs : WG_CB;
+        for (int j = 0; j < 6; ++j) {      /* rows: t = B^T d, column j */
+            const WG_T *restrict p0 = d[0][j] + cs, *restrict p1 = d[1][j] + cs,
+                       *restrict p2 = d[2][j] + cs, *restrict p3 = d[3][j] + cs,
+                       *restrict p4 = d[4][j] + cs, *restrict p5 = d[5][j] + cs;
+            for (int64_t k = 0; k < cb; ++k) {
+                const WG_T a0 = p0[k], a1 = p1[k], a2 = p2[k], a3 = p3[k], a4 = p4[k],
+                           a5 = p5[k];
+                const WG_T e = a4 - a2, f = a3 - a1;
+                t[0][j][k] = 4 * a0 - 5 * a2 + a4;
+                t[1][j][k] = a3 + a4 - 4 * (a1 + a2);
+                t[2][j][k] = a4 - a3 + 4 * (a1 - a2);
+                t[3][j][k] = e + 2 * f;
+                t[4][j][k] = e - 2 * f;
+                t[5][j][k] = 4 * a1 - 5 * a3 + a5;
+            }
+        }
+        for (int i = 0; i < 6; ++i) {      /* columns: v = t B, row i */
+            WG_T *restrict o0 = v + 6 * i * pstride + cs, *restrict o1 = o0 + pstride,
+                 *restrict o2 = o1 + pstride, *restrict o3 = o2 + pstride,
+                 *restrict o4 = o3 + pstride, *restrict o5 = o4 + pstride;
+            WG_IVDEP
+            for (int64_t k = 0; k < cb; ++k) {
+                const WG_T a0 = t[i][0][k], a1 = t[i][1][k], a2 = t[i][2][k], a3 = t[i][3][k],
+                           a4 = t[i][4][k], a5 = t[i][5][k];
+                const WG_T e = a4 - a2, f = a3 - a1;
+                o0[k] = 4 * a0 - 5 * a2 + a4;
+                o1[k] = a3 + a4 - 4 * (a1 + a2);
+                o2[k] = a4 - a3 + 4 * (a1 - a2);
+                o3[k] = e + 2 * f;
+                o4[k] = e - 2 * f;
+                o5[k] = 4 * a1 - 5 * a3 + a5;
+            }
+        }
+    }
+}
+
+static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride, int64_t F,
+                                         const WG_T *restrict bias, int relu, int rows,
+                                         int cols, WG_T *restrict y, int64_t ldy)
+{
+    WG_T s[4][6][WG_CB];
+    for (int64_t fs = 0; fs < F; fs += WG_CB) {
+        const int64_t fb = F - fs < WG_CB ? F - fs : WG_CB;
+        for (int j = 0; j < 6; ++j) {      /* rows: s = A^T m, column j */
+            const WG_T *restrict p0 = m + j * pstride + fs, *restrict p1 = p0 + 6 * pstride,
+                       *restrict p2 = p0 + 12 * pstride, *restrict p3 = p0 + 18 * pstride,
+                       *restrict p4 = p0 + 24 * pstride, *restrict p5 = p0 + 30 * pstride;
+            for (int64_t k = 0; k < fb; ++k) {
+                const WG_T a1 = p1[k], a2 = p2[k], a3 = p3[k], a4 = p4[k];
+                const WG_T sp = a1 + a2, sm = a1 - a2, tp = a3 + a4, tm = a3 - a4;
+                s[0][j][k] = p0[k] + sp + tp;
+                s[1][j][k] = sm + 2 * tm;
+                s[2][j][k] = sp + 4 * tp;
+                s[3][j][k] = sm + 8 * tm + p5[k];
+            }
+        }
+        for (int i = 0; i < rows; ++i) {   /* columns: y = s A, row i */
+            const WG_T *restrict q0 = s[i][0], *restrict q1 = s[i][1], *restrict q2 = s[i][2],
+                       *restrict q3 = s[i][3], *restrict q4 = s[i][4], *restrict q5 = s[i][5];
+            WG_T *restrict o0 = y + i * ldy + fs, *restrict o1 = o0 + F,
+                 *restrict o2 = o1 + F, *restrict o3 = o2 + F;
+            WG_IVDEP
+            for (int64_t k = 0; k < fb; ++k) {
+                const WG_T a1 = q1[k], a2 = q2[k], a3 = q3[k], a4 = q4[k];
+                const WG_T sp = a1 + a2, sm = a1 - a2, tp = a3 + a4, tm = a3 - a4;
+                const WG_T b = bias ? bias[fs + k] : (WG_T)0;
+                WG_T y0 = q0[k] + sp + tp + b, y1 = sm + 2 * tm + b, y2 = sp + 4 * tp + b,
+                     y3 = sm + 8 * tm + q5[k] + b;
+                if (relu) {   /* zeroes negatives, lets NaN through */
+                    y0 = y0 <= 0 ? (WG_T)0 : y0;
+                    y1 = y1 <= 0 ? (WG_T)0 : y1;
+                    y2 = y2 <= 0 ? (WG_T)0 : y2;
+                    y3 = y3 <= 0 ? (WG_T)0 : y3;
+                }
+                o0[k] = y0;
+                if (cols > 1) o1[k] = y1;
+                if (cols > 2) o2[k] = y2;
+                if (cols > 3) o3[k] = y3;
+            }
+        }
+    }
+}
+
+/* U[p, c, :] for F(4x4, 3x3): 36 positions, as _kernel2 but in WG_T (its rounding is
+ * small beside the input transform's), vectorised over f: a kernel row's taps are
+ * contiguous in f. Row i of t = G g, then of U = t G^T. */
+static void CNNX_CAT(WG_NAME, _kernel4)(const WG_T *restrict kernel, int64_t C, int64_t F,
+                                         int64_t Fp, int64_t c, WG_T *restrict U)
+{
+    static const WG_T G[6][3] = {{1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                 {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                 {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                 {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    const WG_T *restrict g00 = kernel + c * F, *restrict g01 = g00 + C * F,
+               *restrict g02 = g01 + C * F, *restrict g10 = g02 + C * F,
+               *restrict g11 = g10 + C * F, *restrict g12 = g11 + C * F,
+               *restrict g20 = g12 + C * F, *restrict g21 = g20 + C * F,
+               *restrict g22 = g21 + C * F;
+    const int64_t ps = C * Fp;   /* from one position to the next */
+    for (int i = 0; i < 6; ++i) {
+        const WG_T a = G[i][0], b = G[i][1], d = G[i][2];
+        WG_T *restrict u0 = U + (6 * i * C + c) * Fp, *restrict u1 = u0 + ps,
+             *restrict u2 = u1 + ps, *restrict u3 = u2 + ps, *restrict u4 = u3 + ps,
+             *restrict u5 = u4 + ps;
+        WG_IVDEP
+        for (int64_t f = 0; f < F; ++f) {
+            const WG_T t0 = a * g00[f] + b * g10[f] + d * g20[f],
+                       t1 = a * g01[f] + b * g11[f] + d * g21[f],
+                       t2 = a * g02[f] + b * g12[f] + d * g22[f];
+            u0[f] = t0 * (WG_T)(1.0 / 4);
+            u1[f] = (t0 + t1 + t2) * (WG_T)(-1.0 / 6);
+            u2[f] = (t0 - t1 + t2) * (WG_T)(-1.0 / 6);
+            u3[f] = t0 * (WG_T)(1.0 / 24) + t1 * (WG_T)(1.0 / 12) + t2 * (WG_T)(1.0 / 6);
+            u4[f] = t0 * (WG_T)(1.0 / 24) - t1 * (WG_T)(1.0 / 12) + t2 * (WG_T)(1.0 / 6);
+            u5[f] = t2;
+        }
+        for (int64_t f = F; f < Fp; ++f) u0[f] = u1[f] = u2[f] = u3[f] = u4[f] = u5[f] = 0;
+    }
+}
+
+/* The table's entries: m is the tile's side, 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)). */
+static void CNNX_CAT(WG_NAME, _input)(int m, const WG_T *x, int64_t H, int64_t W, int64_t C,
+                                       int64_t r0, int64_t c0, const WG_T *zeros, WG_T *v,
+                                       int64_t pstride)
+{
+    if (m == 4) CNNX_CAT(WG_NAME, _input4)(x, H, W, C, r0, c0, zeros, v, pstride);
+    else CNNX_CAT(WG_NAME, _input2)(x, H, W, C, r0, c0, zeros, v, pstride);
+}
+
+static void CNNX_CAT(WG_NAME, _output)(int m, const WG_T *mp, int64_t pstride, int64_t F,
+                                        const WG_T *bias, int relu, int rows, int cols,
+                                        WG_T *y, int64_t ldy)
+{
+    if (m == 4) CNNX_CAT(WG_NAME, _output4)(mp, pstride, F, bias, relu, rows, cols, y, ldy);
+    else CNNX_CAT(WG_NAME, _output2)(mp, pstride, F, bias, relu, rows, cols, y, ldy);
+}
+
+static void CNNX_CAT(WG_NAME, _kernel)(int m, const WG_T *kernel, int64_t C, int64_t F,
+                                        int64_t Fp, int64_t c, WG_T *U)
+{
+    if (m == 4) CNNX_CAT(WG_NAME, _kernel4)(kernel, C, F, Fp, c, U);
+    else CNNX_CAT(WG_NAME, _kernel2)(kernel, C, F, Fp, c, U);
+}
+
+#undef WG_CB
+#undef WG_IVDEP
 #undef WG_NAME
 #undef WG_T
