@@ -261,6 +261,29 @@ def test_few_output_pixels_take_the_direct_forward(batch, size, c, f, expected, 
         np.testing.assert_allclose(ys["auto"], want, **conv_tol(TOL[np.float32], np.float32, want))
 
 
+@pytest.mark.parametrize("shape,padding", [((64, 16, 16, 64, 128), "same"),
+                                           ((8, 13, 13, 32, 64), "valid")])
+def test_input_gradient_of_a_widening_layer_runs_winograd(shape, padding, rng, simd_path):
+    """More outputs than inputs (W4's 64 -> 128, W1's 32 -> 64): the input gradient is
+    the flipped kernel's forward pass when that runs Winograd (its bits, not col2im's,
+    which "gemm" forces), the reference's values."""
+    n, h, w, c, f = shape
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
+    dy = rng.standard_normal(ops.conv2d(x, kernel, None, 1, padding).shape).astype(np.float32)
+    pad = 1 if padding == "same" else 2   # the flipped pass's padding on each side
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+    dxs = by_conv_algorithm(("auto", "gemm"), lambda: ops.conv2d_backward(
+        x, kernel, dy, 1, padding, use_bias=False)[0])
+    with conv_algorithm("winograd4"):
+        forward = ops.conv2d(np.pad(dy, ((0, 0), (pad, pad), (pad, pad), (0, 0))), flipped)
+        assert np.array_equal(dxs["auto"], forward)
+        assert not np.array_equal(dxs["auto"], dxs["gemm"])
+        want = ref.conv2d_backward(x, kernel, dy, 1, padding, use_bias=False)[0]
+        np.testing.assert_allclose(dxs["auto"], want, **conv_tol(TOL[np.float32],
+                                                                 np.float32, want))
+
+
 @pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_winograd_gradients_by_finite_differences(padding, algorithm, rng):

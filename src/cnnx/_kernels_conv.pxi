@@ -51,6 +51,16 @@ def pointwise_wanted(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
     return _pointwise_wanted(&g)
 
 
+def winograd_wanted(int64_t n, int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow,
+                    int64_t f, int64_t kh, int64_t kw, int64_t ph, int64_t pw, int64_t dh,
+                    int64_t dw, bint is_f32):
+    """Whether the stride-1 convolution of n samples of h x w x c into oh x ow x f
+    (padding ph, pw before) runs as Winograd now: ops runs an input gradient as the
+    flipped kernel's forward pass when that one does."""
+    cdef Geometry g = _geometry(h, w, c, oh, ow, kh, kw, 1, 1, ph, pw, dh, dw)
+    return _winograd_side(&g, n, f, is_f32) != 0
+
+
 cdef int _forward_kind(const Geometry *g, int64_t N, int64_t F, int is_f32) noexcept nogil:
     if _pointwise_wanted(g):
         return FWD_POINTWISE
