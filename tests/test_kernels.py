@@ -233,6 +233,36 @@ def test_winograd_is_chosen_for_wide_3x3_layers(shape, expected, rng, simd_path)
         np.testing.assert_allclose(ys["auto"], want, **conv_tol(TOL[np.float32], np.float32, want))
 
 
+@pytest.mark.parametrize("shape,expected", [
+    ((64, 8, 8, 64, 64), "winograd4"), ((64, 16, 16, 32, 32), "winograd4"),
+    ((2, 9, 7, 48, 40), "winograd4"), ((16, 8, 8, 256, 256), "winograd")])
+def test_winograd_kernel_gradients(shape, expected, rng, simd_path, threads):
+    """A kernel gradient runs Winograd under the forward pass's rule (forced, in the
+    third case): the same bits as forced, other bits than the product's, the same bits
+    on 1, 2 and 3 threads (64 16 x 16 images: 1024 tiles, two chunks), the reference's
+    values to float32's tolerance."""
+    n, h, w, c, f = shape
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
+    dy = rng.standard_normal((n, h, w, f)).astype(np.float32)
+
+    def dkernel():
+        return ops.conv2d_backward(x, kernel, dy, 1, "same", use_bias=False,
+                                   input_grad=False)[1]
+
+    forced = by_conv_algorithm((expected, "gemm"), dkernel)
+    if n > 2:
+        assert np.array_equal(by_conv_algorithm(("auto",), dkernel)["auto"], forced[expected])
+    assert not np.array_equal(forced[expected], forced["gemm"])
+    with conv_algorithm(expected):
+        for t in (1, 3):
+            threads(t)
+            assert np.array_equal(dkernel(), forced[expected])
+        want = ref.conv2d_backward(x, kernel, dy, 1, "same", use_bias=False)[1]
+        np.testing.assert_allclose(forced[expected], want,
+                                   **conv_tol(TOL[np.float32], np.float32, want))
+
+
 @pytest.mark.parametrize("batch,size,c,f,expected", [
     (1, 13, 32, 64, "direct"), (2, 13, 32, 64, "direct"), (64, 13, 32, 64, "winograd4"),
     (1, 10, 64, 64, "direct"), (1, 10, 128, 128, "direct"), (3, 13, 48, 48, "direct"),

@@ -93,6 +93,14 @@ cdef extern from "_simd.h" nogil:
                                         float *)
     ctypedef void (*cnnx_wg_kernel_f64)(int, const double *, int64_t, int64_t, int64_t, int64_t,
                                         double *)
+    ctypedef void (*cnnx_wg_dy_f32)(int, const float *, int64_t, int64_t, int, int, float *,
+                                    int64_t)
+    ctypedef void (*cnnx_wg_dy_f64)(int, const double *, int64_t, int64_t, int, int,
+                                    double *, int64_t)
+    ctypedef void (*cnnx_wg_kgrad_f32)(int, const float *, int64_t, int64_t, int64_t, int64_t,
+                                       int64_t, float *)
+    ctypedef void (*cnnx_wg_kgrad_f64)(int, const double *, int64_t, int64_t, int64_t,
+                                       int64_t, int64_t, double *)
     ctypedef void (*cnnx_gemv_f32)(const float *, int64_t, int64_t, const float *, int64_t,
                                    int64_t, int64_t, int64_t, int64_t, float *, int64_t)
     ctypedef void (*cnnx_gemv_f64)(const double *, int64_t, int64_t, const double *,
@@ -138,6 +146,10 @@ cdef extern from "_simd.h" nogil:
         cnnx_wg_output_f64 wg_output_f64
         cnnx_wg_kernel_f32 wg_kernel_f32
         cnnx_wg_kernel_f64 wg_kernel_f64
+        cnnx_wg_dy_f32 wg_dy_f32
+        cnnx_wg_dy_f64 wg_dy_f64
+        cnnx_wg_kgrad_f32 wg_kgrad_f32
+        cnnx_wg_kgrad_f64 wg_kgrad_f64
         cnnx_gemv_f32 gemv_f32
         cnnx_gemv_f64 gemv_f64
 

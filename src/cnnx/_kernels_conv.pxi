@@ -252,39 +252,50 @@ def conv2d_kernel_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef const floating *g = &dy[0, 0, 0, 0]
     cdef const floating *mask = &relu_output[0, 0, 0, 0] if relu_output is not None else NULL
     cdef floating *masked
-    cdef int64_t g_bytes
+    cdef int64_t g_bytes, product_bytes
+    cdef Wino w
+    cdef int side
     a.kind = SRC_IM2COL_T
     a.data = &x[0, 0, 0, 0]
     a.g = _geometry(x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2],
                     dkernel.shape[0], dkernel.shape[1], sh, sw, ph, pw, dh, dw)
-    if _direct_fits(&a.g) and _nhwc_wanted(&a.g, N, F, floating is float, 1):
+    side = _winograd_kgrad_side(&a.g, N, F, floating is float)
+    if not side and _direct_fits(&a.g) and _nhwc_wanted(&a.g, N, F, floating is float, 1):
         _nhwc_plan(&nd, &a.g, F, floating is float)
         s = _scratch(workspace, _nhwc_scratch_bytes(&nd, N, sizeof(floating), nthreads, 1))
         with nogil:
             _nhwc_kernel_grad(&nd, &x[0, 0, 0, 0], g, mask, &dkernel[0, 0, 0, 0],
                               &dbias[0] if dbias is not None else NULL, N, s, nthreads)
         return
-    if _direct_fits(&a.g) and _direct_wanted(&a.g, F, 1):
+    if not side and _direct_fits(&a.g) and _direct_wanted(&a.g, F, 1):
         _direct_plan(&d, &a.g, F, floating is float)
         s = _scratch(workspace, _direct_scratch_bytes(&d, N, sizeof(floating), nthreads, 1))
         with nogil:
             _direct_kernel_grad(&d, &x[0, 0, 0, 0], g, mask, &dkernel[0, 0, 0, 0],
                                 &dbias[0] if dbias is not None else NULL, N, s, nthreads)
         return
+    if side:
+        _wino_kgrad_plan(&w, &a.g, N, F, floating is float, side, sizeof(floating))
+        product_bytes = _wino_kgrad_scratch_bytes(&w, sizeof(floating), nthreads)
+    else:
+        product_bytes = _gemm_scratch_bytes(K, F, P, _split_k(K, F, P), nthreads,
+                                            sizeof(floating), floating is float)
     g_bytes = _align(P * F * sizeof(floating)) + ALIGN if mask != NULL else 0
-    s = _scratch(workspace, g_bytes + max(
-        _gemm_scratch_bytes(K, F, P, _split_k(K, F, P), nthreads, sizeof(floating),
-                            floating is float),
-        _column_sums_scratch_bytes(P, F, sizeof(floating))))
+    s = _scratch(workspace, g_bytes + max(product_bytes,
+                                          _column_sums_scratch_bytes(P, F, sizeof(floating))))
     if mask != NULL:   # ReLU's backward pass, before the product
         masked = <floating *> _aligned(s)
         s += g_bytes
         with nogil:
             _relu_grad(g, mask, masked, P * F, nthreads)
         g = masked
-    bt = _matrix(SRC_COLS, g, F)
-    with nogil:
-        _gemm(&a, &bt, &dkernel[0, 0, 0, 0], F, K, F, P, NULL, 0, 1, s, nthreads)
+    if side:
+        with nogil:
+            _wino_kgrad(&w, &x[0, 0, 0, 0], g, &dkernel[0, 0, 0, 0], s, nthreads)
+    else:
+        bt = _matrix(SRC_COLS, g, F)
+        with nogil:
+            _gemm(&a, &bt, &dkernel[0, 0, 0, 0], F, K, F, P, NULL, 0, 1, s, nthreads)
     if dbias is not None:
         _column_sums(g, P, F, &dbias[0], s, nthreads)
 

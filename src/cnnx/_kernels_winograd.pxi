@@ -55,7 +55,9 @@ cdef struct Wino:
     int64_t mr, nr             # the GEMM microkernel's tile
     int m, P                   # the tile's side (2 or 4) and positions ((m + 2) ** 2)
     int64_t th, tw, tiles      # tile rows and columns of a sample; tiles of the batch
-    int64_t tb                 # tiles per work item, a multiple of mr
+    int64_t tb                 # tiles per work item, a multiple of mr (forward); per
+                               # chunk (kernel gradients)
+    int64_t Cr                 # kernel gradients: C rounded up to whole microkernel rows
 
 
 cdef bint _winograd_fits(const Geometry *g) noexcept nogil:
@@ -185,3 +187,125 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
         for blk in prange(_cdiv(w.tiles, w.tb), schedule="static"):
             t0 = blk * w.tb
             _wino_block(w, x, U, bias, y, relu, t0, min(w.tb, w.tiles - t0), V, M, zeros)
+
+
+# ---------------------------------------------------------------------------------
+# Winograd kernel gradient
+# ---------------------------------------------------------------------------------
+# dU[p] (C x F) = the sum over tiles of V[p]^T dM[p], then dkernel = G^T dU G per input
+# channel (the template's header). The tiles go in chunks whose V and dM (P x tiles x C
+# and x F) fit a few MB of L3: the threads first transform a chunk's tiles, then take
+# its (position, strip of mr channels) pairs, each one GEMM microkernel sweep over all
+# the chunk's tiles added into its block of dU. Every value of dU is summed by one item,
+# over the tiles in order, chunk after chunk: the bits do not depend on the threads, and
+# no partial sums are kept (ranges of tiles summed apart, each into a dU of its own,
+# spent more time moving those than multiplying: 8 x 8 64 -> 64 at 64 images 1.9-3.3
+# ms on one thread).
+
+cdef enum:
+    # A chunk's V and dM: at most this many bytes (L3 holds them between the passes).
+    WINO_KGRAD_CHUNK_BYTES = 8 << 20
+
+
+cdef int _winograd_kgrad_side(const Geometry *g, int64_t N, int64_t F,
+                              int is_f32) noexcept nogil:
+    """The tile side of a Winograd kernel gradient for this layer, or 0: as the forward
+    pass's rule."""
+    return _winograd_side(g, N, F, is_f32)
+
+
+cdef void _wino_kgrad_plan(Wino *w, const Geometry *g, int64_t N, int64_t F, int is_f32,
+                           int m, int64_t itemsize) noexcept nogil:
+    _wino_plan(w, g, N, F, is_f32, m)
+    w.Cr = _cdiv(g.C, w.mr) * w.mr
+    w.tb = min(w.tiles, max(1, WINO_KGRAD_CHUNK_BYTES // (w.P * (g.C + w.Fp) * itemsize)))
+
+
+cdef int64_t _wino_kgrad_scratch_bytes(const Wino *w, int64_t itemsize,
+                                       int nthreads) noexcept nogil:
+    """dU (P x Cr x Fp), a chunk's V (P x tb x C) and dM (P x tb x Fp), then per thread a
+    packed strip (tb x mr) and C zeros."""
+    return (ALIGN + _align(w.P * w.Cr * w.Fp * itemsize) + _align(w.P * w.tb * w.g.C * itemsize)
+            + _align(w.P * w.tb * w.Fp * itemsize)
+            + nthreads * (_align(w.tb * w.mr * itemsize) + _align(w.g.C * itemsize)))
+
+
+cdef void _wino_kgrad_tile(const Wino *w, const floating *x, const floating *dy,
+                           int64_t tile, floating *v, floating *dm,
+                           const floating *zeros) noexcept nogil:
+    """A tile's V (position p at v + p * tb * C) and dM (at dm + p * tb * Fp). (A function
+    of its own: prange would share ti and tj, set through pointers, between threads.)"""
+    cdef const Geometry *g = &w.g
+    cdef int64_t C = g.C, F = w.F, m = w.m, ti, tj
+    cdef int64_t n = _wino_tile(w, tile, &ti, &tj)
+    if floating is float:
+        cnnx_k.wg_input_f32(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
+                            m * tj - g.pw, zeros, v, w.tb * C)
+        cnnx_k.wg_dy_f32(w.m, dy + ((n * g.OH + m * ti) * g.OW + m * tj) * F, g.OW * F, F,
+                         <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj), dm,
+                         w.tb * w.Fp)
+    else:
+        cnnx_k.wg_input_f64(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
+                            m * tj - g.pw, zeros, v, w.tb * C)
+        cnnx_k.wg_dy_f64(w.m, dy + ((n * g.OH + m * ti) * g.OW + m * tj) * F, g.OW * F, F,
+                         <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj), dm,
+                         w.tb * w.Fp)
+
+
+cdef void _wino_kgrad_item(const Wino *w, const floating *V, const floating *M, int64_t nt,
+                           int64_t item, floating *strip, floating *dU,
+                           int accumulate) noexcept nogil:
+    """Item (position p, strip s) of a chunk of nt tiles: dU[p][s mr : s mr + mr] (+)=
+    V[p][:, strip]^T dM[p]."""
+    cdef int64_t strips = w.Cr // w.mr
+    cdef int64_t p = item // strips
+    cdef int64_t c0 = (item - p * strips) * w.mr
+    cdef int64_t C = w.g.C, mr = w.mr
+    cdef int64_t cw = min(mr, C - c0)
+    cdef int64_t t, jp
+    cdef const floating *src = V + p * w.tb * C + c0
+    for t in range(nt):   # k-major: the microkernel's A panel
+        memcpy(strip + t * mr, src + t * C, cw * sizeof(floating))
+        if cw < mr:
+            memset(strip + t * mr + cw, 0, (mr - cw) * sizeof(floating))
+    for jp in range(w.Fp // w.nr):
+        _ukernel(False, nt, strip, M + p * w.tb * w.Fp + jp * w.nr, w.Fp,
+                 dU + (p * w.Cr + c0) * w.Fp + jp * w.nr, w.Fp, <int> cw, <int> w.nr,
+                 accumulate, NULL, 0)
+
+
+cdef void _wino_kgrad(const Wino *w, const floating *x, const floating *dy,
+                      floating *dkernel, char *scratch, int nthreads) noexcept nogil:
+    """dkernel = the kernel gradient of y = conv(x, kernel) for dy; scratch holds
+    _wino_kgrad_scratch_bytes."""
+    cdef int64_t C = w.g.C, F = w.F, tb = w.tb
+    cdef floating *dU = <floating *> _aligned(scratch)
+    cdef floating *V = <floating *> (<char *> dU + _align(w.P * w.Cr * w.Fp * sizeof(floating)))
+    cdef floating *M = <floating *> (<char *> V + _align(w.P * tb * C * sizeof(floating)))
+    cdef char *per_thread = <char *> M + _align(w.P * tb * w.Fp * sizeof(floating))
+    cdef int64_t strip_bytes = _align(tb * w.mr * sizeof(floating))
+    cdef int64_t thread_bytes = strip_bytes + _align(C * sizeof(floating))
+    cdef floating *strip = NULL   # set per thread below
+    cdef floating *zeros = NULL
+    cdef int64_t chunk, t0, nt, t, item, c
+    memset(M, 0, w.P * tb * w.Fp * sizeof(floating))   # dM's columns F : Fp stay zero
+    with parallel(num_threads=nthreads):
+        zeros = <floating *> (per_thread + threadid() * thread_bytes + strip_bytes)
+        memset(zeros, 0, C * sizeof(floating))
+    for chunk in range(_cdiv(w.tiles, tb)):
+        t0 = chunk * tb
+        nt = min(tb, w.tiles - t0)
+        with parallel(num_threads=nthreads):
+            zeros = <floating *> (per_thread + threadid() * thread_bytes + strip_bytes)
+            for t in prange(nt, schedule="static"):
+                _wino_kgrad_tile(w, x, dy, t0 + t, V + t * C, M + t * w.Fp, zeros)
+        with parallel(num_threads=nthreads):
+            strip = <floating *> (per_thread + threadid() * thread_bytes)
+            for item in prange(w.P * (w.Cr // w.mr), schedule="static"):
+                _wino_kgrad_item(w, V, M, nt, item, strip, dU, t0 > 0)
+    with parallel(num_threads=nthreads):
+        for c in prange(C, schedule="static"):
+            if floating is float:
+                cnnx_k.wg_kgrad_f32(w.m, dU, w.Cr * w.Fp, w.Fp, C, F, c, dkernel)
+            else:
+                cnnx_k.wg_kgrad_f64(w.m, dU, w.Cr * w.Fp, w.Fp, C, F, c, dkernel)

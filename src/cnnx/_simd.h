@@ -83,14 +83,19 @@ CNNX_BN_TYPES(double, f64)
 
 /* Winograd F(2x2, 3x3) and F(4x4, 3x3) (_winograd_template.h; the first argument is the
  * tile's side, 2 or 4): a tile's input transform, its output transform, an input
- * channel's kernel transform. */
+ * channel's kernel transform; for kernel gradients, a tile's output-gradient transform
+ * and an input channel's kernel-gradient transform. */
 #define CNNX_WG_TYPES(T, S)                                                               \
     typedef void (*cnnx_wg_input_##S)(int, const T *, int64_t, int64_t, int64_t,          \
                                       int64_t, int64_t, const T *, T *, int64_t);         \
     typedef void (*cnnx_wg_output_##S)(int, const T *, int64_t, int64_t, const T *, int,  \
                                        int, int, T *, int64_t);                           \
     typedef void (*cnnx_wg_kernel_##S)(int, const T *, int64_t, int64_t, int64_t,         \
-                                       int64_t, T *);
+                                       int64_t, T *);                                     \
+    typedef void (*cnnx_wg_dy_##S)(int, const T *, int64_t, int64_t, int, int, T *,       \
+                                   int64_t);                                              \
+    typedef void (*cnnx_wg_kgrad_##S)(int, const T *, int64_t, int64_t, int64_t, int64_t, \
+                                      int64_t, T *);
 CNNX_WG_TYPES(float, f32)
 CNNX_WG_TYPES(double, f64)
 
@@ -151,6 +156,10 @@ typedef struct {
     cnnx_wg_output_f64 wg_output_f64;
     cnnx_wg_kernel_f32 wg_kernel_f32;
     cnnx_wg_kernel_f64 wg_kernel_f64;
+    cnnx_wg_dy_f32 wg_dy_f32;
+    cnnx_wg_dy_f64 wg_dy_f64;
+    cnnx_wg_kgrad_f32 wg_kgrad_f32;
+    cnnx_wg_kgrad_f64 wg_kgrad_f64;
     cnnx_gemv_f32 gemv_f32;
     cnnx_gemv_f64 gemv_f64;
 } cnnx_kernel_table;
@@ -173,7 +182,9 @@ typedef struct {
 #define CNNX_WG_FIELDS                                                                     \
     .wg_input_f32 = wg_f32_input, .wg_input_f64 = wg_f64_input,                            \
     .wg_output_f32 = wg_f32_output, .wg_output_f64 = wg_f64_output,                        \
-    .wg_kernel_f32 = wg_f32_kernel, .wg_kernel_f64 = wg_f64_kernel
+    .wg_kernel_f32 = wg_f32_kernel, .wg_kernel_f64 = wg_f64_kernel,                        \
+    .wg_dy_f32 = wg_f32_dy, .wg_dy_f64 = wg_f64_dy,                                        \
+    .wg_kgrad_f32 = wg_f32_kgrad, .wg_kgrad_f64 = wg_f64_kgrad
 
 /* The row product's instances (plain C too, in every path). */
 #define CNNX_GV_FIELDS .gemv_f32 = gv_f32, .gemv_f64 = gv_f64

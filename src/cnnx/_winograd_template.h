@@ -287,6 +287,116 @@ static void CNNX_CAT(WG_NAME, _kernel4)(const WG_T *restrict kernel, int64_t C, 
     }
 }
 
+/* Kernel gradients. With M = V U per position (forward), y = A^T M A and U = G g G^T:
+ *   dM = A dy A^T for each tile's m x m outputs of dy (zero past the image),
+ *   dU[p] = sum over tiles of V[p]^T dM[p]  (the driver's GEMM),
+ *   dg = G^T dU G.
+ * A tile's dM (position p at dm + p * pstride, F values) from the m x m block of dy whose
+ * pixel (0, 0) is at dy, rows ldy values apart (F a pixel), `rows` x `cols` of it inside
+ * the image. */
+static void CNNX_CAT(WG_NAME, _dy)(int m, const WG_T *restrict dy, int64_t ldy, int64_t F,
+                                    int rows, int cols, WG_T *restrict dm, int64_t pstride)
+{
+    const int n = m + 2;
+    WG_T t[6][4][WG_CB];
+    for (int64_t fs = 0; fs < F; fs += WG_CB) {
+        const int64_t fb = F - fs < WG_CB ? F - fs : WG_CB;
+        for (int j = 0; j < m; ++j) {          /* rows: t = A d, column j */
+            WG_T d[4][WG_CB];
+            for (int i = 0; i < m; ++i)
+                for (int64_t k = 0; k < fb; ++k)
+                    d[i][k] = (i < rows && j < cols) ? dy[i * ldy + j * F + fs + k] : (WG_T)0;
+            if (m == 4) {
+                WG_IVDEP
+                for (int64_t k = 0; k < fb; ++k) {
+                    const WG_T a0 = d[0][k], a1 = d[1][k], a2 = d[2][k], a3 = d[3][k];
+                    const WG_T sp = a0 + a2, sm = a1 + a3, tp = a0 + 4 * a2, tm = 2 * a1 + 8 * a3;
+                    t[0][j][k] = a0;
+                    t[1][j][k] = sp + sm;
+                    t[2][j][k] = sp - sm;
+                    t[3][j][k] = tp + tm;
+                    t[4][j][k] = tp - tm;
+                    t[5][j][k] = a3;
+                }
+            } else {
+                WG_IVDEP
+                for (int64_t k = 0; k < fb; ++k) {
+                    const WG_T a0 = d[0][k], a1 = d[1][k];
+                    t[0][j][k] = a0;
+                    t[1][j][k] = a0 + a1;
+                    t[2][j][k] = a0 - a1;
+                    t[3][j][k] = -a1;
+                }
+            }
+        }
+        for (int i = 0; i < n; ++i) {          /* columns: dM = t A^T, row i */
+            WG_T *restrict o0 = dm + n * i * pstride + fs, *restrict o1 = o0 + pstride,
+                 *restrict o2 = o1 + pstride, *restrict o3 = o2 + pstride,
+                 *restrict o4 = o3 + pstride, *restrict o5 = o4 + pstride;
+            if (m == 4) {
+                WG_IVDEP
+                for (int64_t k = 0; k < fb; ++k) {
+                    const WG_T a0 = t[i][0][k], a1 = t[i][1][k], a2 = t[i][2][k],
+                               a3 = t[i][3][k];
+                    const WG_T sp = a0 + a2, sm = a1 + a3, tp = a0 + 4 * a2, tm = 2 * a1 + 8 * a3;
+                    o0[k] = a0;
+                    o1[k] = sp + sm;
+                    o2[k] = sp - sm;
+                    o3[k] = tp + tm;
+                    o4[k] = tp - tm;
+                    o5[k] = a3;
+                }
+            } else {
+                WG_IVDEP
+                for (int64_t k = 0; k < fb; ++k) {
+                    const WG_T a0 = t[i][0][k], a1 = t[i][1][k];
+                    o0[k] = a0;
+                    o1[k] = a0 + a1;
+                    o2[k] = a0 - a1;
+                    o3[k] = -a1;
+                }
+            }
+        }
+    }
+}
+
+/* dkernel[:, :, c, :] = G^T dU G for input channel c (dU's position p, channel c at du +
+ * p * pstride + c * ldu, F values). */
+static void CNNX_CAT(WG_NAME, _kgrad)(int m, const WG_T *restrict du, int64_t pstride,
+                                       int64_t ldu, int64_t C, int64_t F, int64_t c,
+                                       WG_T *restrict dkernel)
+{
+    static const WG_T G4[6][3] = {{1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                  {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    static const WG_T G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const int n = m + 2;
+    for (int64_t fs = 0; fs < F; fs += WG_CB) {
+        const int64_t fb = F - fs < WG_CB ? F - fs : WG_CB;
+        WG_T w[6][3][WG_CB];   /* w = dU G, row a */
+        for (int a = 0; a < n; ++a) {
+            for (int r = 0; r < 3; ++r)
+                for (int64_t k = 0; k < fb; ++k) {
+                    WG_T acc = 0;
+                    for (int b = 0; b < n; ++b)
+                        acc += du[(a * n + b) * pstride + c * ldu + fs + k]
+                               * (m == 4 ? G4[b][r] : G2[b][r]);
+                    w[a][r][k] = acc;
+                }
+        }
+        for (int r = 0; r < 3; ++r)            /* dg = G^T w */
+            for (int s2 = 0; s2 < 3; ++s2) {
+                WG_T *restrict o = dkernel + ((r * 3 + s2) * C + c) * F + fs;
+                for (int64_t k = 0; k < fb; ++k) {
+                    WG_T acc = 0;
+                    for (int a = 0; a < n; ++a) acc += (m == 4 ? G4[a][r] : G2[a][r]) * w[a][s2][k];
+                    o[k] = acc;
+                }
+            }
+    }
+}
+
 /* The table's entries: m is the tile's side, 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)). */
 static void CNNX_CAT(WG_NAME, _input)(int m, const WG_T *x, int64_t H, int64_t W, int64_t C,
                                        int64_t r0, int64_t c0, const WG_T *zeros, WG_T *v,
