@@ -303,9 +303,14 @@ static void CNNX_CAT(WG_NAME, _dy)(int m, const WG_T *restrict dy, int64_t ldy, 
         const int64_t fb = F - fs < WG_CB ? F - fs : WG_CB;
         for (int j = 0; j < m; ++j) {          /* rows: t = A d, column j */
             WG_T d[4][WG_CB];
-            for (int i = 0; i < m; ++i)
-                for (int64_t k = 0; k < fb; ++k)
-                    d[i][k] = (i < rows && j < cols) ? dy[i * ldy + j * F + fs + k] : (WG_T)0;
+            for (int i = 0; i < m; ++i) {
+                if (i < rows && j < cols) {
+                    const WG_T *restrict src = dy + i * ldy + j * F + fs;
+                    for (int64_t k = 0; k < fb; ++k) d[i][k] = src[k];
+                } else {
+                    for (int64_t k = 0; k < fb; ++k) d[i][k] = 0;
+                }
+            }
             if (m == 4) {
                 WG_IVDEP
                 for (int64_t k = 0; k < fb; ++k) {
@@ -377,22 +382,27 @@ static void CNNX_CAT(WG_NAME, _kgrad)(int m, const WG_T *restrict du, int64_t ps
         WG_T w[6][3][WG_CB];   /* w = dU G, row a */
         for (int a = 0; a < n; ++a) {
             for (int r = 0; r < 3; ++r)
-                for (int64_t k = 0; k < fb; ++k) {
-                    WG_T acc = 0;
-                    for (int b = 0; b < n; ++b)
-                        acc += du[(a * n + b) * pstride + c * ldu + fs + k]
-                               * (m == 4 ? G4[b][r] : G2[b][r]);
-                    w[a][r][k] = acc;
+                for (int64_t k = 0; k < fb; ++k) w[a][r][k] = 0;
+            for (int b = 0; b < n; ++b) {
+                const WG_T *restrict src = du + (a * n + b) * pstride + c * ldu + fs;
+                for (int r = 0; r < 3; ++r) {
+                    const WG_T gbr = m == 4 ? G4[b][r] : G2[b][r];
+                    WG_IVDEP
+                    for (int64_t k = 0; k < fb; ++k) w[a][r][k] += src[k] * gbr;
                 }
+            }
         }
         for (int r = 0; r < 3; ++r)            /* dg = G^T w */
             for (int s2 = 0; s2 < 3; ++s2) {
                 WG_T *restrict o = dkernel + ((r * 3 + s2) * C + c) * F + fs;
-                for (int64_t k = 0; k < fb; ++k) {
-                    WG_T acc = 0;
-                    for (int a = 0; a < n; ++a) acc += (m == 4 ? G4[a][r] : G2[a][r]) * w[a][s2][k];
-                    o[k] = acc;
+                WG_T acc[WG_CB];
+                for (int64_t k = 0; k < fb; ++k) acc[k] = 0;
+                for (int a = 0; a < n; ++a) {
+                    const WG_T gar = m == 4 ? G4[a][r] : G2[a][r];
+                    WG_IVDEP
+                    for (int64_t k = 0; k < fb; ++k) acc[k] += gar * w[a][s2][k];
                 }
+                for (int64_t k = 0; k < fb; ++k) o[k] = acc[k];
             }
     }
 }
