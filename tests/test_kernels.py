@@ -213,9 +213,11 @@ def test_conv_algorithm_rejects_unknown_names():
 
 @pytest.mark.parametrize("shape,expected", [
     ((64, 8, 8, 64, 64), "winograd4"), ((64, 16, 16, 32, 32), "winograd4"),
-    ((16, 16, 16, 32, 64), "winograd4"), ((16, 8, 8, 256, 256), "winograd")])
+    ((64, 32, 32, 16, 16), "winograd4"), ((16, 16, 16, 32, 64), "winograd4"),
+    ((16, 8, 8, 256, 256), "winograd")])
 def test_winograd_is_chosen_for_wide_3x3_layers(shape, expected, rng, simd_path):
-    """W5's 64 -> 64 and 32 -> 32 layers (and 32 -> 64 at 16 x 16) run Winograd F(4x4,
+    """W5's 64 -> 64, 32 -> 32 and 16 -> 16 layers (on AVX-512, 16 outputs take the AVX2
+    microkernel's 16 columns), and 32 -> 64 at 16 x 16, run Winograd F(4x4,
     3x3) under "auto", a 256 -> 256 layer F(2x2, 3x3) (its transformed kernel is too
     large for F(4x4)'s): the same bits as when it is forced, other bits than the other
     algorithms', and the reference's values to float32's tolerance."""
@@ -266,14 +268,16 @@ def test_winograd_kernel_gradients(shape, expected, rng, simd_path, threads):
 @pytest.mark.parametrize("batch,size,c,f,expected", [
     (1, 13, 32, 64, "direct"), (2, 13, 32, 64, "direct"), (64, 13, 32, 64, "winograd4"),
     (1, 10, 64, 64, "direct"), (1, 10, 128, 128, "direct"), (3, 13, 48, 48, "direct"),
-    (1, 26, 64, 64, "direct"), (1, 32, 64, 64, "winograd4"), (3, 32, 64, 64, "winograd4"),
-    (48, 13, 48, 48, "winograd4"), (32, 8, 256, 256, "winograd")])
+    (1, 26, 64, 64, "winograd4"), (1, 32, 64, 64, "winograd4"), (3, 32, 64, 64, "winograd4"),
+    (48, 13, 48, 48, "winograd4"), (32, 8, 256, 256, "winograd"),
+    (64, 32, 16, 16, "winograd4")])
 def test_few_output_pixels_take_the_direct_forward(batch, size, c, f, expected, rng,
                                                    simd_path):
-    """A 3x3 layer of up to 128 inputs and outputs with at most 4096 output pixels (one
-    or two images) and fewer than 64 tiles of 4 x 4 takes the channel-vectorised direct
-    forward; from 64 tiles on (W4's 32 x 32 64 -> 64 layer from one image on, W1's 32
-    -> 64 layer at batch 64) Winograd F(4x4, 3x3), above 128 channels F(2x2, 3x3).
+    """A 3x3 layer (here "valid") whose Winograd F(4x4, 3x3) would have fewer than 65536
+    tile x C x F products, or work for only one item, takes the channel-vectorised direct
+    forward: one to three small images. From there on (W4's 32 x 32 64 -> 64 layer from
+    one image on, W5's 16 -> 16 layers, W1's 32 -> 64 layer at batch 64) F(4x4, 3x3),
+    above 128 channels F(2x2, 3x3).
     Seen through the bits, with the reference's values either way. The baseline path
     has no direct kernels."""
     x = rng.standard_normal((batch, size, size, c)).astype(np.float32)

@@ -10,6 +10,11 @@
 #include "_simd.h"
 
 static const cnnx_kernel_table *cnnx_k = &cnnx_table_generic;
+/* The path whose GEMM microkernel is half as wide as cnnx_k's, where there is one (AVX2
+ * under AVX-512), else cnnx_k: a product of at most its columns (Winograd's at 16
+ * output channels) would compute half of AVX-512's 32 columns for nothing. Set with
+ * cnnx_k. */
+static const cnnx_kernel_table *cnnx_narrow = &cnnx_table_generic;
 
 #if defined(CNNX_X86_PATHS)
 /* CPU features from CPUID, and whether the OS saves the vector registers (XGETBV), in
@@ -78,6 +83,11 @@ static int cnnx_simd_select(const char *name)
     if (strcmp(name, "avx2") == 0) t = &cnnx_table_avx2;
 #endif
     cnnx_k = t;
+#if defined(CNNX_X86_PATHS)
+    cnnx_narrow = t == &cnnx_table_avx512 ? &cnnx_table_avx2 : t;
+#else
+    cnnx_narrow = t;
+#endif
     return 0;
 }
 

@@ -155,6 +155,7 @@ cdef extern from "_simd.h" nogil:
 
 cdef extern from "_dispatch.h" nogil:
     const cnnx_kernel_table *cnnx_k
+    const cnnx_kernel_table *cnnx_narrow
     int cnnx_simd_available(const char *name)
     int cnnx_simd_select(const char *name)
     const char *CNNX_COMPILER

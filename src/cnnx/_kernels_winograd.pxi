@@ -33,18 +33,20 @@ cdef enum:
     WINO_MAX_C = 256
     # F(4x4, 3x3) (36 C F multiplications for 16 outputs: 2.25 an output against F(2x2,
     # 3x3)'s 4 and the direct 9; more rounding, about 1e-5 of the largest output in float32
-    # against 3-7e-7) wins from WINO4_MIN_TILES tiles and two work items on. AVX-512, 2
-    # threads, F(4x4) / the best other, ms: W5's 32 -> 32 and 64 -> 64 layers (64 images)
-    # 0.85 / 1.41 and 0.68 / 1.19; 32 x 32 64 -> 64, one image (64 tiles) 0.47 / 0.73;
-    # 16 x 16 32 -> 32, 4 images (64 tiles) 0.10 / 0.11; below 64 tiles it won some and
-    # lost some: 8 x 8 64 -> 64, 8 images (32 tiles) 0.18 / 0.20, 26 x 26 64 -> 64, one
-    # image (49 tiles) 0.37 / 0.28, 13 x 13 48 -> 48, 2 images 0.11 / 0.09. Above 128
-    # input channels the transformed kernel (36 C F values, 9.4 MB at 256 -> 256) outgrows
-    # L2 and F(2x2) won up to 32-64 tiles, so those keep F(2x2)'s rule.
-    WINO4_MIN_C = 32
+    # against 3-7e-7) wins once its products (tiles x C x F) reach WINO4_MIN_WORK and
+    # there are two work items. AVX-512, 2 threads, F(4x4) / direct, ms: W5's 16 -> 16,
+    # 32 -> 32 and 64 -> 64 layers (64 images) 0.93 / 1.61, 0.67 / 1.43, 0.57 / 1.41; 32
+    # x 32 64 -> 64, one image (64 tiles) 0.47 / 0.73; at 65536 products level or better
+    # (16 -> 16 on 256 tiles 1.09-1.18x, 32 -> 32 on 64 tiles 1.0-1.13x), below it
+    # slower (16 -> 16 on 64 tiles 0.95x, 16 -> 32 0.91-0.93x, 32 -> 32 on 32 tiles
+    # 0.7x). From 16 output channels: with 8, half of the narrow microkernel's 16 columns
+    # idle, it lost on up to 256 tiles (0.65-0.76x). Above 128 input channels the
+    # transformed kernel (36 C F values, 9.4 MB at 256 -> 256) outgrows L2 and F(2x2) won
+    # up to 32-64 tiles, so those keep F(2x2)'s rule.
+    WINO4_MIN_C = 16
     WINO4_MAX_C = 128
-    WINO4_MIN_F = 32
-    WINO4_MIN_TILES = 64
+    WINO4_MIN_F = 16
+    WINO4_MIN_WORK = 65536
     # V and M of a work item hold about 16 x WINO_BLOCK values: an L2-sized block.
     WINO_BLOCK = 8192
 
@@ -52,7 +54,8 @@ cdef enum:
 cdef struct Wino:
     Geometry g
     int64_t F, Fp              # output channels; rounded up to whole microkernel columns
-    int64_t mr, nr             # the GEMM microkernel's tile
+    const cnnx_kernel_table *uk  # whose GEMM microkernel: cnnx_k's, or cnnx_narrow's
+    int64_t mr, nr             # its tile
     int m, P                   # the tile's side (2 or 4) and positions ((m + 2) ** 2)
     int64_t th, tw, tiles      # tile rows and columns of a sample; tiles of the batch
     int64_t tb                 # tiles per work item, a multiple of mr (forward); per
@@ -78,7 +81,7 @@ cdef int _winograd_side(const Geometry *g, int64_t N, int64_t F, int is_f32) noe
     cdef Wino w
     _wino_plan(&w, g, N, F, is_f32, 4)
     if (WINO4_MIN_C <= g.C <= WINO4_MAX_C and F >= WINO4_MIN_F
-            and w.tiles >= WINO4_MIN_TILES and w.tiles > w.tb):
+            and w.tiles * g.C * F >= WINO4_MIN_WORK and w.tiles > w.tb):
         return 4
     _wino_plan(&w, g, N, F, is_f32, 2)
     if g.C >= WINO_MIN_C and F >= WINO_MIN_F and w.tiles >= WINO_MIN_BLOCKS * w.tb:
@@ -90,7 +93,13 @@ cdef void _wino_plan(Wino *w, const Geometry *g, int64_t N, int64_t F, int is_f3
                      int m) noexcept nogil:
     w.g = g[0]
     w.F = F
+    w.uk = cnnx_k
     _tile_shape(is_f32, &w.mr, &w.nr)
+    cdef int64_t narrow = cnnx_narrow.nr_f32 if is_f32 else cnnx_narrow.nr_f64
+    if F <= narrow < w.nr:   # the narrower microkernel's columns hold all F
+        w.uk = cnnx_narrow
+        w.mr = cnnx_narrow.mr_f32 if is_f32 else cnnx_narrow.mr_f64
+        w.nr = narrow
     w.Fp = _cdiv(F, w.nr) * w.nr
     w.m = m
     w.P = (m + 2) * (m + 2)
@@ -101,11 +110,22 @@ cdef void _wino_plan(Wino *w, const Geometry *g, int64_t N, int64_t F, int is_f3
 
 
 cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) noexcept nogil:
-    """U (P x C x Fp), then per thread V (P x tb x C), M (P x tb x Fp) and C zeros."""
+    """U (P x C x Fp), then per thread V (P x tb x C), M (P x tb x Fp) and max(C, F)
+    zeros (the input's padding, the bias when there is none)."""
     cdef int64_t C = w.g.C
     return (ALIGN + _align(w.P * C * w.Fp * itemsize)
             + nthreads * (_align(w.P * w.tb * C * itemsize) + _align(w.P * w.tb * w.Fp * itemsize)
-                          + _align(C * itemsize)))
+                          + _align(max(C, w.F) * itemsize)))
+
+
+cdef inline void _wino_ukernel(const Wino *w, bint a_rows, int64_t kc, const floating *a,
+                               const floating *b, int64_t ldb, floating *c, int mr,
+                               int accumulate) noexcept nogil:
+    """The plan's GEMM microkernel (w.uk's), its C tile Fp values a row."""
+    if floating is float:
+        w.uk.uk_f32[a_rows](kc, a, b, ldb, c, w.Fp, mr, <int> w.nr, accumulate, NULL, 0)
+    else:
+        w.uk.uk_f64[a_rows](kc, a, b, ldb, c, w.Fp, mr, <int> w.nr, accumulate, NULL, 0)
 
 
 cdef inline int64_t _wino_tile(const Wino *w, int64_t tile, int64_t *ti,
@@ -126,6 +146,7 @@ cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
     cdef const Geometry *g = &w.g
     cdef int64_t C = g.C, tb = w.tb, m = w.m
     cdef int64_t t, n, ti, tj, p, s, jp, rows_used
+    cdef const floating *b = bias if bias != NULL else zeros   # zeros: max(C, F) of them
     rows_used = _cdiv(nt, w.mr) * w.mr
     for t in range(nt):
         n = _wino_tile(w, t0 + t, &ti, &tj)
@@ -141,18 +162,18 @@ cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
     for p in range(w.P):
         for s in range(rows_used // w.mr):
             for jp in range(w.Fp // w.nr):
-                _ukernel(True, C, V + (p * tb + s * w.mr) * C, U + p * C * w.Fp + jp * w.nr,
-                         w.Fp, M + (p * tb + s * w.mr) * w.Fp + jp * w.nr, w.Fp,
-                         <int> w.mr, <int> w.nr, 0, NULL, 0)
+                _wino_ukernel(w, True, C, V + (p * tb + s * w.mr) * C,
+                              U + p * C * w.Fp + jp * w.nr, w.Fp,
+                              M + (p * tb + s * w.mr) * w.Fp + jp * w.nr, <int> w.mr, 0)
     for t in range(nt):
         n = _wino_tile(w, t0 + t, &ti, &tj)
         if floating is float:
-            cnnx_k.wg_output_f32(w.m, M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
+            cnnx_k.wg_output_f32(w.m, M + t * w.Fp, tb * w.Fp, w.F, b, relu,
                                  <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj),
                                  y + ((n * g.OH + m * ti) * g.OW + m * tj) * w.F,
                                  g.OW * w.F)
         else:
-            cnnx_k.wg_output_f64(w.m, M + t * w.Fp, tb * w.Fp, w.F, bias, relu,
+            cnnx_k.wg_output_f64(w.m, M + t * w.Fp, tb * w.Fp, w.F, b, relu,
                                  <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj),
                                  y + ((n * g.OH + m * ti) * g.OW + m * tj) * w.F,
                                  g.OW * w.F)
@@ -167,7 +188,7 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
     cdef char *per_thread = <char *> U + _align(w.P * C * w.Fp * sizeof(floating))
     cdef int64_t v_bytes = _align(w.P * w.tb * C * sizeof(floating))
     cdef int64_t m_bytes = _align(w.P * w.tb * w.Fp * sizeof(floating))
-    cdef int64_t thread_bytes = v_bytes + m_bytes + _align(C * sizeof(floating))
+    cdef int64_t thread_bytes = v_bytes + m_bytes + _align(max(C, w.F) * sizeof(floating))
     cdef int64_t blk, t0
     cdef floating *V = NULL   # set per thread below
     cdef floating *M = NULL
@@ -183,7 +204,7 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
         V = <floating *> (per_thread + threadid() * thread_bytes)
         M = <floating *> (<char *> V + v_bytes)
         zeros = <floating *> (<char *> M + m_bytes)
-        memset(zeros, 0, C * sizeof(floating))
+        memset(zeros, 0, max(C, w.F) * sizeof(floating))
         for blk in prange(_cdiv(w.tiles, w.tb), schedule="static"):
             t0 = blk * w.tb
             _wino_block(w, x, U, bias, y, relu, t0, min(w.tb, w.tiles - t0), V, M, zeros)
@@ -269,9 +290,8 @@ cdef void _wino_kgrad_item(const Wino *w, const floating *V, const floating *M, 
         if cw < mr:
             memset(strip + t * mr + cw, 0, (mr - cw) * sizeof(floating))
     for jp in range(w.Fp // w.nr):
-        _ukernel(False, nt, strip, M + p * w.tb * w.Fp + jp * w.nr, w.Fp,
-                 dU + (p * w.Cr + c0) * w.Fp + jp * w.nr, w.Fp, <int> cw, <int> w.nr,
-                 accumulate, NULL, 0)
+        _wino_ukernel(w, False, nt, strip, M + p * w.tb * w.Fp + jp * w.nr, w.Fp,
+                      dU + (p * w.Cr + c0) * w.Fp + jp * w.nr, <int> cw, accumulate)
 
 
 cdef void _wino_kgrad(const Wino *w, const floating *x, const floating *dy,
