@@ -332,6 +332,25 @@ def test_the_chunk_rule_reads_shapes_alone():
     assert P._chunk_size(b, 256) == 0    # 2304 multiply-adds a byte: whole
 
 
+@pytest.mark.parametrize("dilation,chunk", [(1, 0), (2, 2)])
+def test_a_chunk_keeps_the_winograd_layers(dilation, chunk):
+    """A 3x3 layer that runs Winograd on the whole batch (8 x 8 64 -> 64 on 32 images:
+    128 tiles) but would not on a chunk (2 images, 8 tiles) keeps the batch whole; dilated,
+    it runs direct either way and the batch goes in chunks of 2 (a sample's 1 MB of
+    4096 channels)."""
+    from cnnx.models import program as P
+    model = cnnx.Sequential([
+        cnnx.Input((8, 8, 64)),
+        layers.Conv2D(64, 3, padding="same", dilation_rate=dilation, activation="relu"),
+        layers.Conv2D(4096, 1, activation="relu"), layers.GlobalAveragePooling2D(),
+        layers.Dense(10)])
+    plan = Plan(model, False)
+    b = P._Builder(np.dtype(np.float32), [(32, 8, 8, 64)], 1)
+    for step in plan.steps:
+        assert b.step(step, step.layer.compiled_ops(step.ctx, np.dtype(np.float32)))
+    assert P._chunk_size(b, 32) == chunk
+
+
 def test_a_wrong_chunked_program_is_refused():
     allocate = lambda n: np.empty(n, np.uint8)   # noqa: E731
     kernel = np.ones((4, 3), np.float32)
