@@ -314,9 +314,8 @@ cdef void _wino_kgrad(const Wino *w, const floating *x, const floating *dy,
     cdef floating *zeros = NULL
     cdef int64_t chunk, t0, nt, t, item, c
     memset(M, 0, w.P * tb * w.Fp * sizeof(floating))   # dM's columns F : Fp stay zero
-    with parallel(num_threads=nthreads):
-        zeros = <floating *> (per_thread + threadid() * thread_bytes + strip_bytes)
-        memset(zeros, 0, C * sizeof(floating))
+    for t in range(nthreads):
+        memset(per_thread + t * thread_bytes + strip_bytes, 0, C * sizeof(floating))
     for chunk in range(_cdiv(w.tiles, tb)):
         t0 = chunk * tb
         nt = min(tb, w.tiles - t0)

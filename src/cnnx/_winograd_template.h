@@ -72,9 +72,10 @@ static void CNNX_CAT(WG_NAME, _input2)(const WG_T *restrict x, int64_t H, int64_
 
 /* The 2 x 2 outputs of a tile from its 16 products (position p at m + p * pstride, F
  * values), plus bias (F values: zeros for none; a NULL test per value became a masked
- * load in the vector loop, a quarter of a 16-channel layer's time), then ReLU when asked, into rows/columns `rows` x `cols`
- * (1 or 2: a tile past the image's last odd row or column) of y, whose pixel (0, 0) is
- * at y and whose rows are ldy values apart (F a pixel). */
+ * load in the vector loop, a quarter of a 16-channel layer's time), then ReLU when
+ * asked, into rows/columns `rows` x `cols` (1 or 2: a tile past the image's last odd row
+ * or column) of y, whose pixel (0, 0) is at y and whose rows are ldy values apart (F a
+ * pixel). */
 static void CNNX_CAT(WG_NAME, _output2)(const WG_T *restrict m, int64_t pstride, int64_t F,
                                         const WG_T *restrict bias, int relu, int rows,
                                         int cols, WG_T *restrict y, int64_t ldy)
