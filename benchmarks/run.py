@@ -2,7 +2,9 @@
 at batch 256, on cnnx, on the same network in pure NumPy (cnnx._reference kernels), and on
 PyTorch when it is importable (eager, channels_last, torch.set_num_threads matched), timed in
 turns in one process, medians of repeats. Then cnnx's per-layer breakdown at 1 thread and at
-all threads, with the peak memory of a training step.
+all threads, with the peak memory of a training step; then the graph networks W5 (a
+ResNet-20, batch 64) and W6 (MobileNet-style, batch 32) from bench_graphs.py, training and
+inference at that batch against NumPy and PyTorch (not with --quick).
 
     python benchmarks/run.py [--quick] [--threads N] [--json results.json] [--md results.md]
 
@@ -321,11 +323,18 @@ def main(argv=None):
     cnnx.set_num_threads(threads)
     peak = matmul_peak(repeats) if any(p["workload"] == "W4" for p in parts) else None
     text = markdown(rows, parts, peak, other)
+    # The graph networks (W5, W6: bench_graphs.py), inference at the training batch there
+    import bench_graphs
+    graph_rows = bench_graphs.compare(names, repeats) if not args.quick else []
+    if graph_rows:
+        text += ("\n\nGraph networks (benchmarks/bench_graphs.py; inference at the "
+                 "training batch)\n\n" + bench_graphs.table(graph_rows))
     print(text)
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(header=header, rows=rows, breakdown=parts, matmul_peak_gflops=peak,
+            json.dump(dict(header=header, rows=rows, graph_rows=graph_rows, breakdown=parts,
+                           matmul_peak_gflops=peak,
                            numpy_other_env=other), f, indent=1)
     if args.md:
         with open(args.md, "w") as f:
