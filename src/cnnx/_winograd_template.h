@@ -28,6 +28,20 @@
 #  define WG_IVDEP
 #endif
 
+/* The n x n input pixels of the patch whose top-left pixel is (r0, c0) of an H x W x C
+ * image, row by row into d: each a pointer to its C channels, or `zeros` (C zeros) for a
+ * pixel outside the image. */
+static inline void CNNX_CAT(WG_NAME, _patch)(const WG_T *x, int64_t H, int64_t W, int64_t C,
+                                              int64_t r0, int64_t c0, const WG_T *zeros,
+                                              int n, const WG_T **d)
+{
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) {
+            const int64_t r = r0 + i, c = c0 + j;
+            d[i * n + j] = (r >= 0 && r < H && c >= 0 && c < W) ? x + (r * W + c) * C : zeros;
+        }
+}
+
 /* The patch of the tile whose top-left input pixel is (r0, c0) of an H x W x C image (rows
  * and columns outside the image read `zeros`, C zeros), transformed: position p = 4 i + j
  * goes to v + p * pstride, C values. */
@@ -36,11 +50,7 @@ static void CNNX_CAT(WG_NAME, _input2)(const WG_T *restrict x, int64_t H, int64_
                                        WG_T *restrict v, int64_t pstride)
 {
     const WG_T *d[4][4];
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) {
-            const int64_t r = r0 + i, c = c0 + j;
-            d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? x + (r * W + c) * C : zeros;
-        }
+    CNNX_CAT(WG_NAME, _patch)(x, H, W, C, r0, c0, zeros, 4, &d[0][0]);
     const WG_T *restrict d00 = d[0][0], *restrict d01 = d[0][1], *restrict d02 = d[0][2],
                *restrict d03 = d[0][3], *restrict d10 = d[1][0], *restrict d11 = d[1][1],
                *restrict d12 = d[1][2], *restrict d13 = d[1][3], *restrict d20 = d[2][0],
@@ -156,16 +166,51 @@ static void CNNX_CAT(WG_NAME, _kernel2)(const WG_T *restrict kernel, int64_t C, 
  * 36 live values per channel would not fit the registers). */
 #define WG_CB 16
 
+/* F(4x4, 3x3)'s one-dimensional transforms, each applied to rows and then to columns:
+ * B^T of six values (the input's), A^T of six into four (the output's), A of four into
+ * six (the output gradient's). Statements; the results go to the lvalues y0..y5. */
+#define WG_BT6(y0, y1, y2, y3, y4, y5, a0, a1, a2, a3, a4, a5)                              \
+    do {                                                                                   \
+        const WG_T e_ = (a4) - (a2), f_ = (a3) - (a1);                                     \
+        y0 = 4 * (a0) - 5 * (a2) + (a4);                                                   \
+        y1 = (a3) + (a4) - 4 * ((a1) + (a2));                                              \
+        y2 = (a4) - (a3) + 4 * ((a1) - (a2));                                              \
+        y3 = e_ + 2 * f_;                                                                  \
+        y4 = e_ - 2 * f_;                                                                  \
+        y5 = 4 * (a1) - 5 * (a3) + (a5);                                                   \
+    } while (0)
+#define WG_AT6(y0, y1, y2, y3, a0, a1, a2, a3, a4, a5)                                      \
+    do {                                                                                   \
+        const WG_T sp_ = (a1) + (a2), sm_ = (a1) - (a2), tp_ = (a3) + (a4),                \
+                   tm_ = (a3) - (a4);                                                      \
+        y0 = (a0) + sp_ + tp_;                                                             \
+        y1 = sm_ + 2 * tm_;                                                                \
+        y2 = sp_ + 4 * tp_;                                                                \
+        y3 = sm_ + 8 * tm_ + (a5);                                                         \
+    } while (0)
+#define WG_A4(y0, y1, y2, y3, y4, y5, a0, a1, a2, a3)                                       \
+    do {                                                                                   \
+        const WG_T sp_ = (a0) + (a2), sm_ = (a1) + (a3), tp_ = (a0) + 4 * (a2),            \
+                   tm_ = 2 * (a1) + 8 * (a3);                                              \
+        y0 = (a0);                                                                         \
+        y1 = sp_ + sm_;                                                                    \
+        y2 = sp_ - sm_;                                                                    \
+        y3 = tp_ + tm_;                                                                    \
+        y4 = tp_ - tm_;                                                                    \
+        y5 = (a3);                                                                         \
+    } while (0)
+
+/* F(4x4, 3x3)'s G, for the kernel transform and the kernel gradient's. */
+static const WG_T CNNX_CAT(WG_NAME, _G4)[6][3] = {
+    {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
 static void CNNX_CAT(WG_NAME, _input4)(const WG_T *restrict x, int64_t H, int64_t W, int64_t C,
                                         int64_t r0, int64_t c0, const WG_T *restrict zeros,
                                         WG_T *restrict v, int64_t pstride)
 {
     const WG_T *d[6][6];
-    for (int i = 0; i < 6; ++i)
-        for (int j = 0; j < 6; ++j) {
-            const int64_t r = r0 + i, c = c0 + j;
-            d[i][j] = (r >= 0 && r < H && c >= 0 && c < W) ? x + (r * W + c) * C : zeros;
-        }
+    CNNX_CAT(WG_NAME, _patch)(x, H, W, C, r0, c0, zeros, 6, &d[0][0]);
     WG_T t[6][6][WG_CB];
     for (int64_t cs = 0; cs < C; cs += WG_CB) {
         const int64_t cb = C - cs < WG_CB ? C - cs : WG_CB;
@@ -173,34 +218,18 @@ static void CNNX_CAT(WG_NAME, _input4)(const WG_T *restrict x, int64_t H, int64_
             const WG_T *restrict p0 = d[0][j] + cs, *restrict p1 = d[1][j] + cs,
                        *restrict p2 = d[2][j] + cs, *restrict p3 = d[3][j] + cs,
                        *restrict p4 = d[4][j] + cs, *restrict p5 = d[5][j] + cs;
-            for (int64_t k = 0; k < cb; ++k) {
-                const WG_T a0 = p0[k], a1 = p1[k], a2 = p2[k], a3 = p3[k], a4 = p4[k],
-                           a5 = p5[k];
-                const WG_T e = a4 - a2, f = a3 - a1;
-                t[0][j][k] = 4 * a0 - 5 * a2 + a4;
-                t[1][j][k] = a3 + a4 - 4 * (a1 + a2);
-                t[2][j][k] = a4 - a3 + 4 * (a1 - a2);
-                t[3][j][k] = e + 2 * f;
-                t[4][j][k] = e - 2 * f;
-                t[5][j][k] = 4 * a1 - 5 * a3 + a5;
-            }
+            for (int64_t k = 0; k < cb; ++k)
+                WG_BT6(t[0][j][k], t[1][j][k], t[2][j][k], t[3][j][k], t[4][j][k], t[5][j][k],
+                       p0[k], p1[k], p2[k], p3[k], p4[k], p5[k]);
         }
         for (int i = 0; i < 6; ++i) {      /* columns: v = t B, row i */
             WG_T *restrict o0 = v + 6 * i * pstride + cs, *restrict o1 = o0 + pstride,
                  *restrict o2 = o1 + pstride, *restrict o3 = o2 + pstride,
                  *restrict o4 = o3 + pstride, *restrict o5 = o4 + pstride;
             WG_IVDEP
-            for (int64_t k = 0; k < cb; ++k) {
-                const WG_T a0 = t[i][0][k], a1 = t[i][1][k], a2 = t[i][2][k], a3 = t[i][3][k],
-                           a4 = t[i][4][k], a5 = t[i][5][k];
-                const WG_T e = a4 - a2, f = a3 - a1;
-                o0[k] = 4 * a0 - 5 * a2 + a4;
-                o1[k] = a3 + a4 - 4 * (a1 + a2);
-                o2[k] = a4 - a3 + 4 * (a1 - a2);
-                o3[k] = e + 2 * f;
-                o4[k] = e - 2 * f;
-                o5[k] = 4 * a1 - 5 * a3 + a5;
-            }
+            for (int64_t k = 0; k < cb; ++k)
+                WG_BT6(o0[k], o1[k], o2[k], o3[k], o4[k], o5[k], t[i][0][k], t[i][1][k],
+                       t[i][2][k], t[i][3][k], t[i][4][k], t[i][5][k]);
         }
     }
 }
@@ -216,14 +245,9 @@ static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride,
             const WG_T *restrict p0 = m + j * pstride + fs, *restrict p1 = p0 + 6 * pstride,
                        *restrict p2 = p0 + 12 * pstride, *restrict p3 = p0 + 18 * pstride,
                        *restrict p4 = p0 + 24 * pstride, *restrict p5 = p0 + 30 * pstride;
-            for (int64_t k = 0; k < fb; ++k) {
-                const WG_T a1 = p1[k], a2 = p2[k], a3 = p3[k], a4 = p4[k];
-                const WG_T sp = a1 + a2, sm = a1 - a2, tp = a3 + a4, tm = a3 - a4;
-                s[0][j][k] = p0[k] + sp + tp;
-                s[1][j][k] = sm + 2 * tm;
-                s[2][j][k] = sp + 4 * tp;
-                s[3][j][k] = sm + 8 * tm + p5[k];
-            }
+            for (int64_t k = 0; k < fb; ++k)
+                WG_AT6(s[0][j][k], s[1][j][k], s[2][j][k], s[3][j][k], p0[k], p1[k], p2[k],
+                       p3[k], p4[k], p5[k]);
         }
         for (int i = 0; i < rows; ++i) {   /* columns: y = s A, row i */
             const WG_T *restrict q0 = s[i][0], *restrict q1 = s[i][1], *restrict q2 = s[i][2],
@@ -232,11 +256,13 @@ static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride,
                  *restrict o2 = o1 + F, *restrict o3 = o2 + F;
             WG_IVDEP
             for (int64_t k = 0; k < fb; ++k) {
-                const WG_T a1 = q1[k], a2 = q2[k], a3 = q3[k], a4 = q4[k];
-                const WG_T sp = a1 + a2, sm = a1 - a2, tp = a3 + a4, tm = a3 - a4;
                 const WG_T b = bias[fs + k];
-                WG_T y0 = q0[k] + sp + tp + b, y1 = sm + 2 * tm + b, y2 = sp + 4 * tp + b,
-                     y3 = sm + 8 * tm + q5[k] + b;
+                WG_T y0, y1, y2, y3;
+                WG_AT6(y0, y1, y2, y3, q0[k], q1[k], q2[k], q3[k], q4[k], q5[k]);
+                y0 += b;
+                y1 += b;
+                y2 += b;
+                y3 += b;
                 if (relu) {   /* zeroes negatives, lets NaN through */
                     y0 = y0 <= 0 ? (WG_T)0 : y0;
                     y1 = y1 <= 0 ? (WG_T)0 : y1;
@@ -258,10 +284,7 @@ static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride,
 static void CNNX_CAT(WG_NAME, _kernel4)(const WG_T *restrict kernel, int64_t C, int64_t F,
                                          int64_t Fp, int64_t c, WG_T *restrict U)
 {
-    static const WG_T G[6][3] = {{1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                 {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                 {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                 {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    const WG_T (*G)[3] = CNNX_CAT(WG_NAME, _G4);
     const WG_T *restrict g00 = kernel + c * F, *restrict g01 = g00 + C * F,
                *restrict g02 = g01 + C * F, *restrict g10 = g02 + C * F,
                *restrict g11 = g10 + C * F, *restrict g12 = g11 + C * F,
@@ -315,16 +338,9 @@ static void CNNX_CAT(WG_NAME, _dy)(int m, const WG_T *restrict dy, int64_t ldy, 
             }
             if (m == 4) {
                 WG_IVDEP
-                for (int64_t k = 0; k < fb; ++k) {
-                    const WG_T a0 = d[0][k], a1 = d[1][k], a2 = d[2][k], a3 = d[3][k];
-                    const WG_T sp = a0 + a2, sm = a1 + a3, tp = a0 + 4 * a2, tm = 2 * a1 + 8 * a3;
-                    t[0][j][k] = a0;
-                    t[1][j][k] = sp + sm;
-                    t[2][j][k] = sp - sm;
-                    t[3][j][k] = tp + tm;
-                    t[4][j][k] = tp - tm;
-                    t[5][j][k] = a3;
-                }
+                for (int64_t k = 0; k < fb; ++k)
+                    WG_A4(t[0][j][k], t[1][j][k], t[2][j][k], t[3][j][k], t[4][j][k],
+                          t[5][j][k], d[0][k], d[1][k], d[2][k], d[3][k]);
             } else {
                 WG_IVDEP
                 for (int64_t k = 0; k < fb; ++k) {
@@ -342,17 +358,9 @@ static void CNNX_CAT(WG_NAME, _dy)(int m, const WG_T *restrict dy, int64_t ldy, 
                  *restrict o4 = o3 + pstride, *restrict o5 = o4 + pstride;
             if (m == 4) {
                 WG_IVDEP
-                for (int64_t k = 0; k < fb; ++k) {
-                    const WG_T a0 = t[i][0][k], a1 = t[i][1][k], a2 = t[i][2][k],
-                               a3 = t[i][3][k];
-                    const WG_T sp = a0 + a2, sm = a1 + a3, tp = a0 + 4 * a2, tm = 2 * a1 + 8 * a3;
-                    o0[k] = a0;
-                    o1[k] = sp + sm;
-                    o2[k] = sp - sm;
-                    o3[k] = tp + tm;
-                    o4[k] = tp - tm;
-                    o5[k] = a3;
-                }
+                for (int64_t k = 0; k < fb; ++k)
+                    WG_A4(o0[k], o1[k], o2[k], o3[k], o4[k], o5[k], t[i][0][k], t[i][1][k],
+                          t[i][2][k], t[i][3][k]);
             } else {
                 WG_IVDEP
                 for (int64_t k = 0; k < fb; ++k) {
@@ -373,10 +381,7 @@ static void CNNX_CAT(WG_NAME, _kgrad)(int m, const WG_T *restrict du, int64_t ps
                                        int64_t ldu, int64_t C, int64_t F, int64_t c,
                                        WG_T *restrict dkernel)
 {
-    static const WG_T G4[6][3] = {{1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                  {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                  {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    const WG_T (*G4)[3] = CNNX_CAT(WG_NAME, _G4);
     static const WG_T G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     const int n = m + 2;
     for (int64_t fs = 0; fs < F; fs += WG_CB) {
@@ -435,5 +440,8 @@ static void CNNX_CAT(WG_NAME, _kernel)(int m, const WG_T *kernel, int64_t C, int
 
 #undef WG_CB
 #undef WG_IVDEP
+#undef WG_BT6
+#undef WG_AT6
+#undef WG_A4
 #undef WG_NAME
 #undef WG_T

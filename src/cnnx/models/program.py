@@ -350,27 +350,26 @@ def _chunk_size(builder, batch):
         int(np.prod(shape)) * builder.dtype.itemsize
         for k, shape in builder.shape.items() if k < builder.n_inputs)
     per_sample = tensors / batch
-    macs = 0
-    for kind, _a, _b, _out, n, i, f, _size, geometry, *_ in builder.ops:
-        if kind in ("conv2d", "depthwise_conv2d"):
-            macs += n * geometry[3] * geometry[4] * i * f
-        elif kind == "dense":
-            macs += n * i * f
-    if batch < _CHUNK_SHARES or tensors < _CHUNK_ABOVE \
-            or macs > _CHUNK_MAX_INTENSITY * tensors:
-        return 0
     chunk = 1
     while (2 * chunk <= _CHUNK_MAX and 2 * chunk * per_sample <= _CHUNK_BYTES
            and 2 * chunk * _CHUNK_SHARES <= batch):
         chunk *= 2
     is_f32 = builder.dtype == np.float32
-    for kind, _a, _b, _out, n, _i, f, _size, geometry, *_ in builder.ops:
-        if kind == "conv2d" and geometry[7] == geometry[8] == 1:
+    macs, loses_winograd = 0, False
+    for kind, _a, _b, _out, n, i, f, _size, geometry, *_ in builder.ops:
+        if kind in ("conv2d", "depthwise_conv2d"):
+            macs += n * geometry[3] * geometry[4] * i * f
+        elif kind == "dense":
+            macs += n * i * f
+        if kind == "conv2d" and geometry[7] == geometry[8] == 1 and not loses_winograd:
             H, W, C, OH, OW, KH, KW, _, _, ph, pw, dh, dw = geometry
-            if _kernels.winograd_wanted(n, H, W, C, OH, OW, f, KH, KW, ph, pw, dh, dw,
-                                        is_f32) and not _kernels.winograd_wanted(
-                    chunk, H, W, C, OH, OW, f, KH, KW, ph, pw, dh, dw, is_f32):
-                return 0
+            loses_winograd = _kernels.winograd_wanted(
+                n, H, W, C, OH, OW, f, KH, KW, ph, pw, dh, dw, is_f32) and not \
+                _kernels.winograd_wanted(chunk, H, W, C, OH, OW, f, KH, KW, ph, pw, dh, dw,
+                                         is_f32)
+    if (batch < _CHUNK_SHARES or tensors < _CHUNK_ABOVE
+            or macs > _CHUNK_MAX_INTENSITY * tensors or loses_winograd):
+        return 0
     return chunk
 
 
