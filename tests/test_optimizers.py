@@ -268,7 +268,12 @@ def test_new_updates_match_their_twins(dtype, rng):
     for name, state, params in cases:
         ww, ss = w.copy(), [s.copy() for s in state]
         getattr(_kernels, name)(ww, g, *ss, *params, 2)
-        want = getattr(ref, name)(w, g, *state, *params)
+        args = (w, g, *state)
+        if name == "ftrl_update":
+            # The kernel works in double (its z cancels against clip(z)); a float32 twin
+            # rounds pow differently per NumPy SIMD path, so compare with float64's.
+            args = tuple(x.astype(np.float64) for x in args)
+        want = getattr(ref, name)(*args, *params)
         for got, exp in zip((ww, *ss), want):
             np.testing.assert_allclose(got, exp, err_msg=name, **tol)
 
