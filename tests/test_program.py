@@ -304,6 +304,45 @@ def test_a_chunked_program_gives_each_chunk_the_step_by_step_bits(make, dtype, m
     np.testing.assert_array_equal(model.predict_on_batch(x[:7]), want[:7])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_dense_kernel_heavier_than_a_chunk_runs_on_the_whole_batch(dtype, monkeypatch,
+                                                                     threads):
+    """The convolutions run in chunks of 4; the dense layers, whose 200 x 256 kernel
+    outweighs a chunk's tensors, run after them on all 10 samples at once (in chunks the
+    kernel would be read once a chunk): the step-by-step plan's bits on any threads."""
+    chunked(monkeypatch, 4)
+    cnnx.utils.set_random_seed(0)
+    model = cnnx.Sequential([
+        cnnx.Input((12, 12, 3)), layers.Conv2D(8, 3, activation="relu", dtype=dtype),
+        layers.MaxPooling2D(2, dtype=dtype), layers.Flatten(dtype=dtype),
+        layers.Dense(256, activation="relu", dtype=dtype),
+        layers.Dense(3, activation="softmax", dtype=dtype)])
+    x = np.random.default_rng(4).standard_normal((10, 12, 12, 3)).astype(dtype)
+    want = stepwise(model, x)[0]
+    for n in (1, 2, 3):
+        threads(n)
+        y = model.predict_on_batch(x)
+        head, tail = compiled_plan(model, x).segments
+        assert (head.batch, head.chunk, tail.batch) == (10, 4, 0)
+        np.testing.assert_array_equal(y.view(np.uint8), want.view(np.uint8))
+
+
+def test_a_tail_that_reads_the_head_stays_in_chunks():
+    """_tail_start splits at the first heavy dense product only where the ops after it
+    read nothing the ops before it wrote but that product's input."""
+    from cnnx.models import program as P
+    kernel = np.ones((100, 50), np.float32)   # 20 KB
+    dense = ("dense", 2, -1, 3, 4, 100, 50, 0, (), 0, 1, kernel, None)
+    relu = ("relu", 0, -1, 1, 4, 100, 100, 400, (), 0, 1, None, None)
+    copy = ("relu", 1, -1, 2, 4, 100, 100, 400, (), 0, 1, None, None)
+    assert P._tail_start([relu, copy, dense], 1, [3], 10_000) == 2
+    assert P._tail_start([relu, copy, dense], 1, [3], 30_000) == 3    # light: no tail
+    assert P._tail_start([relu, copy, dense], 1, [1, 3], 10_000) == 3   # head output
+    add = ("add", 3, 1, 4, 4, 50, 50, 200, (), 0, 1, None, None)
+    assert P._tail_start([relu, copy, dense, add], 1, [4], 10_000) == 4  # reads buffer 1
+    assert P._tail_start([dense], 1, [3], 10_000) == 1   # nothing before it
+
+
 def test_the_chunk_rule_reads_shapes_alone():
     """Large batches of a network with little arithmetic per byte run in chunks, as
     large as the cache budget and the 16 shares allow; small batches and compute-bound

@@ -33,8 +33,10 @@ cdef enum:
     WINO_MAX_C = 256
     # F(4x4, 3x3) (36 C F multiplications for 16 outputs: 2.25 an output against F(2x2,
     # 3x3)'s 4 and the direct 9; more rounding, about 1e-5 of the largest output in float32
-    # against 3-7e-7) wins once its products (tiles x C x F) reach WINO4_MIN_WORK and
-    # there are two work items. AVX-512, 2 threads, F(4x4) / direct, ms: W5's 16 -> 16,
+    # against 3-7e-7) wins once its products (tiles x C x F) reach WINO4_MIN_WORK (a
+    # single block counts: the threads share it, see _wino_conv; one image, AVX2, F(4x4) /
+    # direct, us, 1 and 2 threads: 16 x 16 64 -> 128 576 / 821 and 308 / 480, 8 x 8
+    # 128 -> 128 304 / 424 and 174 / 254). AVX-512, 2 threads, F(4x4) / direct, ms: W5's 16 -> 16,
     # 32 -> 32 and 64 -> 64 layers (64 images) 0.93 / 1.61, 0.67 / 1.43, 0.57 / 1.41; 32
     # x 32 64 -> 64, one image (64 tiles) 0.47 / 0.73; at 65536 products level or better
     # (16 -> 16 on 256 tiles 1.09-1.18x, 32 -> 32 on 64 tiles 1.0-1.13x), below it
@@ -81,7 +83,7 @@ cdef int _winograd_side(const Geometry *g, int64_t N, int64_t F, int is_f32) noe
     cdef Wino w
     _wino_plan(&w, g, N, F, is_f32, 4)
     if (WINO4_MIN_C <= g.C <= WINO4_MAX_C and F >= WINO4_MIN_F
-            and w.tiles * g.C * F >= WINO4_MIN_WORK and w.tiles > w.tb):
+            and w.tiles * g.C * F >= WINO4_MIN_WORK):
         return 4
     _wino_plan(&w, g, N, F, is_f32, 2)
     if g.C >= WINO_MIN_C and F >= WINO_MIN_F and w.tiles >= WINO_MIN_BLOCKS * w.tb:
@@ -139,60 +141,86 @@ cdef inline int64_t _wino_tile(const Wino *w, int64_t tile, int64_t *ti,
     return n
 
 
+cdef inline void _wino_in(const Wino *w, const floating *x, int64_t tile, floating *v,
+                          const floating *zeros) noexcept nogil:
+    """A tile's input patch, transformed, into v (its row of V; positions tb * C
+    apart)."""
+    cdef const Geometry *g = &w.g
+    cdef int64_t ti, tj, n = _wino_tile(w, tile, &ti, &tj)
+    if floating is float:
+        cnnx_k.wg_input_f32(w.m, x + n * g.H * g.W * g.C, g.H, g.W, g.C, w.m * ti - g.ph,
+                            w.m * tj - g.pw, zeros, v, w.tb * g.C)
+    else:
+        cnnx_k.wg_input_f64(w.m, x + n * g.H * g.W * g.C, g.H, g.W, g.C, w.m * ti - g.ph,
+                            w.m * tj - g.pw, zeros, v, w.tb * g.C)
+
+
+cdef inline void _wino_out(const Wino *w, const floating *mt, int64_t tile,
+                           const floating *bias, int relu, floating *y) noexcept nogil:
+    """A tile's outputs from its row of M (mt; positions tb * Fp apart)."""
+    cdef const Geometry *g = &w.g
+    cdef int64_t ti, tj, n = _wino_tile(w, tile, &ti, &tj)
+    cdef int oh = <int> min(w.m, g.OH - w.m * ti), ow = <int> min(w.m, g.OW - w.m * tj)
+    cdef floating *out = y + ((n * g.OH + w.m * ti) * g.OW + w.m * tj) * w.F
+    if floating is float:
+        cnnx_k.wg_output_f32(w.m, mt, w.tb * w.Fp, w.F, bias, relu, oh, ow, out, g.OW * w.F)
+    else:
+        cnnx_k.wg_output_f64(w.m, mt, w.tb * w.Fp, w.F, bias, relu, oh, ow, out, g.OW * w.F)
+
+
+cdef inline void _wino_product(const Wino *w, const floating *U, const floating *V,
+                               floating *M, int64_t item, int64_t strips) noexcept nogil:
+    """One of a block's products, item = (position, strip of mr tiles of `strips`, strip
+    of nr output channels) numbered in that order: M[p] strip = V[p] strip x U[p]."""
+    cdef int64_t jn = w.Fp // w.nr
+    cdef int64_t p = item // (strips * jn), s = item // jn % strips, jp = item % jn
+    _wino_ukernel(w, True, w.g.C, V + (p * w.tb + s * w.mr) * w.g.C,
+                  U + p * w.g.C * w.Fp + jp * w.nr, w.Fp,
+                  M + (p * w.tb + s * w.mr) * w.Fp + jp * w.nr, <int> w.mr, 0)
+
+
+cdef inline void _wino_pad_rows(const Wino *w, floating *V, int64_t nt) noexcept nogil:
+    """The last strip's rows past a block of nt tiles: zeros, not stale values."""
+    cdef int64_t p, rows_used = _cdiv(nt, w.mr) * w.mr
+    if rows_used > nt:
+        for p in range(w.P):
+            memset(V + (p * w.tb + nt) * w.g.C, 0,
+                   (rows_used - nt) * w.g.C * sizeof(floating))
+
+
 cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
                       const floating *bias, floating *y, int relu, int64_t t0, int64_t nt,
                       floating *V, floating *M, const floating *zeros) noexcept nogil:
-    """Tiles t0 : t0 + nt of the batch (nt <= tb)."""
-    cdef const Geometry *g = &w.g
-    cdef int64_t C = g.C, tb = w.tb, m = w.m
-    cdef int64_t t, n, ti, tj, p, s, jp, rows_used
-    cdef const floating *b = bias if bias != NULL else zeros   # zeros: max(C, F) of them
-    rows_used = _cdiv(nt, w.mr) * w.mr
+    """Tiles t0 : t0 + nt of the batch (nt <= tb), on one thread."""
+    cdef int64_t t, item, strips = _cdiv(nt, w.mr)
     for t in range(nt):
-        n = _wino_tile(w, t0 + t, &ti, &tj)
-        if floating is float:
-            cnnx_k.wg_input_f32(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
-                                m * tj - g.pw, zeros, V + t * C, tb * C)
-        else:
-            cnnx_k.wg_input_f64(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
-                                m * tj - g.pw, zeros, V + t * C, tb * C)
-    if rows_used > nt:   # the last strip's rows past the block: zeros, not stale values
-        for p in range(w.P):
-            memset(V + (p * tb + nt) * C, 0, (rows_used - nt) * C * sizeof(floating))
-    for p in range(w.P):
-        for s in range(rows_used // w.mr):
-            for jp in range(w.Fp // w.nr):
-                _wino_ukernel(w, True, C, V + (p * tb + s * w.mr) * C,
-                              U + p * C * w.Fp + jp * w.nr, w.Fp,
-                              M + (p * tb + s * w.mr) * w.Fp + jp * w.nr, <int> w.mr, 0)
+        _wino_in(w, x, t0 + t, V + t * w.g.C, zeros)
+    _wino_pad_rows(w, V, nt)
+    for item in range(w.P * strips * (w.Fp // w.nr)):
+        _wino_product(w, U, V, M, item, strips)
     for t in range(nt):
-        n = _wino_tile(w, t0 + t, &ti, &tj)
-        if floating is float:
-            cnnx_k.wg_output_f32(w.m, M + t * w.Fp, tb * w.Fp, w.F, b, relu,
-                                 <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj),
-                                 y + ((n * g.OH + m * ti) * g.OW + m * tj) * w.F,
-                                 g.OW * w.F)
-        else:
-            cnnx_k.wg_output_f64(w.m, M + t * w.Fp, tb * w.Fp, w.F, b, relu,
-                                 <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj),
-                                 y + ((n * g.OH + m * ti) * g.OW + m * tj) * w.F,
-                                 g.OW * w.F)
+        _wino_out(w, M + t * w.Fp, t0 + t, bias, relu, y)
 
 
 cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
                      const floating *bias, floating *y, int relu, char *scratch,
                      int nthreads) noexcept nogil:
-    """y = conv(x, kernel) (+ bias, ReLU); scratch holds _wino_scratch_bytes."""
+    """y = conv(x, kernel) (+ bias, ReLU); scratch holds _wino_scratch_bytes. With
+    blocks enough for the threads, each thread runs whole blocks; with fewer (one image
+    through W4's 16 x 16 64 -> 128 layer: 16 tiles, one block), the threads share each
+    block's transforms and products in turn. Each value is computed the same way
+    either way."""
     cdef int64_t C = w.g.C
     cdef floating *U = <floating *> _aligned(scratch)
     cdef char *per_thread = <char *> U + _align(w.P * C * w.Fp * sizeof(floating))
     cdef int64_t v_bytes = _align(w.P * w.tb * C * sizeof(floating))
     cdef int64_t m_bytes = _align(w.P * w.tb * w.Fp * sizeof(floating))
     cdef int64_t thread_bytes = v_bytes + m_bytes + _align(max(C, w.F) * sizeof(floating))
-    cdef int64_t blk, t0
+    cdef int64_t blk, t0, nt, t, item, strips, n_blocks = _cdiv(w.tiles, w.tb)
     cdef floating *V = NULL   # set per thread below
     cdef floating *M = NULL
     cdef floating *zeros = NULL
+    cdef const floating *b
     cdef int64_t c
     with parallel(num_threads=nthreads):
         for c in prange(C, schedule="static"):
@@ -200,14 +228,35 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
                 cnnx_k.wg_kernel_f32(w.m, kernel, C, w.F, w.Fp, c, U)
             else:
                 cnnx_k.wg_kernel_f64(w.m, kernel, C, w.F, w.Fp, c, U)
+    if nthreads > 1 and n_blocks < 2 * nthreads:
+        # Shared blocks: one V, M and zeros (the first thread's), each phase split.
+        V = <floating *> per_thread
+        M = <floating *> (<char *> V + v_bytes)
+        zeros = <floating *> (<char *> M + m_bytes)
+        memset(zeros, 0, max(C, w.F) * sizeof(floating))
+        b = bias if bias != NULL else zeros
+        for blk in range(n_blocks):
+            t0 = blk * w.tb
+            nt = min(w.tb, w.tiles - t0)
+            strips = _cdiv(nt, w.mr)
+            _wino_pad_rows(w, V, nt)
+            with parallel(num_threads=nthreads):   # (each prange ends in a barrier)
+                for t in prange(nt, schedule="static"):
+                    _wino_in(w, x, t0 + t, V + t * C, zeros)
+                for item in prange(w.P * strips * (w.Fp // w.nr), schedule="static"):
+                    _wino_product(w, U, V, M, item, strips)
+                for t in prange(nt, schedule="static"):
+                    _wino_out(w, M + t * w.Fp, t0 + t, b, relu, y)
+        return
     with parallel(num_threads=nthreads):
         V = <floating *> (per_thread + threadid() * thread_bytes)
         M = <floating *> (<char *> V + v_bytes)
         zeros = <floating *> (<char *> M + m_bytes)
         memset(zeros, 0, max(C, w.F) * sizeof(floating))
-        for blk in prange(_cdiv(w.tiles, w.tb), schedule="static"):
+        for blk in prange(n_blocks, schedule="static"):
             t0 = blk * w.tb
-            _wino_block(w, x, U, bias, y, relu, t0, min(w.tb, w.tiles - t0), V, M, zeros)
+            _wino_block(w, x, U, bias if bias != NULL else zeros, y, relu, t0,
+                        min(w.tb, w.tiles - t0), V, M, zeros)
 
 
 # ---------------------------------------------------------------------------------

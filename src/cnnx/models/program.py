@@ -153,15 +153,32 @@ class CompiledPlan:
         outs = sorted({made.slot[s] for s in plan.outputs})
         if any(k < n for k in outs):   # an input as an output: run whole
             return None
-        for k in outs:   # the outputs, for the whole batch
+        split = _tail_start(made.ops, n, outs, _chunk_tensor_bytes(made))
+        head = made.ops[:split]
+        if split < len(made.ops):    # the tail's one input: the head's output
+            outs = [made.ops[split][1]]
+        for k in outs:   # the head's outputs, for the whole batch
             made.buffers[k] = np.empty(made.buffers[k].size // chunk * batch, dtype)
-        program = _kernels.Program(dtype, made.buffers, n, made.ops,
-                                   lambda nbytes: np.empty(nbytes, np.uint8), batch=batch,
-                                   chunk=chunk, outputs=outs,
-                                   nthreads=_config._num_threads)
-        outputs = [(made.buffers[made.slot[s]], (batch,) + made.shape[s][1:])
-                   for s in plan.outputs]
-        return cls([program], n, [x.shape for x in inputs], outputs, made.watch,
+        allocate = lambda nbytes: np.empty(nbytes, np.uint8)   # noqa: E731
+        segments = [_kernels.Program(dtype, made.buffers, n, head, allocate, batch=batch,
+                                     chunk=chunk, outputs=outs,
+                                     nthreads=_config._num_threads)]
+        buffers, shapes = made.buffers, {s: (batch,) + made.shape[s][1:]
+                                         for s in plan.outputs}
+        if split < len(made.ops):
+            # The tail, op for op the whole batch's (builder's), reading the head's
+            # output and the weights the head's ops were made with (made's folds).
+            tail = [whole[:11] + part[11:]
+                    for whole, part in zip(builder.ops[split:], made.ops[split:])]
+            used = {k for op in tail for k in op[1:4]}
+            buffers = [b if k in used else None if k < n else np.empty(1, dtype)
+                       for k, b in enumerate(builder.buffers)]
+            buffers[tail[0][1]] = made.buffers[outs[0]]
+            segments.append(_kernels.Program(dtype, buffers, n, tail, allocate))
+            shapes = {s: builder.shape[s] for s in plan.outputs}
+        slots = made.slot if split == len(made.ops) else builder.slot
+        outputs = [(buffers[slots[s]], shapes[s]) for s in plan.outputs]
+        return cls(segments, n, [x.shape for x in inputs], outputs, made.watch,
                    made.refresh, _config._num_threads, dtype)
 
     def current(self):
@@ -344,11 +361,35 @@ _CHUNK_MAX_INTENSITY = 50   # multiply-adds a byte of tensors; beyond, compute-b
 # (its 8 x 8 64 -> 64 layers' 4 x 4 tiles too few there), at 256 80 against 106.
 
 
-def _chunk_size(builder, batch):
-    """The samples a chunk for the builder's program over `batch` samples, or 0 (whole)."""
-    tensors = sum(b.nbytes for b in builder.buffers if b is not None) + sum(
+def _chunk_tensor_bytes(builder):
+    """The bytes of the builder's tensors: its buffers and inputs."""
+    return sum(b.nbytes for b in builder.buffers if b is not None) + sum(
         int(np.prod(shape)) * builder.dtype.itemsize
         for k, shape in builder.shape.items() if k < builder.n_inputs)
+
+
+def _tail_start(ops, n_inputs, outputs, chunk_bytes):
+    """Where a chunked program's whole-batch tail starts (len(ops): none). The tail is
+    the ops from the first dense product whose kernel outweighs a chunk's tensors
+    (chunk_bytes): in chunks that kernel would stream from memory once a chunk (W2's
+    6272 x 128, 3.2 MB, 128 times a batch of 256 in chunks of 2: 6.8 ms of 49, as
+    matrix-vector products). The tail must read nothing of the head's but the input of
+    its first op, which the head writes."""
+    split = next((k for k, op in enumerate(ops) if op[0] == "dense"
+                  and op[5] * op[6] * op[11].itemsize > chunk_bytes), 0)
+    if split == 0 or ops[split][1] < n_inputs:
+        return len(ops)
+    tail = ops[split:]
+    written = {op[3] for op in tail} | {tail[0][1]}
+    if any(k not in written for op in tail for k in op[1:3] if k >= 0) \
+            or any(k not in written for k in outputs):
+        return len(ops)
+    return split
+
+
+def _chunk_size(builder, batch):
+    """The samples a chunk for the builder's program over `batch` samples, or 0 (whole)."""
+    tensors = _chunk_tensor_bytes(builder)
     per_sample = tensors / batch
     chunk = 1
     while (2 * chunk <= _CHUNK_MAX and 2 * chunk * per_sample <= _CHUNK_BYTES
