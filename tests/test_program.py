@@ -145,7 +145,9 @@ def test_the_program_gives_the_same_bits_for_any_thread_count(threads):
         np.testing.assert_array_equal(outs[0], other)
 
 
-def test_the_program_follows_the_weights():
+def test_the_program_follows_the_weights(conv_algorithm):
+    """Under each algorithm: Winograd's transformed kernels, which the program keeps,
+    are made again after a change."""
     model = residual(np.float64)
     x = np.random.default_rng(4).standard_normal((2, 8, 8, 4))
     before = model.predict_on_batch(x)
@@ -179,6 +181,9 @@ def test_the_program_is_remade_when_the_kernels_settings_change():
         y = model.predict_on_batch(x)
         assert compiled_plan(model, x) is not program
         np.testing.assert_array_equal(y, stepwise(model, x)[0])
+        # Run as it is, it would compute with what it made under the old settings.
+        with pytest.raises(ValueError, match="settings changed"):
+            program.segments[0].run([x])
 
 
 def test_a_layer_the_program_lacks_runs_in_python_between_programs():

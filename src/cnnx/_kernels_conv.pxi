@@ -98,9 +98,10 @@ cdef int64_t _forward_scratch_bytes(const Geometry *g, int64_t N, int64_t F, int
 
 cdef void _conv_forward(const Geometry *g, const floating *x, const floating *kernel, int64_t F,
                         const floating *bias, floating *y, int64_t N, int relu, char *s,
-                        int nthreads) noexcept nogil:
+                        int nthreads, const void *wino_u=NULL) noexcept nogil:
     """y = conv(x, kernel) (+ bias, ReLU) by the path _forward_kind picks; s holds
-    _forward_scratch_bytes."""
+    _forward_scratch_bytes. wino_u: where Winograd runs, the kernel's transform made
+    beforehand (_wino_kernel_transform), or NULL to make it here."""
     cdef Source a, bt
     cdef Direct d
     cdef Nhwc nd
@@ -110,7 +111,7 @@ cdef void _conv_forward(const Geometry *g, const floating *x, const floating *ke
         _dense_forward(x, kernel, bias, y, N * g.OH * g.OW, g.C, F, relu, s, nthreads)
     elif kind == FWD_WINOGRAD:
         _wino_plan(&w, g, N, F, floating is float, _winograd_side(g, N, F, floating is float))
-        _wino_conv(&w, x, kernel, bias, y, relu, s, nthreads)
+        _wino_conv(&w, x, kernel, bias, y, relu, s, nthreads, <const floating *> wino_u)
     elif kind == FWD_NHWC:
         _nhwc_plan(&nd, g, F, floating is float)
         _nhwc_conv(&nd, x, kernel, bias, y, N, relu, s, nthreads)

@@ -39,6 +39,7 @@ cdef struct ProgramOp:
     int relu, nthreads
     const void *w             # kernel, bias (convolution and dense)
     const void *bias
+    void *u                   # a Winograd convolution's transformed kernel, or NULL
 
 
 cdef void *_address(array, bint writable, int64_t nbytes) except NULL:
@@ -90,7 +91,7 @@ cdef void _program_run(const ProgramOp *ops, int n_ops, void **buf, char *s,
         if op.kind == OP_CONV:
             _conv_forward(&op.g, <const floating *> buf[op.a], <const floating *> op.w,
                           op.f, <const floating *> op.bias, <floating *> buf[op.out], op.n,
-                          op.relu, s, op.nthreads)
+                          op.relu, s, op.nthreads, op.u)
         elif op.kind == OP_DENSE:
             _dense_forward(<const floating *> buf[op.a], <const floating *> op.w,
                            <const floating *> op.bias, <floating *> buf[op.out], op.n,
@@ -228,6 +229,7 @@ cdef class Program:
                  int64_t batch=0, int64_t chunk=0, outputs=(), int nthreads=1):
         cdef int k, t, j
         cdef ProgramOp *op
+        cdef Wino w
         cdef int64_t need = 0
         cdef Chunks *c = &self.c
         self.dtype = dtype
@@ -301,11 +303,16 @@ cdef class Program:
                 (H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw) = geometry
                 op.g = _geometry(H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw)
             self.keep.append((kernel, bias))
-            op.w = op.bias = NULL
+            op.w = op.bias = op.u = NULL
             if op.kind in (OP_CONV, OP_DENSE, OP_DEPTHWISE):
                 op.w = _address(kernel, False, i * f * dtype.itemsize)
                 if bias is not None:
                     op.bias = _address(bias, False, f * dtype.itemsize)
+            if op.kind == OP_CONV and _forward_kind(&op.g, n, f, self.is_f32) == FWD_WINOGRAD:
+                _wino_plan(&w, &op.g, n, f, self.is_f32,
+                           _winograd_side(&op.g, n, f, self.is_f32))
+                op.u = _aligned(<char *> self._area(
+                    allocate, _wino_u_bytes(&w, dtype.itemsize) + ALIGN))
             if op.kind == OP_CONV:
                 need = max(need, _forward_scratch_bytes(&op.g, n, f, dtype.itemsize,
                                                         op.nthreads, self.is_f32))
@@ -316,6 +323,29 @@ cdef class Program:
         c.scratch_stride = _align(need) + ALIGN
         self.s = <char *> self._area(allocate, c.nthreads * c.scratch_stride)
         self.token = _config_token()
+        self.transform_kernels()
+
+    def transform_kernels(self):
+        """Make the Winograd convolutions' transformed kernels from their kernels again:
+        at the start, and whenever a kernel the program reads may have changed (the
+        caller knows: cnnx.models.program)."""
+        cdef int k
+        cdef ProgramOp *op
+        cdef Wino w
+        cdef int nthreads
+        for k in range(self.n_ops):
+            op = &self.ops[k]
+            if op.u == NULL:
+                continue
+            _wino_plan(&w, &op.g, op.n, op.f, self.is_f32,
+                       _winograd_side(&op.g, op.n, op.f, self.is_f32))
+            nthreads = max(op.nthreads, self.c.nthreads)
+            with nogil:
+                if self.is_f32:
+                    _wino_kernel_transform(&w, <const float *> op.w, <float *> op.u, nthreads)
+                else:
+                    _wino_kernel_transform(&w, <const double *> op.w, <double *> op.u,
+                                           nthreads)
 
     cdef void *_area(self, allocate, int64_t nbytes) except NULL:
         """A new area of nbytes from allocate, kept alive with the program."""
@@ -334,6 +364,9 @@ cdef class Program:
         if len(inputs) != self.n_inputs:
             raise ValueError(f"Program.run: {self.n_inputs} inputs expected, "
                              f"received {len(inputs)}")
+        if self.token != _config_token():   # its algorithms and transformed kernels
+            raise ValueError("Program.run: the kernels' settings changed since the "
+                             "program was made (current() is False); make it again")
         for k in range(self.n_inputs):
             if inputs[k].dtype != self.dtype:
                 raise ValueError(f"Program.run: input {k} must be {self.dtype}, "

@@ -115,7 +115,7 @@ cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) 
     """U (P x C x Fp), then per thread V (P x tb x C), M (P x tb x Fp) and max(C, F)
     zeros (the input's padding, the bias when there is none)."""
     cdef int64_t C = w.g.C
-    return (ALIGN + _align(w.P * C * w.Fp * itemsize)
+    return (ALIGN + _wino_u_bytes(w, itemsize)
             + nthreads * (_align(w.P * w.tb * C * itemsize) + _align(w.P * w.tb * w.Fp * itemsize)
                           + _align(max(C, w.F) * itemsize)))
 
@@ -202,17 +202,34 @@ cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
         _wino_out(w, M + t * w.Fp, t0 + t, bias, relu, y)
 
 
+cdef void _wino_kernel_transform(const Wino *w, const floating *kernel, floating *U,
+                                 int nthreads) noexcept nogil:
+    """U (P x C x Fp) = G kernel G^T, one input channel a work item."""
+    cdef int64_t c
+    with parallel(num_threads=nthreads):
+        for c in prange(w.g.C, schedule="static"):
+            if floating is float:
+                cnnx_k.wg_kernel_f32(w.m, kernel, w.g.C, w.F, w.Fp, c, U)
+            else:
+                cnnx_k.wg_kernel_f64(w.m, kernel, w.g.C, w.F, w.Fp, c, U)
+
+
+cdef int64_t _wino_u_bytes(const Wino *w, int64_t itemsize) noexcept nogil:
+    return _align(w.P * w.g.C * w.Fp * itemsize)
+
+
 cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
                      const floating *bias, floating *y, int relu, char *scratch,
-                     int nthreads) noexcept nogil:
-    """y = conv(x, kernel) (+ bias, ReLU); scratch holds _wino_scratch_bytes. With
+                     int nthreads, const floating *cached_u) noexcept nogil:
+    """y = conv(x, kernel) (+ bias, ReLU); scratch holds _wino_scratch_bytes. cached_u:
+    the kernel's transform made beforehand (a compiled program keeps it), or NULL. With
     blocks enough for the threads, each thread runs whole blocks; with fewer (one image
     through W4's 16 x 16 64 -> 128 layer: 16 tiles, one block), the threads share each
     block's transforms and products in turn. Each value is computed the same way
     either way."""
     cdef int64_t C = w.g.C
     cdef floating *U = <floating *> _aligned(scratch)
-    cdef char *per_thread = <char *> U + _align(w.P * C * w.Fp * sizeof(floating))
+    cdef char *per_thread = <char *> U + _wino_u_bytes(w, sizeof(floating))
     cdef int64_t v_bytes = _align(w.P * w.tb * C * sizeof(floating))
     cdef int64_t m_bytes = _align(w.P * w.tb * w.Fp * sizeof(floating))
     cdef int64_t thread_bytes = v_bytes + m_bytes + _align(max(C, w.F) * sizeof(floating))
@@ -221,13 +238,10 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
     cdef floating *M = NULL
     cdef floating *zeros = NULL
     cdef const floating *b
-    cdef int64_t c
-    with parallel(num_threads=nthreads):
-        for c in prange(C, schedule="static"):
-            if floating is float:
-                cnnx_k.wg_kernel_f32(w.m, kernel, C, w.F, w.Fp, c, U)
-            else:
-                cnnx_k.wg_kernel_f64(w.m, kernel, C, w.F, w.Fp, c, U)
+    if cached_u != NULL:
+        U = <floating *> cached_u
+    else:
+        _wino_kernel_transform(w, kernel, U, nthreads)
     if nthreads > 1 and n_blocks < 2 * nthreads:
         # Shared blocks: one V, M and zeros (the first thread's), each phase split.
         V = <floating *> per_thread
