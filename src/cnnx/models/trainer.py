@@ -523,6 +523,11 @@ class Trainer:
 
     def _check_x(self, x, where):
         """x as one contiguous, finite array per model input, in the model's dtype."""
+        if (type(x) is np.ndarray and len(self._in_dtypes) == 1
+                and x.dtype == self._in_dtypes[0] and x.flags.c_contiguous and x.ndim > 1
+                and x.shape[0] and x.shape[1:] == tuple(self.inputs[0].shape[1:])
+                and ops.all_finite(x)):
+            return [x]   # already what the checks below make of it (one image: 3 -> 1 us)
         arrays = _by_name(x, self.input_names, "x", where)
         n = None
         out = []
