@@ -465,15 +465,21 @@ cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const int64_t *k
 cdef void _nhwc_conv(const Nhwc *d, const floating *x, const floating *kernel,
                      const floating *bias, floating *y, int64_t N, int relu, char *scratch,
                      int nthreads) noexcept nogil:
-    """Work items as in _direct_conv."""
+    """Work items as in _direct_conv. A layer without padding whose padded rows are the
+    image's ("valid", stride 1 across) reads the image in place: no rows copied (one
+    image through W1's 32 -> 64 layer 46.5 -> 45.1 us, W2's first 77.7 -> 75.3, medians
+    of 60 in turns, AVX2). (One tile an item, to split one image more evenly, was
+    slower: 49.1 us.)"""
     cdef const Geometry *g = &d.g
     cdef int64_t *koff = <int64_t *> _aligned(scratch)
     cdef char *per_thread = <char *> koff + _align(d.nkoff * sizeof(int64_t))
     cdef int64_t xpad_bytes = _align(d.xpad_len * sizeof(floating))
     cdef int64_t tiles = _cdiv(g.OH * g.OW, d.mr)
+    cdef bint in_place = g.ph == 0 and g.pw == 0 and d.Wp == g.W and d.Hp <= g.H
     cdef int64_t parts = _parts_per_sample(N, tiles, nthreads)
     cdef int64_t per_part = _cdiv(tiles, parts)
     cdef floating *xpad = NULL   # set per thread below
+    cdef const floating *xs
     cdef int64_t item, n, t0, t1
     _nhwc_taps(d, koff)
     with parallel(num_threads=nthreads):
@@ -484,10 +490,12 @@ cdef void _nhwc_conv(const Nhwc *d, const floating *x, const floating *kernel,
             t1 = min(tiles, t0 + per_part)
             if t0 >= t1:
                 continue
-            # only the input rows under this item's output rows
-            _nhwc_pad(d, x + n * g.H * g.W * g.C, xpad, (t0 * d.mr // g.OW) * g.sh,
-                      _rows_end((min(g.OH * g.OW, t1 * d.mr) - 1) // g.OW, g))
-            _nhwc_sample_fwd(d, xpad, koff, kernel, bias, y + n * g.OH * g.OW * d.F, relu,
+            xs = x + n * g.H * g.W * g.C
+            if not in_place:   # only the input rows under this item's output rows
+                _nhwc_pad(d, xs, xpad, (t0 * d.mr // g.OW) * g.sh,
+                          _rows_end((min(g.OH * g.OW, t1 * d.mr) - 1) // g.OW, g))
+                xs = xpad
+            _nhwc_sample_fwd(d, xs, koff, kernel, bias, y + n * g.OH * g.OW * d.F, relu,
                              t0, t1)
 
 
