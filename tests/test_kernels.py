@@ -266,20 +266,21 @@ def test_winograd_kernel_gradients(shape, expected, rng, simd_path, threads):
 
 
 @pytest.mark.parametrize("batch,size,c,f,expected", [
-    (1, 13, 32, 64, "direct"), (2, 13, 32, 64, "direct"), (64, 13, 32, 64, "winograd4"),
-    (1, 10, 64, 64, "direct"), (1, 10, 128, 128, "winograd4"), (3, 13, 48, 48, "direct"),
+    (1, 10, 32, 32, "direct"), (2, 6, 64, 64, "direct"), (1, 6, 64, 64, "direct"),
+    (3, 6, 48, 48, "direct"), (1, 6, 128, 128, "winograd4"), (1, 13, 32, 64, "winograd4"),
+    (2, 13, 32, 64, "winograd4"), (64, 13, 32, 64, "winograd4"), (1, 10, 64, 64, "winograd4"),
+    (1, 10, 128, 128, "winograd4"), (3, 13, 48, 48, "winograd4"),
     (1, 18, 64, 128, "winograd4"), (1, 26, 64, 64, "winograd4"), (1, 32, 64, 64, "winograd4"),
     (3, 32, 64, 64, "winograd4"),
     (48, 13, 48, 48, "winograd4"), (32, 8, 256, 256, "winograd"),
     (64, 32, 16, 16, "winograd4")])
 def test_few_output_pixels_take_the_direct_forward(batch, size, c, f, expected, rng,
                                                    simd_path):
-    """A 3x3 layer (here "valid") whose Winograd F(4x4, 3x3) would have fewer than 65536
-    tile x C x F products takes the channel-vectorised direct forward: one to three small
-    images. From there on (one image of 8 x 8 128 -> 128 outputs, one block of tiles that
-    the threads share; W4's 16 x 16 64 -> 128 and 32 x 32 64 -> 64 layers from one image
-    on, W5's 16 -> 16 layers, W1's 32 -> 64 layer at batch 64) F(4x4, 3x3), above 128
-    channels F(2x2, 3x3).
+    """A 3x3 layer (here "valid") whose Winograd F(4x4, 3x3) would have fewer than 16384
+    tile x C x F products takes the channel-vectorised direct forward: one to three
+    small images. From there on (one 4 x 4 tile of 128 -> 128, one image through W1's
+    32 -> 64 layer, W4's layers from one image on, one block of tiles that the threads
+    share) F(4x4, 3x3), above 128 channels F(2x2, 3x3).
     Seen through the bits, with the reference's values either way. The baseline path
     has no direct kernels."""
     x = rng.standard_normal((batch, size, size, c)).astype(np.float32)

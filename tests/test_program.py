@@ -378,18 +378,18 @@ def test_the_chunk_rule_reads_shapes_alone():
 
 @pytest.mark.parametrize("dilation,chunk", [(1, 0), (2, 2)])
 def test_a_chunk_keeps_the_winograd_layers(dilation, chunk):
-    """A 3x3 layer that runs Winograd on the whole batch (8 x 8 64 -> 64 on 32 images:
-    128 tiles) but would not on a chunk (2 images, 8 tiles) keeps the batch whole; dilated,
-    it runs direct either way and the batch goes in chunks of 2 (a sample's 1 MB of
-    4096 channels)."""
+    """A 3x3 layer that runs Winograd on the whole batch (8 x 8 32 -> 32 on 32 images:
+    128 tiles) but would not on a chunk (2 images, 8 tiles: 8192 tile x C x F products)
+    keeps the batch whole; dilated, it runs direct either way and the batch goes in
+    chunks of 2 (a sample's 1 MB of 4096 channels)."""
     from cnnx.models import program as P
     model = cnnx.Sequential([
-        cnnx.Input((8, 8, 64)),
-        layers.Conv2D(64, 3, padding="same", dilation_rate=dilation, activation="relu"),
+        cnnx.Input((8, 8, 32)),
+        layers.Conv2D(32, 3, padding="same", dilation_rate=dilation, activation="relu"),
         layers.Conv2D(4096, 1, activation="relu"), layers.GlobalAveragePooling2D(),
         layers.Dense(10)])
     plan = Plan(model, False)
-    b = P._Builder(np.dtype(np.float32), [(32, 8, 8, 64)], 1)
+    b = P._Builder(np.dtype(np.float32), [(32, 8, 8, 32)], 1)
     for step in plan.steps:
         assert b.step(step, step.layer.compiled_ops(step.ctx, np.dtype(np.float32)))
     assert P._chunk_size(b, 32) == chunk

@@ -45,10 +45,18 @@ cdef enum:
     # idle, it lost on up to 256 tiles (0.65-0.76x). Above 128 input channels the
     # transformed kernel (36 C F values, 9.4 MB at 256 -> 256) outgrows L2 and F(2x2) won
     # up to 32-64 tiles, so those keep F(2x2)'s rule.
+    # The threshold was 65536 while the transformed kernel was made at every call. A
+    # compiled inference program keeps it (Program.transform_kernels), and there F(4x4)
+    # won from 8192 products: one image, AVX2, 2 threads, F(4x4) / direct in three runs:
+    # W1's 13 x 13 32 -> 64 (valid; 18432) 0.65-0.83, 8 x 8 64 -> 64 0.60-0.66, 16 x 16
+    # 32 -> 32 0.62-0.74, 8 x 8 32 -> 64 (8192) 0.70-0.77, 32 x 32 16 -> 16 0.92-1.01.
+    # Made per call (ops.conv2d: training, a plan run step by step) those sizes lose
+    # 5-18% (W1's layer 48-53 against 44-45 us): rare at small batches, where inference
+    # runs compiled, so the rule follows the programs from 16384.
     WINO4_MIN_C = 16
     WINO4_MAX_C = 128
     WINO4_MIN_F = 16
-    WINO4_MIN_WORK = 65536
+    WINO4_MIN_WORK = 16384
     # V and M of a work item hold about 16 x WINO_BLOCK values: an L2-sized block.
     WINO_BLOCK = 8192
 
