@@ -34,11 +34,12 @@ cdef enum:
     # F(4x4, 3x3) (36 C F multiplications for 16 outputs: 2.25 an output against F(2x2,
     # 3x3)'s 4 and the direct 9; more rounding, about 1e-5 of the largest output in float32
     # against 3-7e-7) wins once its products (tiles x C x F) reach WINO4_MIN_WORK (a
-    # single block counts: the threads share it, see _wino_conv; one image, AVX2, F(4x4) /
-    # direct, us, 1 and 2 threads: 16 x 16 64 -> 128 576 / 821 and 308 / 480, 8 x 8
-    # 128 -> 128 304 / 424 and 174 / 254). AVX-512, 2 threads, F(4x4) / direct, ms: W5's 16 -> 16,
-    # 32 -> 32 and 64 -> 64 layers (64 images) 0.93 / 1.61, 0.67 / 1.43, 0.57 / 1.41; 32
-    # x 32 64 -> 64, one image (64 tiles) 0.47 / 0.73; at 65536 products level or better
+    # single block counts: the threads share it, see _wino_conv; one image, AVX2, F(4x4)
+    # / direct, us, 1 and 2 threads: 16 x 16 64 -> 128 576 / 821 and 308 / 480, 8 x 8
+    # 128 -> 128 304 / 424 and 174 / 254). AVX-512, 2 threads, F(4x4) / direct, ms: W5's
+    # 16 -> 16, 32 -> 32 and 64 -> 64 layers (64 images) 0.93 / 1.61, 0.67 / 1.43,
+    # 0.57 / 1.41; 32 x 32 64 -> 64, one image (64 tiles) 0.47 / 0.73; at 65536
+    # products level or better
     # (16 -> 16 on 256 tiles 1.09-1.18x, 32 -> 32 on 64 tiles 1.0-1.13x), below it
     # slower (16 -> 16 on 64 tiles 0.95x, 16 -> 32 0.91-0.93x, 32 -> 32 on 32 tiles
     # 0.7x). From 16 output channels: with 8, half of the narrow microkernel's 16 columns
@@ -333,17 +334,14 @@ cdef void _wino_kgrad_tile(const Wino *w, const floating *x, const floating *dy,
     """A tile's V (position p at v + p * tb * C) and dM (at dm + p * tb * Fp). (A function
     of its own: prange would share ti and tj, set through pointers, between threads.)"""
     cdef const Geometry *g = &w.g
-    cdef int64_t C = g.C, F = w.F, m = w.m, ti, tj
+    cdef int64_t F = w.F, m = w.m, ti, tj
     cdef int64_t n = _wino_tile(w, tile, &ti, &tj)
+    _wino_in(w, x, tile, v, zeros)
     if floating is float:
-        cnnx_k.wg_input_f32(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
-                            m * tj - g.pw, zeros, v, w.tb * C)
         cnnx_k.wg_dy_f32(w.m, dy + ((n * g.OH + m * ti) * g.OW + m * tj) * F, g.OW * F, F,
                          <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj), dm,
                          w.tb * w.Fp)
     else:
-        cnnx_k.wg_input_f64(w.m, x + n * g.H * g.W * C, g.H, g.W, C, m * ti - g.ph,
-                            m * tj - g.pw, zeros, v, w.tb * C)
         cnnx_k.wg_dy_f64(w.m, dy + ((n * g.OH + m * ti) * g.OW + m * tj) * F, g.OW * F, F,
                          <int> min(m, g.OH - m * ti), <int> min(m, g.OW - m * tj), dm,
                          w.tb * w.Fp)
