@@ -20,9 +20,9 @@ otherwise. Weights updated in place (the optimizers, Variable.assign) are read w
 they lie, except where something is made from them: a normalization folded into a
 kernel is folded again before a run when a weight it reads changed (Variable.version;
 layers.base.refolding), and a Winograd convolution's transformed kernel, which the
-program keeps (made per call: 62 of 452 us for one image through W4, AVX2), is made again after
-any Variable changed. While no Variable at all changed (Variable.last_change), a run
-checks none of them.
+program keeps (made per call it took 62 of 452 us of one image through W4, AVX2), is
+made again after any Variable changed. While no Variable at all changed
+(Variable.last_change), a run checks none of them.
 
 A large batch of a network that does little arithmetic per byte of its tensors runs in
 chunks (_chunk_size; the Program's chunked form): each thread takes a chunk of samples
