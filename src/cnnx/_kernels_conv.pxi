@@ -84,7 +84,7 @@ cdef int64_t _forward_scratch_bytes(const Geometry *g, int64_t N, int64_t F, int
     if kind == FWD_POINTWISE:
         return _dense_scratch_bytes(N * g.OH * g.OW, g.C, F, itemsize, nthreads, is_f32)
     if kind == FWD_WINOGRAD:
-        _wino_plan(&w, g, N, F, is_f32, _winograd_side(g, N, F, is_f32))
+        _wino_forward_plan(&w, g, N, F, is_f32)
         return _wino_scratch_bytes(&w, itemsize, nthreads)
     if kind == FWD_NHWC:
         _nhwc_plan(&nd, g, F, is_f32)
@@ -110,7 +110,7 @@ cdef void _conv_forward(const Geometry *g, const floating *x, const floating *ke
     if kind == FWD_POINTWISE:
         _dense_forward(x, kernel, bias, y, N * g.OH * g.OW, g.C, F, relu, s, nthreads)
     elif kind == FWD_WINOGRAD:
-        _wino_plan(&w, g, N, F, floating is float, _winograd_side(g, N, F, floating is float))
+        _wino_forward_plan(&w, g, N, F, floating is float)
         _wino_conv(&w, x, kernel, bias, y, relu, s, nthreads, <const floating *> wino_u)
     elif kind == FWD_NHWC:
         _nhwc_plan(&nd, g, F, floating is float)

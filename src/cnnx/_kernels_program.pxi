@@ -309,8 +309,7 @@ cdef class Program:
                 if bias is not None:
                     op.bias = _address(bias, False, f * dtype.itemsize)
             if op.kind == OP_CONV and _forward_kind(&op.g, n, f, self.is_f32) == FWD_WINOGRAD:
-                _wino_plan(&w, &op.g, n, f, self.is_f32,
-                           _winograd_side(&op.g, n, f, self.is_f32))
+                _wino_forward_plan(&w, &op.g, n, f, self.is_f32)
                 op.u = _aligned(<char *> self._area(
                     allocate, _wino_u_bytes(&w, dtype.itemsize) + ALIGN))
             if op.kind == OP_CONV:
@@ -337,8 +336,7 @@ cdef class Program:
             op = &self.ops[k]
             if op.u == NULL:
                 continue
-            _wino_plan(&w, &op.g, op.n, op.f, self.is_f32,
-                       _winograd_side(&op.g, op.n, op.f, self.is_f32))
+            _wino_forward_plan(&w, &op.g, op.n, op.f, self.is_f32)
             nthreads = max(op.nthreads, self.c.nthreads)
             with nogil:
                 if self.is_f32:

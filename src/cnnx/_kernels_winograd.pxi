@@ -120,6 +120,12 @@ cdef void _wino_plan(Wino *w, const Geometry *g, int64_t N, int64_t F, int is_f3
     w.tb = max(1, 16 * WINO_BLOCK // w.P // (g.C + w.Fp) // w.mr) * w.mr
 
 
+cdef inline void _wino_forward_plan(Wino *w, const Geometry *g, int64_t N, int64_t F,
+                                    int is_f32) noexcept nogil:
+    """The plan of a forward pass that runs Winograd, at the tile side the rule gives."""
+    _wino_plan(w, g, N, F, is_f32, _winograd_side(g, N, F, is_f32))
+
+
 cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) noexcept nogil:
     """U (P x C x Fp), then per thread V (P x tb x C), M (P x tb x Fp) and max(C, F)
     zeros (the input's padding, the bias when there is none)."""
