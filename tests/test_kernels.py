@@ -85,6 +85,36 @@ def test_conv2d_fused_relu_and_no_bias(dtype, rng, conv_algorithm):
         _conv_check(case, dtype, rng, bias=True, activation="relu")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [(64, 9, 9, 19, 24, (3, 3), 1, "same", 1),
+                                  (16, 10, 10, 19, 8, (3, 3), 2, "same", 1)])
+def test_kernel_gradient_product_packs_wide_blocks(case, dtype, rng, simd_path):
+    """The im2col product's kernel gradient packs each A block in one walk over the
+    pixels: here 171 rows (3 x 3 taps of 19 channels; all of them in one block in
+    float32), so taps cross strips, the last strip is partial and a walk cuts more
+    rows than it holds at once; with the reduction split in chunks (5184 pixels) and
+    not (1600). 24 filters are not whole panels, so dy is packed: the chunks must start
+    where its blocks do (chunks of 2592 read it at the wrong offsets)."""
+    with conv_algorithm("gemm"):
+        _conv_check(case, dtype, rng)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pointwise_kernel_gradients_take_the_product(dtype, rng, simd_path):
+    """A pointwise layer's kernel gradient runs the im2col product under "auto" (it beat
+    the channel-vectorised direct kernel at W6's 1x1 layers): the same bits as "gemm",
+    not those of "direct"."""
+    x = rng.standard_normal((8, 8, 8, 64)).astype(dtype)
+    kernel = rng.standard_normal((1, 1, 64, 32)).astype(dtype)
+    dy = rng.standard_normal((8, 8, 8, 32)).astype(dtype)
+    dk = by_conv_algorithm(("auto", "gemm", "direct"), lambda: ops.conv2d_backward(
+        x, kernel, dy, use_bias=False, input_grad=False)[1])
+    assert np.array_equal(dk["auto"], dk["gemm"])
+    assert not np.array_equal(dk["auto"], dk["direct"])
+    np.testing.assert_allclose(dk["auto"], ref.conv2d_backward(x, kernel, dy)[1],
+                               **TOL[dtype])
+
+
 def test_conv2d_large_reduction_uses_split_k(rng):
     # P = 64*18*18 = 20736 rows: the kernel gradient is reduced in several chunks.
     _conv_check((64, 20, 20, 8, 16, (3, 3), 1, "valid", 1), np.float64, rng)
@@ -478,8 +508,10 @@ def test_add_refuses_mismatched_shapes_and_overlaps():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("b,i,o", [(1, 1, 1), (5, 7, 3), (128, 6272, 128), (33, 65, 10),
-                                   (3000, 20, 17)])
+                                   (3000, 20, 17), (5000, 30, 10)])
 def test_dense_matches_reference(b, i, o, dtype, rng, simd_path):
+    # (5000, 30, 10): the kernel gradient's reduction in chunks (2 x 2560 rows) against a
+    # packed dy (10 columns, not whole panels); chunks of 2500 read it at the wrong offsets.
     x = rng.standard_normal((b, i)).astype(dtype)
     kernel = rng.standard_normal((i, o)).astype(dtype)
     bias = rng.standard_normal(o).astype(dtype)

@@ -15,6 +15,7 @@ cdef enum:
     # Blocking. KC keeps a B micro-panel (KC x NR) in L1; MC keeps an A block in L2.
     KC = 256
     MC_TARGET = 96
+    SPLIT_A_BYTES = 256 * 1024   # the largest A block of a split-K product (see _mc)
     # Fixed chunk of the reduction dimension for split-K products (kernel gradients).
     SPLIT_K_CHUNK = 2048
     MAX_SPLIT_K = 64
@@ -83,74 +84,101 @@ cdef inline void _im2col_run(const Geometry *g, const floating *x, int64_t p, in
         c = 0
 
 
+cdef inline void _copy_run(floating *d, const floating *s, int64_t n) noexcept nogil:
+    """d[:n] = s[:n]. A whole strip (6 or 12 values: the MR of the SIMD paths) is a
+    fixed-size copy, a few vector moves (memcpy of a run-time size is a library call:
+    it made a packing loop slower than copying value by value)."""
+    cdef int64_t i
+    if n == 12:
+        memcpy(d, s, 12 * sizeof(floating))
+    elif n == 6:
+        memcpy(d, s, 6 * sizeof(floating))
+    else:
+        for i in range(n):
+            d[i] = s[i]
+
+
+cdef enum:
+    PACK_PIECES = 128   # pieces _pack_im2col_t cuts at once (more rows: in groups)
+
+
 cdef void _pack_im2col_t(const Geometry *g, const floating *x, floating *dst, int64_t r0,
                          int64_t rows, int64_t R, int64_t p0, int64_t count) noexcept nogil:
-    """dst[kk*R + r] = im2col(x)[p0 + kk, r0 + r]: for each of `count` pixels, the same
-    `rows` columns. The columns are cut once into runs within a tap; the pixels are
-    walked incrementally, so the loop does no division."""
-    cdef int64_t run_h[64]
-    cdef int64_t run_w[64]
-    cdef int64_t run_c[64]
-    cdef int64_t run_len[64]
-    cdef int64_t run_dst[64]
-    cdef int64_t n_runs = 0, r = 0, tap = r0 // g.C, c = r0 - tap * g.C
-    cdef int64_t kk, q, length
-    while r < rows:  # rows <= R <= 64, so at most 64 runs
-        length = min(g.C - c, rows - r)
-        run_h[n_runs] = (tap // g.KW) * g.dh
-        run_w[n_runs] = (tap % g.KW) * g.dw
-        run_c[n_runs] = c
-        run_len[n_runs] = length
-        run_dst[n_runs] = r
-        n_runs += 1
-        r += length
-        tap += 1
-        c = 0
-    for q in range(n_runs):
-        _gather_run(g, x, dst + run_dst[q], R, run_h[q], run_w[q], run_c[q], run_len[q],
-                    p0, count)
-    if rows < R:
-        for kk in range(count):
-            for r in range(rows, R):
-                dst[kk * R + r] = 0
-
-
-cdef inline void _gather_run(const Geometry *g, const floating *x, floating *dst, int64_t R,
-                             int64_t off_h, int64_t off_w, int64_t c, int64_t length, int64_t p0,
-                             int64_t count) noexcept nogil:
-    """dst[kk*R : kk*R + length] = x[pixel (p0 + kk) of tap offset (off_h, off_w), c : c+length]
-    for kk < count, walking the pixels without division. Runs as wide as a tile (12 or 6,
-    the MR of the SIMD paths) get a fixed-size copy the compiler unrolls."""
-    cdef int64_t ow = p0 % g.OW, t = p0 // g.OW
-    cdef int64_t oh = t % g.OH, n = t // g.OH
-    cdef int64_t kk, r, h, w
+    """Rows r0 : r0+rows of im2col(x)^T, columns p0 : p0+count, packed k-major in strips of
+    R rows: strip s at dst + s*count*R, its element (column kk, row s*R + i) at kk*R + i;
+    the last strip's rows past `rows` are zero. The rows are cut once into pieces, each
+    within one tap and one strip; then one walk over the pixels, without division, copies
+    every piece: a pixel's channels are read once for all the strips of an A block (strip
+    by strip, a kernel gradient's A packing re-walked the pixels per strip: 20% of its
+    time on a 1x1 layer)."""
+    cdef int64_t p_c[PACK_PIECES]     # a piece: its first channel, length, place in dst
+    cdef int64_t p_len[PACK_PIECES]
+    cdef int64_t p_dst[PACK_PIECES]
+    cdef int64_t t_h[PACK_PIECES]     # a tap: its offsets, the end of its pieces
+    cdef int64_t t_w[PACK_PIECES]
+    cdef int64_t t_end[PACK_PIECES]
+    cdef int64_t group = (PACK_PIECES // R) * R   # rows cut at once: whole strips
+    cdef int64_t n_pieces = 0, n_taps = 0, r = 0, tap, c, length
+    cdef int64_t kk, q, ti, i, h, w, hb, wb, ow, oh, img, t
     cdef const floating *src
     cdef floating *d
+    if rows > group:   # more pieces than fit: whole strips at a time
+        while r < rows:
+            _pack_im2col_t(g, x, dst + (r // R) * count * R, r0 + r, min(group, rows - r), R,
+                           p0, count)
+            r += group
+        return
+    tap = r0 // g.C
+    c = r0 - tap * g.C
+    while r < rows:   # each piece has at least one row: at most `rows` pieces and taps
+        length = min(g.C - c, R - r % R, rows - r)
+        p_c[n_pieces] = c
+        p_len[n_pieces] = length
+        p_dst[n_pieces] = (r // R) * count * R + r % R
+        n_pieces += 1
+        r += length
+        c += length
+        if c == g.C or r == rows:   # the tap's last piece here
+            t_h[n_taps] = (tap // g.KW) * g.dh
+            t_w[n_taps] = (tap % g.KW) * g.dw
+            t_end[n_taps] = n_pieces
+            n_taps += 1
+            c = 0
+            tap += 1
+    ow = p0 % g.OW
+    t = p0 // g.OW
+    oh = t % g.OH
+    img = t // g.OH
     for kk in range(count):
-        d = dst + kk * R
-        h = oh * g.sh - g.ph + off_h
-        w = ow * g.sw - g.pw + off_w
-        if 0 <= h < g.H and 0 <= w < g.W:
-            src = x + ((n * g.H + h) * g.W + w) * g.C + c
-            if length == 12:
-                for r in range(12):
-                    d[r] = src[r]
-            elif length == 6:
-                for r in range(6):
-                    d[r] = src[r]
+        hb = oh * g.sh - g.ph
+        wb = ow * g.sw - g.pw
+        q = 0
+        for ti in range(n_taps):
+            h = hb + t_h[ti]
+            w = wb + t_w[ti]
+            if 0 <= h < g.H and 0 <= w < g.W:
+                src = x + ((img * g.H + h) * g.W + w) * g.C
+                while q < t_end[ti]:
+                    _copy_run(dst + p_dst[q] + kk * R, src + p_c[q], p_len[q])
+                    q += 1
             else:
-                for r in range(length):
-                    d[r] = src[r]
-        else:
-            for r in range(length):
-                d[r] = 0
+                while q < t_end[ti]:
+                    d = dst + p_dst[q] + kk * R
+                    for i in range(p_len[q]):
+                        d[i] = 0
+                    q += 1
         ow += 1
         if ow == g.OW:
             ow = 0
             oh += 1
             if oh == g.OH:
                 oh = 0
-                n += 1
+                img += 1
+    if rows % R:
+        d = dst + (rows // R) * count * R
+        for kk in range(count):
+            for i in range(rows % R, R):
+                d[kk * R + i] = 0
 
 
 cdef void _pack(const Source *s, floating *dst, int64_t r0, int64_t rows, int64_t R,
@@ -235,7 +263,7 @@ cdef int64_t _gemm_scratch_bytes(int64_t M, int64_t N, int64_t K, int64_t split,
                               int64_t itemsize, int is_f32) noexcept nogil:
     cdef int64_t mr, nr
     _tile_shape(is_f32, &mr, &nr)
-    cdef int64_t mc = _cdiv(MC_TARGET, mr) * mr
+    cdef int64_t mc = max(_mc(M, 1, mr, itemsize), _mc(M, 0, mr, itemsize))   # either plan
     cdef int64_t bpack = _align(K * _cdiv(N, nr) * nr * itemsize) + ALIGN
     cdef int64_t apack = _align(mc * KC * itemsize)
     cdef int64_t partial = _align(split * M * N * itemsize) if split > 1 else 0
@@ -287,13 +315,16 @@ cdef void _gemm_block(const Plan *p, int64_t ci, int64_t m0, int64_t rows, int64
     while k0 < kend:
         kc = min(kend - k0, KC)
         fuse = k0 + kc == kend and p.split == 1   # last block: bias and ReLU
-        for strip in range(_cdiv(rows, mr)):
-            if a_rows:
-                _pack_rows(p.A, apack + strip * kc * mr, m0 + strip * mr,
-                           min(rows - strip * mr, mr), mr, k0, kc)
-            else:
-                _pack(p.A, apack + strip * kc * mr, m0 + strip * mr,
-                      min(rows - strip * mr, mr), mr, k0, kc)
+        if p.A.kind == SRC_IM2COL_T:   # every strip in one walk over the pixels
+            _pack_im2col_t(&p.A.g, <const floating *> p.A.data, apack, m0, rows, mr, k0, kc)
+        else:
+            for strip in range(_cdiv(rows, mr)):
+                if a_rows:
+                    _pack_rows(p.A, apack + strip * kc * mr, m0 + strip * mr,
+                               min(rows - strip * mr, mr), mr, k0, kc)
+                else:
+                    _pack(p.A, apack + strip * kc * mr, m0 + strip * mr,
+                          min(rows - strip * mr, mr), mr, k0, kc)
         for jp in range(jp0, jp1):
             for strip in range(_cdiv(rows, mr)):
                 _ukernel(a_rows, kc, apack + strip * kc * mr,
@@ -325,6 +356,21 @@ cdef void _gemm_item(const Plan *p, int64_t item, floating *apack, const floatin
                     C + m0 * ldc, ldc)
 
 
+cdef inline int64_t _mc(int64_t M, int split_k, int64_t mr, int64_t itemsize) noexcept nogil:
+    """Rows of an A block. A split-K product (a kernel gradient: few rows, a long
+    reduction) takes all its rows in one block when they fit in KC_BLOCK_BYTES: each
+    reduction chunk's A then is packed once, not once per row block (the packing of a 1x1
+    layer's kernel gradient reads every pixel of the image: 8192 x 128 x 128, 28 -> 32
+    GMAC/s)."""
+    if split_k and M * KC * itemsize <= SPLIT_A_BYTES:
+        return _cdiv(M, mr) * mr
+    return _cdiv(MC_TARGET, mr) * mr
+
+
+cdef inline bint _enough_items(int64_t items, bint split, int nthreads) noexcept nogil:
+    return items >= 4 * nthreads or (split and items >= 2 * nthreads and items % nthreads == 0)
+
+
 cdef void _plan(Plan *p, const Source *A, const Source *Bt, int64_t M, int64_t N, int64_t K,
                const void *bias, int relu, int split_k, int is_f32,
                int nthreads) noexcept nogil:
@@ -343,19 +389,25 @@ cdef void _plan(Plan *p, const Source *A, const Source *Bt, int64_t M, int64_t N
     # As many row blocks as MC_TARGET asks for, their rows spread evenly: a block of 96
     # rows beside one of 25 (121 rows: a 13x13 convolution's output at batch 1) would
     # leave one of two threads idle. Blocks change no sum.
-    cdef int64_t target = _cdiv(MC_TARGET, p.mr) * p.mr
+    p.split = _split_k(M, N, K) if split_k else 1
+    cdef int64_t target = _mc(M, split_k, p.mr, 4 if is_f32 else 8)
     cdef int64_t blocks = max(1, _cdiv(M, target))
     p.mc = _cdiv(_cdiv(M, blocks), p.mr) * p.mr
     p.n_pad = _cdiv(N, p.nr) * p.nr
-    p.split = _split_k(M, N, K) if split_k else 1
-    p.chunk = _cdiv(K, p.split)
+    # Chunks of whole KC blocks: _pack_b cuts B into KC blocks from k = 0, and a chunk
+    # must start at one (a chunk of 2592 of 5184 read packed B at the wrong offsets).
+    p.chunk = max(KC, _cdiv(_cdiv(K, p.split), KC) * KC)
+    p.split = max(1, _cdiv(K, p.chunk))
     p.m_blocks = _cdiv(M, p.mc)
     p.bias = bias
     p.relu = relu
     cdef int64_t n_panels = _cdiv(N, p.nr)
-    # Column blocks only spread work over threads; they change no sum.
+    # Column blocks only spread work over threads; they change no sum. Each re-packs its
+    # A block, so a split-K product stops at two items a thread when they divide evenly
+    # (2048 x 128 x 256 kernel gradient: 23 -> 30 GMAC/s with 4 items, not 8).
     p.n_blocks = 1
-    while p.n_blocks < n_panels and p.split * p.m_blocks * p.n_blocks < 4 * nthreads:
+    while p.n_blocks < n_panels and not _enough_items(p.split * p.m_blocks * p.n_blocks,
+                                                      split_k, nthreads):
         p.n_blocks += 1
     p.panels_per_block = _cdiv(n_panels, p.n_blocks)
     p.n_blocks = _cdiv(n_panels, p.panels_per_block)
