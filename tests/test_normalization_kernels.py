@@ -91,6 +91,21 @@ def test_a_recomputed_relu_mask_agrees_at_the_edge(simd_path, dtype, rng):
                                          activation="relu")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_normalization_moments_keep_their_digits_far_from_zero(dtype, rng):
+    """The moments come from one pass of sums of x - x[0] and their squares: data whose
+    mean is 10^4 of its spread (where sums of x^2 lose every digit of the variance in
+    float32, and 8 in float64) still gives the two-pass mean and variance."""
+    x = (1e4 + rng.standard_normal((40, 7, 7, 5)) * np.array([1, 2, 0.5, 3, 1])).astype(dtype)
+    x[..., 4] = x.flat[4]   # a constant channel: variance exactly 0
+    mean, var = ops.batch_normalization_moments(x)
+    want_mean, want_var = ref.batch_normalization_moments(x)
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(mean, want_mean, rtol=tol)
+    np.testing.assert_allclose(var[:4], want_var[:4], rtol=tol * 10)
+    assert var[4] == 0   # NumPy's two passes leave ~1e-20 in float64
+
+
 def test_batch_normalization_gradients_by_finite_differences(rng):
     x = rng.standard_normal((3, 2, 2, 4))
     gamma, beta = rng.standard_normal(4), rng.standard_normal(4)

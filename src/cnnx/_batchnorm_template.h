@@ -19,42 +19,39 @@
 #  define BN_GROUP CNNX_BN_GROUP    /* rows masked at a time, into _grad_sums' scratch */
 #endif
 
-/* part[c] = sum over the rows of x[., c], or of (x[., c] - centre[c])^2 when centre is
- * not NULL. Blocks of BN_CB columns keep their sums in registers across the rows (a sum
- * kept in memory is a store-to-load chain per row); every sum still runs in row order. */
+/* s1[c] = sum over the rows of d = x[., c] - shift[c], s2[c] = sum of d^2: a chunk's
+ * share of the mean and variance in one pass (shift is one row of x, so d is of the
+ * data's spread and s2 / n - (s1 / n)^2 loses no digits a float32 or float64 keeps).
+ * Blocks of BN_CB columns keep their sums in registers across the rows (a sum kept in
+ * memory is a store-to-load chain per row); every sum still runs in row order. */
 static void CNNX_CAT(BN_NAME, _sums)(const BN_T *restrict x, int64_t rows, int64_t C,
-                                      const double *restrict centre, double *restrict part)
+                                      const double *restrict shift, double *restrict s1,
+                                      double *restrict s2)
 {
     int64_t c0 = 0;
     for (; c0 + BN_CB <= C; c0 += BN_CB) {
-        double acc[BN_CB] = {0}, m[BN_CB];
-        for (int c = 0; c < BN_CB; ++c) m[c] = centre ? centre[c0 + c] : 0;
-        if (centre) {
-            for (int64_t i = 0; i < rows; ++i) {
-                const BN_T *restrict row = x + i * C + c0;
-                for (int c = 0; c < BN_CB; ++c) {
-                    const double d = (double)row[c] - m[c];
-                    acc[c] += d * d;
-                }
-            }
-        } else {
-            for (int64_t i = 0; i < rows; ++i) {
-                const BN_T *restrict row = x + i * C + c0;
-                for (int c = 0; c < BN_CB; ++c) acc[c] += (double)row[c];
+        double a1[BN_CB] = {0}, a2[BN_CB] = {0}, m[BN_CB];
+        for (int c = 0; c < BN_CB; ++c) m[c] = shift[c0 + c];
+        for (int64_t i = 0; i < rows; ++i) {
+            const BN_T *restrict row = x + i * C + c0;
+            for (int c = 0; c < BN_CB; ++c) {
+                const double d = (double)row[c] - m[c];
+                a1[c] += d;
+                a2[c] += d * d;
             }
         }
-        for (int c = 0; c < BN_CB; ++c) part[c0 + c] = acc[c];
+        for (int c = 0; c < BN_CB; ++c) {
+            s1[c0 + c] = a1[c];
+            s2[c0 + c] = a2[c];
+        }
     }
-    for (int64_t c = c0; c < C; ++c) part[c] = 0;
+    for (int64_t c = c0; c < C; ++c) s1[c] = s2[c] = 0;
     for (int64_t i = 0; i < rows && c0 < C; ++i) {
         const BN_T *restrict row = x + i * C;
-        if (centre) {
-            for (int64_t c = c0; c < C; ++c) {
-                const double d = (double)row[c] - centre[c];
-                part[c] += d * d;
-            }
-        } else {
-            for (int64_t c = c0; c < C; ++c) part[c] += (double)row[c];
+        for (int64_t c = c0; c < C; ++c) {
+            const double d = (double)row[c] - shift[c];
+            s1[c] += d;
+            s2[c] += d * d;
         }
     }
 }

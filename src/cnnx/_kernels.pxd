@@ -62,9 +62,9 @@ cdef extern from "_simd.h" nogil:
                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                     double *, double *)
     ctypedef void (*cnnx_bn_sums_f32)(const float *, int64_t, int64_t, const double *,
-                                      double *)
+                                      double *, double *)
     ctypedef void (*cnnx_bn_sums_f64)(const double *, int64_t, int64_t, const double *,
-                                      double *)
+                                      double *, double *)
     ctypedef void (*cnnx_bn_grad_sums_f32)(const float *, const float *, const float *,
                                            const float *, int64_t, int64_t, double *,
                                            double *, float *)

@@ -138,18 +138,19 @@ cdef enum:
     BN_CHUNK = 256
 
 
-cdef void _bn_partial_sums(const floating *x, const double *centre, int64_t R, int64_t C,
-                           bint square, double *partial, int nthreads) noexcept nogil:
-    """partial[ch, c] = sum over the chunk's rows of x (or of (x - centre)^2)."""
+cdef void _bn_partial_sums(const floating *x, const double *shift, int64_t R, int64_t C,
+                           double *partial, int nthreads) noexcept nogil:
+    """partial[ch, c] = sum over chunk ch's rows of x - shift, partial[nchunks + ch, c] the
+    sum of its squares."""
     cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, r0
     for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
         r0 = ch * BN_CHUNK
         if floating is float:
-            cnnx_k.bn_sums_f32(x + r0 * C, min(R - r0, BN_CHUNK), C,
-                               centre if square else NULL, partial + ch * C)
+            cnnx_k.bn_sums_f32(x + r0 * C, min(R - r0, BN_CHUNK), C, shift,
+                               partial + ch * C, partial + (nchunks + ch) * C)
         else:
-            cnnx_k.bn_sums_f64(x + r0 * C, min(R - r0, BN_CHUNK), C,
-                               centre if square else NULL, partial + ch * C)
+            cnnx_k.bn_sums_f64(x + r0 * C, min(R - r0, BN_CHUNK), C, shift,
+                               partial + ch * C, partial + (nchunks + ch) * C)
 
 
 cdef void _bn_chunk_total(const double *partial, int64_t nchunks, int64_t C,
@@ -164,30 +165,36 @@ cdef void _bn_chunk_total(const double *partial, int64_t nchunks, int64_t C,
 
 def batch_norm_moments(const floating[:, ::1] x, floating[::1] mean, floating[::1] var,
                        int nthreads, workspace):
-    """The mean and (biased) variance of each column of x, in two passes."""
+    """The mean and (biased) variance of each column of x, in one pass: the sums of
+    d = x - x[0] and of d^2 (shifted by the first row, so that the variance
+    s2 / R - (s1 / R)^2 keeps its digits: the deviations are of the data's spread). Half
+    the reads of the two-pass form (mean, then squared deviations from it)."""
     cdef int64_t R = x.shape[0], C = x.shape[1], c
     cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
     cdef double *partial
+    cdef double *shift
     cdef double *total
+    cdef double m1
     if C == 0:
         return
     if R == 0:
         mean[...] = 0
         var[...] = 0
         return
-    partial = <double *> _aligned(_scratch(workspace, (nchunks + 2) * C * sizeof(double)
+    partial = <double *> _aligned(_scratch(workspace, (2 * nchunks + 3) * C * sizeof(double)
                                            + ALIGN))
-    total = partial + nchunks * C
+    shift = partial + 2 * nchunks * C
+    total = shift + C
     with nogil:
-        _bn_partial_sums(&x[0, 0], NULL, R, C, False, partial, nthreads)
+        for c in range(C):
+            shift[c] = x[0, c]
+        _bn_partial_sums(&x[0, 0], shift, R, C, partial, nthreads)
         _bn_chunk_total(partial, nchunks, C, total)
+        _bn_chunk_total(partial + nchunks * C, nchunks, C, total + C)
         for c in range(C):
-            total[c] = total[c] / R
-            mean[c] = <floating> total[c]
-        _bn_partial_sums(&x[0, 0], total, R, C, True, partial, nthreads)
-        _bn_chunk_total(partial, nchunks, C, total + C)
-        for c in range(C):
-            var[c] = <floating> (total[C + c] / R)
+            m1 = total[c] / R
+            mean[c] = <floating> (shift[c] + m1)
+            var[c] = <floating> max(total[C + c] / R - m1 * m1, 0.0)
 
 
 def batch_norm_apply(const floating[:, ::1] x, const floating[::1] scale,
