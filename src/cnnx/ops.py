@@ -18,6 +18,7 @@ result (a tuple for several results, as NumPy's ufuncs), so that a caller can ke
 buffers across steps: on this VM a fresh multi-megabyte array costs about as much in
 page faults as the kernel that fills it.
 """
+import math
 import threading
 from typing import Any
 
@@ -899,8 +900,7 @@ def _rows(x, where):
     if x.ndim < 2:
         raise ValueError(f"{where}: `inputs` must have a batch axis and a channel axis, "
                          f"received shape {x.shape}")
-    return np.ascontiguousarray(x).reshape(int(np.prod(x.shape[:-1], dtype=np.int64)),
-                                           x.shape[-1])
+    return np.ascontiguousarray(x).reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def _channel_vector(v, channels, name, where, dtype):
@@ -1004,7 +1004,10 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
         raise ValueError(f"{where}: give `relu_output` or activation=\"relu\", not both")
     mean, rstd, affine_scale, affine_shift = _bn_affine(x, mean, variance, gamma, beta,
                                                         epsilon, where)
-    relu_affine = np.stack([affine_scale, affine_shift]) if relu else None
+    relu_affine = None
+    if relu:
+        relu_affine = np.empty((2, c), x.dtype)
+        relu_affine[0], relu_affine[1] = affine_scale, affine_shift
     gamma = None if gamma is None else _channel_vector(gamma, c, "gamma", where, x.dtype)
     relu_output = _relu_output(relu_output, dy, where)
     if relu_output is not None:   # the mask from the ReLU's output: applied up front
