@@ -356,12 +356,14 @@ cdef bint _nhwc_wanted(const Geometry *g, int64_t N, int64_t F, int is_f32,
         return False
     # Its kernel gradient keeps a tile of taps in registers through a whole sample: it
     # beat the im2col product at every layer measured (1.2-2.1x), unless its partial
-    # sums outweigh the data (_kgrad_partials_dominate), or the layer is pointwise (one
-    # tap: the product, its A block packed in one walk over the pixels, ran W6's 1x1
-    # layers 1.2-1.7x on AVX2). Its forward pass wins only where packing would dominate
-    # the product.
+    # sums outweigh the data (_kgrad_partials_dominate), or the layer is pointwise on a
+    # path of at most 8 floats a vector (one tap: the product, its A block packed in one
+    # walk over the pixels, ran W6's 1x1 layers 1.2-1.7x on AVX2; AVX-512, not measured
+    # since, keeps the direct kernel). Its forward pass wins only where packing would
+    # dominate the product.
     if kgrad and _conv_algorithm != 2:
-        return not _pointwise_wanted(g) and not _kgrad_partials_dominate(g, N, F)
+        return (not (_pointwise_wanted(g) and cnnx_k.vw_f32 <= 8)
+                and not _kgrad_partials_dominate(g, N, F))
     return (_conv_algorithm == 2 or g.C <= DIRECT_MAX_C
             or (g.KH * g.KW > 1
                 and ((g.C <= NHWC_MAX_C and F <= NHWC_MAX_F)
