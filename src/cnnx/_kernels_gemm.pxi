@@ -358,7 +358,7 @@ cdef void _gemm_item(const Plan *p, int64_t item, floating *apack, const floatin
 
 cdef inline int64_t _mc(int64_t M, int split_k, int64_t mr, int64_t itemsize) noexcept nogil:
     """Rows of an A block. A split-K product (a kernel gradient: few rows, a long
-    reduction) takes all its rows in one block when they fit in KC_BLOCK_BYTES: each
+    reduction) takes all its rows in one block when they fit in SPLIT_A_BYTES: each
     reduction chunk's A then is packed once, not once per row block (the packing of a 1x1
     layer's kernel gradient reads every pixel of the image: 8192 x 128 x 128, 28 -> 32
     GMAC/s)."""
@@ -367,8 +367,11 @@ cdef inline int64_t _mc(int64_t M, int split_k, int64_t mr, int64_t itemsize) no
     return _cdiv(MC_TARGET, mr) * mr
 
 
-cdef inline bint _enough_items(int64_t items, bint split, int nthreads) noexcept nogil:
-    return items >= 4 * nthreads or (split and items >= 2 * nthreads and items % nthreads == 0)
+cdef inline bint _enough_items(int64_t items, bint split_k, int nthreads) noexcept nogil:
+    """Whether a product's work items are enough for the threads: 4 a thread, or for a
+    split-K product 2 a thread when they divide evenly (see _plan)."""
+    return items >= 4 * nthreads or (split_k and items >= 2 * nthreads
+                                     and items % nthreads == 0)
 
 
 cdef void _plan(Plan *p, const Source *A, const Source *Bt, int64_t M, int64_t N, int64_t K,
