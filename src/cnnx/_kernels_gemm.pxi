@@ -184,12 +184,10 @@ cdef void _pack_im2col_t(const Geometry *g, const floating *x, floating *dst, in
 cdef void _pack(const Source *s, floating *dst, int64_t r0, int64_t rows, int64_t R,
                 int64_t k0, int64_t kc) noexcept nogil:
     """Packs the block (r0 : r0+rows, k0 : k0+kc) k-major: dst[k*R + r].
-    Rows rows..R-1 are zero, so partial tiles compute on zeros."""
+    Rows rows..R-1 are zero, so partial tiles compute on zeros. (A transposed im2col,
+    only ever an A operand, is packed a whole A block at a time: _pack_im2col_t.)"""
     cdef const floating *m = <const floating *> s.data
     cdef int64_t r, k
-    if s.kind == SRC_IM2COL_T:
-        _pack_im2col_t(&s.g, m, dst, r0, rows, R, k0, kc)
-        return
     if s.kind == SRC_ROWS:
         for r in range(rows):
             for k in range(kc):

@@ -39,13 +39,12 @@ cdef enum:
     # 128 -> 128 304 / 424 and 174 / 254). AVX-512, 2 threads, F(4x4) / direct, ms: W5's
     # 16 -> 16, 32 -> 32 and 64 -> 64 layers (64 images) 0.93 / 1.61, 0.67 / 1.43,
     # 0.57 / 1.41; 32 x 32 64 -> 64, one image (64 tiles) 0.47 / 0.73; at 65536
-    # products level or better
-    # (16 -> 16 on 256 tiles 1.09-1.18x, 32 -> 32 on 64 tiles 1.0-1.13x), below it
-    # slower (16 -> 16 on 64 tiles 0.95x, 16 -> 32 0.91-0.93x, 32 -> 32 on 32 tiles
-    # 0.7x). From 16 output channels: with 8, half of the narrow microkernel's 16 columns
-    # idle, it lost on up to 256 tiles (0.65-0.76x). Above 128 input channels the
-    # transformed kernel (36 C F values, 9.4 MB at 256 -> 256) outgrows L2 and F(2x2) won
-    # up to 32-64 tiles, so those keep F(2x2)'s rule.
+    # products level or better (16 -> 16 on 256 tiles 1.09-1.18x, 32 -> 32 on 64 tiles
+    # 1.0-1.13x), below it slower (16 -> 16 on 64 tiles 0.95x, 16 -> 32 0.91-0.93x,
+    # 32 -> 32 on 32 tiles 0.7x). From 16 output channels: with 8, half of the narrow
+    # microkernel's 16 columns idle, it lost on up to 256 tiles (0.65-0.76x). Above 128
+    # input channels the transformed kernel (36 C F values, 9.4 MB at 256 -> 256)
+    # outgrows L2 and F(2x2) won up to 32-64 tiles, so those keep F(2x2)'s rule.
     # The threshold was 65536 while the transformed kernel was made at every call. A
     # compiled inference program keeps it (Program.transform_kernels), and there F(4x4)
     # won from 8192 products: one image, AVX2, 2 threads, F(4x4) / direct in three runs:
