@@ -329,6 +329,31 @@ def test_few_output_pixels_take_the_direct_forward(batch, size, c, f, expected, 
         np.testing.assert_allclose(ys["auto"], want, **conv_tol(TOL[np.float32], np.float32, want))
 
 
+@pytest.mark.parametrize("batch,size,c,f,padding", [
+    (1, 13, 32, 64, "valid"), (1, 16, 64, 128, "same"), (3, 10, 32, 48, "valid"),
+    (6, 8, 64, 64, "same")])
+def test_winograd_blocks_shared_by_the_threads_keep_their_bits(batch, size, c, f, padding,
+                                                               rng, simd_path, threads):
+    """Fewer blocks of tiles than two a thread (one image through W1's 32 -> 64 layer:
+    one block; W4's 64 -> 128: one; 6 images of 8 x 8: two): the threads take strips of
+    output channels of each block where the strips divide among them (64 channels, 2 and
+    4 threads), and share each block's phases otherwise (3 threads; 48 channels: 3
+    strips of 16 on AVX2). Every count gives one thread's bits, and the reference's
+    values."""
+    x = rng.standard_normal((batch, size, size, c)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, c, f)).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    with conv_algorithm("winograd4"):
+        ys = []
+        for n in (1, 2, 3, 4):
+            threads(n)
+            ys.append(ops.conv2d(x, kernel, bias, padding=padding, activation="relu"))
+    for n, y in zip((2, 3, 4), ys[1:]):
+        assert np.array_equal(y, ys[0]), f"{n} threads"
+    want = ref.conv2d(x, kernel, bias, padding=padding, activation="relu")
+    np.testing.assert_allclose(ys[0], want, **conv_tol(TOL[np.float32], np.float32, want))
+
+
 @pytest.mark.parametrize("shape,padding", [((64, 16, 16, 64, 128), "same"),
                                            ((8, 13, 13, 32, 64), "valid")])
 def test_input_gradient_of_a_widening_layer_runs_winograd(shape, padding, rng, simd_path):

@@ -86,9 +86,9 @@ cdef extern from "_simd.h" nogil:
     ctypedef void (*cnnx_wg_input_f64)(int, const double *, int64_t, int64_t, int64_t, int64_t,
                                        int64_t, const double *, double *, int64_t)
     ctypedef void (*cnnx_wg_output_f32)(int, const float *, int64_t, int64_t, const float *, int,
-                                        int, int, float *, int64_t)
+                                        int, int, float *, int64_t, int64_t)
     ctypedef void (*cnnx_wg_output_f64)(int, const double *, int64_t, int64_t, const double *,
-                                        int, int, int, double *, int64_t)
+                                        int, int, int, double *, int64_t, int64_t)
     ctypedef void (*cnnx_wg_kernel_f32)(int, const float *, int64_t, int64_t, int64_t, int64_t,
                                         float *)
     ctypedef void (*cnnx_wg_kernel_f64)(int, const double *, int64_t, int64_t, int64_t, int64_t,

@@ -170,16 +170,20 @@ cdef inline void _wino_in(const Wino *w, const floating *x, int64_t tile, floati
 
 
 cdef inline void _wino_out(const Wino *w, const floating *mt, int64_t tile,
-                           const floating *bias, int relu, floating *y) noexcept nogil:
-    """A tile's outputs from its row of M (mt; positions tb * Fp apart)."""
+                           const floating *bias, int relu, floating *y, int64_t f0,
+                           int64_t nf) noexcept nogil:
+    """A tile's output channels f0 : f0 + nf from its row of M (mt; positions tb * Fp
+    apart)."""
     cdef const Geometry *g = &w.g
     cdef int64_t ti, tj, n = _wino_tile(w, tile, &ti, &tj)
     cdef int oh = <int> min(w.m, g.OH - w.m * ti), ow = <int> min(w.m, g.OW - w.m * tj)
-    cdef floating *out = y + ((n * g.OH + w.m * ti) * g.OW + w.m * tj) * w.F
+    cdef floating *out = y + ((n * g.OH + w.m * ti) * g.OW + w.m * tj) * w.F + f0
     if floating is float:
-        cnnx_k.wg_output_f32(w.m, mt, w.tb * w.Fp, w.F, bias, relu, oh, ow, out, g.OW * w.F)
+        cnnx_k.wg_output_f32(w.m, mt + f0, w.tb * w.Fp, nf, bias + f0, relu, oh, ow, out, w.F,
+                             g.OW * w.F)
     else:
-        cnnx_k.wg_output_f64(w.m, mt, w.tb * w.Fp, w.F, bias, relu, oh, ow, out, g.OW * w.F)
+        cnnx_k.wg_output_f64(w.m, mt + f0, w.tb * w.Fp, nf, bias + f0, relu, oh, ow, out, w.F,
+                             g.OW * w.F)
 
 
 cdef inline void _wino_product(const Wino *w, const floating *U, const floating *V,
@@ -202,18 +206,43 @@ cdef inline void _wino_pad_rows(const Wino *w, floating *V, int64_t nt) noexcept
                    (rows_used - nt) * w.g.C * sizeof(floating))
 
 
-cdef void _wino_block(const Wino *w, const floating *x, const floating *U,
-                      const floating *bias, floating *y, int relu, int64_t t0, int64_t nt,
-                      floating *V, floating *M, const floating *zeros) noexcept nogil:
-    """Tiles t0 : t0 + nt of the batch (nt <= tb), on one thread."""
-    cdef int64_t t, item, strips = _cdiv(nt, w.mr)
+cdef void _wino_channels(const Wino *w, const floating *U, const floating *bias, floating *y,
+                         int relu, int64_t t0, int64_t nt, const floating *V, floating *M,
+                         int64_t j0, int64_t j1) noexcept nogil:
+    """Output channels of strips j0 : j1 (nr channels each) of tiles t0 : t0 + nt, their
+    inputs transformed in V: the products into M (the items of _wino_product, in its
+    order), then the outputs."""
+    cdef int64_t p, s, jp, t, strips = _cdiv(nt, w.mr), f0 = j0 * w.nr
+    for p in range(w.P):
+        for s in range(strips):
+            for jp in range(j0, j1):
+                _wino_ukernel(w, True, w.g.C, V + (p * w.tb + s * w.mr) * w.g.C,
+                              U + p * w.g.C * w.Fp + jp * w.nr, w.Fp,
+                              M + (p * w.tb + s * w.mr) * w.Fp + jp * w.nr, <int> w.mr, 0)
     for t in range(nt):
-        _wino_in(w, x, t0 + t, V + t * w.g.C, zeros)
-    _wino_pad_rows(w, V, nt)
-    for item in range(w.P * strips * (w.Fp // w.nr)):
-        _wino_product(w, U, V, M, item, strips)
-    for t in range(nt):
-        _wino_out(w, M + t * w.Fp, t0 + t, bias, relu, y)
+        _wino_out(w, M + t * w.Fp, t0 + t, bias, relu, y, f0, min(w.F, j1 * w.nr) - f0)
+
+
+cdef void _wino_lane(const Wino *w, const floating *x, const floating *U,
+                     const floating *bias, floating *y, int relu, int64_t i0, int64_t i1,
+                     int64_t groups, floating *V, floating *M,
+                     const floating *zeros) noexcept nogil:
+    """Work items i0 : i1 on one thread: item = (block of tb tiles, one of `groups`
+    ranges of output channel strips), numbered in that order. A block's inputs are
+    transformed once for its items in a row."""
+    cdef int64_t item, blk, g, t, t0, nt, done = -1, jn = w.Fp // w.nr
+    for item in range(i0, i1):
+        blk = item // groups
+        g = item - blk * groups
+        t0 = blk * w.tb
+        nt = min(w.tb, w.tiles - t0)
+        if blk != done:
+            for t in range(nt):
+                _wino_in(w, x, t0 + t, V + t * w.g.C, zeros)
+            _wino_pad_rows(w, V, nt)
+            done = blk
+        _wino_channels(w, U, bias, y, relu, t0, nt, V, M, g * jn // groups,
+                       (g + 1) * jn // groups)
 
 
 cdef void _wino_kernel_transform(const Wino *w, const floating *kernel, floating *U,
@@ -237,17 +266,22 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
                      int nthreads, const floating *cached_u) noexcept nogil:
     """y = conv(x, kernel) (+ bias, ReLU); scratch holds _wino_scratch_bytes. cached_u:
     the kernel's transform made beforehand (a compiled program keeps it), or NULL. With
-    blocks enough for the threads, each thread runs whole blocks; with fewer (one image
-    through W4's 16 x 16 64 -> 128 layer: 16 tiles, one block), the threads share each
-    block's transforms and products in turn. Each value is computed the same way
-    either way."""
-    cdef int64_t C = w.g.C
+    blocks enough for the threads (two a thread), each thread runs whole blocks. With
+    fewer, where the strips of output channels divide among the threads (one image
+    through W1's 13 x 13 32 -> 64 layer: 9 tiles, one block, 4 strips of 16), each thread
+    takes its strips of every block: it transforms the block's inputs itself (a small
+    part of the work) and then needs nothing from the others, neither barriers nor their
+    products. Otherwise (one image through W4's 16 x 16 64 -> 128 layer on 3 threads)
+    the threads share each block's transforms and products, phase by phase. Each value
+    is computed the same way in every case."""
+    cdef int64_t C = w.g.C, jn = w.Fp // w.nr
     cdef floating *U = <floating *> _aligned(scratch)
     cdef char *per_thread = <char *> U + _wino_u_bytes(w, sizeof(floating))
     cdef int64_t v_bytes = _align(w.P * w.tb * C * sizeof(floating))
     cdef int64_t m_bytes = _align(w.P * w.tb * w.Fp * sizeof(floating))
     cdef int64_t thread_bytes = v_bytes + m_bytes + _align(max(C, w.F) * sizeof(floating))
-    cdef int64_t blk, t0, nt, t, item, strips, n_blocks = _cdiv(w.tiles, w.tb)
+    cdef int64_t blk, t0, nt, t, item, strips, lane, n_blocks = _cdiv(w.tiles, w.tb)
+    cdef int64_t groups = 1, n_items
     cdef floating *V = NULL   # set per thread below
     cdef floating *M = NULL
     cdef floating *zeros = NULL
@@ -256,7 +290,9 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
         U = <floating *> cached_u
     else:
         _wino_kernel_transform(w, kernel, U, nthreads)
-    if nthreads > 1 and n_blocks < 2 * nthreads:
+    if nthreads > 1 and n_blocks < 2 * nthreads and jn % nthreads == 0:
+        groups = nthreads
+    elif nthreads > 1 and n_blocks < 2 * nthreads:
         # Shared blocks: one V, M and zeros (the first thread's), each phase split.
         V = <floating *> per_thread
         M = <floating *> (<char *> V + v_bytes)
@@ -274,17 +310,18 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
                 for item in prange(w.P * strips * (w.Fp // w.nr), schedule="static"):
                     _wino_product(w, U, V, M, item, strips)
                 for t in prange(nt, schedule="static"):
-                    _wino_out(w, M + t * w.Fp, t0 + t, b, relu, y)
+                    _wino_out(w, M + t * w.Fp, t0 + t, b, relu, y, 0, w.F)
         return
+    n_items = n_blocks * groups
     with parallel(num_threads=nthreads):
         V = <floating *> (per_thread + threadid() * thread_bytes)
         M = <floating *> (<char *> V + v_bytes)
         zeros = <floating *> (<char *> M + m_bytes)
         memset(zeros, 0, max(C, w.F) * sizeof(floating))
-        for blk in prange(n_blocks, schedule="static"):
-            t0 = blk * w.tb
-            _wino_block(w, x, U, bias if bias != NULL else zeros, y, relu, t0,
-                        min(w.tb, w.tiles - t0), V, M, zeros)
+        for lane in prange(nthreads, schedule="static"):
+            _wino_lane(w, x, U, bias if bias != NULL else zeros, y, relu,
+                       lane * n_items // nthreads, (lane + 1) * n_items // nthreads, groups,
+                       V, M, zeros)
 
 
 # ---------------------------------------------------------------------------------

@@ -84,11 +84,11 @@ static void CNNX_CAT(WG_NAME, _input2)(const WG_T *restrict x, int64_t H, int64_
  * values), plus bias (F values: zeros for none; a NULL test per value became a masked
  * load in the vector loop, a quarter of a 16-channel layer's time), then ReLU when
  * asked, into rows/columns `rows` x `cols` (1 or 2: a tile past the image's last odd row
- * or column) of y, whose pixel (0, 0) is at y and whose rows are ldy values apart (F a
- * pixel). */
+ * or column) of y, whose pixel (0, 0) is at y, its pixels ldp values apart and its rows
+ * ldy (ldp > F: a range of a layer's channels). */
 static void CNNX_CAT(WG_NAME, _output2)(const WG_T *restrict m, int64_t pstride, int64_t F,
                                         const WG_T *restrict bias, int relu, int rows,
-                                        int cols, WG_T *restrict y, int64_t ldy)
+                                        int cols, WG_T *restrict y, int64_t ldp, int64_t ldy)
 {
     const WG_T *restrict m0 = m, *restrict m1 = m + pstride, *restrict m2 = m + 2 * pstride,
                *restrict m3 = m + 3 * pstride, *restrict m4 = m + 4 * pstride,
@@ -98,8 +98,8 @@ static void CNNX_CAT(WG_NAME, _output2)(const WG_T *restrict m, int64_t pstride,
                *restrict m11 = m + 11 * pstride, *restrict m12 = m + 12 * pstride,
                *restrict m13 = m + 13 * pstride, *restrict m14 = m + 14 * pstride,
                *restrict m15 = m + 15 * pstride;
-    WG_T *restrict y00 = y, *restrict y01 = y + F, *restrict y10 = y + ldy,
-         *restrict y11 = y + ldy + F;
+    WG_T *restrict y00 = y, *restrict y01 = y + ldp, *restrict y10 = y + ldy,
+         *restrict y11 = y + ldy + ldp;
     WG_IVDEP
     for (int64_t f = 0; f < F; ++f) {
         /* rows: s = A^T m */
@@ -236,7 +236,7 @@ static void CNNX_CAT(WG_NAME, _input4)(const WG_T *restrict x, int64_t H, int64_
 
 static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride, int64_t F,
                                          const WG_T *restrict bias, int relu, int rows,
-                                         int cols, WG_T *restrict y, int64_t ldy)
+                                         int cols, WG_T *restrict y, int64_t ldp, int64_t ldy)
 {
     WG_T s[4][6][WG_CB];
     for (int64_t fs = 0; fs < F; fs += WG_CB) {
@@ -252,8 +252,8 @@ static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride,
         for (int i = 0; i < rows; ++i) {   /* columns: y = s A, row i */
             const WG_T *restrict q0 = s[i][0], *restrict q1 = s[i][1], *restrict q2 = s[i][2],
                        *restrict q3 = s[i][3], *restrict q4 = s[i][4], *restrict q5 = s[i][5];
-            WG_T *restrict o0 = y + i * ldy + fs, *restrict o1 = o0 + F,
-                 *restrict o2 = o1 + F, *restrict o3 = o2 + F;
+            WG_T *restrict o0 = y + i * ldy + fs, *restrict o1 = o0 + ldp,
+                 *restrict o2 = o1 + ldp, *restrict o3 = o2 + ldp;
             WG_IVDEP
             for (int64_t k = 0; k < fb; ++k) {
                 const WG_T b = bias[fs + k];
@@ -425,10 +425,10 @@ static void CNNX_CAT(WG_NAME, _input)(int m, const WG_T *x, int64_t H, int64_t W
 
 static void CNNX_CAT(WG_NAME, _output)(int m, const WG_T *mp, int64_t pstride, int64_t F,
                                         const WG_T *bias, int relu, int rows, int cols,
-                                        WG_T *y, int64_t ldy)
+                                        WG_T *y, int64_t ldp, int64_t ldy)
 {
-    if (m == 4) CNNX_CAT(WG_NAME, _output4)(mp, pstride, F, bias, relu, rows, cols, y, ldy);
-    else CNNX_CAT(WG_NAME, _output2)(mp, pstride, F, bias, relu, rows, cols, y, ldy);
+    if (m == 4) CNNX_CAT(WG_NAME, _output4)(mp, pstride, F, bias, relu, rows, cols, y, ldp, ldy);
+    else CNNX_CAT(WG_NAME, _output2)(mp, pstride, F, bias, relu, rows, cols, y, ldp, ldy);
 }
 
 static void CNNX_CAT(WG_NAME, _kernel)(int m, const WG_T *kernel, int64_t C, int64_t F,
