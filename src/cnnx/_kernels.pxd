@@ -6,10 +6,11 @@ from libc.stdint cimport int32_t, int64_t
 cdef extern from "_simd.h" nogil:
     enum: CNNX_BN_GROUP
     # Declared in _simd.h; Cython needs the signatures it calls and the fields it reads.
-    ctypedef void (*cnnx_ukernel_f32)(int64_t, const float *, const float *, int64_t,
+    ctypedef void (*cnnx_ukernel_f32)(int64_t, const float *, int64_t, const float *, int64_t,
                                       float *, int64_t, int, int, int, const float *, int)
-    ctypedef void (*cnnx_ukernel_f64)(int64_t, const double *, const double *, int64_t,
-                                      double *, int64_t, int, int, int, const double *, int)
+    ctypedef void (*cnnx_ukernel_f64)(int64_t, const double *, int64_t, const double *,
+                                      int64_t, double *, int64_t, int, int, int, const double *,
+                                      int)
     ctypedef void (*cnnx_dfwd_f32)(int64_t, const float *, const int64_t *, int64_t,
                                    const float *, int64_t, int, int64_t, int64_t, float *,
                                    int64_t, int, const float *, int)

@@ -137,11 +137,12 @@ cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) 
 cdef inline void _wino_ukernel(const Wino *w, bint a_rows, int64_t kc, const floating *a,
                                const floating *b, int64_t ldb, floating *c, int mr,
                                int accumulate) noexcept nogil:
-    """The plan's GEMM microkernel (w.uk's), its C tile Fp values a row."""
+    """The plan's GEMM microkernel (w.uk's), its C tile Fp values a row (A by rows: kc
+    values a row)."""
     if floating is float:
-        w.uk.uk_f32[a_rows](kc, a, b, ldb, c, w.Fp, mr, <int> w.nr, accumulate, NULL, 0)
+        w.uk.uk_f32[a_rows](kc, a, kc, b, ldb, c, w.Fp, mr, <int> w.nr, accumulate, NULL, 0)
     else:
-        w.uk.uk_f64[a_rows](kc, a, b, ldb, c, w.Fp, mr, <int> w.nr, accumulate, NULL, 0)
+        w.uk.uk_f64[a_rows](kc, a, kc, b, ldb, c, w.Fp, mr, <int> w.nr, accumulate, NULL, 0)
 
 
 cdef inline int64_t _wino_tile(const Wino *w, int64_t tile, int64_t *ti,

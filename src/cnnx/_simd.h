@@ -15,10 +15,10 @@
 #define CNNX_CAT(a, b) CNNX_CAT_(a, b)
 
 /* GEMM microkernel (_ukernel_template.h). */
-typedef void (*cnnx_ukernel_f32)(int64_t, const float *, const float *, int64_t, float *,
-                                 int64_t, int, int, int, const float *, int);
-typedef void (*cnnx_ukernel_f64)(int64_t, const double *, const double *, int64_t, double *,
-                                 int64_t, int, int, int, const double *, int);
+typedef void (*cnnx_ukernel_f32)(int64_t, const float *, int64_t, const float *, int64_t,
+                                 float *, int64_t, int, int, int, const float *, int);
+typedef void (*cnnx_ukernel_f64)(int64_t, const double *, int64_t, const double *, int64_t,
+                                 double *, int64_t, int, int, int, const double *, int);
 /* Pixel-vectorised direct convolution (_direct_template.h): forward and kernel-gradient
  * tiles. */
 typedef void (*cnnx_dfwd_f32)(int64_t, const float *, const int64_t *, int64_t, const float *,

@@ -5,8 +5,9 @@
  *   UK_IT     integer type of UK_T's width (for the ReLU bit mask)
  *   UK_VBYTES vector width in bytes    UK_MR    rows of the tile
  *   UK_NV     vectors per tile row
- *   UK_AROWS  1: A is packed row by row (element (i, k) at a[i*kc + k]);
- *             0: A is packed k-major   (element (i, k) at a[k*MR + i])
+ *   UK_AROWS  1: A is row by row (element (i, k) at a[i*lda + k]: a packed strip, lda =
+ *                kc, or rows of a row-major matrix read in place);
+ *             0: A is packed k-major   (element (i, k) at a[k*MR + i]; lda unused)
  *
  * The kernel computes the MR x NR tile  C = [C +] A_panel @ B_panel  over kc steps,
  * where row k of B_panel (NR values) starts at b + k*ldb: ldb = NR for a packed panel,
@@ -20,9 +21,9 @@
 typedef UK_T CNNX_CAT(UK_NAME, _vec) __attribute__((vector_size(UK_VBYTES), aligned(sizeof(UK_T))));
 typedef UK_IT CNNX_CAT(UK_NAME, _ivec) __attribute__((vector_size(UK_VBYTES), aligned(sizeof(UK_T))));
 
-static void UK_NAME(int64_t kc, const UK_T *restrict a, const UK_T *restrict b,
-                            int64_t ldb, UK_T *restrict c, int64_t ldc, int mr, int nr,
-                            int accumulate, const UK_T *restrict bias, int relu)
+static void UK_NAME(int64_t kc, const UK_T *restrict a, int64_t lda, const UK_T *restrict b,
+                    int64_t ldb, UK_T *restrict c, int64_t ldc, int mr, int nr,
+                    int accumulate, const UK_T *restrict bias, int relu)
 {
     typedef CNNX_CAT(UK_NAME, _vec) vec;
     typedef CNNX_CAT(UK_NAME, _ivec) ivec;
@@ -41,7 +42,7 @@ static void UK_NAME(int64_t kc, const UK_T *restrict a, const UK_T *restrict b,
         CNNX_UNROLL
         for (int i = 0; i < UK_MR; ++i) {
 #if UK_AROWS
-            const UK_T s = a[i * kc];
+            const UK_T s = a[i * lda];
 #else
             const UK_T s = a[i];
 #endif
