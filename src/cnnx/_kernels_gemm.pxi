@@ -396,20 +396,28 @@ cdef void _plan(Plan *p, const Source *A, const Source *Bt, int64_t M, int64_t N
     # rows beside one of 25 (121 rows: a 13x13 convolution's output at batch 1) would
     # leave one of two threads idle. Blocks change no sum.
     p.split = _split_k(M, N, K) if split_k else 1
-    cdef int64_t target = _mc(M, split_k, p.mr, 4 if is_f32 else 8)
-    cdef int64_t blocks = max(1, _cdiv(M, target))
-    p.mc = _cdiv(_cdiv(M, blocks), p.mr) * p.mr
-    p.n_pad = _cdiv(N, p.nr) * p.nr
     # Chunks of whole KC blocks: _pack_b cuts B into KC blocks from k = 0, and a chunk
     # must start at one (a chunk of 2592 of 5184 read packed B at the wrong offsets).
     p.chunk = max(KC, _cdiv(_cdiv(K, p.split), KC) * KC)
     p.split = max(1, _cdiv(K, p.chunk))
+    cdef int64_t target = _mc(M, split_k, p.mr, 4 if is_f32 else 8)
+    cdef int64_t blocks = max(1, _cdiv(M, target))
+    # A split-K product short of work items for the threads (few chunks: a reduction
+    # under 4096) takes more row blocks before column blocks: A is packed once whatever
+    # its row blocks, but once per column block (W6's 8 x 8 256 -> 256 1x1 kernel
+    # gradient re-packed the whole image four times).
+    while (split_k and blocks < _cdiv(M, p.mr)
+           and not _enough_items(p.split * blocks, True, nthreads)):
+        blocks += 1
+    p.mc = _cdiv(_cdiv(M, blocks), p.mr) * p.mr
+    p.n_pad = _cdiv(N, p.nr) * p.nr
     p.m_blocks = _cdiv(M, p.mc)
-    # B^T as SRC_COLS is B row-major: with whole panels, and read by at most two row
-    # blocks (a kernel gradient's dy, a small batch's dense kernel), read in place; packing
-    # would copy it for little reuse. Read by more (a pointwise convolution's kernel,
-    # 32 images), packed panels, contiguous, ran faster: W6's 1x1 layers 0.91x the time.
-    if Bt.kind == SRC_COLS and N % p.nr == 0 and p.m_blocks <= 2:
+    # B^T as SRC_COLS is B row-major: with whole panels, in a split-K product (a kernel
+    # gradient's dy: as large as the image) or read by at most two row blocks (a small
+    # batch's dense kernel), read in place; packing would copy it for little reuse. Read
+    # by more (a pointwise convolution's kernel, 32 images), packed panels, contiguous,
+    # ran faster: W6's 1x1 layers 0.91x the time.
+    if Bt.kind == SRC_COLS and N % p.nr == 0 and (split_k or p.m_blocks <= 2):
         p.b_direct = Bt.data
         p.ldb = Bt.ld
     else:
