@@ -4,7 +4,7 @@ fuzz_kernels.py; thread counts: test_threads.py.)"""
 import numpy as np
 import pytest
 
-from cnnx import ops
+from cnnx import _kernels, ops
 from cnnx.testing import reference as ref
 
 from helpers import assert_grad, numerical_grad
@@ -69,8 +69,8 @@ def test_a_recomputed_relu_mask_agrees_at_the_edge(simd_path, dtype, rng):
     c = 37
     mean, var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
     gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    scale = ops._bn_affine(np.zeros((1, c), dtype), mean, var, gamma, beta, 1e-3, "t")[2]
-    shift = ops._bn_affine(np.zeros((1, c), dtype), mean, var, gamma, beta, 1e-3, "t")[3]
+    scale, shift = ops._bn_affine(np.zeros((1, c), dtype), mean, var, gamma, beta, 1e-3,
+                                  "t")[3]
     root = (-shift / scale).astype(dtype)            # x * scale + shift near 0
     rows = [root, np.nextafter(root, np.inf), np.nextafter(root, -np.inf), mean,
             np.full(c, np.nan, dtype)]
@@ -89,6 +89,30 @@ def test_a_recomputed_relu_mask_agrees_at_the_edge(simd_path, dtype, rng):
     with pytest.raises(ValueError, match="relu_output` or activation"):
         ops.batch_normalization_backward(x, dy, mean, var, gamma, relu_output=y,
                                          activation="relu")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_gamma,with_beta", [(True, True), (False, True), (True, False),
+                                                  (False, False)])
+def test_batch_norm_affine_is_the_numpy_arithmetic(with_gamma, with_beta, dtype, rng):
+    """rstd in double rounded once, scale = rstd * gamma and shift = -mean * scale + beta
+    in the dtype: NumPy's bits for rstd and scale; shift's too where the compiler fuses no
+    multiply-add (x86-64), else within one rounding."""
+    c = 37
+    mean = rng.standard_normal(c).astype(dtype)
+    var = rng.uniform(0, 3, c).astype(dtype)
+    var[0] = 0
+    gamma = rng.standard_normal(c).astype(dtype) if with_gamma else None
+    beta = rng.standard_normal(c).astype(dtype) if with_beta else None
+    rstd, affine = np.empty(c, dtype), np.empty((2, c), dtype)
+    _kernels.batch_norm_affine(mean, var, gamma, beta, 1e-3, rstd, affine)
+    want_rstd = (1 / np.sqrt(var.astype(np.float64) + 1e-3)).astype(dtype)
+    want_scale = want_rstd * gamma if with_gamma else want_rstd
+    want_shift = -mean * want_scale + (beta if with_beta else 0)
+    np.testing.assert_array_equal(rstd, want_rstd)
+    np.testing.assert_array_equal(affine[0], want_scale)
+    bound = 8 * np.finfo(dtype).eps * (1 + np.abs(want_shift))
+    assert np.all(np.abs(affine[1] - want_shift) <= bound)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -103,8 +103,11 @@ def _array(x, name, where, ndim=None):
 
 def _common(*arrays):
     """Cast the arrays to one dtype (float64 if any is) and make them C-contiguous."""
-    dtype = np.float64 if any(a is not None and a.dtype == np.float64 for a in arrays) \
-        else np.float32
+    dtype = np.float32
+    for a in arrays:   # (a loop: a generator was a microsecond of every call)
+        if a is not None and a.dtype == np.float64:
+            dtype = np.float64
+            break
     return [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
 
 
@@ -904,18 +907,14 @@ def _rows(x, where):
 
 
 def _channel_vector(v, channels, name, where, dtype):
+    if type(v) is np.ndarray and v.dtype == dtype and v.shape == (channels,) \
+            and v.flags.c_contiguous:
+        return v   # already what the checks below make of it
     v = np.ascontiguousarray(_array(v, name, where, ndim=1), dtype=dtype)
     if v.shape != (channels,):
         raise ValueError(f"{where}: `{name}` must have one value per channel ({channels}), "
                          f"received shape {v.shape}")
     return v
-
-
-def _rstd(variance, epsilon, where):
-    epsilon = float(epsilon)
-    if not epsilon > 0:
-        raise ValueError(f"{where}: `epsilon` must be > 0, received {epsilon}")
-    return (1 / np.sqrt(variance.astype(np.float64) + epsilon)).astype(variance.dtype)
 
 
 def batch_normalization_moments(x):
@@ -950,28 +949,31 @@ def batch_normalization(x, mean, variance, gamma=None, beta=None, epsilon=1e-3,
     where = "batch_normalization"
     x = _array(x, "inputs", where)
     relu_ = _activation(activation, where)
-    _, _, scale, shift = _bn_affine(x, mean, variance, gamma, beta, epsilon, where)
+    _, _, _, affine = _bn_affine(x, mean, variance, gamma, beta, epsilon, where)
     y = _output(out, x.shape, x.dtype, where, reads=(x,))
     rows = _rows(x, where)
-    _kernels.batch_norm_apply(rows, scale, shift, y.reshape(rows.shape), relu_,
+    _kernels.batch_norm_apply(rows, affine[0], affine[1], y.reshape(rows.shape), relu_,
                               threads_for(x.size))
     return y
 
 
 def _bn_affine(x, mean, variance, gamma, beta, epsilon, where):
-    """(mean, rstd, scale, shift) per channel in x's dtype: batch_normalization as
-    y = x * scale + shift, the same numbers for its forward and backward passes (the
-    backward recomputes a fused ReLU's mask from them)."""
+    """(mean, rstd, gamma, affine) per channel in x's dtype (gamma None or checked):
+    batch_normalization as y = x * affine[0] + affine[1] (_kernels.batch_norm_affine),
+    the same numbers for its forward and backward passes (the backward recomputes a fused
+    ReLU's mask from them)."""
     c = x.shape[-1] if x.ndim else 0
     mean = _channel_vector(mean, c, "mean", where, x.dtype)
-    rstd = _rstd(_channel_vector(variance, c, "variance", where, x.dtype), epsilon, where)
-    scale = rstd if gamma is None else rstd * _channel_vector(gamma, c, "gamma", where,
-                                                                x.dtype)
-    shift = -mean * scale
-    if beta is not None:
-        shift = shift + _channel_vector(beta, c, "beta", where, x.dtype)
-    return (mean, rstd, np.ascontiguousarray(scale, x.dtype),
-            np.ascontiguousarray(shift, x.dtype))
+    variance = _channel_vector(variance, c, "variance", where, x.dtype)
+    gamma = None if gamma is None else _channel_vector(gamma, c, "gamma", where, x.dtype)
+    beta = None if beta is None else _channel_vector(beta, c, "beta", where, x.dtype)
+    epsilon = float(epsilon)
+    if not epsilon > 0:
+        raise ValueError(f"{where}: `epsilon` must be > 0, received {epsilon}")
+    rstd = np.empty(c, x.dtype)
+    affine = np.empty((2, c), x.dtype)
+    _kernels.batch_norm_affine(mean, variance, gamma, beta, epsilon, rstd, affine)
+    return mean, rstd, gamma, affine
 
 
 def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3,
@@ -1002,13 +1004,7 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     relu = _activation(activation, where)
     if relu and relu_output is not None:
         raise ValueError(f"{where}: give `relu_output` or activation=\"relu\", not both")
-    mean, rstd, affine_scale, affine_shift = _bn_affine(x, mean, variance, gamma, beta,
-                                                        epsilon, where)
-    relu_affine = None
-    if relu:
-        relu_affine = np.empty((2, c), x.dtype)
-        relu_affine[0], relu_affine[1] = affine_scale, affine_shift
-    gamma = None if gamma is None else _channel_vector(gamma, c, "gamma", where, x.dtype)
+    mean, rstd, gamma, affine = _bn_affine(x, mean, variance, gamma, beta, epsilon, where)
     relu_output = _relu_output(relu_output, dy, where)
     if relu_output is not None:   # the mask from the ReLU's output: applied up front
         dy = relu_backward(dy, relu_output)
@@ -1021,7 +1017,7 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     rows = _rows(x, where)
     _kernels.batch_norm_grad(rows, _rows(dy, where), mean, rstd, gamma, bool(training),
                              None if dx is None else dx.reshape(rows.shape), dgamma, dbeta,
-                             relu_affine, threads_for(x.size), _workspace)
+                             affine if relu else None, threads_for(x.size), _workspace)
     return dx, dgamma, dbeta
 
 

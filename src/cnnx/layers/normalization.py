@@ -91,8 +91,10 @@ class BatchNormalization(Layer):
         if training:
             mean, var = ops.batch_normalization_moments(inputs)
             m = self.momentum
-            self.moving_mean.value[...] = m * self.moving_mean.value + (1 - m) * mean
-            self.moving_variance.value[...] = m * self.moving_variance.value + (1 - m) * var
+            for moving, batch in ((self.moving_mean.value, mean),
+                                  (self.moving_variance.value, var)):
+                moving *= m                # m * moving + (1 - m) * batch, in place
+                moving += (1 - m) * batch
             self.moving_mean.touch()
             self.moving_variance.touch()
         else:
