@@ -19,15 +19,15 @@
 #include "_simd.h"
 
 #define SCALAR_UKERNEL(NAME, T, AROWS)                                                  \
-    static void NAME(int64_t kc, const T *a, int64_t lda, const T *b, int64_t ldb, T *c, \
-                     int64_t ldc, int mr, int nr, int accumulate, const T *bias,        \
+    static void NAME(int64_t kc, const T *a, int64_t lda, const T *b, int64_t ldb,     \
+                     T *c, int64_t ldc, int mr, int nr, int accumulate, const T *bias,  \
                      int relu)                                                          \
     {                                                                                   \
         T acc[4 * 8] = {0};                                                             \
         for (int64_t k = 0; k < kc; ++k, b += ldb)                                      \
             for (int i = 0; i < 4; ++i)                                                 \
                 for (int j = 0; j < 8; ++j)                                             \
-                    acc[i * 8 + j] += (AROWS ? a[i * lda + k] : a[k * 4 + i]) * b[j];    \
+                    acc[i * 8 + j] += (AROWS ? a[i * lda + k] : a[k * 4 + i]) * b[j];   \
         for (int i = 0; i < mr; ++i)                                                    \
             for (int j = 0; j < nr; ++j) {                                              \
                 T r = acc[i * 8 + j];                                                   \
