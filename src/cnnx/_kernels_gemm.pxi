@@ -311,8 +311,7 @@ cdef void _gemm_block(const Plan *p, int64_t ci, int64_t m0, int64_t rows, int64
     cdef int64_t k0, kc, jp, strip, lda
     cdef int fuse
     cdef bint a_rows = _rows_layout(p.A)
-    cdef bint in_place = p.A.kind == SRC_ROWS
-    cdef int64_t whole = rows // mr if in_place else 0   # strips read in place
+    cdef int64_t whole = rows // mr if p.A.kind == SRC_ROWS else 0   # strips read in place
     cdef const floating *bias = <const floating *> p.bias
     cdef const floating *a
     k0 = kbeg
@@ -392,14 +391,14 @@ cdef void _plan(Plan *p, const Source *A, const Source *Bt, int64_t M, int64_t N
     p.M = M
     p.N = N
     p.K = K
-    # As many row blocks as MC_TARGET asks for, their rows spread evenly: a block of 96
-    # rows beside one of 25 (121 rows: a 13x13 convolution's output at batch 1) would
-    # leave one of two threads idle. Blocks change no sum.
     p.split = _split_k(M, N, K) if split_k else 1
     # Chunks of whole KC blocks: _pack_b cuts B into KC blocks from k = 0, and a chunk
     # must start at one (a chunk of 2592 of 5184 read packed B at the wrong offsets).
     p.chunk = max(KC, _cdiv(_cdiv(K, p.split), KC) * KC)
     p.split = max(1, _cdiv(K, p.chunk))
+    # As many row blocks as _mc asks for, their rows spread evenly: a block of 96 rows
+    # beside one of 25 (121 rows: a 13x13 convolution's output at batch 1) would leave
+    # one of two threads idle. Blocks change no sum.
     cdef int64_t target = _mc(M, split_k, p.mr, 4 if is_f32 else 8)
     cdef int64_t blocks = max(1, _cdiv(M, target))
     # A split-K product short of work items for the threads (few chunks: a reduction

@@ -285,20 +285,15 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
             r0 = ch * BN_CHUNK
             if floating is float:
                 cnnx_k.bn_grad_sums_f32(&x[r0, 0], &dy[r0, 0], affine, &mean[0],
-                                        min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
-                                        partial + (2 * ch + 1) * C, g)
+                                        min(R - r0, BN_CHUNK), C, partial + ch * C,
+                                        partial + (nchunks + ch) * C, g)
             else:
                 cnnx_k.bn_grad_sums_f64(&x[r0, 0], &dy[r0, 0], affine, &mean[0],
-                                        min(R - r0, BN_CHUNK), C, partial + 2 * ch * C,
-                                        partial + (2 * ch + 1) * C, g)
-    with nogil:
-        for c in range(C):
-            s1[c] = 0
-            s2[c] = 0
-        for ch in range(nchunks):
-            for c in range(C):
-                s1[c] = s1[c] + partial[2 * ch * C + c]
-                s2[c] = s2[c] + partial[2 * ch * C + C + c]
+                                        min(R - r0, BN_CHUNK), C, partial + ch * C,
+                                        partial + (nchunks + ch) * C, g)
+    with nogil:   # the chunks' sums of g, then of g * (x - mean), as the moments' are
+        _bn_chunk_total(partial, nchunks, C, s1)
+        _bn_chunk_total(partial + nchunks * C, nchunks, C, s2)
         for c in range(C):
             s2[c] = s2[c] * rstd[c]      # sum dy * xhat
     if dbeta is not None:

@@ -188,11 +188,9 @@ cdef inline void _wino_out(const Wino *w, const floating *mt, int64_t tile,
 
 
 cdef inline void _wino_product(const Wino *w, const floating *U, const floating *V,
-                               floating *M, int64_t item, int64_t strips) noexcept nogil:
-    """One of a block's products, item = (position, strip of mr tiles of `strips`, strip
-    of nr output channels) numbered in that order: M[p] strip = V[p] strip x U[p]."""
-    cdef int64_t jn = w.Fp // w.nr
-    cdef int64_t p = item // (strips * jn), s = item // jn % strips, jp = item % jn
+                               floating *M, int64_t p, int64_t s, int64_t jp) noexcept nogil:
+    """One of a block's products at position p: M[p]'s strip s of mr tiles and strip jp of
+    nr output channels = V[p]'s strip s x U[p]'s strip jp."""
     _wino_ukernel(w, True, w.g.C, V + (p * w.tb + s * w.mr) * w.g.C,
                   U + p * w.g.C * w.Fp + jp * w.nr, w.Fp,
                   M + (p * w.tb + s * w.mr) * w.Fp + jp * w.nr, <int> w.mr, 0)
@@ -211,15 +209,12 @@ cdef void _wino_channels(const Wino *w, const floating *U, const floating *bias,
                          int relu, int64_t t0, int64_t nt, const floating *V, floating *M,
                          int64_t j0, int64_t j1) noexcept nogil:
     """Output channels of strips j0 : j1 (nr channels each) of tiles t0 : t0 + nt, their
-    inputs transformed in V: the products into M (the items of _wino_product, in its
-    order), then the outputs."""
+    inputs transformed in V: the products into M, then the outputs."""
     cdef int64_t p, s, jp, t, strips = _cdiv(nt, w.mr), f0 = j0 * w.nr
     for p in range(w.P):
         for s in range(strips):
             for jp in range(j0, j1):
-                _wino_ukernel(w, True, w.g.C, V + (p * w.tb + s * w.mr) * w.g.C,
-                              U + p * w.g.C * w.Fp + jp * w.nr, w.Fp,
-                              M + (p * w.tb + s * w.mr) * w.Fp + jp * w.nr, <int> w.mr, 0)
+                _wino_product(w, U, V, M, p, s, jp)
     for t in range(nt):
         _wino_out(w, M + t * w.Fp, t0 + t, bias, relu, y, f0, min(w.F, j1 * w.nr) - f0)
 
@@ -308,8 +303,10 @@ cdef void _wino_conv(const Wino *w, const floating *x, const floating *kernel,
             with parallel(num_threads=nthreads):   # (each prange ends in a barrier)
                 for t in prange(nt, schedule="static"):
                     _wino_in(w, x, t0 + t, V + t * C, zeros)
-                for item in prange(w.P * strips * (w.Fp // w.nr), schedule="static"):
-                    _wino_product(w, U, V, M, item, strips)
+                for item in prange(w.P * strips * jn, schedule="static"):
+                    # item = (position, strip of tiles, strip of channels)
+                    _wino_product(w, U, V, M, item // (strips * jn), item // jn % strips,
+                                  item % jn)
                 for t in prange(nt, schedule="static"):
                     _wino_out(w, M + t * w.Fp, t0 + t, b, relu, y, 0, w.F)
         return
