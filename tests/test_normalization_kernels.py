@@ -12,12 +12,14 @@ from helpers import assert_grad, numerical_grad
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(4, 6), (3, 5, 4, 8), (40, 9, 9, 16), (1, 3),
-                                   (600, 300)])
+                                   (600, 300), (2, 131, 37)])
 def test_batch_normalization_matches_the_twin(simd_path, shape, dtype, rng):
-    # (600, 300): more rows than a chunk, more channels than the mask's staging buffer
+    # (600, 300): more rows than a chunk of 256; (2, 131, 37): a chunk of 32 whole runs
+    # of 8 rows, then one of 6 (a run cut short), at an odd number of channels
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
     gamma, beta = (rng.standard_normal(shape[-1]).astype(dtype) for _ in range(2))
-    # float32: the kernels sum in double precision, the twin in float32.
+    # float32: the kernels sum runs of rows in float32, then in double; the twin in
+    # float32.
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12,
                                                                       atol=1e-12)
     mean, var = ops.batch_normalization_moments(x)
@@ -189,3 +191,9 @@ def test_normalization_arguments_are_checked():
         ops.batch_normalization(x, np.zeros(5), np.ones(6))
     with pytest.raises(ValueError, match="`epsilon` must be > 0"):
         ops.batch_normalization(x, np.zeros(6), np.ones(6), epsilon=0)
+    c = np.ones(6, np.float32)
+    with pytest.raises(ValueError, match="batch_norm_grad: relu_source must be 2 x 6, "
+                                         "received 3 x 6"):
+        _kernels.batch_norm_grad(x, x, c, c, c, True, np.empty_like(x), None, None,
+                                 np.ones((2, 6), np.float32), 1, ops._workspace,
+                                 np.ones((3, 6), np.float32))

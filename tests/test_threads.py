@@ -79,6 +79,9 @@ def _all_kernels(rng):
     bm, bv = ops.batch_normalization_moments(big)      # 18432 rows: 72 chunks
     by = ops.batch_normalization(big, bm, bv, np.ones(16, np.float32), None)
     out += [bm, bv, by, *ops.batch_normalization_backward(big, by, bm, bv)]
+    bb = np.linspace(-1, 1, 16, dtype=np.float32)             # with a fused ReLU's mask
+    out += list(ops.batch_normalization_backward(big, by, bm, bv, activation="relu",
+                                                 beta=bb))
     gy, gm, gr = ops.group_normalization(wide, 4, np.ones(24, np.float32), None)
     out += [gy, gm, gr, *ops.group_normalization_backward(wide, gy, gm, gr, 4,
                                                           np.ones(24, np.float32))]

@@ -4,7 +4,6 @@
 from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "_simd.h" nogil:
-    enum: CNNX_BN_GROUP
     # Declared in _simd.h; Cython needs the signatures it calls and the fields it reads.
     ctypedef void (*cnnx_ukernel_f32)(int64_t, const float *, int64_t, const float *, int64_t,
                                       float *, int64_t, int, int, int, const float *, int)
@@ -62,26 +61,26 @@ cdef extern from "_simd.h" nogil:
                                     const double *, int64_t, int64_t, int64_t, int64_t,
                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                     double *, double *)
-    ctypedef void (*cnnx_bn_sums_f32)(const float *, int64_t, int64_t, const double *,
+    ctypedef void (*cnnx_bn_sums_f32)(const float *, int64_t, int64_t, const float *,
                                       double *, double *)
     ctypedef void (*cnnx_bn_sums_f64)(const double *, int64_t, int64_t, const double *,
                                       double *, double *)
     ctypedef void (*cnnx_bn_grad_sums_f32)(const float *, const float *, const float *,
-                                           const float *, int64_t, int64_t, double *,
-                                           double *, float *)
+                                           const float *, const float *, int64_t, int64_t,
+                                           double *, double *, float *)
     ctypedef void (*cnnx_bn_grad_sums_f64)(const double *, const double *, const double *,
-                                           const double *, int64_t, int64_t, double *,
-                                           double *, double *)
+                                           const double *, const double *, int64_t, int64_t,
+                                           double *, double *, double *)
     ctypedef void (*cnnx_bn_apply_f32)(const float *, const float *, const float *, int64_t,
                                        int64_t, int, float *)
     ctypedef void (*cnnx_bn_apply_f64)(const double *, const double *, const double *,
                                        int64_t, int64_t, int, double *)
     ctypedef void (*cnnx_bn_dx_f32)(const float *, const float *, const float *,
                                     const float *, const float *, const float *,
-                                    const float *, int64_t, int64_t, float *)
+                                    const float *, const float *, int64_t, int64_t, float *)
     ctypedef void (*cnnx_bn_dx_f64)(const double *, const double *, const double *,
                                     const double *, const double *, const double *,
-                                    const double *, int64_t, int64_t, double *)
+                                    const double *, const double *, int64_t, int64_t, double *)
     ctypedef void (*cnnx_wg_input_f32)(int, const float *, int64_t, int64_t, int64_t, int64_t,
                                        int64_t, const float *, float *, int64_t)
     ctypedef void (*cnnx_wg_input_f64)(int, const double *, int64_t, int64_t, int64_t, int64_t,

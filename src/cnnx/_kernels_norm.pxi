@@ -130,26 +130,26 @@ def group_norm_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
 # Batch normalization over rows (BatchNormalization: statistics per channel)
 # ---------------------------------------------------------------------------------
 # x is seen as (R, C): R rows (samples x positions), C channels. The per-channel sums
-# over rows are cut into chunks of BN_CHUNK rows, each summed in double precision in row
-# order into its own partial, and the partials added in chunk order: the same bits for
-# any thread count.
+# over rows are cut into chunks of BN_CHUNK rows, each summed in row order into its own
+# partial in double precision (runs of 8 rows summed in the dtype first: the template's
+# header), and the partials added in chunk order: the same bits for any thread count.
 
 cdef enum:
     BN_CHUNK = 256
 
 
-cdef void _bn_partial_sums(const floating *x, const double *shift, int64_t R, int64_t C,
-                           double *partial, int nthreads) noexcept nogil:
-    """partial[ch, c] = sum over chunk ch's rows of x - shift, partial[nchunks + ch, c] the
+cdef void _bn_partial_sums(const floating *x, int64_t R, int64_t C, double *partial,
+                           int nthreads) noexcept nogil:
+    """partial[ch, c] = sum over chunk ch's rows of x - x[0], partial[nchunks + ch, c] the
     sum of its squares."""
     cdef int64_t nchunks = _cdiv(R, BN_CHUNK), ch, r0
     for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
         r0 = ch * BN_CHUNK
         if floating is float:
-            cnnx_k.bn_sums_f32(x + r0 * C, min(R - r0, BN_CHUNK), C, shift,
+            cnnx_k.bn_sums_f32(x + r0 * C, min(R - r0, BN_CHUNK), C, x,
                                partial + ch * C, partial + (nchunks + ch) * C)
         else:
-            cnnx_k.bn_sums_f64(x + r0 * C, min(R - r0, BN_CHUNK), C, shift,
+            cnnx_k.bn_sums_f64(x + r0 * C, min(R - r0, BN_CHUNK), C, x,
                                partial + ch * C, partial + (nchunks + ch) * C)
 
 
@@ -172,7 +172,6 @@ def batch_norm_moments(const floating[:, ::1] x, floating[::1] mean, floating[::
     cdef int64_t R = x.shape[0], C = x.shape[1], c
     cdef int64_t nchunks = _cdiv(R, BN_CHUNK)
     cdef double *partial
-    cdef double *shift
     cdef double *total
     cdef double m1
     if C == 0:
@@ -181,19 +180,16 @@ def batch_norm_moments(const floating[:, ::1] x, floating[::1] mean, floating[::
         mean[...] = 0
         var[...] = 0
         return
-    partial = <double *> _aligned(_scratch(workspace, (2 * nchunks + 3) * C * sizeof(double)
+    partial = <double *> _aligned(_scratch(workspace, (2 * nchunks + 2) * C * sizeof(double)
                                            + ALIGN))
-    shift = partial + 2 * nchunks * C
-    total = shift + C
+    total = partial + 2 * nchunks * C
     with nogil:
-        for c in range(C):
-            shift[c] = x[0, c]
-        _bn_partial_sums(&x[0, 0], shift, R, C, partial, nthreads)
+        _bn_partial_sums(&x[0, 0], R, C, partial, nthreads)
         _bn_chunk_total(partial, nchunks, C, total)
         _bn_chunk_total(partial + nchunks * C, nchunks, C, total + C)
         for c in range(C):
             m1 = total[c] / R
-            mean[c] = <floating> (shift[c] + m1)
+            mean[c] = <floating> (<double> x[0, c] + m1)
             var[c] = <floating> max(total[C + c] / R - m1 * m1, 0.0)
 
 
@@ -239,13 +235,16 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                     const floating[::1] mean, const floating[::1] rstd,
                     const floating[::1] gamma, bint training, floating[:, ::1] dx,
                     floating[::1] dgamma, floating[::1] dbeta,
-                    const floating[:, ::1] relu_affine, int nthreads, workspace):
+                    const floating[:, ::1] relu_affine, int nthreads, workspace,
+                    const floating[:, ::1] relu_source=None):
     """dbeta = sum dy, dgamma = sum dy * xhat (xhat = (x - mean) * rstd), per column;
     dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / R) with batch statistics
     (training), or gamma * rstd * dy with fixed ones. Any output may be None.
     With relu_affine (2 x C: batch_norm_apply's scale and shift, after which a ReLU was
-    fused), dy is first masked where x * scale + shift <= 0 (the ReLU's input,
-    recomputed), inside both passes. dx is computed as a * dy + b * (x - mean) + d
+    fused), dy is first masked where s * scale + shift <= 0 (the ReLU's input,
+    recomputed), inside both passes: s is relu_source (x's shape), or x. (Given the
+    ReLU's output as relu_source, scale 1 and shift 0 mask where it is not > 0, by the
+    same code.) dx is computed as a * dy + b * (x - mean) + d
     with per-column a = gamma * rstd, b = -a * rstd * dgamma / R and d = -a * dbeta / R
     (from the double sums)."""
     cdef int64_t R = x.shape[0], C = x.shape[1], c, ch, r0
@@ -257,6 +256,7 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
     cdef floating *coef
     cdef bint has_gamma = gamma is not None
     cdef const floating *affine = NULL
+    cdef const floating *mx = &x[0, 0] if R and C else NULL
     if C == 0:
         return
     if R == 0:
@@ -270,27 +270,31 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
             raise ValueError(f"batch_norm_grad: relu_affine must be 2 x {C}, received "
                              f"{relu_affine.shape[0]} x {relu_affine.shape[1]}")
         affine = &relu_affine[0, 0]
-    cdef int64_t group_bytes = _align(CNNX_BN_GROUP * C * sizeof(floating)) if affine != NULL else 0
+        if relu_source is not None:
+            if relu_source.shape[0] != R or relu_source.shape[1] != C:
+                raise ValueError(f"batch_norm_grad: relu_source must be {R} x {C}, "
+                                 f"received {relu_source.shape[0]} x "
+                                 f"{relu_source.shape[1]}")
+            mx = &relu_source[0, 0]
     partial = <double *> _aligned(_scratch(
-        workspace, (2 * nchunks + 2) * C * sizeof(double) + _align(3 * C * sizeof(floating))
-        + nthreads * group_bytes + 2 * ALIGN))
+        workspace, (2 * nchunks + 2) * C * sizeof(double)
+        + (3 + 2 * nthreads) * C * sizeof(floating) + 2 * ALIGN))
     s1 = partial + 2 * nchunks * C
     s2 = s1 + C
-    coef = <floating *> _aligned(<char *> (s2 + C))   # a, b, d; then a group per thread
-    cdef char *groups = <char *> coef + _align(3 * C * sizeof(floating))
-    cdef floating *g = NULL
+    coef = <floating *> _aligned(<char *> (s2 + C))   # a, b, d; then 2 x C a thread
+    cdef floating *p = NULL
     with nogil, parallel(num_threads=nthreads):
-        g = <floating *> (groups + threadid() * group_bytes)
+        p = coef + (3 + 2 * threadid()) * C
         for ch in prange(nchunks, schedule="static"):
             r0 = ch * BN_CHUNK
             if floating is float:
-                cnnx_k.bn_grad_sums_f32(&x[r0, 0], &dy[r0, 0], affine, &mean[0],
-                                        min(R - r0, BN_CHUNK), C, partial + ch * C,
-                                        partial + (nchunks + ch) * C, g)
+                cnnx_k.bn_grad_sums_f32(&x[r0, 0], &dy[r0, 0], mx + r0 * C, affine,
+                                        &mean[0], min(R - r0, BN_CHUNK), C,
+                                        partial + ch * C, partial + (nchunks + ch) * C, p)
             else:
-                cnnx_k.bn_grad_sums_f64(&x[r0, 0], &dy[r0, 0], affine, &mean[0],
-                                        min(R - r0, BN_CHUNK), C, partial + ch * C,
-                                        partial + (nchunks + ch) * C, g)
+                cnnx_k.bn_grad_sums_f64(&x[r0, 0], &dy[r0, 0], mx + r0 * C, affine,
+                                        &mean[0], min(R - r0, BN_CHUNK), C,
+                                        partial + ch * C, partial + (nchunks + ch) * C, p)
     with nogil:   # the chunks' sums of g, then of g * (x - mean), as the moments' are
         _bn_chunk_total(partial, nchunks, C, s1)
         _bn_chunk_total(partial + nchunks * C, nchunks, C, s2)
@@ -313,8 +317,10 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
         for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
             r0 = ch * BN_CHUNK
             if floating is float:
-                cnnx_k.bn_dx_f32(&x[r0, 0], &dy[r0, 0], affine, &mean[0], coef, coef + C,
-                                 coef + 2 * C, min(R - r0, BN_CHUNK), C, &dx[r0, 0])
+                cnnx_k.bn_dx_f32(&x[r0, 0], &dy[r0, 0], mx + r0 * C, affine, &mean[0], coef,
+                                 coef + C, coef + 2 * C, min(R - r0, BN_CHUNK), C,
+                                 &dx[r0, 0])
             else:
-                cnnx_k.bn_dx_f64(&x[r0, 0], &dy[r0, 0], affine, &mean[0], coef, coef + C,
-                                 coef + 2 * C, min(R - r0, BN_CHUNK), C, &dx[r0, 0])
+                cnnx_k.bn_dx_f64(&x[r0, 0], &dy[r0, 0], mx + r0 * C, affine, &mean[0], coef,
+                                 coef + C, coef + 2 * C, min(R - r0, BN_CHUNK), C,
+                                 &dx[r0, 0])

@@ -66,19 +66,18 @@ CNNX_DW_TYPES(float, f32)
 CNNX_DW_TYPES(double, f64)
 
 /* Batch normalization (_batchnorm_template.h): a chunk's column sums (of x's deviations
- * from a shift and of their squares; of the gradient), the normalization, the input
- * gradient. The gradient's sums take a scratch of CNNX_BN_GROUP rows, where a fused
- * ReLU's mask goes first. */
-#define CNNX_BN_GROUP 32
+ * from a shift and of their squares; of the gradient, with a scratch of 2 x C values),
+ * the normalization, the input gradient. */
 #define CNNX_BN_TYPES(T, S)                                                               \
-    typedef void (*cnnx_bn_sums_##S)(const T *, int64_t, int64_t, const double *,        \
+    typedef void (*cnnx_bn_sums_##S)(const T *, int64_t, int64_t, const T *,             \
                                      double *, double *);                                 \
     typedef void (*cnnx_bn_grad_sums_##S)(const T *, const T *, const T *, const T *,    \
-                                          int64_t, int64_t, double *, double *, T *);     \
+                                          const T *, int64_t, int64_t, double *,          \
+                                          double *, T *);                                 \
     typedef void (*cnnx_bn_apply_##S)(const T *, const T *, const T *, int64_t, int64_t, \
                                       int, T *);                                          \
     typedef void (*cnnx_bn_dx_##S)(const T *, const T *, const T *, const T *, const T *, \
-                                   const T *, const T *, int64_t, int64_t, T *);
+                                   const T *, const T *, const T *, int64_t, int64_t, T *);
 CNNX_BN_TYPES(float, f32)
 CNNX_BN_TYPES(double, f64)
 

@@ -985,7 +985,8 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     activation="relu", dy is the gradient after the ReLU, masked inside the kernel's
     passes where the ReLU gave 0: pass activation="relu" and the forward's `beta`, and
     the mask is recomputed from x (the same multiply-add, the same bits; no array to
-    read for it), or the ReLU's output as `relu_output` (dy is masked by it first).
+    read for it), or the ReLU's output as `relu_output` (read in its place, by the same
+    code: the same bits).
 
     >>> x = np.array([[1.0], [3.0]])
     >>> dy = np.array([[1.0], [1.0]])
@@ -1006,8 +1007,9 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
         raise ValueError(f"{where}: give `relu_output` or activation=\"relu\", not both")
     mean, rstd, gamma, affine = _bn_affine(x, mean, variance, gamma, beta, epsilon, where)
     relu_output = _relu_output(relu_output, dy, where)
-    if relu_output is not None:   # the mask from the ReLU's output: applied up front
-        dy = relu_backward(dy, relu_output)
+    if relu_output is not None:   # masked where 1 * relu_output + 0 is not > 0
+        affine = np.zeros((2, c), x.dtype)
+        affine[0] = 1
     out = (None, None, None) if out is None else out
     if not isinstance(out, tuple) or len(out) != 3:
         raise ValueError(f"{where}: `out` must be a tuple (dx, dgamma, dbeta)")
@@ -1017,7 +1019,9 @@ def batch_normalization_backward(x, dy, mean, variance, gamma=None, epsilon=1e-3
     rows = _rows(x, where)
     _kernels.batch_norm_grad(rows, _rows(dy, where), mean, rstd, gamma, bool(training),
                              None if dx is None else dx.reshape(rows.shape), dgamma, dbeta,
-                             affine if relu else None, threads_for(x.size), _workspace)
+                             affine if relu or relu_output is not None else None,
+                             threads_for(x.size), _workspace,
+                             None if relu_output is None else _rows(relu_output, where))
     return dx, dgamma, dbeta
 
 
