@@ -90,9 +90,9 @@ cdef extern from "_simd.h" nogil:
     ctypedef void (*cnnx_wg_output_f64)(int, const double *, int64_t, int64_t, const double *,
                                         int, int, int, double *, int64_t, int64_t)
     ctypedef void (*cnnx_wg_kernel_f32)(int, const float *, int64_t, int64_t, int64_t, int64_t,
-                                        float *)
+                                        int64_t, float *)
     ctypedef void (*cnnx_wg_kernel_f64)(int, const double *, int64_t, int64_t, int64_t, int64_t,
-                                        double *)
+                                        int64_t, double *)
     ctypedef void (*cnnx_wg_dy_f32)(int, const float *, int64_t, int64_t, int, int, float *,
                                     int64_t)
     ctypedef void (*cnnx_wg_dy_f64)(int, const double *, int64_t, int64_t, int, int,

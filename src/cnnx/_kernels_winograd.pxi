@@ -126,8 +126,9 @@ cdef inline void _wino_forward_plan(Wino *w, const Geometry *g, int64_t N, int64
 
 
 cdef int64_t _wino_scratch_bytes(const Wino *w, int64_t itemsize, int nthreads) noexcept nogil:
-    """U (P x C x Fp), then per thread V (P x tb x C), M (P x tb x Fp) and max(C, F)
-    zeros (the input's padding, the bias when there is none)."""
+    """U (P x C x Fp, in strips: the template's _strip), then per thread V (P x tb x C),
+    M (P x tb x Fp) and max(C, F) zeros (the input's padding, the bias when there is
+    none)."""
     cdef int64_t C = w.g.C
     return (ALIGN + _wino_u_bytes(w, itemsize)
             + nthreads * (_align(w.P * w.tb * C * itemsize) + _align(w.P * w.tb * w.Fp * itemsize)
@@ -192,7 +193,7 @@ cdef inline void _wino_product(const Wino *w, const floating *U, const floating 
     """One of a block's products at position p: M[p]'s strip s of mr tiles and strip jp of
     nr output channels = V[p]'s strip s x U[p]'s strip jp."""
     _wino_ukernel(w, True, w.g.C, V + (p * w.tb + s * w.mr) * w.g.C,
-                  U + p * w.g.C * w.Fp + jp * w.nr, w.Fp,
+                  U + (p * w.Fp + jp * w.nr) * w.g.C, w.nr,
                   M + (p * w.tb + s * w.mr) * w.Fp + jp * w.nr, <int> w.mr, 0)
 
 
@@ -243,14 +244,15 @@ cdef void _wino_lane(const Wino *w, const floating *x, const floating *U,
 
 cdef void _wino_kernel_transform(const Wino *w, const floating *kernel, floating *U,
                                  int nthreads) noexcept nogil:
-    """U (P x C x Fp) = G kernel G^T, one input channel a work item."""
+    """U (P x C x Fp, each position's in strips of nr channels: the template's _strip) =
+    G kernel G^T, one input channel a work item."""
     cdef int64_t c
     with parallel(num_threads=nthreads):
         for c in prange(w.g.C, schedule="static"):
             if floating is float:
-                cnnx_k.wg_kernel_f32(w.m, kernel, w.g.C, w.F, w.Fp, c, U)
+                cnnx_k.wg_kernel_f32(w.m, kernel, w.g.C, w.F, w.Fp, w.nr, c, U)
             else:
-                cnnx_k.wg_kernel_f64(w.m, kernel, w.g.C, w.F, w.Fp, c, U)
+                cnnx_k.wg_kernel_f64(w.m, kernel, w.g.C, w.F, w.Fp, w.nr, c, U)
 
 
 cdef int64_t _wino_u_bytes(const Wino *w, int64_t itemsize) noexcept nogil:

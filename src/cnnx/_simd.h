@@ -91,7 +91,7 @@ CNNX_BN_TYPES(double, f64)
     typedef void (*cnnx_wg_output_##S)(int, const T *, int64_t, int64_t, const T *, int,  \
                                        int, int, T *, int64_t, int64_t);                  \
     typedef void (*cnnx_wg_kernel_##S)(int, const T *, int64_t, int64_t, int64_t,         \
-                                       int64_t, T *);                                     \
+                                       int64_t, int64_t, T *);                            \
     typedef void (*cnnx_wg_dy_##S)(int, const T *, int64_t, int64_t, int, int, T *,       \
                                    int64_t);                                              \
     typedef void (*cnnx_wg_kgrad_##S)(int, const T *, int64_t, int64_t, int64_t, int64_t, \

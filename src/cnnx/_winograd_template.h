@@ -126,32 +126,48 @@ static void CNNX_CAT(WG_NAME, _output2)(const WG_T *restrict m, int64_t pstride,
     }
 }
 
+/* U's layout: position p's C x Fp matrix (C * Fp values apart) in strips of nr output
+ * channels, each strip C x nr, its rows nr values apart: the GEMM microkernel reads a
+ * strip's rows one after the other (with rows Fp apart, one cache line each, it waited
+ * on L2 at every row). Element (p, c, f) of strip j = f / nr sits at
+ * (p * C * Fp + j * C * nr + c * nr) + f - j * nr: _wg_strip's base for (j, c), + f. */
+static inline WG_T *CNNX_CAT(WG_NAME, _strip)(WG_T *U, int64_t C, int64_t nr, int64_t j,
+                                             int64_t c)
+{
+    return U + j * C * nr + c * nr - j * nr;
+}
+
 /* U[p, c, :] = (G g G^T)[p] for input channel c of the 3 x 3 x C x F kernel, g =
  * kernel[:, :, c, f] for each output channel f (zero for f in F : Fp), in double and
- * rounded once. U is 16 x C x Fp. */
+ * rounded once. U is 16 x C x Fp, in strips of nr channels (above). */
 static void CNNX_CAT(WG_NAME, _kernel2)(const WG_T *restrict kernel, int64_t C, int64_t F,
-                                        int64_t Fp, int64_t c, WG_T *restrict U)
+                                        int64_t Fp, int64_t nr, int64_t c, WG_T *restrict U)
 {
-    WG_IVDEP
-    for (int64_t f = 0; f < F; ++f) {
-        double g[3][3], t[4][3];
-        for (int i = 0; i < 3; ++i)
-            for (int j = 0; j < 3; ++j) g[i][j] = kernel[((i * 3 + j) * C + c) * F + f];
-        for (int j = 0; j < 3; ++j) {          /* t = G g */
-            t[0][j] = g[0][j];
-            t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
-            t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
-            t[3][j] = g[2][j];
+    const int64_t ps = C * Fp;   /* from one position to the next */
+    for (int64_t j = 0; j * nr < Fp; ++j) {
+        WG_T *restrict u = CNNX_CAT(WG_NAME, _strip)(U, C, nr, j, c);
+        const int64_t f1 = F < (j + 1) * nr ? F : (j + 1) * nr;
+        WG_IVDEP
+        for (int64_t f = j * nr; f < f1; ++f) {
+            double g[3][3], t[4][3];
+            for (int i = 0; i < 3; ++i)
+                for (int k = 0; k < 3; ++k) g[i][k] = kernel[((i * 3 + k) * C + c) * F + f];
+            for (int k = 0; k < 3; ++k) {          /* t = G g */
+                t[0][k] = g[0][k];
+                t[1][k] = (g[0][k] + g[1][k] + g[2][k]) * 0.5;
+                t[2][k] = (g[0][k] - g[1][k] + g[2][k]) * 0.5;
+                t[3][k] = g[2][k];
+            }
+            for (int i = 0; i < 4; ++i) {          /* U = t G^T */
+                u[(4 * i + 0) * ps + f] = (WG_T)t[i][0];
+                u[(4 * i + 1) * ps + f] = (WG_T)((t[i][0] + t[i][1] + t[i][2]) * 0.5);
+                u[(4 * i + 2) * ps + f] = (WG_T)((t[i][0] - t[i][1] + t[i][2]) * 0.5);
+                u[(4 * i + 3) * ps + f] = (WG_T)t[i][2];
+            }
         }
-        for (int i = 0; i < 4; ++i) {          /* U = t G^T */
-            U[((4 * i + 0) * C + c) * Fp + f] = (WG_T)t[i][0];
-            U[((4 * i + 1) * C + c) * Fp + f] = (WG_T)((t[i][0] + t[i][1] + t[i][2]) * 0.5);
-            U[((4 * i + 2) * C + c) * Fp + f] = (WG_T)((t[i][0] - t[i][1] + t[i][2]) * 0.5);
-            U[((4 * i + 3) * C + c) * Fp + f] = (WG_T)t[i][2];
-        }
+        for (int p = 0; p < 16; ++p)
+            for (int64_t f = f1 > j * nr ? f1 : j * nr; f < (j + 1) * nr; ++f) u[p * ps + f] = 0;
     }
-    for (int p = 0; p < 16; ++p)
-        for (int64_t f = F; f < Fp; ++f) U[(p * C + c) * Fp + f] = 0;
 }
 
 /* F(4x4, 3x3): a tile is 4 x 4 output pixels reading a 6 x 6 input patch, 36 positions:
@@ -282,7 +298,7 @@ static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride,
  * small beside the input transform's), vectorised over f: a kernel row's taps are
  * contiguous in f. Row i of t = G g, then of U = t G^T. */
 static void CNNX_CAT(WG_NAME, _kernel4)(const WG_T *restrict kernel, int64_t C, int64_t F,
-                                         int64_t Fp, int64_t c, WG_T *restrict U)
+                                         int64_t Fp, int64_t nr, int64_t c, WG_T *restrict U)
 {
     const WG_T (*G)[3] = CNNX_CAT(WG_NAME, _G4);
     const WG_T *restrict g00 = kernel + c * F, *restrict g01 = g00 + C * F,
@@ -291,13 +307,15 @@ static void CNNX_CAT(WG_NAME, _kernel4)(const WG_T *restrict kernel, int64_t C, 
                *restrict g20 = g12 + C * F, *restrict g21 = g20 + C * F,
                *restrict g22 = g21 + C * F;
     const int64_t ps = C * Fp;   /* from one position to the next */
+    for (int64_t j = 0; j * nr < Fp; ++j)
     for (int i = 0; i < 6; ++i) {
         const WG_T a = G[i][0], b = G[i][1], d = G[i][2];
-        WG_T *restrict u0 = U + (6 * i * C + c) * Fp, *restrict u1 = u0 + ps,
-             *restrict u2 = u1 + ps, *restrict u3 = u2 + ps, *restrict u4 = u3 + ps,
-             *restrict u5 = u4 + ps;
+        WG_T *restrict u0 = CNNX_CAT(WG_NAME, _strip)(U, C, nr, j, c) + 6 * i * ps,
+             *restrict u1 = u0 + ps, *restrict u2 = u1 + ps, *restrict u3 = u2 + ps,
+             *restrict u4 = u3 + ps, *restrict u5 = u4 + ps;
+        const int64_t f1 = F < (j + 1) * nr ? F : (j + 1) * nr;
         WG_IVDEP
-        for (int64_t f = 0; f < F; ++f) {
+        for (int64_t f = j * nr; f < f1; ++f) {
             const WG_T t0 = a * g00[f] + b * g10[f] + d * g20[f],
                        t1 = a * g01[f] + b * g11[f] + d * g21[f],
                        t2 = a * g02[f] + b * g12[f] + d * g22[f];
@@ -308,7 +326,8 @@ static void CNNX_CAT(WG_NAME, _kernel4)(const WG_T *restrict kernel, int64_t C, 
             u4[f] = t0 * (WG_T)(1.0 / 24) - t1 * (WG_T)(1.0 / 12) + t2 * (WG_T)(1.0 / 6);
             u5[f] = t2;
         }
-        for (int64_t f = F; f < Fp; ++f) u0[f] = u1[f] = u2[f] = u3[f] = u4[f] = u5[f] = 0;
+        for (int64_t f = f1 > j * nr ? f1 : j * nr; f < (j + 1) * nr; ++f)
+            u0[f] = u1[f] = u2[f] = u3[f] = u4[f] = u5[f] = 0;
     }
 }
 
@@ -432,10 +451,10 @@ static void CNNX_CAT(WG_NAME, _output)(int m, const WG_T *mp, int64_t pstride, i
 }
 
 static void CNNX_CAT(WG_NAME, _kernel)(int m, const WG_T *kernel, int64_t C, int64_t F,
-                                        int64_t Fp, int64_t c, WG_T *U)
+                                        int64_t Fp, int64_t nr, int64_t c, WG_T *U)
 {
-    if (m == 4) CNNX_CAT(WG_NAME, _kernel4)(kernel, C, F, Fp, c, U);
-    else CNNX_CAT(WG_NAME, _kernel2)(kernel, C, F, Fp, c, U);
+    if (m == 4) CNNX_CAT(WG_NAME, _kernel4)(kernel, C, F, Fp, nr, c, U);
+    else CNNX_CAT(WG_NAME, _kernel2)(kernel, C, F, Fp, nr, c, U);
 }
 
 #undef WG_CB
