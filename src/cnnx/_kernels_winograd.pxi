@@ -402,12 +402,13 @@ cdef void _wino_kgrad_item(const Wino *w, const floating *V, const floating *M, 
     cdef int64_t c0 = (item - p * strips) * w.mr
     cdef int64_t C = w.g.C, mr = w.mr
     cdef int64_t cw = min(mr, C - c0)
-    cdef int64_t t, jp
+    cdef int64_t t, i, jp
     cdef const floating *src = V + p * w.tb * C + c0
-    for t in range(nt):   # k-major: the microkernel's A panel
-        memcpy(strip + t * mr, src + t * C, cw * sizeof(floating))
-        if cw < mr:
-            memset(strip + t * mr + cw, 0, (mr - cw) * sizeof(floating))
+    for t in range(nt):   # k-major: the microkernel's A panel (a loop: memcpy's call for
+        for i in range(cw):   # each tile's few values took 2% of W5's training step)
+            strip[t * mr + i] = src[t * C + i]
+        for i in range(cw, mr):
+            strip[t * mr + i] = 0
     for jp in range(w.Fp // w.nr):
         _wino_ukernel(w, False, nt, strip, M + p * w.tb * w.Fp + jp * w.nr, w.Fp,
                       dU + (p * w.Cr + c0) * w.Fp + jp * w.nr, <int> cw, accumulate)
@@ -427,7 +428,8 @@ cdef void _wino_kgrad(const Wino *w, const floating *x, const floating *dy,
     cdef floating *strip = NULL   # set per thread below
     cdef floating *zeros = NULL
     cdef int64_t chunk, t0, nt, t, item, c
-    memset(M, 0, w.P * tb * w.Fp * sizeof(floating))   # dM's columns F : Fp stay zero
+    if F < w.Fp:   # dM's columns F : Fp, which no tile writes, stay zero
+        memset(M, 0, w.P * tb * w.Fp * sizeof(floating))
     for t in range(nthreads):
         memset(per_thread + t * thread_bytes + strip_bytes, 0, C * sizeof(floating))
     for chunk in range(_cdiv(w.tiles, tb)):
