@@ -27,6 +27,15 @@
 #else
 #  define WG_IVDEP
 #endif
+#ifndef WG_INLINE   /* a body specialised by a constant argument at each call */
+#  if defined(__GNUC__) || defined(__clang__)
+#    define WG_INLINE static inline __attribute__((always_inline))
+#  elif defined(_MSC_VER)
+#    define WG_INLINE static __forceinline
+#  else
+#    define WG_INLINE static inline
+#  endif
+#endif
 
 /* The n x n input pixels of the patch whose top-left pixel is (r0, c0) of an H x W x C
  * image, row by row into d: each a pointer to its C channels, or `zeros` (C zeros) for a
@@ -221,31 +230,85 @@ static const WG_T CNNX_CAT(WG_NAME, _G4)[6][3] = {
     {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
     {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
 
+/* One block of cb channels from cs (cb a constant where the block is whole: the loops
+ * then unroll into whole vectors, with no remainder to test). */
+WG_INLINE void CNNX_CAT(WG_NAME, _input4_block)(const WG_T *const d[6][6], int64_t cs,
+                                                 const int64_t cb, WG_T *restrict v,
+                                                 int64_t pstride)
+{
+    WG_T t[6][6][WG_CB];
+    for (int j = 0; j < 6; ++j) {      /* rows: t = B^T d, column j */
+        const WG_T *restrict p0 = d[0][j] + cs, *restrict p1 = d[1][j] + cs,
+                   *restrict p2 = d[2][j] + cs, *restrict p3 = d[3][j] + cs,
+                   *restrict p4 = d[4][j] + cs, *restrict p5 = d[5][j] + cs;
+        for (int64_t k = 0; k < cb; ++k)
+            WG_BT6(t[0][j][k], t[1][j][k], t[2][j][k], t[3][j][k], t[4][j][k], t[5][j][k],
+                   p0[k], p1[k], p2[k], p3[k], p4[k], p5[k]);
+    }
+    for (int i = 0; i < 6; ++i) {      /* columns: v = t B, row i */
+        WG_T *restrict o0 = v + 6 * i * pstride + cs, *restrict o1 = o0 + pstride,
+             *restrict o2 = o1 + pstride, *restrict o3 = o2 + pstride,
+             *restrict o4 = o3 + pstride, *restrict o5 = o4 + pstride;
+        WG_IVDEP
+        for (int64_t k = 0; k < cb; ++k)
+            WG_BT6(o0[k], o1[k], o2[k], o3[k], o4[k], o5[k], t[i][0][k], t[i][1][k],
+                   t[i][2][k], t[i][3][k], t[i][4][k], t[i][5][k]);
+    }
+}
+
 static void CNNX_CAT(WG_NAME, _input4)(const WG_T *restrict x, int64_t H, int64_t W, int64_t C,
                                         int64_t r0, int64_t c0, const WG_T *restrict zeros,
                                         WG_T *restrict v, int64_t pstride)
 {
     const WG_T *d[6][6];
     CNNX_CAT(WG_NAME, _patch)(x, H, W, C, r0, c0, zeros, 6, &d[0][0]);
-    WG_T t[6][6][WG_CB];
-    for (int64_t cs = 0; cs < C; cs += WG_CB) {
-        const int64_t cb = C - cs < WG_CB ? C - cs : WG_CB;
-        for (int j = 0; j < 6; ++j) {      /* rows: t = B^T d, column j */
-            const WG_T *restrict p0 = d[0][j] + cs, *restrict p1 = d[1][j] + cs,
-                       *restrict p2 = d[2][j] + cs, *restrict p3 = d[3][j] + cs,
-                       *restrict p4 = d[4][j] + cs, *restrict p5 = d[5][j] + cs;
-            for (int64_t k = 0; k < cb; ++k)
-                WG_BT6(t[0][j][k], t[1][j][k], t[2][j][k], t[3][j][k], t[4][j][k], t[5][j][k],
-                       p0[k], p1[k], p2[k], p3[k], p4[k], p5[k]);
-        }
-        for (int i = 0; i < 6; ++i) {      /* columns: v = t B, row i */
-            WG_T *restrict o0 = v + 6 * i * pstride + cs, *restrict o1 = o0 + pstride,
-                 *restrict o2 = o1 + pstride, *restrict o3 = o2 + pstride,
-                 *restrict o4 = o3 + pstride, *restrict o5 = o4 + pstride;
-            WG_IVDEP
-            for (int64_t k = 0; k < cb; ++k)
-                WG_BT6(o0[k], o1[k], o2[k], o3[k], o4[k], o5[k], t[i][0][k], t[i][1][k],
-                       t[i][2][k], t[i][3][k], t[i][4][k], t[i][5][k]);
+    int64_t cs = 0;
+    for (; cs + WG_CB <= C; cs += WG_CB)
+        CNNX_CAT(WG_NAME, _input4_block)((const WG_T *const (*)[6])d, cs, WG_CB, v, pstride);
+    if (cs < C)
+        CNNX_CAT(WG_NAME, _input4_block)((const WG_T *const (*)[6])d, cs, C - cs, v, pstride);
+}
+
+/* One block of fb output channels from fs (fb, relu, rows and cols constants for a
+ * whole block of an inner tile, as in _input4_block). */
+WG_INLINE void CNNX_CAT(WG_NAME, _output4_block)(
+    const WG_T *restrict m, int64_t pstride, int64_t fs, const int64_t fb,
+    const WG_T *restrict bias, const int relu, const int rows, const int cols,
+    WG_T *restrict y, int64_t ldp, int64_t ldy)
+{
+    WG_T s[4][6][WG_CB];
+    for (int j = 0; j < 6; ++j) {      /* rows: s = A^T m, column j */
+        const WG_T *restrict p0 = m + j * pstride + fs, *restrict p1 = p0 + 6 * pstride,
+                   *restrict p2 = p0 + 12 * pstride, *restrict p3 = p0 + 18 * pstride,
+                   *restrict p4 = p0 + 24 * pstride, *restrict p5 = p0 + 30 * pstride;
+        for (int64_t k = 0; k < fb; ++k)
+            WG_AT6(s[0][j][k], s[1][j][k], s[2][j][k], s[3][j][k], p0[k], p1[k], p2[k],
+                   p3[k], p4[k], p5[k]);
+    }
+    for (int i = 0; i < rows; ++i) {   /* columns: y = s A, row i */
+        const WG_T *restrict q0 = s[i][0], *restrict q1 = s[i][1], *restrict q2 = s[i][2],
+                   *restrict q3 = s[i][3], *restrict q4 = s[i][4], *restrict q5 = s[i][5];
+        WG_T *restrict o0 = y + i * ldy + fs, *restrict o1 = o0 + ldp,
+             *restrict o2 = o1 + ldp, *restrict o3 = o2 + ldp;
+        WG_IVDEP
+        for (int64_t k = 0; k < fb; ++k) {
+            const WG_T b = bias[fs + k];
+            WG_T y0, y1, y2, y3;
+            WG_AT6(y0, y1, y2, y3, q0[k], q1[k], q2[k], q3[k], q4[k], q5[k]);
+            y0 += b;
+            y1 += b;
+            y2 += b;
+            y3 += b;
+            if (relu) {   /* zeroes negatives, lets NaN through */
+                y0 = y0 <= 0 ? (WG_T)0 : y0;
+                y1 = y1 <= 0 ? (WG_T)0 : y1;
+                y2 = y2 <= 0 ? (WG_T)0 : y2;
+                y3 = y3 <= 0 ? (WG_T)0 : y3;
+            }
+            o0[k] = y0;
+            if (cols > 1) o1[k] = y1;
+            if (cols > 2) o2[k] = y2;
+            if (cols > 3) o3[k] = y3;
         }
     }
 }
@@ -254,44 +317,20 @@ static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride,
                                          const WG_T *restrict bias, int relu, int rows,
                                          int cols, WG_T *restrict y, int64_t ldp, int64_t ldy)
 {
-    WG_T s[4][6][WG_CB];
-    for (int64_t fs = 0; fs < F; fs += WG_CB) {
-        const int64_t fb = F - fs < WG_CB ? F - fs : WG_CB;
-        for (int j = 0; j < 6; ++j) {      /* rows: s = A^T m, column j */
-            const WG_T *restrict p0 = m + j * pstride + fs, *restrict p1 = p0 + 6 * pstride,
-                       *restrict p2 = p0 + 12 * pstride, *restrict p3 = p0 + 18 * pstride,
-                       *restrict p4 = p0 + 24 * pstride, *restrict p5 = p0 + 30 * pstride;
-            for (int64_t k = 0; k < fb; ++k)
-                WG_AT6(s[0][j][k], s[1][j][k], s[2][j][k], s[3][j][k], p0[k], p1[k], p2[k],
-                       p3[k], p4[k], p5[k]);
-        }
-        for (int i = 0; i < rows; ++i) {   /* columns: y = s A, row i */
-            const WG_T *restrict q0 = s[i][0], *restrict q1 = s[i][1], *restrict q2 = s[i][2],
-                       *restrict q3 = s[i][3], *restrict q4 = s[i][4], *restrict q5 = s[i][5];
-            WG_T *restrict o0 = y + i * ldy + fs, *restrict o1 = o0 + ldp,
-                 *restrict o2 = o1 + ldp, *restrict o3 = o2 + ldp;
-            WG_IVDEP
-            for (int64_t k = 0; k < fb; ++k) {
-                const WG_T b = bias[fs + k];
-                WG_T y0, y1, y2, y3;
-                WG_AT6(y0, y1, y2, y3, q0[k], q1[k], q2[k], q3[k], q4[k], q5[k]);
-                y0 += b;
-                y1 += b;
-                y2 += b;
-                y3 += b;
-                if (relu) {   /* zeroes negatives, lets NaN through */
-                    y0 = y0 <= 0 ? (WG_T)0 : y0;
-                    y1 = y1 <= 0 ? (WG_T)0 : y1;
-                    y2 = y2 <= 0 ? (WG_T)0 : y2;
-                    y3 = y3 <= 0 ? (WG_T)0 : y3;
-                }
-                o0[k] = y0;
-                if (cols > 1) o1[k] = y1;
-                if (cols > 2) o2[k] = y2;
-                if (cols > 3) o3[k] = y3;
-            }
+    int64_t fs = 0;
+    if (rows == 4 && cols == 4) {   /* an inner tile */
+        for (; fs + WG_CB <= F; fs += WG_CB) {
+            if (relu)
+                CNNX_CAT(WG_NAME, _output4_block)(m, pstride, fs, WG_CB, bias, 1, 4, 4, y,
+                                                  ldp, ldy);
+            else
+                CNNX_CAT(WG_NAME, _output4_block)(m, pstride, fs, WG_CB, bias, 0, 4, 4, y,
+                                                  ldp, ldy);
         }
     }
+    for (; fs < F; fs += WG_CB)
+        CNNX_CAT(WG_NAME, _output4_block)(m, pstride, fs, F - fs < WG_CB ? F - fs : WG_CB,
+                                          bias, relu, rows, cols, y, ldp, ldy);
 }
 
 /* U[p, c, :] for F(4x4, 3x3): 36 positions, as _kernel2 but in WG_T (its rounding is
