@@ -33,8 +33,8 @@ GV_BLOCK(_w1, GV_CB)
 #undef GV_BLOCK
 
 /* Four partial sums over k mod 4 (the rows past a multiple of 4 into the first), added
- * as (s0 + s1) + (s2 + s3): one sum in order waited on each multiply-add's latency (a
- * 1600 -> 10 layer on one image: 8 of its columns took 2 us). */
+ * as (s0 + s1) + (s2 + s3): one sum in order waited on each multiply-add's latency (W1's
+ * 1600 -> 10 layer on one image, 8 columns in such a block: 3.4-3.9 -> 2.2-2.9 us). */
 #define GV_SPLIT(SUFFIX, WIDTH)                                                            \
     static inline void CNNX_CAT(GV_NAME, SUFFIX)(                                          \
         const GV_T *restrict x, int64_t k0, int64_t k1, const GV_T *restrict w, int64_t O, \

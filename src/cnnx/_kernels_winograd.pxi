@@ -404,8 +404,8 @@ cdef void _wino_kgrad_item(const Wino *w, const floating *V, const floating *M, 
     cdef int64_t cw = min(mr, C - c0)
     cdef int64_t t, i, jp
     cdef const floating *src = V + p * w.tb * C + c0
-    for t in range(nt):   # k-major: the microkernel's A panel (a loop: memcpy's call for
-        for i in range(cw):   # each tile's few values took 2% of W5's training step)
+    for t in range(nt):   # k-major: the microkernel's A panel (by a loop, not a memcpy
+        for i in range(cw):   # call for each tile's few values)
             strip[t * mr + i] = src[t * C + i]
         for i in range(cw, mr):
             strip[t * mr + i] = 0
