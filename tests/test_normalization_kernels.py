@@ -192,8 +192,8 @@ def test_normalization_arguments_are_checked():
     with pytest.raises(ValueError, match="`epsilon` must be > 0"):
         ops.batch_normalization(x, np.zeros(6), np.ones(6), epsilon=0)
     c = np.ones(6, np.float32)
-    with pytest.raises(ValueError, match="batch_norm_grad: relu_source must be 2 x 6, "
-                                         "received 3 x 6"):
-        _kernels.batch_norm_grad(x, x, c, c, c, True, np.empty_like(x), None, None,
-                                 np.ones((2, 6), np.float32), 1, ops._workspace,
-                                 np.ones((3, 6), np.float32))
+    for source in (np.ones((3, 6), np.float32), np.ones((2, 6))):
+        with pytest.raises(ValueError, match="batch_norm_grad: relu_source must be 2 x 6 "
+                                             "in x's dtype, received"):
+            _kernels.batch_norm_grad(x, x, c, c, c, True, np.empty_like(x), None, None,
+                                     np.ones((2, 6), np.float32), 1, ops._workspace, source)

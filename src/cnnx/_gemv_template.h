@@ -4,11 +4,11 @@
  * for the GEMM (which pads one row to a tile of PATH_MR and packs the whole kernel on
  * every call). The caller cuts the kernel's rows into blocks (work items for the threads,
  * each streaming its rows) and adds the blocks' sums in order, then the bias.
- * Blocks of 4 * GV_CB columns, then one of 1-3 x GV_CB, sum each output over k in order,
- * in registers (the widest keeps 8 vectors of multiply-adds in flight); a block of 1-3 x
- * GV_CB / 4 columns, too narrow to keep the multiply-adds busy, in four partial sums over
- * k mod 4; the last columns (fewer than GV_CB / 4) one at a time, in four partial sums.
- * The order depends on the shape alone.
+ * Blocks of 4 * GV_CB columns, then one of 1-3 x GV_CB and one of 2-3 x GV_CB / 4, sum
+ * each output over k in order, in registers (the widest keeps 8 vectors of multiply-adds
+ * in flight); a block of GV_CB / 4 columns, too narrow to keep the multiply-adds busy,
+ * in four partial sums over k mod 4; the last columns (fewer than GV_CB / 4) one at a
+ * time, in four partial sums. The order depends on the shape alone.
  * Plain C over contiguous columns, vectorised by the compiler under the path's flags.
  *
  * Include after defining GV_NAME, GV_T and GV_CB.
@@ -30,11 +30,15 @@ GV_BLOCK(_w4, 4 * GV_CB)
 GV_BLOCK(_w3, 3 * GV_CB)
 GV_BLOCK(_w2, 2 * GV_CB)
 GV_BLOCK(_w1, GV_CB)
+GV_BLOCK(_n3, 3 * GV_CB / 4)
+GV_BLOCK(_n2, 2 * GV_CB / 4)
 #undef GV_BLOCK
 
 /* Four partial sums over k mod 4 (the rows past a multiple of 4 into the first), added
  * as (s0 + s1) + (s2 + s3): one sum in order waited on each multiply-add's latency (W1's
- * 1600 -> 10 layer on one image, 8 columns in such a block: 3.4-3.9 -> 2.2-2.9 us). */
+ * 1600 -> 10 layer on one image, 8 columns in such a block: 3.4-3.9 -> 2.2-2.9 us). Only
+ * the narrowest block: the wider ones have 2-3 sums in flight, and each split block
+ * added 1-3 KB of code a path to a wheel near its 1 MB limit. */
 #define GV_SPLIT(SUFFIX, WIDTH)                                                            \
     static inline void CNNX_CAT(GV_NAME, SUFFIX)(                                          \
         const GV_T *restrict x, int64_t k0, int64_t k1, const GV_T *restrict w, int64_t O, \
@@ -56,8 +60,6 @@ GV_BLOCK(_w1, GV_CB)
         for (int c = 0; c < WIDTH; ++c)                                                    \
             out[c] = (acc[0][c] + acc[1][c]) + (acc[2][c] + acc[3][c]);                    \
     }
-GV_SPLIT(_n3, 3 * GV_CB / 4)
-GV_SPLIT(_n2, 2 * GV_CB / 4)
 GV_SPLIT(_n1, GV_CB / 4)
 #undef GV_SPLIT
 

@@ -236,15 +236,17 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                     const floating[::1] gamma, bint training, floating[:, ::1] dx,
                     floating[::1] dgamma, floating[::1] dbeta,
                     const floating[:, ::1] relu_affine, int nthreads, workspace,
-                    const floating[:, ::1] relu_source=None):
+                    relu_source=None):
     """dbeta = sum dy, dgamma = sum dy * xhat (xhat = (x - mean) * rstd), per column;
     dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / R) with batch statistics
     (training), or gamma * rstd * dy with fixed ones. Any output may be None.
     With relu_affine (2 x C: batch_norm_apply's scale and shift, after which a ReLU was
     fused), dy is first masked where s * scale + shift <= 0 (the ReLU's input,
-    recomputed), inside both passes: s is relu_source (x's shape), or x. (Given the
-    ReLU's output as relu_source, scale 1 and shift 0 mask where it is not > 0, by the
-    same code.) dx is computed as a * dy + b * (x - mean) + d
+    recomputed), inside both passes: s is relu_source (a C-contiguous array of x's shape
+    and dtype, a plain argument: a typed view's parsing code, in both dtypes, cost the
+    wheel's size), or x. (Given the ReLU's output as relu_source, scale 1 and shift
+    0 mask where it is not > 0, by the same code.) dx is computed as a * dy + b * (x -
+    mean) + d
     with per-column a = gamma * rstd, b = -a * rstd * dgamma / R and d = -a * dbeta / R
     (from the double sums)."""
     cdef int64_t R = x.shape[0], C = x.shape[1], c, ch, r0
@@ -271,11 +273,11 @@ def batch_norm_grad(const floating[:, ::1] x, const floating[:, ::1] dy,
                              f"{relu_affine.shape[0]} x {relu_affine.shape[1]}")
         affine = &relu_affine[0, 0]
         if relu_source is not None:
-            if relu_source.shape[0] != R or relu_source.shape[1] != C:
-                raise ValueError(f"batch_norm_grad: relu_source must be {R} x {C}, "
-                                 f"received {relu_source.shape[0]} x "
-                                 f"{relu_source.shape[1]}")
-            mx = &relu_source[0, 0]
+            if tuple(relu_source.shape) != (R, C) or relu_source.itemsize != sizeof(floating):
+                raise ValueError(f"batch_norm_grad: relu_source must be {R} x {C} in x's "
+                                 f"dtype, received {relu_source.shape} of "
+                                 f"{relu_source.dtype}")
+            mx = <const floating *> _address(relu_source, False, R * C * sizeof(floating))
     partial = <double *> _aligned(_scratch(
         workspace, (2 * nchunks + 2) * C * sizeof(double)
         + (3 + 2 * nthreads) * C * sizeof(floating) + 2 * ALIGN))

@@ -402,13 +402,12 @@ cdef void _wino_kgrad_item(const Wino *w, const floating *V, const floating *M, 
     cdef int64_t c0 = (item - p * strips) * w.mr
     cdef int64_t C = w.g.C, mr = w.mr
     cdef int64_t cw = min(mr, C - c0)
-    cdef int64_t t, i, jp
+    cdef int64_t t, jp
     cdef const floating *src = V + p * w.tb * C + c0
-    for t in range(nt):   # k-major: the microkernel's A panel (by a loop, not a memcpy
-        for i in range(cw):   # call for each tile's few values)
-            strip[t * mr + i] = src[t * C + i]
-        for i in range(cw, mr):
-            strip[t * mr + i] = 0
+    for t in range(nt):   # k-major: the microkernel's A panel
+        memcpy(strip + t * mr, src + t * C, cw * sizeof(floating))
+        if cw < mr:
+            memset(strip + t * mr + cw, 0, (mr - cw) * sizeof(floating))
     for jp in range(w.Fp // w.nr):
         _wino_ukernel(w, False, nt, strip, M + p * w.tb * w.Fp + jp * w.nr, w.Fp,
                       dU + (p * w.Cr + c0) * w.Fp + jp * w.nr, <int> cw, accumulate)

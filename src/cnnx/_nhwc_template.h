@@ -47,11 +47,7 @@ static void CNNX_CAT(NK_NAME, _fwd)(
             for (int v = 0; v < NK_NV; ++v) acc[i][v] += s * wv[v];
         }
     }
-    /* Unrolled, the tile's test inside: a loop to the run-time np indexed acc by a
-     * variable, which kept all of it on the stack (zeroed there, stored, reloaded). */
-    CNNX_UNROLL
-    for (int i = 0; i < NK_MR; ++i) {
-        if (i >= np) break;
+    for (int i = 0; i < np; ++i) {
         CNNX_UNROLL
         for (int v = 0; v < NK_NV; ++v) {
             vec r = acc[i][v];

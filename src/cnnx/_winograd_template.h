@@ -231,7 +231,10 @@ static const WG_T CNNX_CAT(WG_NAME, _G4)[6][3] = {
     {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
 
 /* One block of cb channels from cs (cb a constant where the block is whole: the loops
- * then unroll into whole vectors, with no remainder to test). */
+ * then unroll into whole vectors, with no remainder to test). In float32 only, the
+ * training and inference dtype: the constant copies of F(4x4)'s transforms in float64
+ * too would have taken the wheel past its 1 MB limit. */
+#define WG_WHOLE_BLOCKS (sizeof(WG_T) == sizeof(float))
 WG_INLINE void CNNX_CAT(WG_NAME, _input4_block)(const WG_T *const d[6][6], int64_t cs,
                                                  const int64_t cb, WG_T *restrict v,
                                                  int64_t pstride)
@@ -263,14 +266,17 @@ static void CNNX_CAT(WG_NAME, _input4)(const WG_T *restrict x, int64_t H, int64_
     const WG_T *d[6][6];
     CNNX_CAT(WG_NAME, _patch)(x, H, W, C, r0, c0, zeros, 6, &d[0][0]);
     int64_t cs = 0;
-    for (; cs + WG_CB <= C; cs += WG_CB)
-        CNNX_CAT(WG_NAME, _input4_block)((const WG_T *const (*)[6])d, cs, WG_CB, v, pstride);
-    if (cs < C)
-        CNNX_CAT(WG_NAME, _input4_block)((const WG_T *const (*)[6])d, cs, C - cs, v, pstride);
+    if (WG_WHOLE_BLOCKS)
+        for (; cs + WG_CB <= C; cs += WG_CB)
+            CNNX_CAT(WG_NAME, _input4_block)((const WG_T *const (*)[6])d, cs, WG_CB, v,
+                                             pstride);
+    for (; cs < C; cs += WG_CB)
+        CNNX_CAT(WG_NAME, _input4_block)((const WG_T *const (*)[6])d, cs,
+                                         C - cs < WG_CB ? C - cs : WG_CB, v, pstride);
 }
 
-/* One block of fb output channels from fs (fb, relu, rows and cols constants for a
- * whole block of an inner tile, as in _input4_block). */
+/* One block of fb output channels from fs (fb, rows and cols constants for a whole
+ * block of an inner tile, as in _input4_block). */
 WG_INLINE void CNNX_CAT(WG_NAME, _output4_block)(
     const WG_T *restrict m, int64_t pstride, int64_t fs, const int64_t fb,
     const WG_T *restrict bias, const int relu, const int rows, const int cols,
@@ -318,16 +324,10 @@ static void CNNX_CAT(WG_NAME, _output4)(const WG_T *restrict m, int64_t pstride,
                                          int cols, WG_T *restrict y, int64_t ldp, int64_t ldy)
 {
     int64_t fs = 0;
-    if (rows == 4 && cols == 4) {   /* an inner tile */
-        for (; fs + WG_CB <= F; fs += WG_CB) {
-            if (relu)
-                CNNX_CAT(WG_NAME, _output4_block)(m, pstride, fs, WG_CB, bias, 1, 4, 4, y,
-                                                  ldp, ldy);
-            else
-                CNNX_CAT(WG_NAME, _output4_block)(m, pstride, fs, WG_CB, bias, 0, 4, 4, y,
-                                                  ldp, ldy);
-        }
-    }
+    if (WG_WHOLE_BLOCKS && rows == 4 && cols == 4)   /* an inner tile */
+        for (; fs + WG_CB <= F; fs += WG_CB)
+            CNNX_CAT(WG_NAME, _output4_block)(m, pstride, fs, WG_CB, bias, relu, 4, 4, y, ldp,
+                                              ldy);
     for (; fs < F; fs += WG_CB)
         CNNX_CAT(WG_NAME, _output4_block)(m, pstride, fs, F - fs < WG_CB ? F - fs : WG_CB,
                                           bias, relu, rows, cols, y, ldp, ldy);
@@ -497,6 +497,7 @@ static void CNNX_CAT(WG_NAME, _kernel)(int m, const WG_T *kernel, int64_t C, int
 }
 
 #undef WG_CB
+#undef WG_WHOLE_BLOCKS
 #undef WG_IVDEP
 #undef WG_BT6
 #undef WG_AT6
