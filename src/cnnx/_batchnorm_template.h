@@ -19,15 +19,6 @@
  *
  * Include after defining BN_NAME and BN_T.
  */
-#ifndef BN_INLINE   /* a body specialised by a constant argument at each call */
-#  if defined(__GNUC__) || defined(__clang__)
-#    define BN_INLINE static inline __attribute__((always_inline))
-#  elif defined(_MSC_VER)
-#    define BN_INLINE static __forceinline
-#  else
-#    define BN_INLINE static inline
-#  endif
-#endif
 
 /* The sum of 8 values in a fixed order: a tree, with no chain of 8 dependent adds. */
 #define BN_SUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
@@ -78,8 +69,8 @@ static void CNNX_CAT(BN_NAME, _sums)(const BN_T *restrict x, int64_t rows, int64
  * rows). Runs of 8 rows are summed in the dtype into p (2 x C, the caller's), row by
  * row, then added to the double sums (a last run of fewer rows too). Not 8 rows side by
  * side as in _sums: with two arrays read, those 16 streams ran W6's training step's
- * gradients 1.3x slower than two, once the data came from DRAM. */
-BN_INLINE void CNNX_CAT(BN_NAME, _grad_sums_body)(
+ * gradients 1.3-1.5x slower than two, once the data came from DRAM. */
+CNNX_INLINE void CNNX_CAT(BN_NAME, _grad_sums_body)(
     const int masked, const BN_T *restrict x, const BN_T *restrict dy,
     const BN_T *restrict mx, const BN_T *restrict scale, const BN_T *restrict shift,
     const BN_T *restrict mean, int64_t rows, int64_t C, double *restrict s1,

@@ -14,6 +14,16 @@
 #define CNNX_CAT_(a, b) a##b
 #define CNNX_CAT(a, b) CNNX_CAT_(a, b)
 
+/* A template's body specialised by a constant argument at each call: inlined there, so
+ * the constant folds (plain C templates are compiled by MSVC too). */
+#if defined(__GNUC__) || defined(__clang__)
+#  define CNNX_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#  define CNNX_INLINE static __forceinline
+#else
+#  define CNNX_INLINE static inline
+#endif
+
 /* GEMM microkernel (_ukernel_template.h). */
 typedef void (*cnnx_ukernel_f32)(int64_t, const float *, int64_t, const float *, int64_t,
                                  float *, int64_t, int, int, int, const float *, int);

@@ -27,15 +27,6 @@
 #else
 #  define WG_IVDEP
 #endif
-#ifndef WG_INLINE   /* a body specialised by a constant argument at each call */
-#  if defined(__GNUC__) || defined(__clang__)
-#    define WG_INLINE static inline __attribute__((always_inline))
-#  elif defined(_MSC_VER)
-#    define WG_INLINE static __forceinline
-#  else
-#    define WG_INLINE static inline
-#  endif
-#endif
 
 /* The n x n input pixels of the patch whose top-left pixel is (r0, c0) of an H x W x C
  * image, row by row into d: each a pointer to its C channels, or `zeros` (C zeros) for a
@@ -235,7 +226,7 @@ static const WG_T CNNX_CAT(WG_NAME, _G4)[6][3] = {
  * training and inference dtype: the constant copies of F(4x4)'s transforms in float64
  * too would have taken the wheel past its 1 MB limit. */
 #define WG_WHOLE_BLOCKS (sizeof(WG_T) == sizeof(float))
-WG_INLINE void CNNX_CAT(WG_NAME, _input4_block)(const WG_T *const d[6][6], int64_t cs,
+CNNX_INLINE void CNNX_CAT(WG_NAME, _input4_block)(const WG_T *const d[6][6], int64_t cs,
                                                  const int64_t cb, WG_T *restrict v,
                                                  int64_t pstride)
 {
@@ -277,7 +268,7 @@ static void CNNX_CAT(WG_NAME, _input4)(const WG_T *restrict x, int64_t H, int64_
 
 /* One block of fb output channels from fs (fb, rows and cols constants for a whole
  * block of an inner tile, as in _input4_block). */
-WG_INLINE void CNNX_CAT(WG_NAME, _output4_block)(
+CNNX_INLINE void CNNX_CAT(WG_NAME, _output4_block)(
     const WG_T *restrict m, int64_t pstride, int64_t fs, const int64_t fb,
     const WG_T *restrict bias, const int relu, const int rows, const int cols,
     WG_T *restrict y, int64_t ldp, int64_t ldy)
