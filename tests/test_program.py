@@ -517,3 +517,31 @@ def test_a_folded_normalization_is_folded_again_only_when_a_weight_changed(monke
     other.assign(np.ones(3))                              # again, and find nothing
     model.predict_on_batch(x)
     assert calls == []
+
+
+def test_the_buffers_kept_between_calls_start_on_a_cache_line():
+    # The program's buffers, and each layer's buffers in a training plan: _memory.empty.
+    model = residual(np.float32)
+    x = np.random.default_rng(3).standard_normal((3, 8, 8, 4)).astype(np.float32)
+    model.predict_on_batch(x)
+    compiled = compiled_plan(model, x)
+    outputs = [buf for buf, _ in compiled.outputs if isinstance(buf, np.ndarray)]
+    assert outputs and all(buf.ctypes.data % 64 == 0 for buf in outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    model.train_on_batch(x, np.zeros((3,) + model.output_shape[1:], np.float32))
+    kept = [buf for key, plan in model._plans.items() if key[0] is True
+            for step in plan.steps for buf in step.ctx.buffers.values()]
+    assert len(kept) > 10
+    assert [buf.ctypes.data % 64 for buf in kept] == [0] * len(kept)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (0, 4), (7,), ()])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_aligned_empty_is_numpys_empty_on_a_cache_line(shape, dtype):
+    from cnnx import _memory
+    a = _memory.empty(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype
+    assert a.ctypes.data % 64 == 0 or a.size == 0   # (no data: any address)
+    assert a.flags.c_contiguous and a.flags.writeable
+    a[...] = 1
+    assert a.sum() == a.size

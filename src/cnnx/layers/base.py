@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import _memory, initializers, regularizers
 from .._registry import Registry
 
 __all__ = ["Variable", "Layer", "KerasTensor", "Node", "Context", "CompiledOp",
@@ -251,7 +251,7 @@ class Context:
         """An array kept across steps, reallocated only when its shape changes."""
         buf = self.buffers.get(key)
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = self.buffers[key] = np.empty(shape, dtype)
+            buf = self.buffers[key] = _memory.empty(shape, dtype)
         return buf
 
     def add_grad(self, variable, gradient):

@@ -33,7 +33,7 @@ An inference plan then runs as one compiled call where every step allows it
 """
 import numpy as np
 
-from .. import ops
+from .. import _memory, ops
 from ..layers.base import Context
 from . import program
 
@@ -268,7 +268,7 @@ class Plan:
             return
         dtype = np.result_type(g, d)
         if buf is None or buf.shape != g.shape or buf.dtype != dtype:
-            buf = self._sums[slot] = np.empty(g.shape, dtype)
+            buf = self._sums[slot] = _memory.empty(g.shape, dtype)
         if g.dtype == d.dtype:
             # on the threads (W5's nine residual forks: 2.6 ms a step with np.add); the
             # returned array, which a reference twin makes anew

@@ -33,7 +33,7 @@ import contextlib
 
 import numpy as np
 
-from .. import _config, _kernels
+from .. import _config, _kernels, _memory
 from .._geometry import conv_output_length, padding_before
 from ..layers.base import Variable
 
@@ -133,7 +133,7 @@ class CompiledPlan:
             if chunked is not None:
                 return chunked
         segments = [_kernels.Program(dtype, builder.buffers, n_external, seg,
-                                     lambda n: np.empty(n, np.uint8))
+                                     lambda n: _memory.empty(n, np.uint8))
                     if isinstance(seg, list) else seg for seg in segments]
         outputs = [(builder.buffers[builder.slot[s]] if builder.slot[s] >= n_external
                     else builder.slot[s], builder.shape[s]) for s in plan.outputs]
@@ -161,8 +161,8 @@ class CompiledPlan:
         if split < len(made.ops):    # the tail's one input: the head's output
             outs = [made.ops[split][1]]
         for k in outs:   # the head's outputs, for the whole batch
-            made.buffers[k] = np.empty(made.buffers[k].size // chunk * batch, dtype)
-        allocate = lambda nbytes: np.empty(nbytes, np.uint8)   # noqa: E731
+            made.buffers[k] = _memory.empty(made.buffers[k].size // chunk * batch, dtype)
+        allocate = lambda nbytes: _memory.empty(nbytes, np.uint8)   # noqa: E731
         segments = [_kernels.Program(dtype, made.buffers, n, head, allocate, batch=batch,
                                      chunk=chunk, outputs=outs,
                                      nthreads=_config._num_threads)]
@@ -254,7 +254,7 @@ class _Builder:
         self.ops, self.watch, self.refresh = [], [], []
 
     def _new(self, shape, dtype=None):
-        self.buffers.append(np.empty(shape, dtype or self.dtype))
+        self.buffers.append(_memory.empty(shape, dtype or self.dtype))
         return len(self.buffers) - 1
 
     def step(self, step, ops):
