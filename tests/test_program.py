@@ -533,6 +533,8 @@ def test_the_buffers_kept_between_calls_start_on_a_cache_line():
             for step in plan.steps for buf in step.ctx.buffers.values()]
     assert len(kept) > 10
     assert [buf.ctypes.data % 64 for buf in kept] == [0] * len(kept)
+    from cnnx import ops   # and the kernels' workspace, grown
+    assert ops._workspace(ops._workspace(0).size + 1000).ctypes.data % 64 == 0
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (0, 4), (7,), ()])

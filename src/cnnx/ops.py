@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels, _tracing
+from . import _kernels, _memory, _tracing
 from ._config import threads_for
 from ._geometry import (
     conv_output_length,
@@ -65,7 +65,7 @@ class _Workspace(threading.local):
 
     def __call__(self, nbytes):
         if self.buffer.size < nbytes:
-            self.buffer = np.empty(max(nbytes, self.buffer.size * 3 // 2), np.uint8)
+            self.buffer = _memory.empty(max(nbytes, self.buffer.size * 3 // 2), np.uint8)
         return self.buffer
 
 
