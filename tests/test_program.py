@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnnx
-from cnnx import _kernels, layers
+from cnnx import _kernels, _memory, layers, ops
 from cnnx.models.plan import Plan
 from cnnx.models.program import CompiledPlan
 
@@ -533,14 +533,13 @@ def test_the_buffers_kept_between_calls_start_on_a_cache_line():
             for step in plan.steps for buf in step.ctx.buffers.values()]
     assert len(kept) > 10
     assert [buf.ctypes.data % 64 for buf in kept] == [0] * len(kept)
-    from cnnx import ops   # and the kernels' workspace, grown
+    # and the kernels' workspace, grown
     assert ops._workspace(ops._workspace(0).size + 1000).ctypes.data % 64 == 0
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (0, 4), (7,), ()])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_aligned_empty_is_numpys_empty_on_a_cache_line(shape, dtype):
-    from cnnx import _memory
     a = _memory.empty(shape, dtype)
     assert a.shape == shape and a.dtype == dtype
     assert a.ctypes.data % 64 == 0 or a.size == 0   # (no data: any address)
