@@ -3,7 +3,7 @@
 NumPy aligns an array's data to 16 bytes. The kernels read and write 32-byte (AVX2) or
 64-byte (AVX-512) vectors, and from data that starts 16 bytes into a 64-byte line every
 other 32-byte access spans two lines (two loads, or a split store). W6's training step,
-each layer's buffers 64-byte aligned against NumPy's: about 0.97x the time (one process,
+each layer's buffers 64-byte aligned against NumPy's: about 0.98x the time (one process,
 two models in turns, in both build orders; the AVX2 VM).
 """
 import numpy as np
