@@ -405,7 +405,7 @@ cdef void _wino_kgrad_item(const Wino *w, const floating *V, const floating *M, 
     cdef int64_t t, jp
     cdef const floating *src = V + p * w.tb * C + c0
     for t in range(nt):   # k-major: the microkernel's A panel
-        memcpy(strip + t * mr, src + t * C, cw * sizeof(floating))
+        _copy_run(strip + t * mr, src + t * C, cw)
         if cw < mr:
             memset(strip + t * mr + cw, 0, (mr - cw) * sizeof(floating))
     for jp in range(w.Fp // w.nr):

@@ -55,6 +55,11 @@ def suspended():
         _suspended -= 1
 
 
+
+def _area(nbytes):
+    """A program's scratch or per-thread area (its `allocate`): nbytes on a cache line."""
+    return _memory.empty(nbytes, np.uint8)
+
 class CompiledPlan:
     """An inference plan as compiled calls, for inputs of given shapes and dtype.
     CompiledPlan.build(plan, inputs) makes one, or returns None where nothing in the plan
@@ -132,8 +137,7 @@ class CompiledPlan:
             chunked = cls._chunked(plan, builder, inputs, dtype)
             if chunked is not None:
                 return chunked
-        segments = [_kernels.Program(dtype, builder.buffers, n_external, seg,
-                                     lambda n: _memory.empty(n, np.uint8))
+        segments = [_kernels.Program(dtype, builder.buffers, n_external, seg, _area)
                     if isinstance(seg, list) else seg for seg in segments]
         outputs = [(builder.buffers[builder.slot[s]] if builder.slot[s] >= n_external
                     else builder.slot[s], builder.shape[s]) for s in plan.outputs]
@@ -162,8 +166,7 @@ class CompiledPlan:
             outs = [made.ops[split][1]]
         for k in outs:   # the head's outputs, for the whole batch
             made.buffers[k] = _memory.empty(made.buffers[k].size // chunk * batch, dtype)
-        allocate = lambda nbytes: _memory.empty(nbytes, np.uint8)   # noqa: E731
-        segments = [_kernels.Program(dtype, made.buffers, n, head, allocate, batch=batch,
+        segments = [_kernels.Program(dtype, made.buffers, n, head, _area, batch=batch,
                                      chunk=chunk, outputs=outs,
                                      nthreads=_config._num_threads)]
         buffers, shapes = made.buffers, {s: (batch,) + made.shape[s][1:]
@@ -177,7 +180,7 @@ class CompiledPlan:
             buffers = [b if k in used else None if k < n else np.empty(1, dtype)
                        for k, b in enumerate(builder.buffers)]
             buffers[tail[0][1]] = made.buffers[outs[0]]
-            segments.append(_kernels.Program(dtype, buffers, n, tail, allocate))
+            segments.append(_kernels.Program(dtype, buffers, n, tail, _area))
             shapes = {s: builder.shape[s] for s in plan.outputs}
         slots = made.slot if split == len(made.ops) else builder.slot
         outputs = [(buffers[slots[s]], shapes[s]) for s in plan.outputs]
