@@ -61,6 +61,32 @@ def test_depthwise_kernels_match_the_twin(simd_path, shape, kshape, strides, pad
                                **tol)
 
 
+@pytest.mark.parametrize("kshape,strides,padding", [
+    ((3, 3, 12, 1), 1, "same"),      # dx as the flipped kernel's forward, row by row
+    ((3, 3, 12, 2), 2, "same"),      # dx scattered, two filters per channel
+    ((2, 3, 12, 1), (1, 2), "valid"),
+])
+def test_depthwise_backward_in_one_pass_or_two(simd_path, kshape, strides, padding,
+                                               threads, rng):
+    """With two or more chunks of the batch per thread, each chunk's input gradient is
+    computed right after its kernel-gradient share (one pass over dy); with fewer, in a
+    pass of its own. 20 samples are 5 chunks: one pass on 1 and 2 threads, two passes on
+    3. The same bits either way, and the twin's values."""
+    x = rng.standard_normal((20, 9, 10, 12)).astype(np.float32)
+    kernel = rng.standard_normal(kshape).astype(np.float32)
+    dy = rng.standard_normal(ops.depthwise_conv2d(x, kernel, None, strides, padding).shape
+                             ).astype(np.float32)
+    got = {}
+    for n in (1, 2, 3):
+        threads(n)
+        got[n] = ops.depthwise_conv2d_backward(x, kernel, dy, strides, padding)
+    want = ref.depthwise_conv2d_backward(x, kernel, dy, strides, padding)
+    for i in range(3):
+        np.testing.assert_array_equal(got[1][i], got[3][i])
+        np.testing.assert_array_equal(got[2][i], got[3][i])
+        np.testing.assert_allclose(got[3][i], want[i], rtol=2e-5, atol=2e-5)
+
+
 def test_depthwise_twin_is_per_channel_convolution(rng):
     """The twin itself against its definition: channel c * M + m is input channel c
     convolved (ops.conv2d, one filter) with kernel[:, :, c, m]."""

@@ -51,81 +51,61 @@ cdef void _depthwise_forward(const Geometry *g, const floating *x, const floatin
                 yr[e] = 0 if v <= 0 else v
 
 
-def depthwise_conv2d_input_grad(const floating[:, :, :, ::1] dy,
-                                const floating[:, :, ::1] kernel,
-                                floating[:, :, :, ::1] dx, int64_t sh, int64_t sw,
-                                int64_t ph, int64_t pw, int64_t dh, int64_t dw, int nthreads):
-    """dx = dy scattered back through the taps. At stride 1 that is the forward pass
-    over dy with the kernel flipped, padded by its reach less the forward's padding
-    (each dx element summed in the scatter's order: the same bits), which keeps its sums
-    in registers; other strides scatter, one sample per work item (no two items write
-    the same element). (32 x 32 x 32 images, 3 x 3: 0.62 -> 0.27 ms for a batch of 32.)"""
-    cdef int64_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
-    cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
-    cdef int64_t KH = kernel.shape[0], KW = kernel.shape[1]
-    cdef int64_t n, i, j, c
-    cdef Geometry g
-    cdef floating *flipped
-    if N * H * W * C == 0:
-        return
-    if OH * OW == 0:
-        dx[...] = 0
-        return
-    if sh == 1 and sw == 1 and ph <= (KH - 1) * dh and pw <= (KW - 1) * dw:
-        flipped = <floating *> calloc(KH * KW * C, sizeof(floating))
-        if flipped == NULL:
-            raise MemoryError()
-        with nogil:
-            for i in range(KH):
-                for j in range(KW):
-                    for c in range(C):
-                        flipped[((KH - 1 - i) * KW + KW - 1 - j) * C + c] = kernel[i, j, c]
-            g = _geometry(OH, OW, C, H, W, KH, KW, 1, 1, (KH - 1) * dh - ph,
-                          (KW - 1) * dw - pw, dh, dw)
-            _depthwise_forward(&g, &dy[0, 0, 0, 0], flipped, NULL, &dx[0, 0, 0, 0], N, 0,
-                               nthreads)
-        free(flipped)
-        return
-    with nogil:
-        for n in prange(N, num_threads=nthreads, schedule="static"):
-            if floating is float:
-                cnnx_k.dw_dx_f32(&dy[n, 0, 0, 0], OH, OW, C, &kernel[0, 0, 0], KH, KW, sh, sw,
-                                 ph, pw, dh, dw, H, W, &dx[n, 0, 0, 0])
-            else:
-                cnnx_k.dw_dx_f64(&dy[n, 0, 0, 0], OH, OW, C, &kernel[0, 0, 0], KH, KW, sh, sw,
-                                 ph, pw, dh, dw, H, W, &dx[n, 0, 0, 0])
+def depthwise_conv2d_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                          const floating[:, :, ::1] kernel, floating[:, :, ::1] dkernel,
+                          floating[::1] dbias, floating[:, :, :, ::1] dx, int64_t sh,
+                          int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                          int nthreads, workspace):
+    """The gradients of depthwise_conv2d given dy: dkernel[i, j, c] = sum over n, oh, ow
+    of dy * x at the tap; dbias[c] = sum of dy (skipped when dbias is None); dx = dy
+    scattered back through the taps (skipped when dx is None).
 
-
-def depthwise_conv2d_kernel_grad(const floating[:, :, :, ::1] x,
-                                 const floating[:, :, :, ::1] dy,
-                                 floating[:, :, ::1] dkernel, floating[::1] dbias,
-                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
-                                 int64_t dw, int nthreads, workspace):
-    """dkernel[i, j, c] = sum over n, oh, ow of dy * x at the tap; dbias[c] = sum of dy
-    (skipped when dbias is None). The batch is cut into chunks of DW_CHUNK samples, each
-    summed in sample order into its own partial; the partials are added in chunk order:
-    the same bits for any thread count."""
+    The kernel and bias sums cut the batch into chunks of DW_CHUNK samples, each summed
+    in sample order into its own partial, the partials added in chunk order: the same
+    bits for any thread count. dx at stride 1 is the forward pass over dy with the
+    kernel flipped, padded by its reach less the forward's padding (each element summed
+    in the scatter's order: the same bits), which keeps its sums in registers (32 x 32 x
+    32 images, 3 x 3: 0.62 -> 0.27 ms for a batch of 32); other strides scatter, a
+    sample at a time. Where the chunks give each thread two or more, a chunk's samples
+    get their dx right after their kernel-gradient share, while dy's sample is still in
+    cache (W6's depthwise backward otherwise read dy from memory twice); otherwise dx
+    has its own pass, cut finer. dx is the same either way."""
     cdef int64_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef int64_t OH = dy.shape[1], OW = dy.shape[2]
     cdef int64_t KH = dkernel.shape[0], KW = dkernel.shape[1]
     cdef int64_t K = KH * KW * C, stride = K + C
     cdef int64_t nchunks = _cdiv(N, DW_CHUNK)
-    cdef int64_t ch, n, e
-    cdef bint with_bias = dbias is not None
+    cdef int64_t ch, n, i, j, c
+    cdef bint with_bias = dbias is not None, with_dx = dx is not None
+    cdef bint fused = with_dx and nchunks >= 2 * nthreads
+    # dx's pass: dy (OH x OW) to dx (H x W); its padding is the flipped kernel's
+    cdef Geometry g = _geometry(OH, OW, C, H, W, KH, KW, sh, sw, (KH - 1) * dh - ph,
+                                (KW - 1) * dw - pw, dh, dw)
     cdef floating *part
     cdef floating *partial
-    if nchunks == 0 or OH * OW == 0:
+    cdef floating *flipped = NULL
+    if nchunks == 0 or OH * OW == 0 or C == 0:
         dkernel[...] = 0
         if with_bias:
             dbias[...] = 0
+        if with_dx:
+            dx[...] = 0
         return
+    if with_dx and sh == 1 and sw == 1 and ph <= (KH - 1) * dh and pw <= (KW - 1) * dw:
+        flipped = <floating *> calloc(K, sizeof(floating))
+        if flipped == NULL:
+            raise MemoryError()
+        for i in range(KH):
+            for j in range(KW):
+                for c in range(C):
+                    flipped[((KH - 1 - i) * KW + KW - 1 - j) * C + c] = kernel[i, j, c]
     partial = <floating *> _aligned(_scratch(workspace, nchunks * stride * sizeof(floating)
                                              + ALIGN))
     with nogil:
         for ch in prange(nchunks, num_threads=nthreads, schedule="static"):
             part = partial + ch * stride
-            for e in range(stride):
-                part[e] = 0
+            for i in range(stride):
+                part[i] = 0
             for n in range(ch * DW_CHUNK, min(N, (ch + 1) * DW_CHUNK)):
                 if floating is float:
                     cnnx_k.dw_dk_f32(&x[n, 0, 0, 0], H, W, C, &dy[n, 0, 0, 0], OH, OW, KH,
@@ -135,7 +115,45 @@ def depthwise_conv2d_kernel_grad(const floating[:, :, :, ::1] x,
                     cnnx_k.dw_dk_f64(&x[n, 0, 0, 0], H, W, C, &dy[n, 0, 0, 0], OH, OW, KH,
                                      KW, sh, sw, ph, pw, dh, dw, part,
                                      part + K if with_bias else NULL)
+                if fused:
+                    _dw_dx_sample(&g, flipped, &dy[0, 0, 0, 0], &kernel[0, 0, 0],
+                                  &dx[0, 0, 0, 0], n, ph, pw)
+        if with_dx and not fused:
+            if flipped != NULL:
+                _depthwise_forward(&g, &dy[0, 0, 0, 0], flipped, NULL, &dx[0, 0, 0, 0], N, 0,
+                                   nthreads)
+            else:
+                for n in prange(N, num_threads=nthreads, schedule="static"):
+                    _dw_dx_sample(&g, flipped, &dy[0, 0, 0, 0], &kernel[0, 0, 0],
+                                  &dx[0, 0, 0, 0], n, ph, pw)
+    free(flipped)
     if K:
         _sum_chunks(partial, nchunks, stride, 1, K, K, &dkernel[0, 0, 0], nthreads)
-    if with_bias and C:
+    if with_bias:
         _sum_chunks(partial + K, nchunks, stride, 1, C, C, &dbias[0], nthreads)
+
+
+cdef void _dw_dx_sample(const Geometry *g, const floating *flipped, const floating *dy,
+                        const floating *kernel, floating *dx, int64_t n, int64_t ph,
+                        int64_t pw) noexcept nogil:
+    """Sample n's input gradient (g: dy to dx, as in depthwise_conv2d_grad): the flipped
+    kernel's forward over dy, row by row, when `flipped` is given, else the scatter
+    (ph, pw: the forward's padding)."""
+    cdef int64_t oh
+    cdef const floating *d = dy + n * g.H * g.W * g.C
+    cdef floating *out = dx + n * g.OH * g.OW * g.C
+    if flipped == NULL:
+        if floating is float:
+            cnnx_k.dw_dx_f32(d, g.H, g.W, g.C, kernel, g.KH, g.KW, g.sh, g.sw, ph, pw, g.dh,
+                             g.dw, g.OH, g.OW, out)
+        else:
+            cnnx_k.dw_dx_f64(d, g.H, g.W, g.C, kernel, g.KH, g.KW, g.sh, g.sw, ph, pw, g.dh,
+                             g.dw, g.OH, g.OW, out)
+        return
+    for oh in range(g.OH):
+        if floating is float:
+            cnnx_k.dw_fwd_f32(d, g.H, g.W, g.C, flipped, g.KH, g.KW, 1, 1, g.ph, g.pw, g.dh,
+                              g.dw, oh, g.OW, NULL, out + oh * g.OW * g.C)
+        else:
+            cnnx_k.dw_fwd_f64(d, g.H, g.W, g.C, flipped, g.KH, g.KW, 1, 1, g.ph, g.pw, g.dh,
+                              g.dw, oh, g.OW, NULL, out + oh * g.OW * g.C)

@@ -540,23 +540,17 @@ def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilatio
     dbias = (_output(out[2], (channels,), x.dtype, where, reads=(x, kernel, dy))
              if use_bias else None)
     xr, k = _depthwise_operands(x, kernel)
-    nthreads = threads_for(dy.size * k.shape[0] * k.shape[1])
-    _kernels.depthwise_conv2d_kernel_grad(xr, dy, dkernel.reshape(k.shape), dbias,
-                                          strides[0], strides[1], ph, pw, dilation[0],
-                                          dilation[1], nthreads, _workspace)
-    if input_grad:
-        if m == 1:
-            _kernels.depthwise_conv2d_input_grad(dy, k, dx, strides[0], strides[1], ph, pw,
-                                                 dilation[0], dilation[1], nthreads)
-        else:   # the repeated channels' gradients, summed back per input channel
-            dxr = np.empty(xr.shape, x.dtype)
-            _kernels.depthwise_conv2d_input_grad(dy, k, dxr, strides[0], strides[1], ph, pw,
-                                                 dilation[0], dilation[1], nthreads)
-            # Strided adds, in multiplier order (a reduction over a short last axis is
-            # many times slower).
-            np.copyto(dx, dxr[..., 0::m])
-            for j in range(1, m):
-                dx += dxr[..., j::m]
+    # The repeated channels' input gradients are summed back per input channel after.
+    dxr = None if not input_grad else dx if m == 1 else np.empty(xr.shape, x.dtype)
+    _kernels.depthwise_conv2d_grad(xr, dy, k, dkernel.reshape(k.shape), dbias, dxr,
+                                   strides[0], strides[1], ph, pw, dilation[0], dilation[1],
+                                   threads_for(dy.size * k.shape[0] * k.shape[1]), _workspace)
+    if input_grad and m > 1:
+        # Strided adds, in multiplier order (a reduction over a short last axis is
+        # many times slower).
+        np.copyto(dx, dxr[..., 0::m])
+        for j in range(1, m):
+            dx += dxr[..., j::m]
     return dx, dkernel, dbias
 
 
