@@ -447,14 +447,22 @@ cdef void _nhwc_sample_fwd(const Nhwc *d, const floating *xpad, const int64_t *k
     cdef const Geometry *g = &d.g
     cdef int64_t xb[32]   # >= cnnx_k.nk_mr
     cdef int64_t P = g.OH * g.OW
-    cdef int64_t tile, p0, i, p, b
+    cdef int64_t tile, p0, i, b
+    # The next pixel's row and column, carried from tile to tile (two divisions a pixel
+    # cost W1's first layer 5-7% at batch 128, 1-3% for one image; AVX2).
+    cdef int64_t oh = tile0 * d.mr // g.OW, ow = tile0 * d.mr - oh * g.OW
     cdef int np
     for tile in range(tile0, tile1):
         p0 = tile * d.mr
         np = <int> min(d.mr, P - p0)
-        for i in range(d.mr):
-            p = p0 + (i if i < np else 0)
-            xb[i] = (p // g.OW) * d.rowstep + (p % g.OW) * d.colstep
+        for i in range(np):
+            xb[i] = oh * d.rowstep + ow * d.colstep
+            ow += 1
+            if ow == g.OW:
+                ow = 0
+                oh += 1
+        for i in range(np, d.mr):
+            xb[i] = xb[0]
         for b in range(d.nfb):
             if floating is float:
                 cnnx_k.nk_fwd_f32[d.nvi](d.K, xpad, koff, xb, np, kernel + b * d.fblk, d.F,
