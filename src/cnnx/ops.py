@@ -540,8 +540,9 @@ def depthwise_conv2d_backward(x, kernel, dy, strides=1, padding="valid", dilatio
     dbias = (_output(out[2], (channels,), x.dtype, where, reads=(x, kernel, dy))
              if use_bias else None)
     xr, k = _depthwise_operands(x, kernel)
-    # The repeated channels' input gradients are summed back per input channel after.
-    dxr = None if not input_grad else dx if m == 1 else np.empty(xr.shape, x.dtype)
+    # With a multiplier, the repeated channels' input gradients, summed back per input
+    # channel after.
+    dxr = np.empty(xr.shape, x.dtype) if input_grad and m > 1 else dx
     _kernels.depthwise_conv2d_grad(xr, dy, k, dkernel.reshape(k.shape), dbias, dxr,
                                    strides[0], strides[1], ph, pw, dilation[0], dilation[1],
                                    threads_for(dy.size * k.shape[0] * k.shape[1]), _workspace)

@@ -55,10 +55,10 @@ def suspended():
         _suspended -= 1
 
 
-
 def _area(nbytes):
     """A program's scratch or per-thread area (its `allocate`): nbytes on a cache line."""
     return _memory.empty(nbytes, np.uint8)
+
 
 class CompiledPlan:
     """An inference plan as compiled calls, for inputs of given shapes and dtype.
